@@ -1,0 +1,254 @@
+/*
+ * libagentjail's internal header: one section per source file.  Structs that
+ * only one file needs stay private to that file.
+ */
+#ifndef AJ_INTERNAL_H
+#define AJ_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <agentjail/agentjail.h>
+
+#define AJ_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The fd number the agent finds the broker on (also in AGENTJAIL_FD). */
+#define AJ_BROKER_FD 3
+
+/* ---- common/log.c: errors into caller buffers, notices on stderr ---------- */
+
+/* Format into ERR (may be NULL) and return -ERRNUM unchanged, so callers
+ * can write `return aj_err(err, errlen, -EINVAL, "...")`. */
+int aj_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Escape untrusted text (control characters, non-ASCII, backslash) as \xNN
+ * so it cannot forge a log line.  Writes at most OUTLEN bytes incl. NUL. */
+void aj_log_escape(const char *in, char *out, size_t outlen);
+
+/* ---- common/profile.c: the profile parser (pure: no side effects) --------- */
+
+enum aj_rlimit_kind {
+	AJ_RLIMIT_NOFILE,
+	AJ_RLIMIT_NPROC,
+	AJ_RLIMIT_AS,
+	AJ_RLIMIT_FSIZE,
+	AJ_RLIMIT_CPU,
+	AJ_RLIMIT_CORE,
+	AJ_RLIMIT__COUNT
+};
+
+#define AJ_RLIM_UNLIMITED UINT64_MAX
+
+/* Layers a profile may mark optional: when the kernel cannot apply one, the
+ * run continues without it and says so.  Every other layer is mandatory. */
+enum aj_layer {
+	AJ_LAYER_CGROUPNS = 1u << 0, /* new cgroup namespace */
+	AJ_LAYER_SYSFS = 1u << 1,    /* a fresh sysfs showing the jail's own network */
+};
+
+struct aj_profile {
+	char *name;     /* as asked for */
+	char *path;     /* the top file */
+	char *hostname; /* `hostname NAME`, default "agentjail" */
+	char *user;     /* `user NAME`: host user when started by root, default "nobody" */
+	char **env_keep; /* `env keep NAME...`: sorted, unique */
+	size_t n_env_keep;
+	char **env_set; /* `env set NAME=VALUE`: "NAME=VALUE", sorted by NAME */
+	size_t n_env_set;
+	struct {
+		bool set;
+		uint64_t value; /* AJ_RLIM_UNLIMITED for "unlimited" */
+	} rlimits[AJ_RLIMIT__COUNT];
+	uint64_t tmpfs_size;     /* `tmpfs-size SIZE`: bytes, default 64 MiB */
+	bool allow_unix_sockets; /* `socket unix allow|deny`, default deny */
+	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
+};
+
+/* Name and resource of an rlimit kind ("nofile", RLIMIT_NOFILE). */
+const char *aj_profile_rlimit_name(enum aj_rlimit_kind kind);
+int aj_profile_rlimit_resource(enum aj_rlimit_kind kind);
+
+/*
+ * Parse profile text from memory (the unit-testable core of
+ * aj_profile_load).  PATH names the text in messages and anchors relative
+ * includes; includes are resolved through the same search as
+ * aj_profile_load().  Same returns as aj_profile_load().
+ */
+int aj_profile_parse_string(const char *name, const char *path, const char *text,
+                            struct aj_profile **out, char *err, size_t errlen);
+
+/* Parse "64M", "1G", "4096": bytes, K/M/G/T suffixes (powers of 1024). */
+int aj_profile_parse_size(const char *s, uint64_t *out);
+
+/* ---- supervisor/seccomp.c: the jail's syscall filter ----------------------- */
+
+struct aj_syscall_group {
+	const char *name;            /* "@file-io" */
+	const char *help;            /* one line: why the agent needs (or must not have) it */
+	const char *const *syscalls; /* NULL-terminated */
+};
+
+/* The allow groups and the explicit EPERM group, for docs and tests. */
+extern const struct aj_syscall_group aj_seccomp_allow_groups[];
+extern const size_t aj_seccomp_n_allow_groups;
+extern const struct aj_syscall_group aj_seccomp_deny_group;
+
+struct aj_seccomp_opts {
+	bool allow_unix_sockets; /* socket(AF_UNIX, ...) allowed */
+};
+
+/* Build the filter without loading it (unit-testable without privileges).
+ * *OUT is a new libseccomp context (scmp_filter_ctx) the caller releases.
+ * Returns 0, -ENOMEM, or -EINVAL with ERR naming the rule that failed. */
+int aj_seccomp_build(const struct aj_seccomp_opts *opts, void **out, char *err,
+                     size_t errlen);
+
+/* Load a built filter into the calling thread (sets no_new_privs). */
+int aj_seccomp_load(void *ctx);
+
+/* Release a built filter; NULL is a no-op. */
+void aj_seccomp_free(void *ctx);
+
+/* ---- supervisor/env.c: the agent's environment ----------------------------- */
+
+/*
+ * Build the agent's environment from ENVIRON: only the variables named in
+ * the profile's keep list, then the profile's `env set` entries, then
+ * AGENTJAIL_FD=<broker fd> and AGENTJAIL=1.  *OUT is a new NULL-terminated
+ * array freed with aj_env_free().  Returns 0 or -ENOMEM.
+ */
+int aj_env_build(const struct aj_profile *profile, char *const *environ_in,
+                 int broker_fd, char ***out);
+void aj_env_free(char **env);
+
+/* ---- supervisor/steps.c: the setup steps, for one clear failure line ------- */
+
+/* Every step that can fail before the command starts.  The failure line is
+ * "agentjail: <step>: <error>[: detail] (<fix>)". */
+enum aj_step {
+	AJ_STEP_NONE,
+	AJ_STEP_BROKER,
+	AJ_STEP_CLONE,
+	AJ_STEP_IDMAP,
+	AJ_STEP_HOSTNAME,
+	AJ_STEP_MOUNT_PRIVATE,
+	AJ_STEP_TMPFS,
+	AJ_STEP_PROC,
+	AJ_STEP_SYSFS,
+	AJ_STEP_MASK,
+	AJ_STEP_NOSUID,
+	AJ_STEP_LOOPBACK,
+	AJ_STEP_LINKS,
+	AJ_STEP_CAPS,
+	AJ_STEP_SECCOMP,
+	AJ_STEP_FORK,
+	AJ_STEP_SESSION,
+	AJ_STEP_RLIMIT,
+	AJ_STEP_FDS,
+	AJ_STEP_EXEC,
+	AJ_STEP__COUNT
+};
+
+const char *aj_step_name(enum aj_step step);
+/* The likely fix for STEP failing with ERRNUM (positive), or NULL. */
+const char *aj_step_hint(enum aj_step step, int errnum);
+
+/* ---- supervisor/userns.c: uid/gid maps written from the parent ------------- */
+
+/* Deny setgroups in PID's user namespace and map INSIDE_UID/GID to the same
+ * host ids (one id each).  Returns 0 or -errno with ERR. */
+int aj_userns_write_maps(pid_t pid, uid_t uid, gid_t gid, char *err, size_t errlen);
+
+/* ---- supervisor/netns.c: loopback through libnl-route ---------------------- */
+
+/* Bring `lo` UP in the current network namespace and check it is the only
+ * link.  Returns 0, -ENETDOWN/-EEXIST with ERR (a link other than lo), or
+ * another -errno. */
+int aj_netns_setup_loopback(char *err, size_t errlen);
+
+/* ---- supervisor/fs.c: the jail's filesystem view --------------------------- */
+
+struct aj_fs_plan {
+	uint64_t tmpfs_size;
+	const char *xdg_runtime_dir; /* NULL when unset */
+	bool sysfs_optional;
+	bool quiet;
+};
+
+/* In a fresh mount namespace: private propagation, private tmpfs on /tmp,
+ * /var/tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, a fresh /proc with its
+ * dangerous parts read-only or masked, a fresh read-only /sys, nosuid on
+ * every mount.  On failure returns -errno with *STEP and ERR set. */
+int aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t errlen);
+
+/* ---- supervisor/caps.c: capabilities, securebits, no_new_privs ------------- */
+
+/* Empty every capability set and the bounding set, lock the securebits,
+ * set no_new_privs, then read back and verify.  Returns 0 or -errno. */
+int aj_caps_drop_all(char *err, size_t errlen);
+
+/* ---- supervisor/rlimits.c ------------------------------------------------- */
+
+int aj_rlimits_apply(const struct aj_profile *profile, char *err, size_t errlen);
+
+/* ---- supervisor/fds.c ----------------------------------------------------- */
+
+/* In the agent right before exec: move BROKER_FD to AJ_BROKER_FD, keep
+ * SYNC_FD (close-on-exec) at AJ_BROKER_FD+1, close every other fd above 2.
+ * *SYNC_FD is updated.  Returns 0 or -errno. */
+int aj_fds_prepare_agent(int broker_fd, int *sync_fd);
+
+/* ---- supervisor/spawn.c: clone into namespaces, the jail's init ----------- */
+
+struct aj_spawn_plan {
+	const struct aj_profile *profile;
+	char *const *argv;
+	char **envp;          /* built by aj_env_build */
+	void *seccomp;        /* built filter, loaded in the jail */
+	uid_t uid;            /* the host uid/gid the agent runs as */
+	gid_t gid;
+	bool drop_privileges; /* started by root: become UID/GID before cloning */
+	const char *cwd;
+	const char *xdg_runtime_dir;
+	int broker_fd;        /* the agent's end of the socketpair */
+	bool quiet;
+};
+
+struct aj_jail {
+	pid_t pid;     /* jail init, in the supervisor's pid namespace */
+	int pidfd;     /* owned */
+	int exec_errno; /* 0, or why the command could not be executed */
+};
+
+/* Start the jail and wait until the command has been executed (or a setup
+ * step failed: -errno, ERR holds the one-line report and nothing is left
+ * running).  If the command itself cannot be executed, returns 0 with
+ * JAIL->exec_errno set; the jail is then exiting on its own. */
+int aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
+                  size_t errlen);
+
+/* ---- supervisor/monitor.c: the supervisor's libev loop --------------------- */
+
+struct aj_monitor_plan {
+	int jail_pidfd;
+	int broker_pidfd; /* -1 if none */
+	double timeout_sec;
+	bool forward_signals;
+	bool quiet;
+};
+
+/* Run until the jail's init exits; reap it and the broker.  Returns 0 and
+ * *STATUS (agent status, 128+N, or AJ_EXIT_TIMEOUT), or -errno. */
+int aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_t errlen);
+
+/* ---- supervisor/doctor.c --------------------------------------------------- */
+
+/* Probe what this kernel and caller can apply; print a report as text or
+ * JSON to FP.  Returns 0 when every mandatory layer is available, 1 if not. */
+int aj_doctor(bool json, void *fp);
+
+#endif /* AJ_INTERNAL_H */

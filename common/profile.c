@@ -1,0 +1,1575 @@
+#include "config.h"
+
+/*
+ * The profile parser: turns a profile file and its includes into one
+ * immutable struct aj_profile, and prints that policy back as canonical text
+ * (what the audit hash covers) or JSON.
+ *
+ * Parsing is pure: it reads files and nothing else, so the supervisor can
+ * validate the whole policy before it creates a single namespace.  Every
+ * input is bounded (file size, line length, include depth and count, list
+ * lengths) because a profile may come from somewhere the operator did not
+ * write it, and `profile check` must answer quickly even for hostile text.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "internal.h"
+
+#ifndef AJ_PROFILEDIR
+#define AJ_PROFILEDIR "/usr/local/share/agentjail/profiles"
+#endif
+
+#define PROFILE_MAX_BYTES (1024 * 1024) /* one file */
+#define PROFILE_MAX_LINE 4096           /* bytes, without the newline */
+#define PROFILE_MAX_DEPTH 16            /* files on the include stack */
+#define PROFILE_MAX_INCLUDES 128        /* include directives per load */
+#define PROFILE_MAX_ENV 256             /* distinct names, keep and set each */
+#define HOSTNAME_MAX 64
+#define USER_MAX 32
+#define TMPFS_MIN (1024 * 1024)
+
+#define DEFAULT_HOSTNAME "agentjail"
+#define DEFAULT_USER "nobody"
+#define DEFAULT_TMPFS_SIZE (64ull * 1024 * 1024)
+
+#define RL_EXPECT_COUNT "a number or 'unlimited'"
+#define RL_EXPECT_SIZE "a size like 512M, or 'unlimited'"
+#define RL_EXPECT_SECONDS "seconds like 60 or 60s, or 'unlimited'"
+
+static const struct {
+	const char *name;
+	int resource;
+	enum { RL_COUNT, RL_SIZE, RL_SECONDS } unit;
+	const char *expect; /* for "invalid value" messages */
+} rlimit_kinds[AJ_RLIMIT__COUNT] = {
+    [AJ_RLIMIT_NOFILE] = {"nofile", RLIMIT_NOFILE, RL_COUNT, RL_EXPECT_COUNT},
+    [AJ_RLIMIT_NPROC] = {"nproc", RLIMIT_NPROC, RL_COUNT, RL_EXPECT_COUNT},
+    [AJ_RLIMIT_AS] = {"as", RLIMIT_AS, RL_SIZE, RL_EXPECT_SIZE},
+    [AJ_RLIMIT_FSIZE] = {"fsize", RLIMIT_FSIZE, RL_SIZE, RL_EXPECT_SIZE},
+    [AJ_RLIMIT_CPU] = {"cpu", RLIMIT_CPU, RL_SECONDS, RL_EXPECT_SECONDS},
+    [AJ_RLIMIT_CORE] = {"core", RLIMIT_CORE, RL_SIZE, RL_EXPECT_SIZE},
+};
+
+/* Sorted by name: the canonical text and JSON list them in this order. */
+static const struct {
+	const char *name;
+	unsigned bit;
+} optional_layers[] = {
+    {"cgroupns", AJ_LAYER_CGROUPNS},
+    {"sysfs", AJ_LAYER_SYSFS},
+};
+
+/* Layers every jail has; naming them in `optional` is a mistake worth a clear
+ * answer rather than "unknown layer", since the user clearly meant them. */
+static const char *const core_layers[] = {
+    "userns", "netns", "mountns", "pidns", "ipcns", "utsns", "seccomp", "caps",
+};
+
+/* Variables aj_env_build() sets itself: a profile may neither pass the host's
+ * value through nor forge them. */
+static const char *const reserved_env[] = {"AGENTJAIL_FD", "AGENTJAIL"};
+
+/* One scalar setting and where it came from, so a conflict can name both
+ * places and an including file can tell its own values from inherited ones. */
+struct slot {
+	bool set;
+	bool own;         /* set by this file, not inherited from an include */
+	char *text;       /* the value as written: messages, string settings */
+	uint64_t num;     /* the parsed value: numeric settings compare on this */
+	const char *file; /* interned in struct ctx */
+	unsigned line;
+};
+
+struct env_var {
+	char *name;
+	struct slot value; /* text is VALUE */
+};
+
+/* What one file (with its includes merged) says. */
+struct layer {
+	struct slot hostname, user, tmpfs_size, socket_unix;
+	struct slot rlimits[AJ_RLIMIT__COUNT];
+	char **env_keep;
+	size_t n_env_keep;
+	struct env_var *env_set;
+	size_t n_env_set;
+	unsigned optional;
+};
+
+struct file_id {
+	bool known;
+	dev_t dev;
+	ino_t ino;
+};
+
+struct frame {
+	const char *path;
+	struct file_id id;
+};
+
+struct interned {
+	struct interned *next;
+	char s[];
+};
+
+/* State of one aj_profile_load() / aj_profile_parse_string() call. */
+struct ctx {
+	struct frame stack[PROFILE_MAX_DEPTH];
+	size_t depth;
+	unsigned n_includes;
+	struct interned *strings; /* paths that slots and frames point into */
+	char *err;
+	size_t errlen;
+};
+
+/* An included file's settings, merged when its includer has been read. */
+struct included {
+	struct layer *layer;
+	unsigned line; /* of the include directive */
+};
+
+/* The file being parsed and the line being looked at. */
+struct parser {
+	struct ctx *ctx;
+	struct layer *layer; /* this file's own directives */
+	struct included *includes;
+	size_t n_includes;
+	const char *path;
+	unsigned line;
+};
+
+static int parse_file(struct ctx *ctx, const char *path, struct file_id id, char *text, size_t len,
+                      struct layer **out);
+
+static int perr(const struct parser *p, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "path:line: message" into the caller's buffer. */
+static int
+perr(const struct parser *p, int errnum, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return aj_err(p->ctx->err, p->ctx->errlen, errnum, "%s:%u: %s", p->path, p->line, msg);
+}
+
+static int
+nomem(struct ctx *ctx)
+{
+	return aj_err(ctx->err, ctx->errlen, -ENOMEM, "out of memory");
+}
+
+static const char *
+intern(struct ctx *ctx, const char *s)
+{
+	size_t len = strlen(s);
+	struct interned *n = malloc(sizeof(*n) + len + 1);
+
+	if (n == NULL)
+		return NULL;
+	memcpy(n->s, s, len + 1);
+	n->next = ctx->strings;
+	ctx->strings = n;
+	return n->s;
+}
+
+static void
+ctx_clear(struct ctx *ctx)
+{
+	struct interned *n, *next;
+
+	for (n = ctx->strings; n != NULL; n = next) {
+		next = n->next;
+		free(n);
+	}
+	ctx->strings = NULL;
+}
+
+static void
+slot_clear(struct slot *s)
+{
+	free(s->text);
+	memset(s, 0, sizeof(*s));
+}
+
+static void
+layer_free(struct layer *l)
+{
+	size_t i;
+
+	if (l == NULL)
+		return;
+	slot_clear(&l->hostname);
+	slot_clear(&l->user);
+	slot_clear(&l->tmpfs_size);
+	slot_clear(&l->socket_unix);
+	for (i = 0; i < AJ_RLIMIT__COUNT; i++)
+		slot_clear(&l->rlimits[i]);
+	for (i = 0; i < l->n_env_keep; i++)
+		free(l->env_keep[i]);
+	free(l->env_keep);
+	for (i = 0; i < l->n_env_set; i++) {
+		free(l->env_set[i].name);
+		slot_clear(&l->env_set[i].value);
+	}
+	free(l->env_set);
+	free(l);
+}
+
+/* ---- value syntax ---------------------------------------------------------- */
+
+/* Decimal digits only: no sign, no spaces, no hex, so "0x10" or "-1" cannot
+ * slip through as something the author did not mean.  Values stay below
+ * 2^63 so they survive JSON (jansson integers are signed) and never collide
+ * with AJ_RLIM_UNLIMITED. */
+static int
+parse_number(const char *s, const char **end, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > ((uint64_t)INT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*end = p;
+	*out = v;
+	return 0;
+}
+
+/*
+ * Returns 0, -EINVAL (not a size) or -ERANGE (2^63 bytes or more).  Only
+ * upper-case suffixes: "64m" would read as 64 minutes as easily as 64 MiB.
+ */
+int
+aj_profile_parse_size(const char *s, uint64_t *out)
+{
+	const char *end;
+	uint64_t v, mult = 1;
+	int r;
+
+	if (s == NULL)
+		return -EINVAL;
+	r = parse_number(s, &end, &v);
+	if (r < 0)
+		return r;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K':
+		mult = 1ull << 10;
+		break;
+	case 'M':
+		mult = 1ull << 20;
+		break;
+	case 'G':
+		mult = 1ull << 30;
+		break;
+	case 'T':
+		mult = 1ull << 40;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -EINVAL;
+	if (v > (uint64_t)INT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+const char *
+aj_profile_rlimit_name(enum aj_rlimit_kind kind)
+{
+	if ((unsigned)kind >= AJ_RLIMIT__COUNT)
+		return NULL;
+	return rlimit_kinds[kind].name;
+}
+
+int
+aj_profile_rlimit_resource(enum aj_rlimit_kind kind)
+{
+	if ((unsigned)kind >= AJ_RLIMIT__COUNT)
+		return -EINVAL;
+	return rlimit_kinds[kind].resource;
+}
+
+static bool
+is_env_name(const char *s)
+{
+	if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+		return false;
+	for (s++; *s != '\0'; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_'))
+			return false;
+	return true;
+}
+
+static bool
+is_reserved_env(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < AJ_ARRAY_SIZE(reserved_env); i++)
+		if (strcmp(name, reserved_env[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool
+is_alnum(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+/* ---- tokens ---------------------------------------------------------------- */
+
+static bool
+is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Next space/tab-separated token of *CURSOR, NUL-terminated in place; NULL
+ * at the end of the line. */
+static char *
+next_token(char **cursor)
+{
+	char *p = *cursor, *tok;
+
+	while (is_blank(*p))
+		p++;
+	if (*p == '\0') {
+		*cursor = p;
+		return NULL;
+	}
+	tok = p;
+	while (*p != '\0' && !is_blank(*p))
+		p++;
+	if (*p != '\0')
+		*p++ = '\0';
+	*cursor = p;
+	return tok;
+}
+
+/* Directives with a fixed argument count end with this check, so a typo like
+ * `hostname my box` is reported instead of half-applied. */
+static int
+no_more(const struct parser *p, char **cursor, const char *directive)
+{
+	char *extra = next_token(cursor);
+
+	if (extra != NULL)
+		return perr(p, -EINVAL, "%s: unexpected argument '%s'", directive, extra);
+	return 0;
+}
+
+/* ---- settings and conflicts ------------------------------------------------ */
+
+static bool
+slot_equal(const struct slot *a, const struct slot *b, bool numeric)
+{
+	if (numeric)
+		return a->num == b->num;
+	return strcmp(a->text, b->text) == 0;
+}
+
+/*
+ * A value this file states itself.  It wins over what an include said (that
+ * is what including is for), but the same file saying two different things is
+ * a mistake: neither can be assumed to be the one the author meant.
+ */
+static int
+set_own(const struct parser *p, struct slot *s, const char *what, const char *text, uint64_t num,
+        bool numeric)
+{
+	struct slot next = {.set = true, .own = true, .num = num, .file = p->path, .line = p->line};
+	char *copy;
+
+	if (s->set && s->own) {
+		if (numeric ? s->num == num : strcmp(s->text, text) == 0)
+			return 0;
+		return perr(p, -EINVAL, "conflicting '%s' (already set to '%s' at %s:%u)", what,
+		            s->text, s->file, s->line);
+	}
+	copy = strdup(text);
+	if (copy == NULL)
+		return nomem(p->ctx);
+	free(s->text);
+	next.text = copy;
+	*s = next;
+	return 0;
+}
+
+/*
+ * A value an include brought in: the including file's own value wins.  Two
+ * includes of the same file disagreeing is reported rather than settled by
+ * their order, so the resolved policy (and its hash) never depends on the
+ * order of include lines; the author settles it by stating the value.
+ */
+static int
+merge_slot(const struct parser *p, struct slot *dst, struct slot *src, const char *what,
+           bool numeric)
+{
+	if (!src->set)
+		return 0;
+	if (dst->set && dst->own)
+		return 0;
+	if (dst->set) {
+		if (slot_equal(dst, src, numeric))
+			return 0;
+		return perr(p, -EINVAL,
+		            "conflicting '%s' from includes: '%s' at %s:%u, '%s' at %s:%u "
+		            "(set it in %s to choose)",
+		            what, dst->text, dst->file, dst->line, src->text, src->file, src->line,
+		            p->path);
+	}
+	*dst = *src;
+	dst->own = false;
+	src->text = NULL; /* moved */
+	src->set = false;
+	return 0;
+}
+
+static int
+env_keep_add(const struct parser *p, struct layer *l, const char *name)
+{
+	char **grown, *copy;
+	size_t i;
+
+	for (i = 0; i < l->n_env_keep; i++)
+		if (strcmp(l->env_keep[i], name) == 0)
+			return 0;
+	if (l->n_env_keep == PROFILE_MAX_ENV)
+		return perr(p, -EINVAL, "env keep: more than %d variables", PROFILE_MAX_ENV);
+	copy = strdup(name);
+	if (copy == NULL)
+		return nomem(p->ctx);
+	grown = realloc(l->env_keep, (l->n_env_keep + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		free(copy);
+		return nomem(p->ctx);
+	}
+	grown[l->n_env_keep++] = copy;
+	l->env_keep = grown;
+	return 0;
+}
+
+/* The slot for NAME, created empty when absent. */
+static int
+env_set_slot(const struct parser *p, struct layer *l, const char *name, struct slot **out)
+{
+	struct env_var *grown;
+	char *copy;
+	size_t i;
+
+	for (i = 0; i < l->n_env_set; i++) {
+		if (strcmp(l->env_set[i].name, name) == 0) {
+			*out = &l->env_set[i].value;
+			return 0;
+		}
+	}
+	if (l->n_env_set == PROFILE_MAX_ENV)
+		return perr(p, -EINVAL, "env set: more than %d variables", PROFILE_MAX_ENV);
+	copy = strdup(name);
+	if (copy == NULL)
+		return nomem(p->ctx);
+	grown = realloc(l->env_set, (l->n_env_set + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		free(copy);
+		return nomem(p->ctx);
+	}
+	l->env_set = grown;
+	memset(&grown[l->n_env_set], 0, sizeof(grown[0]));
+	grown[l->n_env_set].name = copy;
+	*out = &grown[l->n_env_set++].value;
+	return 0;
+}
+
+static int
+merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
+{
+	char what[32], *label;
+	struct slot *s;
+	size_t i;
+	int r;
+
+	if ((r = merge_slot(p, &dst->hostname, &src->hostname, "hostname", false)) < 0 ||
+	    (r = merge_slot(p, &dst->user, &src->user, "user", false)) < 0 ||
+	    (r = merge_slot(p, &dst->tmpfs_size, &src->tmpfs_size, "tmpfs-size", true)) < 0 ||
+	    (r = merge_slot(p, &dst->socket_unix, &src->socket_unix, "socket unix", true)) < 0)
+		return r;
+	for (i = 0; i < AJ_RLIMIT__COUNT; i++) {
+		snprintf(what, sizeof(what), "rlimit %s", rlimit_kinds[i].name);
+		r = merge_slot(p, &dst->rlimits[i], &src->rlimits[i], what, true);
+		if (r < 0)
+			return r;
+	}
+	for (i = 0; i < src->n_env_keep; i++)
+		if ((r = env_keep_add(p, dst, src->env_keep[i])) < 0)
+			return r;
+	for (i = 0; i < src->n_env_set; i++) {
+		if ((r = env_set_slot(p, dst, src->env_set[i].name, &s)) < 0)
+			return r;
+		if (asprintf(&label, "env set %s", src->env_set[i].name) < 0)
+			return nomem(p->ctx);
+		r = merge_slot(p, s, &src->env_set[i].value, label, false);
+		free(label);
+		if (r < 0)
+			return r;
+	}
+	dst->optional |= src->optional;
+	return 0;
+}
+
+/* ---- finding and reading files --------------------------------------------- */
+
+static void
+free_strv(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/*
+ * The search path, most specific first.  FIRST (may be NULL) goes in front:
+ * the including file's directory, so a profile and the profiles it includes
+ * travel together.
+ */
+static int
+search_dirs(const char *first, char ***out, size_t *n_out)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	char **dirs;
+	size_t n = 0;
+	int r;
+
+	dirs = calloc(5, sizeof(*dirs));
+	if (dirs == NULL)
+		return -ENOMEM;
+	if (first != NULL && (dirs[n++] = strdup(first)) == NULL)
+		goto fail;
+	if ((dirs[n++] = strdup("./profiles")) == NULL)
+		goto fail;
+	/* XDG says a relative XDG_CONFIG_HOME is invalid and must be ignored. */
+	if (xdg != NULL && xdg[0] == '/') {
+		r = asprintf(&dirs[n++], "%s/agentjail/profiles", xdg);
+		if (r < 0) {
+			dirs[--n] = NULL;
+			goto fail;
+		}
+	} else if (home != NULL && home[0] != '\0') {
+		r = asprintf(&dirs[n++], "%s/.config/agentjail/profiles", home);
+		if (r < 0) {
+			dirs[--n] = NULL;
+			goto fail;
+		}
+	}
+	if ((dirs[n++] = strdup("/etc/agentjail/profiles")) == NULL)
+		goto fail;
+	if ((dirs[n++] = strdup(AJ_PROFILEDIR)) == NULL)
+		goto fail;
+	*out = dirs;
+	*n_out = n;
+	return 0;
+fail:
+	free_strv(dirs, n);
+	return -ENOMEM;
+}
+
+/*
+ * Read PATH whole.  Returns 0, -ENOENT (absent: the caller words the
+ * message, since it knows where else it looked) or another -errno with ERR
+ * set.  *TEXT is NUL-terminated; NUL bytes inside are found by the parser.
+ */
+static int
+read_profile(struct ctx *ctx, const char *path, char **text, size_t *len, struct file_id *id)
+{
+	struct stat st;
+	char *buf;
+	size_t n = 0;
+	ssize_t got;
+	int fd, r;
+
+	/* O_NONBLOCK: a FIFO planted under a profile name must not hang us
+	 * in open(); it is refused below as not a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		r = -errno;
+		if (r == -ENOENT || r == -ENOTDIR)
+			return -ENOENT;
+		return aj_err(ctx->err, ctx->errlen, r, "cannot open '%s': %s", path, strerror(-r));
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return aj_err(ctx->err, ctx->errlen, r, "cannot read '%s': %s", path, strerror(-r));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return aj_err(ctx->err, ctx->errlen, -EINVAL, "%s: not a regular file", path);
+	}
+	/* One byte more than allowed, to tell "exactly 1 MiB" from "more". */
+	buf = malloc(PROFILE_MAX_BYTES + 2);
+	if (buf == NULL) {
+		close(fd);
+		return nomem(ctx);
+	}
+	while (n <= PROFILE_MAX_BYTES) {
+		got = read(fd, buf + n, PROFILE_MAX_BYTES + 1 - n);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			r = -errno;
+			close(fd);
+			free(buf);
+			return aj_err(ctx->err, ctx->errlen, r, "cannot read '%s': %s", path,
+			              strerror(-r));
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	close(fd);
+	if (n > PROFILE_MAX_BYTES) {
+		free(buf);
+		return aj_err(ctx->err, ctx->errlen, -EINVAL, "%s: file is larger than 1 MiB",
+		              path);
+	}
+	buf[n] = '\0';
+	id->known = true;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
+static char *
+dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	return strndup(path, (size_t)(slash - path));
+}
+
+static char *
+path_join(const char *dir, const char *name, const char *suffix)
+{
+	char *s;
+
+	if (asprintf(&s, "%s%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", name, suffix) < 0)
+		return NULL;
+	return s;
+}
+
+/*
+ * Resolve and read NAME the way `include` and aj_profile_load() do: a path
+ * when it contains a '/' (relative to BASE_DIR when BASE_DIR is given),
+ * otherwise NAME.profile in BASE_DIR (if any) and then the search path.
+ * On -ENOENT, ERR says where we looked (prefixed with WHERE, when given).
+ */
+static int
+find_profile(struct ctx *ctx, const char *where, const char *name, const char *base_dir,
+             char **path_out, char **text, size_t *len, struct file_id *id)
+{
+	char **dirs = NULL, *path, *list = NULL;
+	size_t n_dirs = 0, i, used = 0, need;
+	int r;
+
+	if (strchr(name, '/') != NULL) {
+		if (name[0] == '/' || base_dir == NULL)
+			path = strdup(name);
+		else
+			path = path_join(base_dir, name, "");
+		if (path == NULL)
+			return nomem(ctx);
+		r = read_profile(ctx, path, text, len, id);
+		if (r == 0) {
+			*path_out = path;
+			return 0;
+		}
+		if (r == -ENOENT)
+			aj_err(ctx->err, ctx->errlen, r, "%s%sprofile '%s' not found",
+			       where ? where : "", where ? ": " : "", path);
+		free(path);
+		return r;
+	}
+
+	if (search_dirs(base_dir, &dirs, &n_dirs) < 0)
+		return nomem(ctx);
+	for (i = 0; i < n_dirs; i++) {
+		path = path_join(dirs[i], name, ".profile");
+		if (path == NULL) {
+			r = nomem(ctx);
+			goto out;
+		}
+		r = read_profile(ctx, path, text, len, id);
+		if (r == 0) {
+			*path_out = path;
+			goto out;
+		}
+		free(path);
+		/* Only absence falls through to the next directory: an
+		 * unreadable profile that shadows another must not be
+		 * silently replaced by a different policy. */
+		if (r != -ENOENT)
+			goto out;
+	}
+	for (i = 0; i < n_dirs; i++)
+		used += strlen(dirs[i]) + 2;
+	list = malloc(used + 1);
+	if (list == NULL) {
+		r = nomem(ctx);
+		goto out;
+	}
+	list[0] = '\0';
+	for (i = 0, need = 0; i < n_dirs; i++)
+		need += (size_t)sprintf(list + need, "%s%s", i ? ", " : "", dirs[i]);
+	r = aj_err(ctx->err, ctx->errlen, -ENOENT, "%s%sprofile '%s' not found (searched: %s)",
+	           where ? where : "", where ? ": " : "", name, list);
+	free(list);
+out:
+	free_strv(dirs, n_dirs);
+	return r;
+}
+
+/* ---- directives ------------------------------------------------------------ */
+
+/* "include cycle: a -> b -> a", from the stack entry START that the new
+ * include would repeat.  Built on the heap: this runs deep in recursion. */
+static int
+report_cycle(const struct parser *p, size_t start)
+{
+	struct ctx *ctx = p->ctx;
+	char *chain = NULL;
+	size_t size = 0, i;
+	FILE *f;
+	int r;
+
+	f = open_memstream(&chain, &size);
+	if (f == NULL)
+		return nomem(ctx);
+	for (i = start; i < ctx->depth; i++)
+		fprintf(f, "%s -> ", ctx->stack[i].path);
+	fputs(ctx->stack[start].path, f);
+	if (fclose(f) != 0) {
+		free(chain);
+		return nomem(ctx);
+	}
+	r = perr(p, -ELOOP, "include cycle: %s", chain);
+	free(chain);
+	return r;
+}
+
+static int
+do_include(struct parser *p, char *rest)
+{
+	struct ctx *ctx = p->ctx;
+	char *name, *where = NULL, *dir = NULL, *path = NULL, *text = NULL;
+	const char *ipath;
+	struct layer *child = NULL;
+	struct included *grown;
+	struct file_id id = {0};
+	size_t len, start;
+	int r;
+
+	name = next_token(&rest);
+	if (name == NULL)
+		return perr(p, -EINVAL, "include: missing NAME");
+	if ((r = no_more(p, &rest, "include")) < 0)
+		return r;
+	/* A diamond of includes re-reads shared files; this bounds the
+	 * work a small hostile profile can cause to a fixed number of files. */
+	if (++ctx->n_includes > PROFILE_MAX_INCLUDES)
+		return perr(p, -ELOOP, "include: more than %d includes in one profile",
+		            PROFILE_MAX_INCLUDES);
+
+	dir = dir_of(p->path);
+	if (dir == NULL || asprintf(&where, "%s:%u", p->path, p->line) < 0) {
+		free(dir);
+		return nomem(ctx);
+	}
+	r = find_profile(ctx, where, name, dir, &path, &text, &len, &id);
+	free(where);
+	free(dir);
+	if (r < 0)
+		return r;
+
+	for (start = 0; start < ctx->depth; start++) {
+		const struct frame *f = &ctx->stack[start];
+
+		if (f->id.known && id.known ? f->id.dev == id.dev && f->id.ino == id.ino
+		                            : strcmp(f->path, path) == 0)
+			break;
+	}
+	if (start < ctx->depth) {
+		r = report_cycle(p, start);
+		goto out;
+	}
+	if (ctx->depth == PROFILE_MAX_DEPTH) {
+		r = perr(p, -ELOOP, "include: nested more than %d files deep", PROFILE_MAX_DEPTH);
+		goto out;
+	}
+
+	ipath = intern(ctx, path);
+	if (ipath == NULL) {
+		r = nomem(ctx);
+		goto out;
+	}
+	r = parse_file(ctx, ipath, id, text, len, &child);
+	if (r < 0)
+		goto out;
+	grown = realloc(p->includes, (p->n_includes + 1) * sizeof(*grown));
+	if (grown == NULL) {
+		r = nomem(ctx);
+		goto out;
+	}
+	p->includes = grown;
+	p->includes[p->n_includes].layer = child;
+	p->includes[p->n_includes++].line = p->line;
+	child = NULL;
+out:
+	layer_free(child);
+	free(text);
+	free(path);
+	return r;
+}
+
+static int
+do_hostname(struct parser *p, char *rest)
+{
+	char *name = next_token(&rest);
+	size_t len, i;
+	int r;
+
+	if (name == NULL)
+		return perr(p, -EINVAL, "hostname: missing NAME");
+	if ((r = no_more(p, &rest, "hostname")) < 0)
+		return r;
+	len = strlen(name);
+	if (len > HOSTNAME_MAX)
+		return perr(p, -EINVAL, "hostname: '%s' is longer than %d characters", name,
+		            HOSTNAME_MAX);
+	for (i = 0; i < len; i++)
+		if (!is_alnum(name[i]) && name[i] != '.' && name[i] != '-')
+			return perr(p, -EINVAL,
+			            "hostname: invalid character in '%s' (letters, digits, '.' "
+			            "and '-' only)",
+			            name);
+	if (name[0] == '-')
+		return perr(p, -EINVAL, "hostname: '%s' must not start with '-'", name);
+	return set_own(p, &p->layer->hostname, "hostname", name, 0, false);
+}
+
+static int
+do_user(struct parser *p, char *rest)
+{
+	char *name = next_token(&rest);
+	size_t len, i;
+	int r;
+
+	if (name == NULL)
+		return perr(p, -EINVAL, "user: missing NAME");
+	if ((r = no_more(p, &rest, "user")) < 0)
+		return r;
+	len = strlen(name);
+	if (len > USER_MAX)
+		return perr(p, -EINVAL, "user: '%s' is longer than %d characters", name, USER_MAX);
+	for (i = 0; i < len; i++)
+		if (!is_alnum(name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
+			return perr(p, -EINVAL,
+			            "user: invalid character in '%s' (letters, digits, '.', '_' "
+			            "and '-' only)",
+			            name);
+	/* A leading '-' would read as an option to anything the name is
+	 * ever handed to. */
+	if (name[0] == '-')
+		return perr(p, -EINVAL, "user: '%s' must not start with '-'", name);
+	return set_own(p, &p->layer->user, "user", name, 0, false);
+}
+
+static int
+do_env(struct parser *p, char *rest)
+{
+	char *action = next_token(&rest), *name, *eq, *label;
+	struct slot *s;
+	int r;
+
+	if (action == NULL)
+		return perr(p, -EINVAL, "env: missing 'keep' or 'set'");
+	if (strcmp(action, "keep") == 0) {
+		name = next_token(&rest);
+		if (name == NULL)
+			return perr(p, -EINVAL, "env keep: missing variable names");
+		for (; name != NULL; name = next_token(&rest)) {
+			if (!is_env_name(name))
+				return perr(p, -EINVAL, "env keep: invalid variable name '%s'",
+				            name);
+			if (is_reserved_env(name))
+				return perr(p, -EINVAL,
+				            "env keep: '%s' is reserved (agentjail sets it)", name);
+			if ((r = env_keep_add(p, p->layer, name)) < 0)
+				return r;
+		}
+		return 0;
+	}
+	if (strcmp(action, "set") == 0) {
+		/* VALUE is the rest of the line, spaces included: a value is
+		 * often a command line or a path list. */
+		while (is_blank(*rest))
+			rest++;
+		if (*rest == '\0')
+			return perr(p, -EINVAL, "env set: missing NAME=VALUE");
+		eq = strchr(rest, '=');
+		if (eq == NULL)
+			return perr(p, -EINVAL, "env set: expected NAME=VALUE, got '%s'", rest);
+		*eq = '\0';
+		name = rest;
+		if (!is_env_name(name))
+			return perr(p, -EINVAL, "env set: invalid variable name '%s'", name);
+		if (is_reserved_env(name))
+			return perr(p, -EINVAL, "env set: '%s' is reserved (agentjail sets it)",
+			            name);
+		if ((r = env_set_slot(p, p->layer, name, &s)) < 0)
+			return r;
+		if (asprintf(&label, "env set %s", name) < 0)
+			return nomem(p->ctx);
+		r = set_own(p, s, label, eq + 1, 0, false);
+		free(label);
+		return r;
+	}
+	return perr(p, -EINVAL, "env: unknown action '%s' (expected 'keep' or 'set')", action);
+}
+
+static int
+do_rlimit(struct parser *p, char *rest)
+{
+	char *kind = next_token(&rest), *value, what[32];
+	const char *end;
+	uint64_t v = 0;
+	size_t k;
+	int r;
+
+	if (kind == NULL)
+		return perr(p, -EINVAL, "rlimit: missing KIND and VALUE");
+	for (k = 0; k < AJ_RLIMIT__COUNT; k++)
+		if (strcmp(kind, rlimit_kinds[k].name) == 0)
+			break;
+	if (k == AJ_RLIMIT__COUNT)
+		return perr(p, -EINVAL,
+		            "rlimit: unknown kind '%s' (expected nofile, nproc, as, fsize, cpu "
+		            "or core)",
+		            kind);
+	snprintf(what, sizeof(what), "rlimit %s", rlimit_kinds[k].name);
+	value = next_token(&rest);
+	if (value == NULL)
+		return perr(p, -EINVAL, "%s: missing VALUE", what);
+	if ((r = no_more(p, &rest, what)) < 0)
+		return r;
+
+	if (strcmp(value, "unlimited") == 0) {
+		v = AJ_RLIM_UNLIMITED;
+		r = 0;
+	} else if (rlimit_kinds[k].unit == RL_SIZE) {
+		r = aj_profile_parse_size(value, &v);
+	} else {
+		r = parse_number(value, &end, &v);
+		if (r == 0 && rlimit_kinds[k].unit == RL_SECONDS && *end == 's')
+			end++;
+		if (r == 0 && *end != '\0')
+			r = -EINVAL;
+	}
+	if (r == -ERANGE)
+		return perr(p, -EINVAL, "%s: value '%s' is too large", what, value);
+	if (r < 0)
+		return perr(p, -EINVAL, "%s: invalid value '%s' (expected %s)", what, value,
+		            rlimit_kinds[k].expect);
+	return set_own(p, &p->layer->rlimits[k], what, value, v, true);
+}
+
+static int
+do_tmpfs_size(struct parser *p, char *rest)
+{
+	char *value = next_token(&rest);
+	uint64_t v;
+	int r;
+
+	if (value == NULL)
+		return perr(p, -EINVAL, "tmpfs-size: missing SIZE");
+	if ((r = no_more(p, &rest, "tmpfs-size")) < 0)
+		return r;
+	r = aj_profile_parse_size(value, &v);
+	if (r == -ERANGE)
+		return perr(p, -EINVAL, "tmpfs-size: value '%s' is too large", value);
+	if (r < 0)
+		return perr(p, -EINVAL,
+		            "tmpfs-size: invalid size '%s' (expected a number with an optional "
+		            "K, M, G or T suffix)",
+		            value);
+	/* Below a megabyte the agent cannot even unpack a small tarball in
+	 * /tmp; such a value is a typo (a forgotten suffix), not a policy. */
+	if (v < TMPFS_MIN)
+		return perr(p, -EINVAL, "tmpfs-size: '%s' is below the minimum of 1M", value);
+	return set_own(p, &p->layer->tmpfs_size, "tmpfs-size", value, v, true);
+}
+
+static int
+do_socket(struct parser *p, char *rest)
+{
+	char *family = next_token(&rest), *action;
+	int r;
+
+	if (family == NULL)
+		return perr(p, -EINVAL, "socket: missing 'unix allow' or 'unix deny'");
+	if (strcmp(family, "unix") != 0)
+		return perr(p, -EINVAL,
+		            "socket: unknown family '%s' (only 'unix' can be configured; "
+		            "network sockets are always denied)",
+		            family);
+	action = next_token(&rest);
+	if (action == NULL)
+		return perr(p, -EINVAL, "socket unix: missing 'allow' or 'deny'");
+	if ((r = no_more(p, &rest, "socket unix")) < 0)
+		return r;
+	if (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0)
+		return perr(p, -EINVAL, "socket unix: expected 'allow' or 'deny', got '%s'",
+		            action);
+	return set_own(p, &p->layer->socket_unix, "socket unix", action,
+	               strcmp(action, "allow") == 0, true);
+}
+
+static int
+do_optional(struct parser *p, char *rest)
+{
+	char *layer = next_token(&rest);
+	size_t i;
+	int r;
+
+	if (layer == NULL)
+		return perr(p, -EINVAL, "optional: missing LAYER");
+	if ((r = no_more(p, &rest, "optional")) < 0)
+		return r;
+	for (i = 0; i < AJ_ARRAY_SIZE(optional_layers); i++) {
+		if (strcmp(layer, optional_layers[i].name) == 0) {
+			p->layer->optional |= optional_layers[i].bit;
+			return 0;
+		}
+	}
+	for (i = 0; i < AJ_ARRAY_SIZE(core_layers); i++)
+		if (strcmp(layer, core_layers[i]) == 0)
+			return perr(p, -EINVAL,
+			            "%s cannot be optional: it is part of the jail's core "
+			            "isolation",
+			            layer);
+	return perr(p, -EINVAL, "optional: unknown layer '%s' (expected cgroupns or sysfs)", layer);
+}
+
+/* Reserved now so that a profile written for the broker fails loudly on this
+ * release instead of running with its fetch rules silently ignored. */
+static int
+do_fetch(struct parser *p, char *rest)
+{
+	return perr(p, -EINVAL, "fetch rules are not supported yet: they arrive with the broker");
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(struct parser *p, char *rest);
+} directives[] = {
+    {"include", do_include}, {"hostname", do_hostname}, {"user", do_user},
+    {"env", do_env},         {"rlimit", do_rlimit},     {"tmpfs-size", do_tmpfs_size},
+    {"socket", do_socket},   {"optional", do_optional}, {"fetch", do_fetch},
+};
+
+/* ---- files ----------------------------------------------------------------- */
+
+/* Cut the comment and trailing blanks.  '#' starts a comment only at the
+ * start or after a blank, so a value like `a#b` survives. */
+static void
+strip_comment(char *line)
+{
+	char *p, *end;
+
+	for (p = line; *p != '\0'; p++) {
+		if (*p == '#' && (p == line || is_blank(p[-1]))) {
+			*p = '\0';
+			break;
+		}
+	}
+	end = line + strlen(line);
+	while (end > line && is_blank(end[-1]))
+		*--end = '\0';
+}
+
+static int
+parse_line(struct parser *p, char *line)
+{
+	char *cursor = line, *word;
+	size_t i;
+
+	for (i = 0; line[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if (c == '\r')
+			return perr(p, -EINVAL,
+			            "carriage return in line (DOS line endings are not "
+			            "supported)");
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return perr(p, -EINVAL, "control character 0x%02x in line", c);
+	}
+	strip_comment(line);
+	word = next_token(&cursor);
+	if (word == NULL)
+		return 0;
+	for (i = 0; i < AJ_ARRAY_SIZE(directives); i++)
+		if (strcmp(word, directives[i].name) == 0)
+			return directives[i].fn(p, cursor);
+	return perr(p, -EINVAL, "unknown directive '%s'", word);
+}
+
+/*
+ * Parse one file's TEXT (LEN bytes, NUL-terminated, modified in place) and,
+ * recursively, its includes.  PATH must outlive CTX (interned).
+ */
+static int
+parse_file(struct ctx *ctx, const char *path, struct file_id id, char *text, size_t len,
+           struct layer **out)
+{
+	struct parser p = {.ctx = ctx, .path = path, .line = 0};
+	char *line = text, *nl, *nul;
+	size_t linelen, i;
+	int r = 0;
+
+	if (len > PROFILE_MAX_BYTES)
+		return aj_err(ctx->err, ctx->errlen, -EINVAL, "%s: file is larger than 1 MiB",
+		              path);
+	/* A NUL would silently end the text early: everything after it would
+	 * be ignored policy. */
+	nul = memchr(text, '\0', len);
+	if (nul != NULL) {
+		p.line = 1;
+		for (line = text; line < nul; line++)
+			p.line += *line == '\n';
+		return perr(&p, -EINVAL, "NUL byte in line");
+	}
+	p.layer = calloc(1, sizeof(*p.layer));
+	if (p.layer == NULL)
+		return nomem(ctx);
+	ctx->stack[ctx->depth].path = path;
+	ctx->stack[ctx->depth].id = id;
+	ctx->depth++;
+
+	for (line = text; line < text + len; line = nl + 1) {
+		p.line++;
+		nl = memchr(line, '\n', (size_t)(text + len - line));
+		if (nl == NULL)
+			nl = text + len;
+		linelen = (size_t)(nl - line);
+		if (linelen > PROFILE_MAX_LINE) {
+			r = perr(&p, -EINVAL, "line longer than %d bytes", PROFILE_MAX_LINE);
+			break;
+		}
+		*nl = '\0';
+		if ((r = parse_line(&p, line)) < 0)
+			break;
+	}
+	/* Includes are merged only now, when every value this file states
+	 * itself is known: those win wherever they appear in the file, and
+	 * a disagreement between two includes that this file settles is no
+	 * error. */
+	for (i = 0; i < p.n_includes; i++) {
+		if (r == 0) {
+			p.line = p.includes[i].line;
+			r = merge_layer(&p, p.layer, p.includes[i].layer);
+		}
+		layer_free(p.includes[i].layer);
+	}
+	free(p.includes);
+
+	ctx->depth--;
+	if (r < 0) {
+		layer_free(p.layer);
+		return r;
+	}
+	*out = p.layer;
+	return 0;
+}
+
+/* ---- the resolved profile -------------------------------------------------- */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+cmp_env_var(const void *a, const void *b)
+{
+	return strcmp(((const struct env_var *)a)->name, ((const struct env_var *)b)->name);
+}
+
+void
+aj_profile_free(struct aj_profile *profile)
+{
+	if (profile == NULL)
+		return;
+	free(profile->name);
+	free(profile->path);
+	free(profile->hostname);
+	free(profile->user);
+	free_strv(profile->env_keep, profile->n_env_keep);
+	free_strv(profile->env_set, profile->n_env_set);
+	free(profile);
+}
+
+/* Defaults fill what no file said; sets are sorted so the result (and its
+ * hash) does not depend on the order of lines or includes. */
+static int
+build_profile(struct layer *l, const char *name, const char *path, struct aj_profile **out)
+{
+	struct aj_profile *pr;
+	size_t i;
+
+	pr = calloc(1, sizeof(*pr));
+	if (pr == NULL)
+		return -ENOMEM;
+	pr->name = strdup(name);
+	pr->path = strdup(path);
+	pr->hostname = strdup(l->hostname.set ? l->hostname.text : DEFAULT_HOSTNAME);
+	pr->user = strdup(l->user.set ? l->user.text : DEFAULT_USER);
+	if (pr->name == NULL || pr->path == NULL || pr->hostname == NULL || pr->user == NULL)
+		goto fail;
+
+	/* env_keep_add() already made the names unique. */
+	if (l->n_env_keep > 0)
+		qsort(l->env_keep, l->n_env_keep, sizeof(*l->env_keep), cmp_str);
+	pr->env_keep = calloc(l->n_env_keep + 1, sizeof(*pr->env_keep));
+	if (pr->env_keep == NULL)
+		goto fail;
+	for (i = 0; i < l->n_env_keep; i++) {
+		pr->env_keep[i] = l->env_keep[i];
+		l->env_keep[i] = NULL;
+	}
+	pr->n_env_keep = l->n_env_keep;
+
+	if (l->n_env_set > 0)
+		qsort(l->env_set, l->n_env_set, sizeof(*l->env_set), cmp_env_var);
+	pr->env_set = calloc(l->n_env_set + 1, sizeof(*pr->env_set));
+	if (pr->env_set == NULL)
+		goto fail;
+	for (i = 0; i < l->n_env_set; i++) {
+		if (asprintf(&pr->env_set[i], "%s=%s", l->env_set[i].name,
+		             l->env_set[i].value.text) < 0) {
+			pr->env_set[i] = NULL;
+			goto fail;
+		}
+		pr->n_env_set = i + 1;
+	}
+
+	for (i = 0; i < AJ_RLIMIT__COUNT; i++) {
+		pr->rlimits[i].set = l->rlimits[i].set;
+		pr->rlimits[i].value = l->rlimits[i].num;
+	}
+	/* Core dumps off unless asked for: a dump of an agent's memory holds
+	 * its prompts and tokens, and lands in a directory the host may read. */
+	if (!pr->rlimits[AJ_RLIMIT_CORE].set) {
+		pr->rlimits[AJ_RLIMIT_CORE].set = true;
+		pr->rlimits[AJ_RLIMIT_CORE].value = 0;
+	}
+	pr->tmpfs_size = l->tmpfs_size.set ? l->tmpfs_size.num : DEFAULT_TMPFS_SIZE;
+	pr->allow_unix_sockets = l->socket_unix.set && l->socket_unix.num != 0;
+	pr->optional_layers = l->optional;
+	*out = pr;
+	return 0;
+fail:
+	aj_profile_free(pr);
+	return -ENOMEM;
+}
+
+static int
+load_top(const char *name, const char *path, struct file_id id, char *text, size_t len,
+         struct aj_profile **out, char *err, size_t errlen)
+{
+	struct ctx ctx = {.err = err, .errlen = errlen};
+	struct aj_profile *pr = NULL;
+	struct layer *l = NULL;
+	const char *ipath;
+	int r;
+
+	ipath = intern(&ctx, path);
+	if (ipath == NULL) {
+		r = nomem(&ctx);
+		goto out;
+	}
+	r = parse_file(&ctx, ipath, id, text, len, &l);
+	if (r < 0)
+		goto out;
+	r = build_profile(l, name, path, &pr);
+	if (r < 0) {
+		r = nomem(&ctx);
+		goto out;
+	}
+	*out = pr;
+out:
+	layer_free(l);
+	ctx_clear(&ctx);
+	return r;
+}
+
+int
+aj_profile_parse_string(const char *name, const char *path, const char *text,
+                        struct aj_profile **out, char *err, size_t errlen)
+{
+	struct file_id id = {0};
+	struct stat st;
+	size_t len;
+	char *copy;
+	int r;
+
+	if (path == NULL || text == NULL || out == NULL)
+		return aj_err(err, errlen, -EINVAL, "no profile text");
+	len = strlen(text);
+	if (len > PROFILE_MAX_BYTES)
+		return aj_err(err, errlen, -EINVAL, "%s: file is larger than 1 MiB", path);
+	/* If PATH names a real file, an include of that file is a cycle too. */
+	if (stat(path, &st) == 0) {
+		id.known = true;
+		id.dev = st.st_dev;
+		id.ino = st.st_ino;
+	}
+	copy = strdup(text);
+	if (copy == NULL)
+		return aj_err(err, errlen, -ENOMEM, "out of memory");
+	r = load_top(name != NULL ? name : path, path, id, copy, len, out, err, errlen);
+	free(copy);
+	return r;
+}
+
+int
+aj_profile_load(const char *name_or_path, struct aj_profile **out, char *err, size_t errlen)
+{
+	struct ctx ctx = {.err = err, .errlen = errlen};
+	struct file_id id = {0};
+	char *path = NULL, *text = NULL;
+	size_t len = 0;
+	int r;
+
+	if (name_or_path == NULL || name_or_path[0] == '\0' || out == NULL)
+		return aj_err(err, errlen, -EINVAL, "empty profile name");
+	r = find_profile(&ctx, NULL, name_or_path, NULL, &path, &text, &len, &id);
+	if (r < 0)
+		return r;
+	r = load_top(name_or_path, path, id, text, len, out, err, errlen);
+	free(text);
+	free(path);
+	return r;
+}
+
+const char *
+aj_profile_name(const struct aj_profile *profile)
+{
+	return profile != NULL ? profile->name : NULL;
+}
+
+const char *
+aj_profile_path(const struct aj_profile *profile)
+{
+	return profile != NULL ? profile->path : NULL;
+}
+
+/* ---- output ---------------------------------------------------------------- */
+
+/*
+ * The canonical text re-parses to the same policy: it is what `profile show`
+ * prints and what the audit hash covers, so it depends only on the policy,
+ * never on how the files that produced it were laid out.
+ */
+int
+aj_profile_format_text(const struct aj_profile *pr, char **out)
+{
+	char *buf = NULL;
+	size_t size = 0, i;
+	FILE *f;
+	int bad = 0;
+
+	f = open_memstream(&buf, &size);
+	if (f == NULL)
+		return -ENOMEM;
+	bad |= fprintf(f, "hostname %s\n", pr->hostname) < 0;
+	bad |= fprintf(f, "user %s\n", pr->user) < 0;
+	if (pr->n_env_keep > 0) {
+		bad |= fputs("env keep", f) < 0;
+		for (i = 0; i < pr->n_env_keep; i++)
+			bad |= fprintf(f, " %s", pr->env_keep[i]) < 0;
+		bad |= fputc('\n', f) < 0;
+	}
+	for (i = 0; i < pr->n_env_set; i++)
+		bad |= fprintf(f, "env set %s\n", pr->env_set[i]) < 0;
+	for (i = 0; i < AJ_RLIMIT__COUNT; i++) {
+		if (!pr->rlimits[i].set)
+			continue;
+		if (pr->rlimits[i].value == AJ_RLIM_UNLIMITED)
+			bad |= fprintf(f, "rlimit %s unlimited\n", rlimit_kinds[i].name) < 0;
+		else
+			bad |= fprintf(f, "rlimit %s %llu\n", rlimit_kinds[i].name,
+			               (unsigned long long)pr->rlimits[i].value) < 0;
+	}
+	bad |= fprintf(f, "tmpfs-size %llu\n", (unsigned long long)pr->tmpfs_size) < 0;
+	bad |= fprintf(f, "socket unix %s\n", pr->allow_unix_sockets ? "allow" : "deny") < 0;
+	for (i = 0; i < AJ_ARRAY_SIZE(optional_layers); i++)
+		if (pr->optional_layers & optional_layers[i].bit)
+			bad |= fprintf(f, "optional %s\n", optional_layers[i].name) < 0;
+	bad |= fclose(f) != 0;
+	if (bad) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*out = buf;
+	return 0;
+}
+
+int
+aj_profile_sha256(const struct aj_profile *pr, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	char *text;
+	int r;
+
+	r = aj_profile_format_text(pr, &text);
+	if (r < 0)
+		return r;
+	r = EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL);
+	free(text);
+	if (r != 1 || mdlen != 32)
+		return -ENOMEM; /* libcrypto fails here only when it cannot allocate */
+	for (i = 0; i < mdlen; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	hex[64] = '\0';
+	return 0;
+}
+
+/* jansson refuses strings that are not UTF-8 (a file name or an env value
+ * may be anything); escape those rather than fail the whole document. */
+static json_t *
+json_str(const char *s)
+{
+	json_t *j = json_string(s);
+	char *esc;
+	size_t n;
+
+	if (j != NULL)
+		return j;
+	n = strlen(s) * 4 + 1;
+	esc = malloc(n);
+	if (esc == NULL)
+		return NULL;
+	aj_log_escape(s, esc, n);
+	j = json_string(esc);
+	free(esc);
+	return j;
+}
+
+int
+aj_profile_format_json(const struct aj_profile *pr, char **out)
+{
+	json_t *root, *keep, *set, *rl, *opt;
+	char hex[65], *eq, *name, *s;
+	size_t i;
+	int bad = 0, r;
+
+	r = aj_profile_sha256(pr, hex);
+	if (r < 0)
+		return r;
+	root = json_object();
+	keep = json_array();
+	set = json_object();
+	rl = json_object();
+	opt = json_array();
+	if (root == NULL || keep == NULL || set == NULL || rl == NULL || opt == NULL) {
+		json_decref(root);
+		json_decref(keep);
+		json_decref(set);
+		json_decref(rl);
+		json_decref(opt);
+		return -ENOMEM;
+	}
+	/* The _new setters take the reference even when they fail, so one
+	 * error flag and one decref of ROOT clean up everything. */
+	bad |= json_object_set_new(root, "name", json_str(pr->name));
+	bad |= json_object_set_new(root, "path", json_str(pr->path));
+	bad |= json_object_set_new(root, "sha256", json_string(hex));
+	bad |= json_object_set_new(root, "hostname", json_str(pr->hostname));
+	bad |= json_object_set_new(root, "user", json_str(pr->user));
+	for (i = 0; i < pr->n_env_keep; i++)
+		bad |= json_array_append_new(keep, json_str(pr->env_keep[i]));
+	bad |= json_object_set_new(root, "env_keep", keep);
+	for (i = 0; i < pr->n_env_set; i++) {
+		eq = strchr(pr->env_set[i], '=');
+		name = strndup(pr->env_set[i], (size_t)(eq - pr->env_set[i]));
+		if (name == NULL) {
+			bad = 1;
+			continue;
+		}
+		bad |= json_object_set_new(set, name, json_str(eq + 1));
+		free(name);
+	}
+	bad |= json_object_set_new(root, "env_set", set);
+	for (i = 0; i < AJ_RLIMIT__COUNT; i++) {
+		if (!pr->rlimits[i].set)
+			continue;
+		bad |= json_object_set_new(rl, rlimit_kinds[i].name,
+		                           pr->rlimits[i].value == AJ_RLIM_UNLIMITED
+		                               ? json_string("unlimited")
+		                               : json_integer((json_int_t)pr->rlimits[i].value));
+	}
+	bad |= json_object_set_new(root, "rlimits", rl);
+	bad |= json_object_set_new(root, "tmpfs_size", json_integer((json_int_t)pr->tmpfs_size));
+	bad |= json_object_set_new(root, "socket_unix",
+	                           json_string(pr->allow_unix_sockets ? "allow" : "deny"));
+	for (i = 0; i < AJ_ARRAY_SIZE(optional_layers); i++)
+		if (pr->optional_layers & optional_layers[i].bit)
+			bad |= json_array_append_new(opt, json_string(optional_layers[i].name));
+	bad |= json_object_set_new(root, "optional", opt);
+	s = bad ? NULL : json_dumps(root, JSON_INDENT(2));
+	json_decref(root);
+	if (s == NULL)
+		return -ENOMEM;
+	*out = s;
+	return 0;
+}

@@ -1,0 +1,257 @@
+/*
+ * The `agentjail` command: a thin front over libagentjail.  It parses the
+ * command line, loads the profile, and maps library results to exit
+ * statuses (README.md, "Exit codes").
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char usage_text[] =
+	"usage: agentjail run [--profile NAME|PATH] [--timeout SECONDS] [--quiet] -- CMD [ARGS...]\n"
+	"       agentjail profile check NAME|PATH\n"
+	"       agentjail profile show NAME|PATH [--json]\n"
+	"       agentjail doctor [--json]\n"
+	"       agentjail --help | --version\n";
+
+static const char help_text[] =
+	"\n"
+	"Run CMD in a jail with no network of its own: new user, network, mount, pid,\n"
+	"ipc, uts and cgroup namespaces; only `lo`; every capability dropped;\n"
+	"no_new_privs; a default-deny seccomp filter.  The agent's one way out is\n"
+	"the broker socket whose fd number is in $AGENTJAIL_FD.\n"
+	"\n"
+	"run options:\n"
+	"  -p, --profile NAME|PATH  the policy (default: \"default\"); NAME is searched in\n"
+	"                           ./profiles, $XDG_CONFIG_HOME/agentjail/profiles,\n"
+	"                           /etc/agentjail/profiles, then " AJ_PROFILEDIR "\n"
+	"  -t, --timeout SECONDS    kill the jail after SECONDS (exit status 124)\n"
+	"  -q, --quiet              no notices on stderr\n"
+	"\n"
+	"profile check   validate a profile; errors are printed as file:line: message\n"
+	"profile show    print the resolved policy and its sha256 (--json for JSON)\n"
+	"doctor          report which isolation layers this kernel and caller can apply\n"
+	"\n"
+	"Exit status: CMD's own status; 128+N if CMD was killed by signal N; 124 timeout;\n"
+	"125 agentjail failed before CMD started; 126 CMD cannot be executed; 127 CMD\n"
+	"not found; 2 usage error.  See agentjail(1).\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "agentjail: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", usage_text);
+	return AJ_EXIT_USAGE;
+}
+
+static int
+parse_timeout(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v <= 0 || v > 1e9)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int
+load_profile(const char *name, struct aj_profile **out)
+{
+	char err[1024];
+	int r = aj_profile_load(name, out, err, sizeof(err));
+
+	if (r < 0)
+		fprintf(stderr, "agentjail: %s\n", err);
+	return r;
+}
+
+/* The broker lives beside the command in a build tree, in libexec once
+ * installed; AGENTJAIL_BROKER overrides both (tests, packaging). */
+static const char *
+find_broker(char *buf, size_t len)
+{
+	const char *env = getenv("AGENTJAIL_BROKER");
+	ssize_t n;
+	char *slash;
+
+	if (env != NULL && env[0] != '\0')
+		return env;
+	n = readlink("/proc/self/exe", buf, len - 1);
+	if (n > 0) {
+		buf[n] = '\0';
+		slash = strrchr(buf, '/');
+		if (slash != NULL && (size_t)(slash - buf) + sizeof("/agentjail-broker") <= len) {
+			strcpy(slash, "/agentjail-broker");
+			if (access(buf, X_OK) == 0)
+				return buf;
+		}
+	}
+	return NULL;
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"profile", required_argument, NULL, 'p'},
+		{"timeout", required_argument, NULL, 't'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct aj_run_options opts = {.forward_signals = true};
+	const char *profile_name = "default";
+	struct aj_profile *profile = NULL;
+	char err[1024], broker[PATH_MAX];
+	int c, status, r;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+p:t:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			profile_name = optarg;
+			break;
+		case 't':
+			if (parse_timeout(optarg, &opts.timeout_sec) < 0)
+				return usage_error("--timeout: '%s' is not a positive number of seconds",
+				                   optarg);
+			break;
+		case 'q':
+			opts.quiet = true;
+			break;
+		case 'h':
+			printf("%s%s", usage_text, help_text);
+			return 0;
+		default:
+			fprintf(stderr, "%s", usage_text);
+			return AJ_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc)
+		return usage_error("run: no command given");
+	opts.argv = argv + optind;
+
+	if (load_profile(profile_name, &profile) < 0)
+		return AJ_EXIT_SETUP;
+	opts.profile = profile;
+	opts.broker_path = find_broker(broker, sizeof(broker));
+	r = aj_run(&opts, &status, err, sizeof(err));
+	aj_profile_free(profile);
+	if (r < 0) {
+		fprintf(stderr, "agentjail: %s\n", err);
+		return AJ_EXIT_SETUP;
+	}
+	return status;
+}
+
+static int
+cmd_profile(int argc, char **argv)
+{
+	struct aj_profile *profile = NULL;
+	bool json = false;
+	const char *name = NULL;
+	char *text = NULL, hex[65];
+	int r;
+
+	if (argc < 2)
+		return usage_error("profile: expected 'check' or 'show'");
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0 && strcmp(argv[1], "show") == 0)
+			json = true;
+		else if (argv[i][0] == '-' && argv[i][1] != '\0')
+			return usage_error("profile: unknown option '%s'", argv[i]);
+		else if (name == NULL)
+			name = argv[i];
+		else
+			return usage_error("profile: unexpected argument '%s'", argv[i]);
+	}
+	if (name == NULL)
+		return usage_error("profile %s: a profile name or path is required", argv[1]);
+	if (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "show") != 0)
+		return usage_error("profile: unknown subcommand '%s'", argv[1]);
+
+	if (load_profile(name, &profile) < 0)
+		return AJ_EXIT_FAILURE;
+	if (strcmp(argv[1], "check") == 0) {
+		printf("%s: ok\n", aj_profile_path(profile));
+		aj_profile_free(profile);
+		return 0;
+	}
+	r = json ? aj_profile_format_json(profile, &text) : aj_profile_format_text(profile, &text);
+	if (r == 0 && !json)
+		r = aj_profile_sha256(profile, hex);
+	if (r < 0) {
+		fprintf(stderr, "agentjail: formatting the profile: %s\n", strerror(-r));
+		aj_profile_free(profile);
+		return AJ_EXIT_FAILURE;
+	}
+	if (json)
+		printf("%s\n", text);
+	else
+		printf("# profile %s (%s)\n%s# sha256 %s\n", aj_profile_name(profile),
+		       aj_profile_path(profile), text, hex);
+	free(text);
+	aj_profile_free(profile);
+	return 0;
+}
+
+static int
+cmd_doctor(int argc, char **argv)
+{
+	bool json = false;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else
+			return usage_error("doctor: unexpected argument '%s'", argv[i]);
+	}
+	return aj_doctor(json, stdout) == 0 ? 0 : AJ_EXIT_FAILURE;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fprintf(stderr, "%s", usage_text);
+		return AJ_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		printf("%s%s", usage_text, help_text);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("agentjail %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "profile") == 0)
+		return cmd_profile(argc - 1, argv + 1);
+	if (strcmp(argv[1], "doctor") == 0)
+		return cmd_doctor(argc - 1, argv + 1);
+	return usage_error("unknown command '%s'", argv[1]);
+}

@@ -1,0 +1,165 @@
+/*
+ * The supervisor's event loop while the jail runs: the jail's init and the
+ * broker are watched through pidfds on ev_io watchers, signals are forwarded
+ * to the jail, and --timeout kills the whole jail.  The loop is private to
+ * one run (ev_loop_new), so an embedding program's own loop is untouched.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+/* How long the broker may take to leave after the jail is gone. */
+#define BROKER_GRACE_MS 2000
+
+struct monitor {
+	const struct aj_monitor_plan *plan;
+	struct ev_loop *loop;
+	ev_io jail_w;
+	ev_io broker_w;
+	ev_timer timeout_w;
+	ev_signal sig_w[AJ_ARRAY_SIZE(forwarded)];
+	bool broker_alive;
+	bool timed_out;
+	int status;
+};
+
+static int
+pidfd_signal(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+static int
+status_of(const siginfo_t *info)
+{
+	if (info->si_code == CLD_EXITED)
+		return info->si_status;
+	return AJ_EXIT_SIGNAL_BASE + info->si_status;
+}
+
+static void
+on_jail_exit(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct monitor *m = w->data;
+	siginfo_t info = {0};
+
+	if (waitid(P_PIDFD, m->plan->jail_pidfd, &info, WEXITED | WNOHANG) < 0 || info.si_pid == 0)
+		return;
+	m->status = m->timed_out ? AJ_EXIT_TIMEOUT : status_of(&info);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void
+on_broker_exit(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct monitor *m = w->data;
+	siginfo_t info = {0};
+
+	if (waitid(P_PIDFD, m->plan->broker_pidfd, &info, WEXITED | WNOHANG) < 0 ||
+	    info.si_pid == 0)
+		return;
+	ev_io_stop(loop, w);
+	m->broker_alive = false;
+	/* A clean exit means every agent-side end of the socketpair closed.
+	 * Anything else leaves the agent without its door: say so. */
+	if (!m->plan->quiet && !(info.si_code == CLD_EXITED && info.si_status == 0))
+		fprintf(stderr, "agentjail: the broker exited (%s %d); the agent can no longer fetch\n",
+		        info.si_code == CLD_EXITED ? "status" : "signal", info.si_status);
+}
+
+static void
+on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct monitor *m = w->data;
+
+	m->timed_out = true;
+	if (!m->plan->quiet)
+		fprintf(stderr, "agentjail: timeout after %gs: killing the jail\n",
+		        m->plan->timeout_sec);
+	/* Killing init takes down every process of the jail's pid namespace. */
+	(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct monitor *m = w->data;
+
+	/* Init forwards it to the agent's process group. */
+	(void)pidfd_signal(m->plan->jail_pidfd, w->signum);
+}
+
+static void
+stop_broker(struct monitor *m)
+{
+	struct pollfd pfd = {.fd = m->plan->broker_pidfd, .events = POLLIN};
+	siginfo_t info;
+
+	if (!m->broker_alive)
+		return;
+	/* The broker leaves on its own when the agent's end closes; give it
+	 * a moment, then make sure. */
+	if (poll(&pfd, 1, BROKER_GRACE_MS) <= 0)
+		(void)pidfd_signal(m->plan->broker_pidfd, SIGKILL);
+	while (waitid(P_PIDFD, m->plan->broker_pidfd, &info, WEXITED) < 0 && errno == EINTR)
+		;
+	m->broker_alive = false;
+}
+
+int
+aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_t errlen)
+{
+	struct monitor m = {.plan = plan, .status = -1};
+
+	m.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+	if (m.loop == NULL)
+		return aj_err(err, errlen, -ENOMEM, "cannot create the event loop");
+
+	ev_io_init(&m.jail_w, on_jail_exit, plan->jail_pidfd, EV_READ);
+	m.jail_w.data = &m;
+	ev_io_start(m.loop, &m.jail_w);
+
+	if (plan->broker_pidfd >= 0) {
+		ev_io_init(&m.broker_w, on_broker_exit, plan->broker_pidfd, EV_READ);
+		m.broker_w.data = &m;
+		ev_io_start(m.loop, &m.broker_w);
+		m.broker_alive = true;
+	}
+	if (plan->timeout_sec > 0) {
+		ev_timer_init(&m.timeout_w, on_timeout, plan->timeout_sec, 0.);
+		m.timeout_w.data = &m;
+		ev_timer_start(m.loop, &m.timeout_w);
+	}
+	if (plan->forward_signals) {
+		for (size_t i = 0; i < AJ_ARRAY_SIZE(forwarded); i++) {
+			ev_signal_init(&m.sig_w[i], on_signal, forwarded[i]);
+			m.sig_w[i].data = &m;
+			ev_signal_start(m.loop, &m.sig_w[i]);
+		}
+	}
+
+	ev_run(m.loop, 0);
+
+	if (plan->forward_signals)
+		for (size_t i = 0; i < AJ_ARRAY_SIZE(forwarded); i++)
+			ev_signal_stop(m.loop, &m.sig_w[i]);
+	ev_loop_destroy(m.loop);
+	stop_broker(&m);
+
+	if (m.status < 0)
+		return aj_err(err, errlen, -EIO, "the event loop ended before the jail did");
+	*status = m.status;
+	return 0;
+}

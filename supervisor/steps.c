@@ -1,0 +1,100 @@
+/*
+ * The names of the setup steps and the likely fix when one fails: the one
+ * line a user reads when a jail cannot start.
+ */
+#include "config.h"
+
+#include <errno.h>
+
+#include "internal.h"
+
+static const char *const step_names[AJ_STEP__COUNT] = {
+	[AJ_STEP_NONE] = "setup",
+	[AJ_STEP_BROKER] = "starting the broker",
+	[AJ_STEP_CLONE] = "creating the namespaces",
+	[AJ_STEP_IDMAP] = "writing the uid/gid maps",
+	[AJ_STEP_HOSTNAME] = "setting the hostname",
+	[AJ_STEP_MOUNT_PRIVATE] = "making mounts private",
+	[AJ_STEP_TMPFS] = "mounting private tmpfs",
+	[AJ_STEP_PROC] = "mounting a fresh /proc",
+	[AJ_STEP_SYSFS] = "mounting a fresh /sys",
+	[AJ_STEP_MASK] = "masking kernel interfaces",
+	[AJ_STEP_NOSUID] = "making every mount nosuid",
+	[AJ_STEP_LOOPBACK] = "bringing up loopback",
+	[AJ_STEP_LINKS] = "checking the network links",
+	[AJ_STEP_CAPS] = "dropping capabilities",
+	[AJ_STEP_SECCOMP] = "loading the seccomp filter",
+	[AJ_STEP_FORK] = "starting the agent process",
+	[AJ_STEP_SESSION] = "starting a new session",
+	[AJ_STEP_RLIMIT] = "setting resource limits",
+	[AJ_STEP_FDS] = "closing inherited file descriptors",
+	[AJ_STEP_EXEC] = "executing the command",
+};
+
+const char *
+aj_step_name(enum aj_step step)
+{
+	if ((unsigned)step >= AJ_STEP__COUNT || step_names[step] == NULL)
+		return "setup";
+	return step_names[step];
+}
+
+const char *
+aj_step_hint(enum aj_step step, int errnum)
+{
+	switch (step) {
+	case AJ_STEP_CLONE:
+		if (errnum == EPERM || errnum == EACCES)
+			return "user namespaces are refused to this caller: check "
+			       "`sysctl kernel.unprivileged_userns_clone` (must be 1), "
+			       "`sysctl kernel.apparmor_restrict_unprivileged_userns` (must be 0) "
+			       "and that agentjail is not itself inside a seccomp sandbox; "
+			       "`agentjail doctor` tells which";
+		if (errnum == ENOSPC || errnum == EUSERS)
+			return "the user or namespace limit is reached: raise "
+			       "`sysctl user.max_user_namespaces` (0 disables them) or "
+			       "user.max_net_namespaces";
+		if (errnum == EINVAL)
+			return "this kernel lacks a namespace type agentjail needs; "
+			       "`agentjail doctor` tells which";
+		if (errnum == ENOMEM)
+			return "out of memory, or the pid namespace nesting limit is reached";
+		return NULL;
+	case AJ_STEP_IDMAP:
+		return "the kernel refused the uid/gid map; with a `user` directive, "
+		       "check that the user exists and is not root";
+	case AJ_STEP_PROC:
+		return "a fresh /proc needs the host /proc to be fully visible: "
+		       "something is mounted over part of it (see `findmnt -R /proc`)";
+	case AJ_STEP_SYSFS:
+		return "a fresh /sys needs the host /sys to be fully visible; "
+		       "or add `optional sysfs` to the profile to mask /sys/class/net instead";
+	case AJ_STEP_LOOPBACK:
+		return "the new network namespace could not configure `lo`: check that "
+		       "the kernel has CONFIG_NET_NS and netlink route support";
+	case AJ_STEP_LINKS:
+		return "the new network namespace holds an interface besides lo; "
+		       "refusing to run with a possible route out";
+	case AJ_STEP_SECCOMP:
+		if (errnum == EINVAL)
+			return "the kernel lacks seccomp filtering (CONFIG_SECCOMP_FILTER)";
+		return NULL;
+	case AJ_STEP_TMPFS:
+	case AJ_STEP_MASK:
+	case AJ_STEP_NOSUID:
+		if (errnum == ENOSYS)
+			return "this kernel lacks the new mount API (mount_setattr, Linux 5.12+)";
+		return NULL;
+	case AJ_STEP_EXEC:
+		if (errnum == ENOENT)
+			return "the command was not found in the jail's PATH";
+		if (errnum == EACCES)
+			return "the command is not executable by the jail's user";
+		return NULL;
+	case AJ_STEP_BROKER:
+		return "the agentjail-broker program could not start; check the installation "
+		       "(or AGENTJAIL_BROKER)";
+	default:
+		return NULL;
+	}
+}

@@ -1,0 +1,43 @@
+/*
+ * Integration-test harness: run the real `agentjail` binary (built in this
+ * tree) with real jails, capture what it prints, and make scratch files in
+ * a directory the jail can see (not /tmp: that is private in a jail).
+ */
+#ifndef AJ_TEST_HARNESS_H
+#define AJ_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct aj_result {
+	int status; /* exit status, or 128+N if killed by signal N */
+	char *out;  /* stdout, NUL-terminated */
+	char *err;  /* stderr, NUL-terminated */
+};
+
+/* Path of a built program: AJ_BUILDDIR "/" NAME. */
+const char *aj_test_bin(const char *name);
+
+/* Run argv (NULL-terminated) with stdin from /dev/null; capture output.
+ * KEEP_FD >= 0 is left open (not close-on-exec) in the child: a "leaked"
+ * fd for the leak test. */
+void aj_test_exec(const char *const *argv, int keep_fd, struct aj_result *res);
+
+/* `agentjail run --profile PROFILE -- ARGS...` (NULL-terminated list). */
+void aj_test_jail(struct aj_result *res, const char *profile, ...);
+
+void aj_test_result_free(struct aj_result *res);
+
+/* A fresh scratch directory visible inside jails (removed at exit by the
+ * caller through aj_test_rmrf).  World-accessible parent so the same
+ * suite runs as root and as an unprivileged user. */
+char *aj_test_scratch(void);
+void aj_test_rmrf(const char *path);
+
+/* Write TEXT to DIR/NAME; returns the new path (malloc'd). */
+char *aj_test_write_file(const char *dir, const char *name, const char *text);
+
+/* Does the text contain LINE as a whole line? */
+bool aj_test_has_line(const char *text, const char *line);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * try: the attempt helper that integration tests run inside real jails, in
+ * the spirit of bubblewrap's try-syscall.  Each verb makes one dangerous
+ * call with arguments that cannot harm if it succeeds, and reports the
+ * result on stdout as "VERB ok" or "VERB EPERM" (errno name).  Exit status:
+ * 0 when the call succeeded, 1 when it failed, 2 on usage errors.  Built
+ * static, without sanitizers, so it runs under the strict filter as is.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+
+static const char *
+errname(int e)
+{
+	switch (e) {
+	case EPERM: return "EPERM";
+	case EACCES: return "EACCES";
+	case ENOSYS: return "ENOSYS";
+	case ENOENT: return "ENOENT";
+	case EROFS: return "EROFS";
+	case EINVAL: return "EINVAL";
+	case ECONNREFUSED: return "ECONNREFUSED";
+	case ENETUNREACH: return "ENETUNREACH";
+	case EAFNOSUPPORT: return "EAFNOSUPPORT";
+	case ESRCH: return "ESRCH";
+	case EBADF: return "EBADF";
+	case ENOTTY: return "ENOTTY";
+	case EIO: return "EIO";
+	case ENOTDIR: return "ENOTDIR";
+	case ENOTSOCK: return "ENOTSOCK";
+	default: {
+		static char buf[32];
+		snprintf(buf, sizeof(buf), "errno%d", e);
+		return buf;
+	}
+	}
+}
+
+static int
+report(const char *verb, long rc)
+{
+	if (rc < 0) {
+		printf("%s %s\n", verb, errname(errno));
+		return 1;
+	}
+	printf("%s ok\n", verb);
+	return 0;
+}
+
+static int
+try_socket(const char *verb, int family, int type)
+{
+	return report(verb, socket(family, type, 0));
+}
+
+static int
+try_connect_tcp(const char *verb, const char *ip, const char *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(port))};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return report(verb, -1);
+	inet_pton(AF_INET, ip, &sa.sin_addr);
+	return report(verb, connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+}
+
+static int
+try_sendto_udp(const char *verb, const char *ip, const char *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(port))};
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (fd < 0)
+		return report(verb, -1);
+	inet_pton(AF_INET, ip, &sa.sin_addr);
+	return report(verb, sendto(fd, "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa)));
+}
+
+static int
+try_connect_unix(const char *verb, const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	socklen_t len;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return report(verb, -1);
+	if (path[0] == '@') {
+		/* abstract socket: leading NUL, no terminator */
+		strncpy(sa.sun_path + 1, path + 1, sizeof(sa.sun_path) - 2);
+		len = offsetof(struct sockaddr_un, sun_path) + strlen(path);
+	} else {
+		strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+		len = sizeof(sa);
+	}
+	return report(verb, connect(fd, (struct sockaddr *)&sa, len));
+}
+
+static int
+list_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int self;
+
+	if (d == NULL)
+		return report("fds", -1);
+	self = dirfd(d);
+	printf("fds");
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' || atoi(e->d_name) == self)
+			continue;
+		printf(" %s", e->d_name);
+	}
+	printf("\n");
+	closedir(d);
+	return 0;
+}
+
+/* Print the comm of every process visible in /proc. */
+static int
+list_procs(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	if (d == NULL)
+		return report("procs", -1);
+	printf("procs");
+	while ((e = readdir(d)) != NULL) {
+		char path[300], comm[64] = "?";
+		FILE *f;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (f != NULL) {
+			if (fgets(comm, sizeof(comm), f) != NULL)
+				comm[strcspn(comm, "\n")] = '\0';
+			fclose(f);
+		}
+		printf(" %s:%s", e->d_name, comm);
+	}
+	printf("\n");
+	closedir(d);
+	return 0;
+}
+
+static long
+x32_getpid(void)
+{
+	/* The x32 ABI sets bit 30 of the syscall number. */
+	return syscall(0x40000000 | SYS_getpid);
+}
+
+static long
+int80_getpid(void)
+{
+	long ret = 20; /* i386 getpid */
+	__asm__ volatile("int $0x80" : "+a"(ret) : : "memory");
+	return ret;
+}
+
+static long
+int80_socketcall(void)
+{
+	/* i386 socketcall(SYS_SOCKET, {AF_INET, SOCK_STREAM, 0}) */
+	static unsigned int args[3] = {AF_INET, SOCK_STREAM, 0};
+	long ret = 102;
+	__asm__ volatile("int $0x80"
+	                 : "+a"(ret)
+	                 : "b"(1), "c"((unsigned int)(uintptr_t)args)
+	                 : "memory");
+	return ret;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *v = argc > 1 ? argv[1] : "";
+
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (!strcmp(v, "socket-inet"))
+		return try_socket(v, AF_INET, SOCK_STREAM);
+	if (!strcmp(v, "socket-inet-udp"))
+		return try_socket(v, AF_INET, SOCK_DGRAM);
+	if (!strcmp(v, "socket-inet6"))
+		return try_socket(v, AF_INET6, SOCK_STREAM);
+	if (!strcmp(v, "socket-raw"))
+		return try_socket(v, AF_INET, SOCK_RAW);
+	if (!strcmp(v, "socket-packet"))
+		return try_socket(v, AF_PACKET, SOCK_RAW);
+	if (!strcmp(v, "socket-netlink"))
+		return try_socket(v, AF_NETLINK, SOCK_RAW);
+	if (!strcmp(v, "socket-vsock"))
+		return try_socket(v, AF_VSOCK, SOCK_STREAM);
+	if (!strcmp(v, "socket-alg"))
+		return try_socket(v, AF_ALG, SOCK_SEQPACKET);
+	if (!strcmp(v, "socket-unix"))
+		return try_socket(v, AF_UNIX, SOCK_STREAM);
+	if (!strcmp(v, "socketpair-unix")) {
+		int sv[2];
+		return report(v, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+	}
+	if (!strcmp(v, "connect-tcp") && argc == 4)
+		return try_connect_tcp(v, argv[2], argv[3]);
+	if (!strcmp(v, "sendto-udp") && argc == 4)
+		return try_sendto_udp(v, argv[2], argv[3]);
+	if (!strcmp(v, "connect-unix") && argc == 3)
+		return try_connect_unix(v, argv[2]);
+	if (!strcmp(v, "io_uring_setup")) {
+		struct io_uring_params p = {0};
+		return report(v, syscall(SYS_io_uring_setup, 1, &p));
+	}
+	if (!strcmp(v, "ptrace-attach-1"))
+		return report(v, ptrace(PTRACE_ATTACH, 1, 0, 0));
+	if (!strcmp(v, "open-proc-1-mem"))
+		return report(v, open("/proc/1/mem", O_RDONLY));
+	if (!strcmp(v, "clone3")) {
+		struct clone_args a = {.exit_signal = SIGCHLD};
+		long r = syscall(SYS_clone3, &a, sizeof(a));
+		if (r == 0)
+			_exit(0);
+		return report(v, r);
+	}
+	if (!strcmp(v, "clone-newnet")) {
+		long r = syscall(SYS_clone, CLONE_NEWNET | SIGCHLD, 0, 0, 0, 0);
+		if (r == 0)
+			_exit(0);
+		return report(v, r);
+	}
+	if (!strcmp(v, "unshare-user"))
+		return report(v, unshare(CLONE_NEWUSER));
+	if (!strcmp(v, "unshare-net"))
+		return report(v, unshare(CLONE_NEWNET));
+	if (!strcmp(v, "mount-tmpfs"))
+		return report(v, mount("none", "/mnt", "tmpfs", 0, NULL));
+	if (!strcmp(v, "tiocsti"))
+		return report(v, ioctl(0, TIOCSTI, "x"));
+	if (!strcmp(v, "tiocsti-high"))
+		return report(v, syscall(SYS_ioctl, 0, TIOCSTI | (1UL << 32), "x"));
+	if (!strcmp(v, "personality-exec"))
+		return report(v, personality(0x0400000));
+	if (!strcmp(v, "open_by_handle_at")) {
+		struct {
+			struct file_handle h;
+			unsigned char data[128];
+		} fh = {.h.handle_bytes = 8};
+		return report(v, syscall(SYS_open_by_handle_at, AT_FDCWD, &fh.h, O_RDONLY));
+	}
+	if (!strcmp(v, "bpf"))
+		return report(v, syscall(SYS_bpf, 0, NULL, 0));
+	if (!strcmp(v, "userfaultfd"))
+		return report(v, syscall(SYS_userfaultfd, 0));
+	if (!strcmp(v, "keyctl"))
+		return report(v, syscall(SYS_keyctl, 0, 0, 0, 0, 0));
+	if (!strcmp(v, "open-core-pattern-write"))
+		return report(v, open("/proc/sys/kernel/core_pattern", O_WRONLY));
+	if (!strcmp(v, "kill-all"))
+		return report(v, kill(-1, SIGKILL));
+	if (!strcmp(v, "x32-getpid"))
+		return report(v, x32_getpid());
+	if (!strcmp(v, "int80-getpid"))
+		return report(v, int80_getpid());
+	if (!strcmp(v, "int80-socketcall"))
+		return report(v, int80_socketcall());
+	if (!strcmp(v, "fds"))
+		return list_fds();
+	if (!strcmp(v, "procs"))
+		return list_procs();
+	fprintf(stderr, "try: unknown verb '%s'\n", v);
+	return 2;
+}
