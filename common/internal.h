@@ -113,6 +113,18 @@ int aj_seccomp_load(void *ctx);
 /* Release a built filter; NULL is a no-op. */
 void aj_seccomp_free(void *ctx);
 
+/* The same filter, compiled by libseccomp at build time (seccomp-gen writes
+ * seccomp-prebuilt.c), so a run only loads it.  test_seccomp proves the
+ * embedded programs equal what aj_seccomp_build() produces. */
+struct sock_fprog;
+extern const struct sock_fprog aj_seccomp_prebuilt_deny_unix;
+extern const struct sock_fprog aj_seccomp_prebuilt_allow_unix;
+const struct sock_fprog *aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts);
+
+/* Load PROG into the calling process (sets no_new_privs first; TSYNC).
+ * Returns 0 or -errno. */
+int aj_seccomp_load_prebuilt(const struct sock_fprog *prog);
+
 /* ---- supervisor/env.c: the agent's environment ----------------------------- */
 
 /*
@@ -146,9 +158,7 @@ enum aj_step {
 	AJ_STEP_CAPS,
 	AJ_STEP_SECCOMP,
 	AJ_STEP_FORK,
-	AJ_STEP_SESSION,
 	AJ_STEP_RLIMIT,
-	AJ_STEP_FDS,
 	AJ_STEP_EXEC,
 	AJ_STEP__COUNT
 };
@@ -195,20 +205,13 @@ int aj_caps_drop_all(char *err, size_t errlen);
 
 int aj_rlimits_apply(const struct aj_profile *profile, char *err, size_t errlen);
 
-/* ---- supervisor/fds.c ----------------------------------------------------- */
-
-/* In the agent right before exec: move BROKER_FD to AJ_BROKER_FD, keep
- * SYNC_FD (close-on-exec) at AJ_BROKER_FD+1, close every other fd above 2.
- * *SYNC_FD is updated.  Returns 0 or -errno. */
-int aj_fds_prepare_agent(int broker_fd, int *sync_fd);
-
 /* ---- supervisor/spawn.c: clone into namespaces, the jail's init ----------- */
 
 struct aj_spawn_plan {
 	const struct aj_profile *profile;
 	char *const *argv;
 	char **envp;          /* built by aj_env_build */
-	void *seccomp;        /* built filter, loaded in the jail */
+	const struct sock_fprog *seccomp; /* the filter, loaded in the jail */
 	uid_t uid;            /* the host uid/gid the agent runs as */
 	gid_t gid;
 	bool drop_privileges; /* started by root: become UID/GID before cloning */

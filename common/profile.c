@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
+#include <sha2.h>
 
 #include "internal.h"
 
@@ -1464,19 +1464,19 @@ int
 aj_profile_sha256(const struct aj_profile *pr, char hex[65])
 {
 	static const char digits[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
+	uint8_t md[SHA256_DIGEST_LENGTH];
+	SHA2_CTX ctx;
 	char *text;
 	int r;
 
 	r = aj_profile_format_text(pr, &text);
 	if (r < 0)
 		return r;
-	r = EVP_Digest(text, strlen(text), md, &mdlen, EVP_sha256(), NULL);
+	SHA256Init(&ctx);
+	SHA256Update(&ctx, (const uint8_t *)text, strlen(text));
+	SHA256Final(md, &ctx);
 	free(text);
-	if (r != 1 || mdlen != 32)
-		return -ENOMEM; /* libcrypto fails here only when it cannot allocate */
-	for (i = 0; i < mdlen; i++) {
+	for (size_t i = 0; i < sizeof(md); i++) {
 		hex[2 * i] = digits[md[i] >> 4];
 		hex[2 * i + 1] = digits[md[i] & 0xf];
 	}

@@ -683,7 +683,8 @@ probe_userns(const struct doctor_ctx *ctx, const struct probe *p, struct result 
 	if (res->available)
 		return;
 	describe_failure(ctx, &rep, res);
-	if (as_agent) {
+	/* A failed drop already names the user. */
+	if (as_agent && rep.stage != STAGE_DROP) {
 		char detail[DETAIL_MAX];
 
 		memcpy(detail, res->detail, sizeof(detail));

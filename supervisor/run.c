@@ -11,6 +11,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,73 +84,59 @@ broker_program(const struct aj_run_options *opts)
 	return opts->broker_path ? opts->broker_path : AJ_LIBEXECDIR "/agentjail-broker";
 }
 
-/* The broker: its own process with its end of the socketpair at fd 3, no
- * capabilities, no_new_privs, and (started by root) the profile's user.  A
- * close-on-exec pipe tells whether the exec worked. */
+/* The broker: its own program, started with posix_spawn (no copy of the
+ * supervisor's memory), its end of the socketpair at fd 3 and nothing
+ * else.  It drops to the profile's user itself when started by root, sets
+ * no_new_privs, and dies with the supervisor (see broker/broker.c). */
 static int
 start_broker(const struct aj_run_options *opts, const struct identity *id, int broker_end,
              pid_t *pid_out, int *pidfd_out, char *err, size_t errlen)
 {
 	const char *path = broker_program(opts);
-	int pipefd[2], e = 0, pidfd;
-	ssize_t n;
-	pid_t pid, parent = getpid();
+	char parent[32], user[64];
+	char *argv[] = {"agentjail-broker", "--supervisor", parent, id->drop ? "--user" : NULL,
+	                user, NULL};
+	char *envp[] = {"AGENTJAIL_FD=3", NULL};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	pid_t pid;
+	int r, pidfd;
 
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return aj_err(err, errlen, -errno, "pipe: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0) {
-		e = errno;
-		close(pipefd[0]);
-		close(pipefd[1]);
-		return aj_err(err, errlen, -e, "starting the broker: fork: %s", strerror(e));
+	snprintf(parent, sizeof(parent), "%d", (int)getpid());
+	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->uid, (unsigned)id->gid);
+	sigemptyset(&none);
+	sigfillset(&all);
+	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
+		return aj_err(err, errlen, -r, "posix_spawn: %s", strerror(r));
+	if ((r = posix_spawnattr_init(&attr)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return aj_err(err, errlen, -r, "posix_spawn: %s", strerror(r));
 	}
-	if (pid == 0) {
-		char *argv[] = {"agentjail-broker", NULL};
-		char *envp[] = {"AGENTJAIL_FD=3", NULL};
-		struct sigaction dfl = {.sa_handler = SIG_DFL};
-		sigset_t none;
+	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (r == 0)
+		r = posix_spawnattr_setsigmask(&attr, &none);
+	if (r == 0)
+		r = posix_spawnattr_setsigdefault(&attr, &all);
+	if (r == 0)
+		r = posix_spawn_file_actions_adddup2(&fa, broker_end, AJ_BROKER_FD);
+	if (r == 0)
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_BROKER_FD + 1);
+	if (r == 0)
+		r = posix_spawn(&pid, path, &fa, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)", aj_step_name(AJ_STEP_BROKER),
+		              path, strerror(r), aj_step_hint(AJ_STEP_BROKER, r));
 
-		close(pipefd[0]);
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		if (getppid() != parent)
-			_exit(AJ_EXIT_SETUP);
-		if (id->drop && (setgroups(0, NULL) < 0 || setresgid(id->gid, id->gid, id->gid) < 0 ||
-		                 setresuid(id->uid, id->uid, id->uid) < 0))
-			goto fail;
-		if (aj_fds_prepare_agent(broker_end, &pipefd[1]) < 0)
-			goto fail;
-		for (int s = 1; s < NSIG; s++)
-			if (s != SIGKILL && s != SIGSTOP)
-				(void)sigaction(s, &dfl, NULL);
-		sigemptyset(&none);
-		(void)sigprocmask(SIG_SETMASK, &none, NULL);
-		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-			goto fail;
-		execve(path, argv, envp);
-	fail:
-		e = errno;
-		(void)!write(pipefd[1], &e, sizeof(e));
-		_exit(AJ_EXIT_SETUP);
-	}
-	close(pipefd[1]);
-	do
-		n = read(pipefd[0], &e, sizeof(e));
-	while (n < 0 && errno == EINTR);
-	close(pipefd[0]);
-	if (n == (ssize_t)sizeof(e)) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return aj_err(err, errlen, -e, "%s failed: %s: %s (%s)", aj_step_name(AJ_STEP_BROKER),
-		              path, strerror(e), aj_step_hint(AJ_STEP_BROKER, e));
-	}
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
-		e = errno;
+		r = errno;
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
-		return aj_err(err, errlen, -e, "pidfd_open: %s", strerror(e));
+		return aj_err(err, errlen, -r, "pidfd_open: %s", strerror(r));
 	}
 	*pid_out = pid;
 	*pidfd_out = pidfd;
@@ -175,7 +162,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct aj_monitor_plan mplan;
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
-	void *filter = NULL;
+	const struct sock_fprog *filter;
 	int pair[2] = {-1, -1};
 	pid_t broker_pid = -1;
 	int broker_pidfd = -1;
@@ -196,9 +183,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	if (r < 0)
 		return r;
 	sopts.allow_unix_sockets = opts->profile->allow_unix_sockets;
-	r = aj_seccomp_build(&sopts, &filter, err, errlen);
-	if (r < 0)
-		return r;
+	filter = aj_seccomp_prebuilt(&sopts);
 	r = aj_env_build(opts->profile, environ, AJ_BROKER_FD, &envp);
 	if (r < 0) {
 		aj_err(err, errlen, r, "building the environment: %s", strerror(-r));
@@ -276,6 +261,5 @@ out:
 	if (pair[1] >= 0)
 		close(pair[1]);
 	aj_env_free(envp);
-	aj_seccomp_free(filter);
 	return r;
 }

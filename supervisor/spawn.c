@@ -8,13 +8,14 @@
  *
  *   supervisor ──(root only) intermediate: drop to the profile's user,
  *       │                    clone(CLONE_PARENT), report pid, exit
- *       └── jail init (pid 1 of the jail): set up, fork, reap, forward
- *             └── agent: new session, limits, fds, execve(CMD)
+ *       └── jail init (pid 1 of the jail): set up, spawn, reap, forward
+ *             └── agent: posix_spawn (new session, default signals, fds) CMD
  *
  * The setup channel is a SOCK_SEQPACKET socketpair: the parent sends "go"
  * after writing the maps; the jail sends one failure record (step, errno,
- * detail) if anything fails.  The agent holds the channel close-on-exec, so
- * EOF without a record means the command was executed.
+ * detail) if anything fails, including the command's exec.  Init closes it
+ * once posix_spawn has executed the command, so EOF without a record means
+ * the command runs.
  */
 #include "config.h"
 
@@ -24,9 +25,11 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -37,7 +40,6 @@
 
 enum sync_type {
 	SYNC_GO = 1,   /* parent -> jail: maps written, continue */
-	SYNC_PID,      /* intermediate -> parent: the jail's pid */
 	SYNC_FAILURE,  /* jail -> parent: a setup step failed */
 };
 
@@ -45,7 +47,6 @@ struct sync_msg {
 	int32_t type;
 	int32_t step;  /* enum aj_step */
 	int32_t err;   /* positive errno */
-	int32_t pid;
 	char detail[240];
 };
 
@@ -93,41 +94,48 @@ clone3_fork_like(uint64_t flags, int *pidfd)
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
-static void
-reset_signals(void)
-{
-	struct sigaction dfl = {.sa_handler = SIG_DFL};
-	sigset_t none;
-
-	for (int s = 1; s < NSIG; s++)
-		if (s != SIGKILL && s != SIGSTOP)
-			(void)sigaction(s, &dfl, NULL);
-	sigemptyset(&none);
-	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-/* The agent: the last steps before execve, all in the agent's own process
- * (already filtered by seccomp, inherited from init). */
-static _Noreturn void
-agent_exec(const struct aj_spawn_plan *plan, int sync_fd)
+/* The agent: posix_spawn (a vfork-style clone, no copy of init's memory)
+ * into a new session with default signal handling, fds 0-2 and the broker
+ * at AJ_BROKER_FD, everything else closed.  Resource limits were set on
+ * init and are inherited.  An exec failure comes back as the return
+ * value, so init can report it on the setup channel. */
+static int
+spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
 {
 	extern char **environ;
-	char err[256];
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
 	int r;
 
-	reset_signals();
-	if (setsid() < 0)
-		child_fail(sync_fd, AJ_STEP_SESSION, errno, "setsid");
-	r = aj_fds_prepare_agent(plan->broker_fd, &sync_fd);
-	if (r < 0)
-		child_fail(sync_fd, AJ_STEP_FDS, -r, NULL);
-	r = aj_rlimits_apply(plan->profile, err, sizeof(err));
-	if (r < 0)
-		child_fail(sync_fd, AJ_STEP_RLIMIT, -r, err);
-	environ = plan->envp;
-	execvp(plan->argv[0], plan->argv);
-	aj_log_escape(plan->argv[0], err, sizeof(err));
-	child_fail(sync_fd, AJ_STEP_EXEC, errno, err);
+	sigemptyset(&none);
+	sigfillset(&all);
+	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
+		return r;
+	if ((r = posix_spawnattr_init(&attr)) != 0) {
+		posix_spawn_file_actions_destroy(&fa);
+		return r;
+	}
+	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+	                                            POSIX_SPAWN_SETSIGDEF);
+	if (r == 0)
+		r = posix_spawnattr_setsigmask(&attr, &none);
+	if (r == 0)
+		r = posix_spawnattr_setsigdefault(&attr, &all);
+	/* dup2 onto itself clears close-on-exec, as POSIX requires. */
+	if (r == 0)
+		r = posix_spawn_file_actions_adddup2(&fa, plan->broker_fd, AJ_BROKER_FD);
+	if (r == 0)
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_BROKER_FD + 1);
+	if (r == 0) {
+		/* posix_spawnp searches the PATH of environ: make it the
+		 * agent's.  Init reads nothing from its environment. */
+		environ = plan->envp;
+		r = posix_spawnp(pid, plan->argv[0], &fa, &attr, plan->argv, plan->envp);
+	}
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	return r;
 }
 
 /* The jail's pid 1 after the agent started: forward signals to the agent's
@@ -182,6 +190,7 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	/* Non-dumpable: the agent cannot open /proc/1/mem or ptrace init. */
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	(void)prctl(PR_SET_NAME, "agentjail-init", 0, 0, 0);
 	if (recv(sync_fd, &go, sizeof(go), 0) != sizeof(go) || go.type != SYNC_GO)
 		_exit(AJ_EXIT_SETUP);
 
@@ -226,15 +235,19 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 
 	/* Seccomp last: init is filtered too, so no unfiltered process lives
 	 * in the jail's pid namespace (THREATS.md #8). */
-	r = aj_seccomp_load(plan->seccomp);
+	r = aj_seccomp_load_prebuilt(plan->seccomp);
 	if (r < 0)
 		child_fail(sync_fd, AJ_STEP_SECCOMP, -r, NULL);
 
-	agent = fork();
-	if (agent < 0)
-		child_fail(sync_fd, AJ_STEP_FORK, errno, NULL);
-	if (agent == 0)
-		agent_exec(plan, sync_fd);
+	r = aj_rlimits_apply(plan->profile, err, sizeof(err));
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_RLIMIT, -r, err);
+	r = spawn_agent(plan, &agent);
+	if (r != 0) {
+		aj_log_escape(plan->argv[0], err, sizeof(err));
+		child_fail(sync_fd, AJ_STEP_EXEC, r, err);
+	}
+	/* EOF on the setup channel now tells the supervisor the command runs. */
 	close(sync_fd);
 	close(plan->broker_fd);
 	init_loop(agent, &waitset);
@@ -286,24 +299,51 @@ kill_and_reap(pid_t pid, int pidfd)
 		;
 }
 
-/* Started by root: become the profile's user in a throwaway child, then
- * clone the jail as a sibling (CLONE_PARENT) so the supervisor reaps it. */
-static _Noreturn void
-intermediate(const struct aj_spawn_plan *plan, uint64_t flags, int sync_fd)
+/* Started by root, the jail is cloned by a short-lived intermediate that
+ * first becomes the profile's user, so no process with host-root
+ * credentials ever enters the jail.  The intermediate is a vfork-style
+ * child (CLONE_VM | CLONE_VFORK): it shares the supervisor's memory, makes
+ * only raw system calls (glibc's set*id wrappers would signal the
+ * supervisor's threads), and writes its result into ARGS.  The jail is its
+ * sibling (CLONE_PARENT), so the supervisor reaps it. */
+struct intermediate_args {
+	const struct aj_spawn_plan *plan;
+	uint64_t flags;
+	int parent_fd;
+	int child_fd;
+	pid_t pid;  /* out: the jail's pid */
+	int err;    /* out: positive errno on failure */
+	enum aj_step step;
+};
+
+#define INTERMEDIATE_STACK (1024 * 1024)
+
+static int
+intermediate(void *p)
 {
-	struct sync_msg msg = {.type = SYNC_PID};
+	struct intermediate_args *a = p;
+	uid_t uid = a->plan->uid;
+	gid_t gid = a->plan->gid;
 	pid_t pid;
 
-	if (setgroups(0, NULL) < 0 || setresgid(plan->gid, plan->gid, plan->gid) < 0 ||
-	    setresuid(plan->uid, plan->uid, plan->uid) < 0)
-		child_fail(sync_fd, AJ_STEP_IDMAP, errno, "dropping to the profile's user");
-	pid = clone3_fork_like(flags | CLONE_PARENT, NULL);
-	if (pid == 0)
-		jail_init(plan, sync_fd);
-	if (pid < 0)
-		child_fail(sync_fd, AJ_STEP_CLONE, errno, NULL);
-	msg.pid = pid;
-	sync_send(sync_fd, &msg);
+	if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, gid, gid, gid) < 0 ||
+	    syscall(SYS_setresuid, uid, uid, uid) < 0) {
+		a->err = errno;
+		a->step = AJ_STEP_IDMAP;
+		_exit(1);
+	}
+	pid = clone3_fork_like(a->flags | CLONE_PARENT, NULL);
+	if (pid == 0) {
+		/* The jail: its own copy of memory from here on. */
+		close(a->parent_fd);
+		jail_init(a->plan, a->child_fd);
+	}
+	if (pid < 0) {
+		a->err = errno;
+		a->step = AJ_STEP_CLONE;
+		_exit(1);
+	}
+	a->pid = pid;
 	_exit(0);
 }
 
@@ -311,9 +351,12 @@ static int
 start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int child_fd,
             pid_t *pid, int *pidfd, char *err, size_t errlen)
 {
-	struct sync_msg msg;
+	struct intermediate_args args = {
+		.plan = plan, .flags = flags, .parent_fd = parent_fd, .child_fd = child_fd,
+	};
+	void *stack;
 	pid_t mid;
-	int st, r;
+	int r;
 
 	if (!plan->drop_privileges) {
 		*pidfd = -1;
@@ -327,21 +370,27 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
 		return 0;
 	}
 
-	mid = fork();
-	if (mid < 0)
+	stack = mmap(NULL, INTERMEDIATE_STACK, PROT_READ | PROT_WRITE,
+	             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
 		return -errno;
-	if (mid == 0) {
-		close(parent_fd);
-		intermediate(plan, flags, child_fd);
+	/* Returns once the intermediate has exited (CLONE_VFORK). */
+	mid = clone(intermediate, (char *)stack + INTERMEDIATE_STACK,
+	            CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+	r = mid < 0 ? -errno : 0;
+	if (mid > 0)
+		while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
+			;
+	munmap(stack, INTERMEDIATE_STACK);
+	if (r < 0)
+		return r;
+	if (args.err != 0) {
+		const char *hint = aj_step_hint(args.step, args.err);
+		return aj_err(err, errlen, -args.err, "%s failed: %s%s%s%s", aj_step_name(args.step),
+		              strerror(args.err), hint ? " (" : "", hint ? hint : "",
+		              hint ? ")" : "");
 	}
-	while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
-		;
-	r = recv_msg(parent_fd, &msg);
-	if (r <= 0)
-		return aj_err(err, errlen, r < 0 ? r : -EIO, "the intermediate process died");
-	if (msg.type == SYNC_FAILURE)
-		return report_failure(&msg, err, errlen) ?: -EIO;
-	*pid = msg.pid;
+	*pid = args.pid;
 	*pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);
 	if (*pidfd < 0) {
 		r = -errno;

@@ -24,10 +24,8 @@ static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_LINKS] = "checking the network links",
 	[AJ_STEP_CAPS] = "dropping capabilities",
 	[AJ_STEP_SECCOMP] = "loading the seccomp filter",
-	[AJ_STEP_FORK] = "starting the agent process",
-	[AJ_STEP_SESSION] = "starting a new session",
+	[AJ_STEP_FORK] = "preparing the agent process",
 	[AJ_STEP_RLIMIT] = "setting resource limits",
-	[AJ_STEP_FDS] = "closing inherited file descriptors",
 	[AJ_STEP_EXEC] = "executing the command",
 };
 

@@ -5,6 +5,10 @@
  * result on stdout as "VERB ok" or "VERB EPERM" (errno name).  Exit status:
  * 0 when the call succeeded, 1 when it failed, 2 on usage errors.  Built
  * static, without sanitizers, so it runs under the strict filter as is.
+ *
+ * Inspection verbs print what they see instead: fds (open fd numbers),
+ * fd-links (N:TARGET per fd), readlink PATH, procs (pid:comm per process).
+ * fchdir N and openat N NAME try to use an inherited fd as a directory.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -53,6 +57,10 @@ errname(int e)
 	case EIO: return "EIO";
 	case ENOTDIR: return "ENOTDIR";
 	case ENOTSOCK: return "ENOTSOCK";
+	case EAGAIN: return "EAGAIN";
+	case ENETDOWN: return "ENETDOWN";
+	case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+	case ENOEXEC: return "ENOEXEC";
 	default: {
 		static char buf[32];
 		snprintf(buf, sizeof(buf), "errno%d", e);
@@ -140,6 +148,51 @@ list_fds(void)
 	}
 	printf("\n");
 	closedir(d);
+	return 0;
+}
+
+/* Print "N:TARGET" for every open fd (what /proc/self/fd/N points at). */
+static int
+list_fd_links(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int self;
+
+	if (d == NULL)
+		return report("fd-links", -1);
+	self = dirfd(d);
+	printf("fd-links");
+	while ((e = readdir(d)) != NULL) {
+		char path[300], target[4096];
+		ssize_t n;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+		n = readlink(path, target, sizeof(target) - 1);
+		if (n < 0)
+			snprintf(target, sizeof(target), "?%s", errname(errno));
+		else
+			target[n] = '\0';
+		printf(" %s:%s", e->d_name, target);
+	}
+	printf("\n");
+	closedir(d);
+	return 0;
+}
+
+/* "readlink TARGET" or "readlink ERRNO". */
+static int
+try_readlink(const char *path)
+{
+	char target[4096];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+
+	if (n < 0)
+		return report("readlink", -1);
+	target[n] = '\0';
+	printf("readlink %s\n", target);
 	return 0;
 }
 
@@ -293,6 +346,14 @@ main(int argc, char **argv)
 		return report(v, int80_socketcall());
 	if (!strcmp(v, "fds"))
 		return list_fds();
+	if (!strcmp(v, "fd-links"))
+		return list_fd_links();
+	if (!strcmp(v, "readlink") && argc == 3)
+		return try_readlink(argv[2]);
+	if (!strcmp(v, "fchdir") && argc == 3)
+		return report(v, fchdir(atoi(argv[2])));
+	if (!strcmp(v, "openat") && argc == 4)
+		return report(v, openat(atoi(argv[2]), argv[3], O_RDONLY));
 	if (!strcmp(v, "procs"))
 		return list_procs();
 	fprintf(stderr, "try: unknown verb '%s'\n", v);

@@ -1,6 +1,6 @@
 /*
- * Unit tests for the agent's environment (supervisor/env.c) and the fd
- * layout the agent inherits (supervisor/fds.c).
+ * Unit tests for the agent's environment (supervisor/env.c).  The fds the
+ * agent inherits are checked from inside real jails (tests/integration).
  */
 #include "config.h"
 
@@ -108,62 +108,4 @@ Test(env, empty_input_and_malformed_entries)
 	aj_env_free(out);
 	aj_env_free(NULL);
 	aj_profile_free(p);
-}
-
-/* Run aj_fds_prepare_agent in a child with BROKER and SYNC at the given
- * numbers plus a leaked fd; the child reports which fds survive. */
-static void
-check_fd_layout(int broker_at, int sync_at)
-{
-	pid_t pid = fork();
-	int st;
-
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		int sv[2], leak, sync_fd;
-		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-			_exit(10);
-		/* Park both ends high first, so placing one cannot clobber
-		 * the other. */
-		int hi0 = fcntl(sv[0], F_DUPFD_CLOEXEC, 50), hi1 = fcntl(sv[1], F_DUPFD_CLOEXEC, 50);
-		close(sv[0]);
-		close(sv[1]);
-		if (hi0 < 0 || hi1 < 0 || dup3(hi0, broker_at, O_CLOEXEC) < 0 ||
-		    dup3(hi1, sync_at, O_CLOEXEC) < 0)
-			_exit(11);
-		close(hi0);
-		close(hi1);
-		leak = open("/dev/null", O_RDONLY); /* not close-on-exec: leaked */
-		if (leak < 0 || leak == broker_at || leak == sync_at)
-			leak = fcntl(0, F_DUPFD, 40);
-		sync_fd = sync_at;
-		if (aj_fds_prepare_agent(broker_at, &sync_fd) < 0)
-			_exit(12);
-		if (sync_fd != AJ_BROKER_FD + 1)
-			_exit(13);
-		if (fcntl(AJ_BROKER_FD, F_GETFD) != 0)
-			_exit(14); /* broker fd must survive exec */
-		if (fcntl(AJ_BROKER_FD + 1, F_GETFD) != FD_CLOEXEC)
-			_exit(15); /* the setup channel must close on exec */
-		if (fcntl(leak, F_GETFD) >= 0 || errno != EBADF)
-			_exit(16);
-		for (int fd = AJ_BROKER_FD + 2; fd < 64; fd++)
-			if (fcntl(fd, F_GETFD) >= 0)
-				_exit(17);
-		_exit(0);
-	}
-	cr_assert_eq(waitpid(pid, &st, 0), pid);
-	cr_assert(WIFEXITED(st));
-	cr_assert_eq(WEXITSTATUS(st), 0, "layout broker=%d sync=%d failed at check %d", broker_at,
-	             sync_at, WEXITSTATUS(st));
-}
-
-Test(fds, broker_and_sync_anywhere)
-{
-	check_fd_layout(9, 10);
-	check_fd_layout(3, 4);
-	check_fd_layout(4, 3);
-	check_fd_layout(4, 9);
-	check_fd_layout(3, 20);
-	check_fd_layout(20, 3);
 }

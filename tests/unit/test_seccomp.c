@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -789,4 +790,64 @@ Test(seccomp, live_python, .timeout = 60)
 
 	expect_exit(status, 0, "python3");
 	cr_assert_str_eq(out, "0\n");
+}
+
+/* The filter the jail loads is compiled at build time (seccomp-gen); it must
+ * be exactly what libseccomp builds from the table now. */
+static void
+assert_prebuilt_matches(bool allow_unix)
+{
+	struct aj_seccomp_opts opts = {.allow_unix_sockets = allow_unix};
+	const struct sock_fprog *pre = aj_seccomp_prebuilt(&opts);
+	void *ctx = NULL;
+	char err[512];
+	int fd = memfd_create("bpf", MFD_CLOEXEC);
+	off_t size;
+	struct sock_filter *insns;
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(aj_seccomp_build(&opts, &ctx, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(seccomp_export_bpf((scmp_filter_ctx)ctx, fd), 0);
+	aj_seccomp_free(ctx);
+	size = lseek(fd, 0, SEEK_END);
+	cr_assert_gt(size, 0);
+	insns = malloc((size_t)size);
+	cr_assert_eq(pread(fd, insns, (size_t)size, 0), size);
+	close(fd);
+	cr_assert_eq((size_t)pre->len, (size_t)size / sizeof(*insns),
+	             "prebuilt filter has %u instructions, libseccomp builds %zu", pre->len,
+	             (size_t)size / sizeof(*insns));
+	cr_assert_eq(memcmp(pre->filter, insns, (size_t)size), 0,
+	             "prebuilt filter differs from the table: rebuild seccomp-prebuilt.c");
+	free(insns);
+}
+
+Test(seccomp, prebuilt_equals_table_deny_unix)
+{
+	assert_prebuilt_matches(false);
+}
+
+Test(seccomp, prebuilt_equals_table_allow_unix)
+{
+	assert_prebuilt_matches(true);
+}
+
+/* The prebuilt loader refuses AF_INET just like the libseccomp path. */
+Test(seccomp, prebuilt_load_blocks_inet)
+{
+	struct aj_seccomp_opts opts = {.allow_unix_sockets = false};
+	pid_t pid = fork();
+	int st;
+
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (aj_seccomp_load_prebuilt(aj_seccomp_prebuilt(&opts)) != 0)
+			_exit(10);
+		if (socket(AF_INET, SOCK_STREAM, 0) >= 0)
+			_exit(11);
+		_exit(errno == EPERM ? 0 : 12);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st));
+	cr_assert_eq(WEXITSTATUS(st), 0, "child check %d failed", WEXITSTATUS(st));
 }
