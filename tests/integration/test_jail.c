@@ -24,7 +24,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -141,7 +140,10 @@ file_exists(const char *path)
 	return access(path, F_OK) == 0;
 }
 
-#define SHOW(r) "status %d\n--- stdout:\n%s\n--- stderr:\n%s", (r).status, (r).out, (r).err
+/* Failure context: SHOW(r) alone, or "...%s..." SHOWFMT, args, SHOWARGS(r). */
+#define SHOWFMT "status %d\n--- stdout:\n%s\n--- stderr:\n%s"
+#define SHOWARGS(r) (r).status, (r).out, (r).err
+#define SHOW(r) SHOWFMT, SHOWARGS(r)
 
 /* Run `try VERB ARGS...` in a jail with PROFILE. */
 #define JAIL_TRY(res, profile, ...) aj_test_jail(res, profile, TRY, __VA_ARGS__, NULL)
@@ -153,8 +155,8 @@ expect_try(const char *profile, const char *verb, const char *line, int status)
 	struct aj_result r;
 
 	JAIL_TRY(&r, profile, verb);
-	cr_assert_eq(r.status, status, "try %s: want status %d; " SHOW(r), verb, status);
-	cr_assert(aj_test_has_line(r.out, line), "try %s: want line '%s'; " SHOW(r), verb, line);
+	cr_assert_eq(r.status, status, "try %s: want status %d; " SHOWFMT, verb, status, SHOWARGS(r));
+	cr_assert(aj_test_has_line(r.out, line), "try %s: want line '%s'; " SHOWFMT, verb, line, SHOWARGS(r));
 	aj_test_result_free(&r);
 }
 
@@ -429,7 +431,7 @@ Test(jail, caps_zero_nnp_seccomp, .init = setup, .fini = teardown, .timeout = 60
 	cr_assert_eq(r.status, 0, SHOW(r));
 	for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
 		v = status_field(r.out, caps[i]);
-		cr_assert_not_null(v, "no %s in /proc/self/status; " SHOW(r), caps[i]);
+		cr_assert_not_null(v, "no %s in /proc/self/status; " SHOWFMT, caps[i], SHOWARGS(r));
 		cr_assert_eq(strtoull(v, NULL, 16), 0ULL, "%s is not zero: %.16s", caps[i], v);
 	}
 	v = status_field(r.out, "NoNewPrivs");
@@ -451,7 +453,7 @@ Test(jail, identity_uid_gid, .init = setup, .fini = teardown, .timeout = 60)
 	aj_test_jail(&r, prof, "/bin/sh", "-c", "id -u; id -g", NULL);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	snprintf(want, sizeof(want), "%u\n%u\n", (unsigned)agent_uid(), (unsigned)agent_gid());
-	cr_assert_str_eq(r.out, want, "euid %u: " SHOW(r), (unsigned)geteuid());
+	cr_assert_str_eq(r.out, want, "euid %u: " SHOWFMT, (unsigned)geteuid(), SHOWARGS(r));
 	aj_test_result_free(&r);
 }
 
@@ -532,7 +534,7 @@ Test(jail, leaked_fd_is_closed, .init = setup, .fini = teardown, .timeout = 60)
 	cr_assert_geq(fd, 0, "open %s: %s", leak_path, strerror(errno));
 	aj_test_exec(argv1, fd, &r);
 	cr_assert_eq(r.status, 0, SHOW(r));
-	cr_assert_str_eq(r.out, "fds 0 1 2 3\n", "leaked fd %d: " SHOW(r), fd);
+	cr_assert_str_eq(r.out, "fds 0 1 2 3\n", "leaked fd %d: " SHOWFMT, fd, SHOWARGS(r));
 	aj_test_result_free(&r);
 
 	aj_test_exec(argv2, fd, &r);
@@ -646,6 +648,10 @@ Test(jail, missing_command_is_127, .init = setup, .fini = teardown, .timeout = 6
 	cr_assert_not_null(strstr(r.err, "aj-no-such-cmd"), SHOW(r));
 	aj_test_result_free(&r);
 
+	/* Looked up along PATH.  A clean PATH: with a directory the agent
+	 * cannot search (root's PATH seen by `nobody`), execvp reports EACCES
+	 * and the status is 126 instead. */
+	cr_assert_eq(setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1), 0);
 	aj_test_jail(&r, prof, "aj-no-such-cmd-4711", NULL);
 	cr_assert_eq(r.status, 127, SHOW(r));
 	cr_assert_not_null(strstr(r.err, "aj-no-such-cmd-4711"), SHOW(r));
@@ -963,12 +969,12 @@ check_unix_unreachable(const char *path, const char *denied, const char *allowed
 
 	JAIL_TRY(&r, prof, "connect-unix", path);
 	cr_assert_eq(r.status, 1, SHOW(r));
-	cr_assert(aj_test_has_line(r.out, denied), "%s (default profile): " SHOW(r), path);
+	cr_assert(aj_test_has_line(r.out, denied), "%s (default profile): " SHOWFMT, path, SHOWARGS(r));
 	aj_test_result_free(&r);
 
 	JAIL_TRY(&r, prof_unix, "connect-unix", path);
 	cr_assert_eq(r.status, 1, SHOW(r));
-	cr_assert(aj_test_has_line(r.out, allowed), "%s (socket unix allow): " SHOW(r), path);
+	cr_assert(aj_test_has_line(r.out, allowed), "%s (socket unix allow): " SHOWFMT, path, SHOWARGS(r));
 	aj_test_result_free(&r);
 
 	cr_assert_eq(accept4(l, NULL, NULL, SOCK_CLOEXEC), -1, "%s saw a connection", path);
@@ -1137,9 +1143,9 @@ Test(escape, setuid_root_binary_gains_nothing, .init = setup, .fini = teardown, 
 	for (size_t i = 0; i < 2; i++) {
 		struct aj_result r;
 		aj_test_jail(&r, prof, suid, flags[i], NULL);
-		cr_assert_eq(r.status, 0, "id %s: " SHOW(r), flags[i]);
+		cr_assert_eq(r.status, 0, "id %s: " SHOWFMT, flags[i], SHOWARGS(r));
 		cr_assert_str_neq(r.out, "0\n", "setuid root worked (id %s)", flags[i]);
-		cr_assert_str_eq(r.out, want, "id %s: " SHOW(r), flags[i]);
+		cr_assert_str_eq(r.out, want, "id %s: " SHOWFMT, flags[i], SHOWARGS(r));
 		aj_test_result_free(&r);
 	}
 }
@@ -1178,8 +1184,8 @@ expect_sigsys(const char *verb)
 	struct aj_result r;
 
 	JAIL_TRY(&r, prof, verb);
-	cr_assert_eq(r.status, 128 + SIGSYS, "try %s not killed by SIGSYS: " SHOW(r), verb);
-	cr_assert_null(strstr(r.out, verb), "try %s returned: " SHOW(r), verb);
+	cr_assert_eq(r.status, 128 + SIGSYS, "try %s not killed by SIGSYS: " SHOWFMT, verb, SHOWARGS(r));
+	cr_assert_null(strstr(r.out, verb), "try %s returned: " SHOWFMT, verb, SHOWARGS(r));
 	aj_test_result_free(&r);
 }
 
@@ -1205,7 +1211,7 @@ expect_unshare_tool_fails(const char *flag)
 
 	cr_assert_eq(access("/usr/bin/unshare", X_OK), 0, "/usr/bin/unshare is missing");
 	aj_test_jail(&r, prof, "/usr/bin/unshare", flag, "true", NULL);
-	cr_assert_neq(r.status, 0, "unshare %s true succeeded: " SHOW(r), flag);
+	cr_assert_neq(r.status, 0, "unshare %s true succeeded: " SHOWFMT, flag, SHOWARGS(r));
 	cr_assert_not_null(strstr(r.err, "Operation not permitted"), SHOW(r));
 	aj_test_result_free(&r);
 }
@@ -1236,13 +1242,13 @@ expect_bad_profile(const char *name, const char *text, int line, const char *mes
 	cr_assert_geq(asprintf(&want, "%s:%d: %s", path, line, message), 0);
 	aj_test_exec(check, -1, &r);
 	cr_assert_eq(r.status, 1, SHOW(r));
-	cr_assert_not_null(strstr(r.err, want), "want '%s'; " SHOW(r), want);
+	cr_assert_not_null(strstr(r.err, want), "want '%s'; " SHOWFMT, want, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "", SHOW(r));
 	aj_test_result_free(&r);
 
 	aj_test_exec(run, -1, &r);
 	cr_assert_eq(r.status, 125, SHOW(r));
-	cr_assert_not_null(strstr(r.err, want), "want '%s'; " SHOW(r), want);
+	cr_assert_not_null(strstr(r.err, want), "want '%s'; " SHOWFMT, want, SHOWARGS(r));
 	cr_assert(!file_exists(marker), "the command ran under a bad profile");
 	aj_test_result_free(&r);
 	free(want);
@@ -1297,12 +1303,12 @@ Test(profile_cli, include_cycle, .init = setup_writable, .fini = teardown, .time
 	check[3] = a;
 	aj_test_exec(check, -1, &r);
 	cr_assert_eq(r.status, 1, SHOW(r));
-	cr_assert_not_null(strstr(r.err, msg), "want '%s'; " SHOW(r), msg);
+	cr_assert_not_null(strstr(r.err, msg), "want '%s'; " SHOWFMT, msg, SHOWARGS(r));
 	aj_test_result_free(&r);
 
 	aj_test_jail(&r, a, "/bin/true", NULL);
 	cr_assert_eq(r.status, 125, SHOW(r));
-	cr_assert_not_null(strstr(r.err, msg), "want '%s'; " SHOW(r), msg);
+	cr_assert_not_null(strstr(r.err, msg), "want '%s'; " SHOWFMT, msg, SHOWARGS(r));
 	aj_test_result_free(&r);
 	free(msg);
 	free(a);
@@ -1337,16 +1343,26 @@ Test(profile_cli, good_profile_checks, .init = setup, .fini = teardown, .timeout
 	aj_test_result_free(&r);
 }
 
+/* SHA-256 of LEN bytes of DATA, by sha256sum(1): no crypto library needed. */
 static void
 sha256_hex(const char *data, size_t len, char hex[65])
 {
-	unsigned char md[32];
-	unsigned int mdlen = 0;
+	char *path = path_in(scratch, "sha-input");
+	const char *argv[] = {"/usr/bin/sha256sum", path, NULL};
+	struct aj_result r;
+	FILE *f = fopen(path, "w");
 
-	cr_assert_eq(EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL), 1);
-	cr_assert_eq(mdlen, 32u);
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(data, 1, len, f), len);
+	fclose(f);
+	aj_test_exec(argv, -1, &r);
+	cr_assert_eq(r.status, 0, "sha256sum: " SHOW(r));
+	cr_assert_eq(strspn(r.out, "0123456789abcdef"), 64u, SHOW(r));
+	memcpy(hex, r.out, 64);
+	hex[64] = '\0';
+	aj_test_result_free(&r);
+	unlink(path);
+	free(path);
 }
 
 /* `profile show PATH`: "# profile ..." header, canonical text, "# sha256 HEX"
@@ -1409,7 +1425,7 @@ Test(profile_cli, show_json_parses, .init = setup, .fini = teardown, .timeout = 
 	aj_test_exec(argv, -1, &r);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	root = json_loads(r.out, 0, &jerr);
-	cr_assert_not_null(root, "invalid JSON (%s at line %d): " SHOW(r), jerr.text, jerr.line);
+	cr_assert_not_null(root, "invalid JSON (%s at line %d): " SHOWFMT, jerr.text, jerr.line, SHOWARGS(r));
 	cr_assert(json_is_object(root));
 	cr_assert_str_eq(json_string_value(json_object_get(root, "path")), prof);
 	cr_assert_str_eq(json_string_value(json_object_get(root, "sha256")), sha);
@@ -1459,7 +1475,7 @@ Test(doctor, text_and_json, .timeout = 60)
 	aj_test_exec(json_argv, -1, &r);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	root = json_loads(r.out, 0, &jerr);
-	cr_assert_not_null(root, "invalid JSON (%s): " SHOW(r), jerr.text);
+	cr_assert_not_null(root, "invalid JSON (%s): " SHOWFMT, jerr.text, SHOWARGS(r));
 	cr_assert(json_is_true(json_object_get(root, "ok")), "\"ok\" is not true: " SHOW(r));
 	cr_assert_eq(json_is_true(json_object_get(root, "root")), geteuid() == 0, SHOW(r));
 	cr_assert(json_is_integer(json_object_get(root, "agent_uid")), SHOW(r));
