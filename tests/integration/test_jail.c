@@ -44,7 +44,7 @@
 
 /* Self-contained: the shipped profiles may be unreadable to the
  * unprivileged run (see run-suite). */
-#define PROFILE_BODY(host) \
+#define PROFILE_BODY(host)                                                                         \
 	"hostname " host "\nuser nobody\nenv keep PATH HOME LANG TERM\nrlimit core 0\n"
 
 /* A PATH that reaches system tools whoever runs the suite (root's PATH may
@@ -155,8 +155,10 @@ expect_try(const char *profile, const char *verb, const char *line, int status)
 	struct aj_result r;
 
 	JAIL_TRY(&r, profile, verb);
-	cr_assert_eq(r.status, status, "try %s: want status %d; " SHOWFMT, verb, status, SHOWARGS(r));
-	cr_assert(aj_test_has_line(r.out, line), "try %s: want line '%s'; " SHOWFMT, verb, line, SHOWARGS(r));
+	cr_assert_eq(r.status, status, "try %s: want status %d; " SHOWFMT, verb, status,
+	             SHOWARGS(r));
+	cr_assert(aj_test_has_line(r.out, line), "try %s: want line '%s'; " SHOWFMT, verb, line,
+	          SHOWARGS(r));
 	aj_test_result_free(&r);
 }
 
@@ -309,7 +311,8 @@ handles_signal(pid_t pid, int sig)
 	buf[n] = '\0';
 	cgt = status_field(buf, "SigCgt");
 	blk = status_field(buf, "SigBlk");
-	return (cgt && (strtoull(cgt, NULL, 16) & mask)) || (blk && (strtoull(blk, NULL, 16) & mask));
+	return (cgt && (strtoull(cgt, NULL, 16) & mask)) ||
+	       (blk && (strtoull(blk, NULL, 16) & mask));
 }
 
 /* Wait up to 5 s until the supervisor PID is watching SIG: from then on a
@@ -322,7 +325,8 @@ wait_supervisor_ready(pid_t pid, int sig)
 	while (!handles_signal(pid, sig)) {
 		int st;
 		cr_assert_eq(waitpid(pid, &st, WNOHANG), 0,
-		             "agentjail exited early (status 0x%x) before handling signal %d", st, sig);
+		             "agentjail exited early (status 0x%x) before handling signal %d", st,
+		             sig);
 		cr_assert_lt(now(), end, "agentjail never installed a handler for signal %d", sig);
 		sleep_ms(10);
 	}
@@ -335,8 +339,8 @@ wait_file(const char *path, pid_t pid)
 
 	while (!file_exists(path)) {
 		int st;
-		cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "agentjail exited (status 0x%x) before %s",
-		             st, path);
+		cr_assert_eq(waitpid(pid, &st, WNOHANG), 0,
+		             "agentjail exited (status 0x%x) before %s", st, path);
 		cr_assert_lt(now(), end, "%s never appeared", path);
 		sleep_ms(10);
 	}
@@ -409,8 +413,8 @@ Test(jail, only_loopback_exists_and_is_up, .init = setup, .fini = teardown, .tim
 		for (int i = 0; i < n; i++) {
 			const char *dev = strrchr(lines[i], ' ');
 			cr_assert_not_null(dev, "ipv6_route line '%s'", lines[i]);
-			cr_assert_str_eq(dev + 1, "lo", "IPv6 route on a device other than lo: '%s'",
-			                 lines[i]);
+			cr_assert_str_eq(dev + 1, "lo",
+			                 "IPv6 route on a device other than lo: '%s'", lines[i]);
 			if (strncmp(lines[i], "00000000000000000000000000000001 80 ", 36) == 0)
 				has_v6_loopback = true;
 		}
@@ -476,8 +480,7 @@ Test(jail, hostname_default_and_from_profile, .init = setup, .fini = teardown, .
 
 /* ---- suite jail: host processes --------------------------------------------- */
 
-Test(jail, host_processes_invisible_and_unkillable, .init = setup, .fini = teardown,
-     .timeout = 60)
+Test(jail, host_processes_invisible_and_unkillable, .init = setup, .fini = teardown, .timeout = 60)
 {
 	const char *sleep_argv[] = {"/bin/sleep", "60", NULL};
 	char *log = path_in(scratch, "sleep.log");
@@ -490,7 +493,8 @@ Test(jail, host_processes_invisible_and_unkillable, .init = setup, .fini = teard
 	JAIL_TRY(&r, prof, "procs");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_eq(strncmp(r.out, "procs", 5), 0, SHOW(r));
-	for (char *tok = strtok_r(r.out + 5, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save)) {
+	for (char *tok = strtok_r(r.out + 5, " \n", &save); tok;
+	     tok = strtok_r(NULL, " \n", &save)) {
 		char *colon = strchr(tok, ':');
 		cr_assert_not_null(colon, "procs token '%s'", tok);
 		*colon = '\0';
@@ -499,7 +503,8 @@ Test(jail, host_processes_invisible_and_unkillable, .init = setup, .fini = teard
 			saw_init = true;
 		if (strcmp(colon + 1, "try") == 0)
 			saw_self = true;
-		cr_assert_str_neq(colon + 1, "sleep", "host sleep visible in the jail as pid %s", tok);
+		cr_assert_str_neq(colon + 1, "sleep", "host sleep visible in the jail as pid %s",
+		                  tok);
 	}
 	cr_assert(saw_init, "no pid 1 in the jail's /proc");
 	cr_assert(saw_self, "try does not see itself");
@@ -508,7 +513,8 @@ Test(jail, host_processes_invisible_and_unkillable, .init = setup, .fini = teard
 
 	JAIL_TRY(&r, prof, "kill-all");
 	cr_assert(r.status == 0 || r.status == 1, "try kill-all: " SHOW(r));
-	cr_assert(aj_test_has_line(r.out, "kill-all ok") || aj_test_has_line(r.out, "kill-all ESRCH"),
+	cr_assert(aj_test_has_line(r.out, "kill-all ok") ||
+	              aj_test_has_line(r.out, "kill-all ESRCH"),
 	          SHOW(r));
 	aj_test_result_free(&r);
 	sleep_ms(50);
@@ -540,7 +546,8 @@ Test(jail, leaked_fd_is_closed, .init = setup, .fini = teardown, .timeout = 60)
 	aj_test_exec(argv2, fd, &r);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, " 3:socket:["), "fd 3 is not a socket: " SHOW(r));
-	cr_assert_null(strstr(r.out, "leaked-file"), "the leaked file is open in the jail: " SHOW(r));
+	cr_assert_null(strstr(r.out, "leaked-file"),
+	               "the leaked file is open in the jail: " SHOW(r));
 	cr_assert_not_null(strstr(r.out, " 0:/dev/null"), "stdin is not /dev/null: " SHOW(r));
 	aj_test_result_free(&r);
 	close(fd);
@@ -688,7 +695,8 @@ expect_forwarded(int sig, int want)
 	cr_assert_lt(now() - t0, 5.0);
 	{
 		char *text = slurp(log);
-		cr_assert(WIFEXITED(st), "agentjail itself died of signal %d (not forwarded); log: %s",
+		cr_assert(WIFEXITED(st),
+		          "agentjail itself died of signal %d (not forwarded); log: %s",
 		          WIFSIGNALED(st) ? WTERMSIG(st) : -1, text);
 		cr_assert_eq(WEXITSTATUS(st), want, "signal %d: log: %s", sig, text);
 		free(text);
@@ -714,9 +722,9 @@ Test(jail, sigusr1_reaches_agent_trap, .init = setup_writable, .fini = teardown,
 	pid_t pid;
 	int st;
 
-	cr_assert_geq(asprintf(&script, "trap 'exit 7' USR1; : > '%s'; while :; do sleep 0.1; done",
-	                       ready),
-	              0);
+	cr_assert_geq(
+	    asprintf(&script, "trap 'exit 7' USR1; : > '%s'; while :; do sleep 0.1; done", ready),
+	    0);
 	{
 		const char *cmd[] = {"/bin/sh", "-c", script, NULL};
 		pid = spawn_jail_bg(log, cmd);
@@ -725,7 +733,8 @@ Test(jail, sigusr1_reaches_agent_trap, .init = setup_writable, .fini = teardown,
 	wait_supervisor_ready(pid, SIGUSR1);
 	cr_assert_eq(kill(pid, SIGUSR1), 0);
 	cr_assert(wait_exit(pid, 5000, &st), "agentjail still running 5 s after SIGUSR1");
-	cr_assert(WIFEXITED(st), "agentjail died of signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+	cr_assert(WIFEXITED(st), "agentjail died of signal %d",
+	          WIFSIGNALED(st) ? WTERMSIG(st) : -1);
 	cr_assert_eq(WEXITSTATUS(st), 7);
 	free(script);
 	free(ready);
@@ -736,8 +745,8 @@ Test(jail, sigusr1_reaches_agent_trap, .init = setup_writable, .fini = teardown,
 
 Test(jail, timeout_kills_with_124, .init = setup, .fini = teardown, .timeout = 60)
 {
-	const char *argv[] = {AJ, "run", "--profile", prof, "--timeout", "0.5", "--", "sleep", "30",
-	                      NULL};
+	const char *argv[] = {AJ,    "run", "--profile", prof, "--timeout",
+	                      "0.5", "--",  "sleep",     "30", NULL};
 	struct aj_result r;
 	double t0 = now(), dt;
 
@@ -753,8 +762,8 @@ Test(jail, timeout_kills_with_124, .init = setup, .fini = teardown, .timeout = 6
 Test(jail, bad_timeout_is_usage_error, .init = setup_writable, .fini = teardown, .timeout = 60)
 {
 	char *marker = path_in(scratch, "ran");
-	const char *argv[] = {AJ, "run", "--profile", prof, "--timeout", "abc", "--", "/bin/touch",
-	                      marker, NULL};
+	const char *argv[] = {AJ,    "run", "--profile",  prof,   "--timeout",
+	                      "abc", "--",  "/bin/touch", marker, NULL};
 	struct aj_result r;
 
 	aj_test_exec(argv, -1, &r);
@@ -767,7 +776,8 @@ Test(jail, bad_timeout_is_usage_error, .init = setup_writable, .fini = teardown,
 
 /* ---- suite jail: the supervisor's death takes the jail with it ---------------- */
 
-static const char marker_cmdline[] = "sleep\0" "3171.5"; /* with its final NUL */
+static const char marker_cmdline[] = "sleep\0"
+                                     "3171.5"; /* with its final NUL */
 
 static int
 find_marker(pid_t *pids, int max)
@@ -909,10 +919,10 @@ Test(escape, udp_to_host_loopback_fails, .init = setup, .fini = teardown, .timeo
 
 /* ---- suite escape: sockets --------------------------------------------------- */
 
-#define EXPECT_TRY(suite, name, verb, line, status)                                  \
-	Test(suite, name, .init = setup, .fini = teardown, .timeout = 60)            \
-	{                                                                            \
-		expect_try(prof, verb, line, status);                                \
+#define EXPECT_TRY(suite, name, verb, line, status)                                                \
+	Test(suite, name, .init = setup, .fini = teardown, .timeout = 60)                          \
+	{                                                                                          \
+		expect_try(prof, verb, line, status);                                              \
 	}
 
 EXPECT_TRY(escape, socket_inet_eperm, "socket-inet", "socket-inet EPERM", 1)
@@ -951,7 +961,8 @@ unix_listener(const char *path)
 		strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
 		len = sizeof(sa);
 	}
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, len), 0, "bind %s: %s", path, strerror(errno));
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, len), 0, "bind %s: %s", path,
+	             strerror(errno));
 	if (path[0] != '@')
 		chmod(path, 0777); /* so only the jail's view can stop the agent */
 	cr_assert_eq(listen(fd, 8), 0);
@@ -969,12 +980,14 @@ check_unix_unreachable(const char *path, const char *denied, const char *allowed
 
 	JAIL_TRY(&r, prof, "connect-unix", path);
 	cr_assert_eq(r.status, 1, SHOW(r));
-	cr_assert(aj_test_has_line(r.out, denied), "%s (default profile): " SHOWFMT, path, SHOWARGS(r));
+	cr_assert(aj_test_has_line(r.out, denied), "%s (default profile): " SHOWFMT, path,
+	          SHOWARGS(r));
 	aj_test_result_free(&r);
 
 	JAIL_TRY(&r, prof_unix, "connect-unix", path);
 	cr_assert_eq(r.status, 1, SHOW(r));
-	cr_assert(aj_test_has_line(r.out, allowed), "%s (socket unix allow): " SHOWFMT, path, SHOWARGS(r));
+	cr_assert(aj_test_has_line(r.out, allowed), "%s (socket unix allow): " SHOWFMT, path,
+	          SHOWARGS(r));
 	aj_test_result_free(&r);
 
 	cr_assert_eq(accept4(l, NULL, NULL, SOCK_CLOEXEC), -1, "%s saw a connection", path);
@@ -1042,7 +1055,7 @@ Test(escape, core_pattern_not_writable, .init = setup, .fini = teardown, .timeou
 	JAIL_TRY(&r, prof, "open-core-pattern-write");
 	cr_assert_eq(r.status, 1, SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "open-core-pattern-write EROFS") ||
-	                  aj_test_has_line(r.out, "open-core-pattern-write EACCES"),
+	              aj_test_has_line(r.out, "open-core-pattern-write EACCES"),
 	          SHOW(r));
 	aj_test_result_free(&r);
 	after = slurp("/proc/sys/kernel/core_pattern");
@@ -1064,7 +1077,8 @@ Test(escape, mounts_private_tmp_and_nosuid, .init = setup, .fini = teardown, .ti
 	cr_assert_gt(n, 0, SHOW(r));
 	for (int i = 0; i < n; i++) {
 		/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER */
-		char *copy = copies[i] = strdup(lines[i]), *save = NULL, *f[6] = {0}, *fstype = NULL;
+		char *copy = copies[i] = strdup(lines[i]), *save = NULL, *f[6] = {0},
+		     *fstype = NULL;
 		char *tok = strtok_r(copy, " ", &save);
 		int k = 0;
 
@@ -1173,7 +1187,7 @@ Test(escape, open_proc_1_mem_fails, .init = setup, .fini = teardown, .timeout = 
 	JAIL_TRY(&r, prof, "open-proc-1-mem");
 	cr_assert_eq(r.status, 1, SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "open-proc-1-mem EACCES") ||
-	                  aj_test_has_line(r.out, "open-proc-1-mem EPERM"),
+	              aj_test_has_line(r.out, "open-proc-1-mem EPERM"),
 	          SHOW(r));
 	aj_test_result_free(&r);
 }
@@ -1184,7 +1198,8 @@ expect_sigsys(const char *verb)
 	struct aj_result r;
 
 	JAIL_TRY(&r, prof, verb);
-	cr_assert_eq(r.status, 128 + SIGSYS, "try %s not killed by SIGSYS: " SHOWFMT, verb, SHOWARGS(r));
+	cr_assert_eq(r.status, 128 + SIGSYS, "try %s not killed by SIGSYS: " SHOWFMT, verb,
+	             SHOWARGS(r));
 	cr_assert_null(strstr(r.out, verb), "try %s returned: " SHOWFMT, verb, SHOWARGS(r));
 	aj_test_result_free(&r);
 }
@@ -1425,7 +1440,8 @@ Test(profile_cli, show_json_parses, .init = setup, .fini = teardown, .timeout = 
 	aj_test_exec(argv, -1, &r);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	root = json_loads(r.out, 0, &jerr);
-	cr_assert_not_null(root, "invalid JSON (%s at line %d): " SHOWFMT, jerr.text, jerr.line, SHOWARGS(r));
+	cr_assert_not_null(root, "invalid JSON (%s at line %d): " SHOWFMT, jerr.text, jerr.line,
+	                   SHOWARGS(r));
 	cr_assert(json_is_object(root));
 	cr_assert_str_eq(json_string_value(json_object_get(root, "path")), prof);
 	cr_assert_str_eq(json_string_value(json_object_get(root, "sha256")), sha);
@@ -1479,8 +1495,8 @@ Test(doctor, text_and_json, .timeout = 60)
 	cr_assert(json_is_true(json_object_get(root, "ok")), "\"ok\" is not true: " SHOW(r));
 	cr_assert_eq(json_is_true(json_object_get(root, "root")), geteuid() == 0, SHOW(r));
 	cr_assert(json_is_integer(json_object_get(root, "agent_uid")), SHOW(r));
-	cr_assert_eq(json_integer_value(json_object_get(root, "agent_uid")), (json_int_t)agent_uid(),
-	             SHOW(r));
+	cr_assert_eq(json_integer_value(json_object_get(root, "agent_uid")),
+	             (json_int_t)agent_uid(), SHOW(r));
 	cr_assert(json_is_array(json_object_get(root, "layers")), SHOW(r));
 	cr_assert_str_eq(json_string_value(json_object_get(root, "verdict")), last);
 	json_decref(root);
@@ -1528,21 +1544,22 @@ Test(practical, python_threads_subprocess_tempfile, .init = setup_writable, .fin
      .timeout = 60)
 {
 	static const char py[] =
-		"import json, subprocess, threading, tempfile\n"
-		"out = []\n"
-		"lock = threading.Lock()\n"
-		"def work(i):\n"
-		"    r = subprocess.run(['echo', str(i)], capture_output=True, text=True, check=True)\n"
-		"    with lock:\n"
-		"        out.append(r.stdout.strip())\n"
-		"ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]\n"
-		"for t in ts: t.start()\n"
-		"for t in ts: t.join()\n"
-		"with tempfile.TemporaryDirectory() as d, tempfile.NamedTemporaryFile('w+', dir=d) as f:\n"
-		"    f.write('tmp'); f.flush(); f.seek(0); out.append(f.read())\n"
-		"with tempfile.NamedTemporaryFile('w+') as f:\n"
-		"    f.write('tmp2'); f.flush(); f.seek(0); out.append(f.read())\n"
-		"print(json.dumps(sorted(out)))\n";
+	    "import json, subprocess, threading, tempfile\n"
+	    "out = []\n"
+	    "lock = threading.Lock()\n"
+	    "def work(i):\n"
+	    "    r = subprocess.run(['echo', str(i)], capture_output=True, text=True, check=True)\n"
+	    "    with lock:\n"
+	    "        out.append(r.stdout.strip())\n"
+	    "ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]\n"
+	    "for t in ts: t.start()\n"
+	    "for t in ts: t.join()\n"
+	    "with tempfile.TemporaryDirectory() as d, tempfile.NamedTemporaryFile('w+', dir=d) as "
+	    "f:\n"
+	    "    f.write('tmp'); f.flush(); f.seek(0); out.append(f.read())\n"
+	    "with tempfile.NamedTemporaryFile('w+') as f:\n"
+	    "    f.write('tmp2'); f.flush(); f.seek(0); out.append(f.read())\n"
+	    "print(json.dumps(sorted(out)))\n";
 	struct aj_result r;
 	char *home;
 
@@ -1573,9 +1590,10 @@ Test(practical, git_init_commit_log, .init = setup_writable, .fini = teardown, .
 Test(practical, gcc_compile_and_run, .init = setup_writable, .fini = teardown, .timeout = 60)
 {
 	struct aj_result r;
-	char *src = aj_test_write_file(scratch, "hello.c",
-	                               "#include <stdio.h>\n"
-	                               "int main(void) { puts(\"hello from the jail\"); return 0; }\n");
+	char *src =
+	    aj_test_write_file(scratch, "hello.c",
+	                       "#include <stdio.h>\n"
+	                       "int main(void) { puts(\"hello from the jail\"); return 0; }\n");
 
 	practical(&r, "gcc -o hello hello.c && ./hello");
 	cr_assert_eq(r.status, 0, SHOW(r));
