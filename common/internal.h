@@ -244,6 +244,10 @@ struct aj_monitor_plan {
 	bool quiet;
 };
 
+/* The signals the supervisor forwards to the agent. */
+#define AJ_N_FORWARDED_SIGNALS 6
+extern const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS];
+
 /* Run until the jail's init exits; reap it and the broker.  Returns 0 and
  * *STATUS (agent status, 128+N, or AJ_EXIT_TIMEOUT), or -errno. */
 int aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_t errlen);

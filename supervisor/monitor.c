@@ -18,7 +18,8 @@
 
 #include "internal.h"
 
-static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS] = {SIGINT,  SIGTERM, SIGHUP,
+                                                          SIGQUIT, SIGUSR1, SIGUSR2};
 
 /* How long the broker may take to leave after the jail is gone. */
 #define BROKER_GRACE_MS 2000
@@ -29,7 +30,7 @@ struct monitor {
 	ev_io jail_w;
 	ev_io broker_w;
 	ev_timer timeout_w;
-	ev_signal sig_w[AJ_ARRAY_SIZE(forwarded)];
+	ev_signal sig_w[AJ_N_FORWARDED_SIGNALS];
 	bool broker_alive;
 	bool timed_out;
 	int status;
@@ -123,7 +124,9 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_
 {
 	struct monitor m = {.plan = plan, .status = -1};
 
-	m.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+	/* signalfd: the forwarded signals stay blocked (aj_run blocked them
+	 * before the jail started) and any that arrived meanwhile are read. */
+	m.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV | EVFLAG_SIGNALFD);
 	if (m.loop == NULL)
 		return aj_err(err, errlen, -ENOMEM, "cannot create the event loop");
 
@@ -143,8 +146,8 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_
 		ev_timer_start(m.loop, &m.timeout_w);
 	}
 	if (plan->forward_signals) {
-		for (size_t i = 0; i < AJ_ARRAY_SIZE(forwarded); i++) {
-			ev_signal_init(&m.sig_w[i], on_signal, forwarded[i]);
+		for (size_t i = 0; i < AJ_N_FORWARDED_SIGNALS; i++) {
+			ev_signal_init(&m.sig_w[i], on_signal, aj_forwarded_signals[i]);
 			m.sig_w[i].data = &m;
 			ev_signal_start(m.loop, &m.sig_w[i]);
 		}
@@ -153,7 +156,7 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_
 	ev_run(m.loop, 0);
 
 	if (plan->forward_signals)
-		for (size_t i = 0; i < AJ_ARRAY_SIZE(forwarded); i++)
+		for (size_t i = 0; i < AJ_N_FORWARDED_SIGNALS; i++)
 			ev_signal_stop(m.loop, &m.sig_w[i]);
 	ev_loop_destroy(m.loop);
 	stop_broker(&m);

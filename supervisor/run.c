@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -166,6 +167,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	int pair[2] = {-1, -1};
 	pid_t broker_pid = -1;
 	int broker_pidfd = -1;
+	sigset_t held, saved_mask;
 	int r;
 
 	if (err == NULL || errlen == 0) {
@@ -178,10 +180,20 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	if (opts->timeout_sec < 0)
 		return aj_err(err, errlen, -EINVAL, "aj_run: the timeout must not be negative");
 
+	/* Signals meant for the agent that arrive while the jail is being set
+	 * up are held, not lost (nor fatal to us): the monitor forwards them
+	 * once the agent runs. */
+	if (opts->forward_signals) {
+		sigemptyset(&held);
+		for (size_t i = 0; i < AJ_ARRAY_SIZE(aj_forwarded_signals); i++)
+			sigaddset(&held, aj_forwarded_signals[i]);
+		pthread_sigmask(SIG_BLOCK, &held, &saved_mask);
+	}
+
 	/* 1. Everything decided before anything starts. */
 	r = resolve_identity(opts->profile, &id, err, errlen);
 	if (r < 0)
-		return r;
+		goto out;
 	sopts.allow_unix_sockets = opts->profile->allow_unix_sockets;
 	filter = aj_seccomp_prebuilt(&sopts);
 	r = aj_env_build(opts->profile, environ, AJ_BROKER_FD, &envp);
@@ -261,5 +273,7 @@ out:
 	if (pair[1] >= 0)
 		close(pair[1]);
 	aj_env_free(envp);
+	if (opts->forward_signals)
+		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
 	return r;
 }

@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -138,6 +139,34 @@ spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
 	return r;
 }
 
+/* posix_spawnp reports EACCES when a PATH directory cannot be searched,
+ * even if the command exists nowhere (root's PATH seen by `nobody`).
+ * Shells call that "not found" (127); so do we, unless a file by that name
+ * really is on PATH and could not be executed (126). */
+static int
+exec_errno(const char *cmd, int r)
+{
+	const char *path = getenv("PATH");
+	char candidate[4096];
+	struct stat st;
+
+	if (r != EACCES || strchr(cmd, '/') != NULL)
+		return r;
+	if (path == NULL)
+		path = "/bin:/usr/bin";
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		int n = (int)(end - p);
+
+		snprintf(candidate, sizeof(candidate), "%.*s/%s", n, n ? p : ".", cmd);
+		if (stat(candidate, &st) == 0)
+			return EACCES;
+		if (*end == '\0')
+			return ENOENT;
+		p = end;
+	}
+}
+
 /* The jail's pid 1 after the agent started: forward signals to the agent's
  * process group, reap every orphan, and leave with the agent's status.
  * When init exits, the kernel kills whatever else is left in the jail. */
@@ -188,11 +217,13 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	/* Die with the supervisor; if it is already gone the read below sees
 	 * EOF and we leave before doing anything. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	/* Non-dumpable: the agent cannot open /proc/1/mem or ptrace init. */
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-	(void)prctl(PR_SET_NAME, "agentjail-init", 0, 0, 0);
 	if (recv(sync_fd, &go, sizeof(go), 0) != sizeof(go) || go.type != SYNC_GO)
 		_exit(AJ_EXIT_SETUP);
+	/* Non-dumpable: the agent cannot open /proc/1/mem or ptrace init.  Only
+	 * after "go": a non-dumpable process's /proc files belong to root, and
+	 * an unprivileged supervisor could no longer write our id maps. */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	(void)prctl(PR_SET_NAME, "agentjail-init", 0, 0, 0);
 
 	if (sethostname(plan->profile->hostname, strlen(plan->profile->hostname)) < 0)
 		child_fail(sync_fd, AJ_STEP_HOSTNAME, errno, plan->profile->hostname);
@@ -245,7 +276,7 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	r = spawn_agent(plan, &agent);
 	if (r != 0) {
 		aj_log_escape(plan->argv[0], err, sizeof(err));
-		child_fail(sync_fd, AJ_STEP_EXEC, r, err);
+		child_fail(sync_fd, AJ_STEP_EXEC, exec_errno(plan->argv[0], r), err);
 	}
 	/* EOF on the setup channel now tells the supervisor the command runs. */
 	close(sync_fd);

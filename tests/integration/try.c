@@ -14,7 +14,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
 #include <linux/io_uring.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -254,6 +260,132 @@ int80_socketcall(void)
 	return ret;
 }
 
+/* Harness verbs (run outside jails, around agentjail itself) that make a
+ * kernel feature unavailable for real, for the fail-closed tests. */
+
+static int
+errno_by_name(const char *name)
+{
+	static const struct {
+		const char *name;
+		int value;
+	} names[] = {
+		{"EPERM", EPERM}, {"EACCES", EACCES}, {"ENOSYS", ENOSYS}, {"EINVAL", EINVAL},
+		{"ENOSPC", ENOSPC}, {"ENOMEM", ENOMEM},
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i].name))
+			return names[i].value;
+	return -1;
+}
+
+/* with-errno NR ERRNO -- CMD...: run CMD under a seccomp filter that fails
+ * system call NR with ERRNO and allows everything else. */
+static int
+with_errno(int argc, char **argv)
+{
+	int e = argc > 3 ? errno_by_name(argv[3]) : -1;
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, argc > 2 ? (unsigned)atoi(argv[2]) : ~0u, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)e & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(insns) / sizeof(insns[0]), .filter = insns};
+
+	if (argc < 6 || e < 0 || strcmp(argv[4], "--") != 0) {
+		fprintf(stderr, "usage: try with-errno NR ERRNO -- CMD...\n");
+		return 2;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+		perror("try with-errno: seccomp");
+		return 2;
+	}
+	execv(argv[5], argv + 5);
+	perror(argv[5]);
+	return 127;
+}
+
+static int
+write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, text, strlen(text));
+	close(fd);
+	return n == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* no-userns -- CMD...: run CMD in a new user namespace (same ids: root's 0
+ * and nobody, or the caller's own) whose user.max_user_namespaces is 0, so
+ * CMD cannot create user namespaces, as on a kernel with them disabled. */
+static int
+no_userns(int argc, char **argv)
+{
+	int go[2], ready[2], st;
+	char c = 0, path[64], map[64];
+	pid_t pid;
+
+	if (argc < 4 || strcmp(argv[2], "--") != 0) {
+		fprintf(stderr, "usage: try no-userns -- CMD...\n");
+		return 2;
+	}
+	if (pipe(go) < 0 || pipe(ready) < 0)
+		return 2;
+	pid = fork();
+	if (pid == 0) {
+		if (unshare(CLONE_NEWUSER) < 0) {
+			perror("try no-userns: unshare");
+			_exit(2);
+		}
+		(void)!write(ready[1], &c, 1);
+		if (read(go[0], &c, 1) != 1 || c != 1)
+			_exit(2);
+		/* Still holding every capability in the new namespace (no
+		 * exec yet): lower its limit, then become CMD. */
+		if (write_file("/proc/sys/user/max_user_namespaces", "0\n") < 0) {
+			perror("try no-userns: max_user_namespaces");
+			_exit(2);
+		}
+		execv(argv[3], argv + 3);
+		perror(argv[3]);
+		_exit(127);
+	}
+	if (read(ready[0], &c, 1) != 1)
+		return 2;
+	/* The parent writes the maps: root may map 0 and nobody (agentjail,
+	 * started as root, drops to nobody), a user only itself. */
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	if (getuid() == 0)
+		snprintf(map, sizeof(map), "0 0 1\n65534 65534 1\n");
+	else
+		snprintf(map, sizeof(map), "%u %u 1\n", getuid(), getuid());
+	c = write_file(path, map) == 0;
+	snprintf(path, sizeof(path), "/proc/%d/setgroups", (int)pid);
+	if (c && getuid() != 0)
+		c = write_file(path, "deny") == 0;
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+	if (getuid() == 0)
+		snprintf(map, sizeof(map), "0 0 1\n65534 65534 1\n");
+	else
+		snprintf(map, sizeof(map), "%u %u 1\n", getgid(), getgid());
+	if (c)
+		c = write_file(path, map) == 0;
+	if (!c)
+		perror("try no-userns: writing maps");
+	(void)!write(go[1], &c, 1);
+	if (waitpid(pid, &st, 0) < 0)
+		return 2;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -354,6 +486,10 @@ main(int argc, char **argv)
 		return report(v, fchdir(atoi(argv[2])));
 	if (!strcmp(v, "openat") && argc == 4)
 		return report(v, openat(atoi(argv[2]), argv[3], O_RDONLY));
+	if (!strcmp(v, "with-errno"))
+		return with_errno(argc, argv);
+	if (!strcmp(v, "no-userns"))
+		return no_userns(argc, argv);
 	if (!strcmp(v, "procs"))
 		return list_procs();
 	fprintf(stderr, "try: unknown verb '%s'\n", v);

@@ -1,0 +1,140 @@
+/*
+ * Fail closed (THREATS.md #22): when a layer the profile requires cannot be
+ * applied, agentjail must stop before the command runs, exit 125 and name
+ * the failing step.  Each case makes one kernel feature unavailable for
+ * real: `try with-errno NR ERRNO -- CMD` runs agentjail under a seccomp
+ * filter that fails system call NR with ERRNO, and `try no-userns -- CMD`
+ * under a user.max_user_namespaces of 0 (nothing is mocked: the kernel
+ * answers the jail's setup the way a kernel without that feature, or a
+ * sandbox around agentjail, would).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+/* A profile that needs nothing from the source tree (the suite may run
+ * from a staging directory without ./profiles). */
+static char *profile;
+static char *scratch;
+
+static void
+setup(void)
+{
+	scratch = aj_test_scratch();
+	profile = aj_test_write_file(scratch, "p.profile", "env keep PATH\n");
+}
+
+static void
+teardown(void)
+{
+	aj_test_rmrf(scratch);
+	free(profile);
+	free(scratch);
+}
+
+TestSuite(failclosed, .init = setup, .fini = teardown);
+
+static void
+run_without(long nr, const char *errno_name, struct aj_result *res)
+{
+	char nrbuf[32];
+	const char *argv[] = {
+		aj_test_bin("tests/integration/try"), "with-errno", nrbuf, errno_name, "--",
+		aj_test_bin("agentjail"), "run", "--profile", profile, "--", "/bin/sh", "-c",
+		"echo AGENT-RAN", NULL,
+	};
+
+	snprintf(nrbuf, sizeof(nrbuf), "%ld", nr);
+	aj_test_exec(argv, -1, res);
+}
+
+static void
+assert_stopped(const struct aj_result *res, const char *step, const char *hint)
+{
+	cr_assert_eq(res->status, 125, "status %d, stderr: %s", res->status, res->err);
+	cr_assert_null(strstr(res->out, "AGENT-RAN"), "the command ran: %s", res->out);
+	cr_assert_not_null(strstr(res->err, step), "stderr does not name '%s': %s", step, res->err);
+	if (hint != NULL)
+		cr_assert_not_null(strstr(res->err, hint), "stderr lacks the fix '%s': %s", hint,
+		                   res->err);
+	/* One clear line, not a cascade. */
+	cr_assert_eq(strchr(res->err, '\n'), res->err + strlen(res->err) - 1,
+	             "expected exactly one line on stderr: %s", res->err);
+}
+
+/* `try no-userns -- CMD` runs CMD in a user namespace whose
+ * user.max_user_namespaces is 0, as a kernel with them disabled would. */
+Test(failclosed, without_user_namespaces, .timeout = 60)
+{
+	const char *argv[] = {
+		aj_test_bin("tests/integration/try"), "no-userns", "--", aj_test_bin("agentjail"),
+		"run", "--profile", profile, "--", "/bin/sh", "-c", "echo AGENT-RAN", NULL,
+	};
+	struct aj_result res;
+
+	aj_test_exec(argv, -1, &res);
+	assert_stopped(&res, "creating the namespaces failed", "max_user_namespaces");
+	aj_test_result_free(&res);
+}
+
+Test(failclosed, without_seccomp, .timeout = 60)
+{
+	struct aj_result res;
+
+	run_without(SYS_seccomp, "EINVAL", &res);
+	assert_stopped(&res, "loading the seccomp filter failed", "CONFIG_SECCOMP_FILTER");
+	aj_test_result_free(&res);
+}
+
+Test(failclosed, without_new_mount_api, .timeout = 60)
+{
+	struct aj_result res;
+
+	run_without(SYS_mount_setattr, "ENOSYS", &res);
+	assert_stopped(&res, "failed", "new mount API");
+	aj_test_result_free(&res);
+}
+
+Test(failclosed, without_mounts, .timeout = 60)
+{
+	struct aj_result res;
+
+	run_without(SYS_mount, "EPERM", &res);
+	assert_stopped(&res, "making mounts private failed", NULL);
+	aj_test_result_free(&res);
+}
+
+Test(failclosed, without_hostname, .timeout = 60)
+{
+	struct aj_result res;
+
+	run_without(SYS_sethostname, "EPERM", &res);
+	assert_stopped(&res, "setting the hostname failed", NULL);
+	aj_test_result_free(&res);
+}
+
+Test(failclosed, without_capability_drop, .timeout = 60)
+{
+	struct aj_result res;
+
+	run_without(SYS_capset, "EPERM", &res);
+	assert_stopped(&res, "dropping capabilities failed", NULL);
+	aj_test_result_free(&res);
+}
+
+Test(failclosed, without_broker, .timeout = 60)
+{
+	const char *argv[] = {"/usr/bin/env", "AGENTJAIL_BROKER=/nonexistent/agentjail-broker",
+	                      aj_test_bin("agentjail"), "run", "--profile", profile, "--",
+	                      "/bin/sh", "-c", "echo AGENT-RAN", NULL};
+	struct aj_result res;
+
+	aj_test_exec(argv, -1, &res);
+	assert_stopped(&res, "starting the broker failed", "agentjail-broker");
+	aj_test_result_free(&res);
+}
