@@ -221,6 +221,13 @@ struct aj_spawn_plan {
 	bool quiet;
 };
 
+/* posix_spawn PATH (searched on the PATH of environ when SEARCH) in a new
+ * session, with default signal dispositions and an empty signal mask,
+ * DOOR_FD placed at AJ_BROKER_FD (inheritable) and every other fd above 2
+ * closed.  Returns 0 or a positive errno, posix_spawn's convention. */
+int aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
+                     bool search, pid_t *pid);
+
 struct aj_jail {
 	pid_t pid;     /* jail init, in the supervisor's pid namespace */
 	int pidfd;     /* owned */

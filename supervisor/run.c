@@ -12,7 +12,6 @@
 #include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +85,9 @@ broker_program(const struct aj_run_options *opts)
 }
 
 /* The broker: its own program, started with posix_spawn (no copy of the
- * supervisor's memory), its end of the socketpair at fd 3 and nothing
- * else.  It drops to the profile's user itself when started by root, sets
+ * supervisor's memory) in its own session (a terminal's ^C is for the
+ * agent, forwarded by the supervisor), its end of the socketpair at fd 3
+ * and nothing else.  It drops to the profile's user itself when started by root, sets
  * no_new_privs, and dies with the supervisor (see broker/broker.c). */
 static int
 start_broker(const struct aj_run_options *opts, const struct identity *id, int broker_end,
@@ -98,35 +98,12 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 	char *argv[] = {"agentjail-broker", "--supervisor", parent, id->drop ? "--user" : NULL,
 	                user, NULL};
 	char *envp[] = {"AGENTJAIL_FD=3", NULL};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
 	pid_t pid;
 	int r, pidfd;
 
 	snprintf(parent, sizeof(parent), "%d", (int)getpid());
 	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->uid, (unsigned)id->gid);
-	sigemptyset(&none);
-	sigfillset(&all);
-	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
-		return aj_err(err, errlen, -r, "posix_spawn: %s", strerror(r));
-	if ((r = posix_spawnattr_init(&attr)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return aj_err(err, errlen, -r, "posix_spawn: %s", strerror(r));
-	}
-	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	if (r == 0)
-		r = posix_spawnattr_setsigmask(&attr, &none);
-	if (r == 0)
-		r = posix_spawnattr_setsigdefault(&attr, &all);
-	if (r == 0)
-		r = posix_spawn_file_actions_adddup2(&fa, broker_end, AJ_BROKER_FD);
-	if (r == 0)
-		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_BROKER_FD + 1);
-	if (r == 0)
-		r = posix_spawn(&pid, path, &fa, &attr, argv, envp);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
+	r = aj_spawn_program(path, argv, envp, broker_end, false, &pid);
 	if (r != 0)
 		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)", aj_step_name(AJ_STEP_BROKER),
 		              path, strerror(r), aj_step_hint(AJ_STEP_BROKER, r));

@@ -95,15 +95,10 @@ clone3_fork_like(uint64_t flags, int *pidfd)
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
-/* The agent: posix_spawn (a vfork-style clone, no copy of init's memory)
- * into a new session with default signal handling, fds 0-2 and the broker
- * at AJ_BROKER_FD, everything else closed.  Resource limits were set on
- * init and are inherited.  An exec failure comes back as the return
- * value, so init can report it on the setup channel. */
-static int
-spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
+int
+aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
+                 bool search, pid_t *pid)
 {
-	extern char **environ;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -125,18 +120,29 @@ spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
 		r = posix_spawnattr_setsigdefault(&attr, &all);
 	/* dup2 onto itself clears close-on-exec, as POSIX requires. */
 	if (r == 0)
-		r = posix_spawn_file_actions_adddup2(&fa, plan->broker_fd, AJ_BROKER_FD);
+		r = posix_spawn_file_actions_adddup2(&fa, door_fd, AJ_BROKER_FD);
 	if (r == 0)
 		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_BROKER_FD + 1);
-	if (r == 0) {
-		/* posix_spawnp searches the PATH of environ: make it the
-		 * agent's.  Init reads nothing from its environment. */
-		environ = plan->envp;
-		r = posix_spawnp(pid, plan->argv[0], &fa, &attr, plan->argv, plan->envp);
-	}
+	if (r == 0)
+		r = search ? posix_spawnp(pid, path, &fa, &attr, argv, envp)
+		           : posix_spawn(pid, path, &fa, &attr, argv, envp);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	return r;
+}
+
+/* The agent, spawned by init.  Resource limits were set on init and are
+ * inherited.  An exec failure comes back as the return value, so init can
+ * report it on the setup channel. */
+static int
+spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
+{
+	extern char **environ;
+
+	/* posix_spawnp searches the PATH of environ: make it the agent's.
+	 * Init reads nothing from its environment. */
+	environ = plan->envp;
+	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, plan->broker_fd, true, pid);
 }
 
 /* posix_spawnp reports EACCES when a PATH directory cannot be searched,
