@@ -23,7 +23,7 @@
 /* Format into ERR (may be NULL) and return -ERRNUM unchanged, so callers
  * can write `return aj_err(err, errlen, -EINVAL, "...")`. */
 int aj_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Escape untrusted text (control characters, non-ASCII, backslash) as \xNN
  * so it cannot forge a log line.  Writes at most OUTLEN bytes incl. NUL. */
@@ -51,10 +51,10 @@ enum aj_layer {
 };
 
 struct aj_profile {
-	char *name;     /* as asked for */
-	char *path;     /* the top file */
-	char *hostname; /* `hostname NAME`, default "agentjail" */
-	char *user;     /* `user NAME`: host user when started by root, default "nobody" */
+	char *name;      /* as asked for */
+	char *path;      /* the top file */
+	char *hostname;  /* `hostname NAME`, default "agentjail" */
+	char *user;      /* `user NAME`: host user when started by root, default "nobody" */
 	char **env_keep; /* `env keep NAME...`: sorted, unique */
 	size_t n_env_keep;
 	char **env_set; /* `env set NAME=VALUE`: "NAME=VALUE", sorted by NAME */
@@ -63,8 +63,8 @@ struct aj_profile {
 		bool set;
 		uint64_t value; /* AJ_RLIM_UNLIMITED for "unlimited" */
 	} rlimits[AJ_RLIMIT__COUNT];
-	uint64_t tmpfs_size;     /* `tmpfs-size SIZE`: bytes, default 64 MiB */
-	bool allow_unix_sockets; /* `socket unix allow|deny`, default deny */
+	uint64_t tmpfs_size;      /* `tmpfs-size SIZE`: bytes, default 64 MiB */
+	bool allow_unix_sockets;  /* `socket unix allow|deny`, default deny */
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 };
 
@@ -104,8 +104,7 @@ struct aj_seccomp_opts {
 /* Build the filter without loading it (unit-testable without privileges).
  * *OUT is a new libseccomp context (scmp_filter_ctx) the caller releases.
  * Returns 0, -ENOMEM, or -EINVAL with ERR naming the rule that failed. */
-int aj_seccomp_build(const struct aj_seccomp_opts *opts, void **out, char *err,
-                     size_t errlen);
+int aj_seccomp_build(const struct aj_seccomp_opts *opts, void **out, char *err, size_t errlen);
 
 /* Load a built filter into the calling thread (sets no_new_privs). */
 int aj_seccomp_load(void *ctx);
@@ -133,8 +132,8 @@ int aj_seccomp_load_prebuilt(const struct sock_fprog *prog);
  * AGENTJAIL_FD=<broker fd> and AGENTJAIL=1.  *OUT is a new NULL-terminated
  * array freed with aj_env_free().  Returns 0 or -ENOMEM.
  */
-int aj_env_build(const struct aj_profile *profile, char *const *environ_in,
-                 int broker_fd, char ***out);
+int aj_env_build(const struct aj_profile *profile, char *const *environ_in, int broker_fd,
+                 char ***out);
 void aj_env_free(char **env);
 
 /* ---- supervisor/steps.c: the setup steps, for one clear failure line ------- */
@@ -210,14 +209,14 @@ int aj_rlimits_apply(const struct aj_profile *profile, char *err, size_t errlen)
 struct aj_spawn_plan {
 	const struct aj_profile *profile;
 	char *const *argv;
-	char **envp;          /* built by aj_env_build */
+	char **envp;                      /* built by aj_env_build */
 	const struct sock_fprog *seccomp; /* the filter, loaded in the jail */
-	uid_t uid;            /* the host uid/gid the agent runs as */
+	uid_t uid;                        /* the host uid/gid the agent runs as */
 	gid_t gid;
 	bool drop_privileges; /* started by root: become UID/GID before cloning */
 	const char *cwd;
 	const char *xdg_runtime_dir;
-	int broker_fd;        /* the agent's end of the socketpair */
+	int broker_fd; /* the agent's end of the socketpair */
 	bool quiet;
 };
 
@@ -229,8 +228,8 @@ int aj_spawn_program(const char *path, char *const argv[], char *const envp[], i
                      bool search, pid_t *pid);
 
 struct aj_jail {
-	pid_t pid;     /* jail init, in the supervisor's pid namespace */
-	int pidfd;     /* owned */
+	pid_t pid;      /* jail init, in the supervisor's pid namespace */
+	int pidfd;      /* owned */
 	int exec_errno; /* 0, or why the command could not be executed */
 };
 
@@ -238,8 +237,7 @@ struct aj_jail {
  * step failed: -errno, ERR holds the one-line report and nothing is left
  * running).  If the command itself cannot be executed, returns 0 with
  * JAIL->exec_errno set; the jail is then exiting on its own. */
-int aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
-                  size_t errlen);
+int aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err, size_t errlen);
 
 /* ---- supervisor/monitor.c: the supervisor's libev loop --------------------- */
 

@@ -16,10 +16,10 @@
 #include "internal.h"
 
 /* Lock every securebit we set, so nothing can turn them back off. */
-#define AJ_SECUREBITS                                                                   \
-	(SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |                  \
-	 SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |                        \
-	 SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED)
+#define AJ_SECUREBITS                                                                              \
+	(SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |                           \
+	 SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |   \
+	 SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED)
 
 static int
 verify_dropped(char *err, size_t errlen)
@@ -37,8 +37,8 @@ verify_dropped(char *err, size_t errlen)
 	for (cap_value_t c = 0; r == 0 && c <= CAP_LAST_CAP; c++) {
 		int in_bound = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
 		if (in_bound > 0)
-			r = aj_err(err, errlen, -EPERM, "capability %d is still in the bounding set",
-			           c);
+			r = aj_err(err, errlen, -EPERM,
+			           "capability %d is still in the bounding set", c);
 	}
 	if (r == 0 && prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
 		r = aj_err(err, errlen, -EPERM, "no_new_privs did not stick");
@@ -59,11 +59,13 @@ aj_caps_drop_all(char *err, size_t errlen)
 		if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) <= 0)
 			continue;
 		if (cap_drop_bound(c) < 0)
-			return aj_err(err, errlen, -errno, "dropping capability %d from the bounding set: %s",
-			              c, strerror(errno));
+			return aj_err(err, errlen, -errno,
+			              "dropping capability %d from the bounding set: %s", c,
+			              strerror(errno));
 	}
 	if (cap_reset_ambient() < 0)
-		return aj_err(err, errlen, -errno, "clearing ambient capabilities: %s", strerror(errno));
+		return aj_err(err, errlen, -errno, "clearing ambient capabilities: %s",
+		              strerror(errno));
 	if (cap_set_secbits(AJ_SECUREBITS) < 0)
 		return aj_err(err, errlen, -errno, "locking securebits: %s", strerror(errno));
 

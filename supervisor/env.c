@@ -52,8 +52,7 @@ aj_env_free(char **env)
 }
 
 int
-aj_env_build(const struct aj_profile *profile, char *const *environ_in, int broker_fd,
-             char ***out)
+aj_env_build(const struct aj_profile *profile, char *const *environ_in, int broker_fd, char ***out)
 {
 	size_t n_in = 0, n = 0;
 	char **env;

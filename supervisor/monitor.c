@@ -76,7 +76,8 @@ on_broker_exit(struct ev_loop *loop, ev_io *w, int revents)
 	/* A clean exit means every agent-side end of the socketpair closed.
 	 * Anything else leaves the agent without its door: say so. */
 	if (!m->plan->quiet && !(info.si_code == CLD_EXITED && info.si_status == 0))
-		fprintf(stderr, "agentjail: the broker exited (%s %d); the agent can no longer fetch\n",
+		fprintf(stderr,
+		        "agentjail: the broker exited (%s %d); the agent can no longer fetch\n",
 		        info.si_code == CLD_EXITED ? "status" : "signal", info.si_status);
 }
 

@@ -103,7 +103,8 @@ aj_netns_setup_loopback(char *err, size_t errlen)
 		return aj_err(err, errlen, -ENOMEM, "nl_socket_alloc: out of memory");
 	r = nl_connect(sk, NETLINK_ROUTE);
 	if (r < 0) {
-		r = aj_err(err, errlen, nl_to_errno(r), "connecting to rtnetlink: %s", nl_geterror(r));
+		r = aj_err(err, errlen, nl_to_errno(r), "connecting to rtnetlink: %s",
+		           nl_geterror(r));
 		goto out;
 	}
 	r = bring_lo_up(sk, err, errlen);

@@ -36,8 +36,7 @@ struct identity {
 /* Who the agent (and the broker) run as.  Started by root: the profile's
  * user, never uid 0.  Otherwise: the caller. */
 static int
-resolve_identity(const struct aj_profile *profile, struct identity *id, char *err,
-                 size_t errlen)
+resolve_identity(const struct aj_profile *profile, struct identity *id, char *err, size_t errlen)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096], *end;
@@ -95,8 +94,8 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 {
 	const char *path = broker_program(opts);
 	char parent[32], user[64];
-	char *argv[] = {"agentjail-broker", "--supervisor", parent, id->drop ? "--user" : NULL,
-	                user, NULL};
+	char *argv[] = {"agentjail-broker",         "--supervisor", parent,
+	                id->drop ? "--user" : NULL, user,           NULL};
 	char *envp[] = {"AGENTJAIL_FD=3", NULL};
 	pid_t pid;
 	int r, pidfd;
@@ -105,8 +104,9 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->uid, (unsigned)id->gid);
 	r = aj_spawn_program(path, argv, envp, broker_end, false, &pid);
 	if (r != 0)
-		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)", aj_step_name(AJ_STEP_BROKER),
-		              path, strerror(r), aj_step_hint(AJ_STEP_BROKER, r));
+		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)",
+		              aj_step_name(AJ_STEP_BROKER), path, strerror(r),
+		              aj_step_hint(AJ_STEP_BROKER, r));
 
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
@@ -196,17 +196,17 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	/* 4. The jail. */
 	{
 		struct aj_spawn_plan plan = {
-			.profile = opts->profile,
-			.argv = opts->argv,
-			.envp = envp,
-			.seccomp = filter,
-			.uid = id.uid,
-			.gid = id.gid,
-			.drop_privileges = id.drop,
-			.cwd = getcwd(cwd, sizeof(cwd)),
-			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
-			.broker_fd = pair[1],
-			.quiet = opts->quiet,
+		    .profile = opts->profile,
+		    .argv = opts->argv,
+		    .envp = envp,
+		    .seccomp = filter,
+		    .uid = id.uid,
+		    .gid = id.gid,
+		    .drop_privileges = id.drop,
+		    .cwd = getcwd(cwd, sizeof(cwd)),
+		    .xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
+		    .broker_fd = pair[1],
+		    .quiet = opts->quiet,
 		};
 		r = aj_spawn_jail(&plan, &jail, err, errlen);
 	}
@@ -226,11 +226,11 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 
 	/* 5. Watch until the jail's init exits. */
 	mplan = (struct aj_monitor_plan){
-		.jail_pidfd = jail.pidfd,
-		.broker_pidfd = broker_pidfd,
-		.timeout_sec = opts->timeout_sec,
-		.forward_signals = opts->forward_signals,
-		.quiet = opts->quiet,
+	    .jail_pidfd = jail.pidfd,
+	    .broker_pidfd = broker_pidfd,
+	    .timeout_sec = opts->timeout_sec,
+	    .forward_signals = opts->forward_signals,
+	    .quiet = opts->quiet,
 	};
 	r = aj_monitor_run(&mplan, status, err, errlen);
 	if (r < 0) {

@@ -40,25 +40,24 @@
 #include "internal.h"
 
 enum sync_type {
-	SYNC_GO = 1,   /* parent -> jail: maps written, continue */
-	SYNC_FAILURE,  /* jail -> parent: a setup step failed */
+	SYNC_GO = 1,  /* parent -> jail: maps written, continue */
+	SYNC_FAILURE, /* jail -> parent: a setup step failed */
 };
 
 struct sync_msg {
 	int32_t type;
-	int32_t step;  /* enum aj_step */
-	int32_t err;   /* positive errno */
+	int32_t step; /* enum aj_step */
+	int32_t err;  /* positive errno */
 	char detail[240];
 };
 
 /* Signals the jail's init forwards to the agent's process group. */
 static const int forwarded_signals[] = {
-	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+    SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
 };
 
-#define JAIL_NS_FLAGS                                                                    \
-	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |         \
-	 CLONE_NEWUTS)
+#define JAIL_NS_FLAGS                                                                              \
+	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 
 static void
 sync_send(int fd, const struct sync_msg *msg)
@@ -87,17 +86,17 @@ static pid_t
 clone3_fork_like(uint64_t flags, int *pidfd)
 {
 	struct clone_args args = {
-		.flags = flags,
-		.pidfd = (uint64_t)(uintptr_t)pidfd,
-		/* CLONE_PARENT takes the caller's exit signal and refuses any other. */
-		.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
+	    .flags = flags,
+	    .pidfd = (uint64_t)(uintptr_t)pidfd,
+	    /* CLONE_PARENT takes the caller's exit signal and refuses any other. */
+	    .exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
 	};
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
 int
-aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
-                 bool search, pid_t *pid)
+aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd, bool search,
+                 pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -113,7 +112,7 @@ aj_spawn_program(const char *path, char *const argv[], char *const envp[], int d
 		return r;
 	}
 	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-	                                            POSIX_SPAWN_SETSIGDEF);
+	                                        POSIX_SPAWN_SETSIGDEF);
 	if (r == 0)
 		r = posix_spawnattr_setsigmask(&attr, &none);
 	if (r == 0)
@@ -208,10 +207,10 @@ static _Noreturn void
 jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 {
 	struct aj_fs_plan fs = {
-		.tmpfs_size = plan->profile->tmpfs_size,
-		.xdg_runtime_dir = plan->xdg_runtime_dir,
-		.sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
-		.quiet = plan->quiet,
+	    .tmpfs_size = plan->profile->tmpfs_size,
+	    .xdg_runtime_dir = plan->xdg_runtime_dir,
+	    .sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
+	    .quiet = plan->quiet,
 	};
 	struct sync_msg go;
 	enum aj_step step;
@@ -250,8 +249,10 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 		if (!plan->quiet && plan->cwd != NULL) {
 			char safe[512];
 			aj_log_escape(plan->cwd, safe, sizeof(safe));
-			fprintf(stderr, "agentjail: notice: working directory %s is not visible "
-			                "in the jail; starting in /\n", safe);
+			fprintf(stderr,
+			        "agentjail: notice: working directory %s is not visible "
+			        "in the jail; starting in /\n",
+			        safe);
 		}
 		if (chdir("/") < 0)
 			child_fail(sync_fd, AJ_STEP_NONE, errno, "chdir /");
@@ -348,8 +349,8 @@ struct intermediate_args {
 	uint64_t flags;
 	int parent_fd;
 	int child_fd;
-	pid_t pid;  /* out: the jail's pid */
-	int err;    /* out: positive errno on failure */
+	pid_t pid; /* out: the jail's pid */
+	int err;   /* out: positive errno on failure */
 	enum aj_step step;
 };
 
@@ -389,7 +390,10 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
             pid_t *pid, int *pidfd, char *err, size_t errlen)
 {
 	struct intermediate_args args = {
-		.plan = plan, .flags = flags, .parent_fd = parent_fd, .child_fd = child_fd,
+	    .plan = plan,
+	    .flags = flags,
+	    .parent_fd = parent_fd,
+	    .child_fd = child_fd,
 	};
 	void *stack;
 	pid_t mid;
@@ -423,9 +427,9 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
 		return r;
 	if (args.err != 0) {
 		const char *hint = aj_step_hint(args.step, args.err);
-		return aj_err(err, errlen, -args.err, "%s failed: %s%s%s%s", aj_step_name(args.step),
-		              strerror(args.err), hint ? " (" : "", hint ? hint : "",
-		              hint ? ")" : "");
+		return aj_err(err, errlen, -args.err, "%s failed: %s%s%s%s",
+		              aj_step_name(args.step), strerror(args.err), hint ? " (" : "",
+		              hint ? hint : "", hint ? ")" : "");
 	}
 	*pid = args.pid;
 	*pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);
@@ -451,7 +455,8 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 
 	err[0] = '\0';
 	r = start_clone(plan, flags, sv[0], sv[1], &pid, &pidfd, err, errlen);
-	if (r == -EINVAL && err[0] == '\0' && (plan->profile->optional_layers & AJ_LAYER_CGROUPNS)) {
+	if (r == -EINVAL && err[0] == '\0' &&
+	    (plan->profile->optional_layers & AJ_LAYER_CGROUPNS)) {
 		if (!plan->quiet)
 			fprintf(stderr, "agentjail: notice: no cgroup namespace on this kernel "
 			                "(profile: optional cgroupns)\n");

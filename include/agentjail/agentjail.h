@@ -33,8 +33,7 @@ struct aj_profile;
  * "file:line: message"), -ELOOP (include cycle), -ENOMEM or another -errno
  * from reading the file.
  */
-int aj_profile_load(const char *name_or_path, struct aj_profile **out, char *err,
-                    size_t errlen);
+int aj_profile_load(const char *name_or_path, struct aj_profile **out, char *err, size_t errlen);
 
 /* Free a profile; NULL is a no-op. */
 void aj_profile_free(struct aj_profile *profile);
@@ -59,9 +58,9 @@ struct aj_run_options {
 	const struct aj_profile *profile; /* required */
 	char *const *argv;                /* required: argv[0] is the command */
 	double timeout_sec;               /* 0: no limit */
-	bool forward_signals;   /* forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 */
-	const char *broker_path; /* agentjail-broker binary; NULL: the installed one */
-	bool quiet;              /* no notices on stderr (errors still go to ERR) */
+	bool forward_signals;             /* forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 */
+	const char *broker_path;          /* agentjail-broker binary; NULL: the installed one */
+	bool quiet;                       /* no notices on stderr (errors still go to ERR) */
 };
 
 /*

@@ -8,12 +8,12 @@
 #ifndef AGENTJAIL_EXITCODES_H
 #define AGENTJAIL_EXITCODES_H
 
-#define AJ_EXIT_FAILURE 1      /* a subcommand failed (profile check: invalid) */
-#define AJ_EXIT_USAGE 2        /* bad command line */
-#define AJ_EXIT_TIMEOUT 124    /* --timeout expired: the jail was killed */
-#define AJ_EXIT_SETUP 125      /* agentjail failed before the command started */
+#define AJ_EXIT_FAILURE 1       /* a subcommand failed (profile check: invalid) */
+#define AJ_EXIT_USAGE 2         /* bad command line */
+#define AJ_EXIT_TIMEOUT 124     /* --timeout expired: the jail was killed */
+#define AJ_EXIT_SETUP 125       /* agentjail failed before the command started */
 #define AJ_EXIT_CANNOT_EXEC 126 /* the command was found but could not be executed */
-#define AJ_EXIT_NOT_FOUND 127  /* the command was not found */
+#define AJ_EXIT_NOT_FOUND 127   /* the command was not found */
 #define AJ_EXIT_SIGNAL_BASE 128 /* + N: the agent was killed by signal N */
 
 #endif /* AGENTJAIL_EXITCODES_H */

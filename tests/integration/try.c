@@ -48,25 +48,44 @@ static const char *
 errname(int e)
 {
 	switch (e) {
-	case EPERM: return "EPERM";
-	case EACCES: return "EACCES";
-	case ENOSYS: return "ENOSYS";
-	case ENOENT: return "ENOENT";
-	case EROFS: return "EROFS";
-	case EINVAL: return "EINVAL";
-	case ECONNREFUSED: return "ECONNREFUSED";
-	case ENETUNREACH: return "ENETUNREACH";
-	case EAFNOSUPPORT: return "EAFNOSUPPORT";
-	case ESRCH: return "ESRCH";
-	case EBADF: return "EBADF";
-	case ENOTTY: return "ENOTTY";
-	case EIO: return "EIO";
-	case ENOTDIR: return "ENOTDIR";
-	case ENOTSOCK: return "ENOTSOCK";
-	case EAGAIN: return "EAGAIN";
-	case ENETDOWN: return "ENETDOWN";
-	case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
-	case ENOEXEC: return "ENOEXEC";
+	case EPERM:
+		return "EPERM";
+	case EACCES:
+		return "EACCES";
+	case ENOSYS:
+		return "ENOSYS";
+	case ENOENT:
+		return "ENOENT";
+	case EROFS:
+		return "EROFS";
+	case EINVAL:
+		return "EINVAL";
+	case ECONNREFUSED:
+		return "ECONNREFUSED";
+	case ENETUNREACH:
+		return "ENETUNREACH";
+	case EAFNOSUPPORT:
+		return "EAFNOSUPPORT";
+	case ESRCH:
+		return "ESRCH";
+	case EBADF:
+		return "EBADF";
+	case ENOTTY:
+		return "ENOTTY";
+	case EIO:
+		return "EIO";
+	case ENOTDIR:
+		return "ENOTDIR";
+	case ENOTSOCK:
+		return "ENOTSOCK";
+	case EAGAIN:
+		return "EAGAIN";
+	case ENETDOWN:
+		return "ENETDOWN";
+	case EADDRNOTAVAIL:
+		return "EADDRNOTAVAIL";
+	case ENOEXEC:
+		return "ENOEXEC";
 	default: {
 		static char buf[32];
 		snprintf(buf, sizeof(buf), "errno%d", e);
@@ -270,8 +289,8 @@ errno_by_name(const char *name)
 		const char *name;
 		int value;
 	} names[] = {
-		{"EPERM", EPERM}, {"EACCES", EACCES}, {"ENOSYS", ENOSYS}, {"EINVAL", EINVAL},
-		{"ENOSPC", ENOSPC}, {"ENOMEM", ENOMEM},
+	    {"EPERM", EPERM},   {"EACCES", EACCES}, {"ENOSYS", ENOSYS},
+	    {"EINVAL", EINVAL}, {"ENOSPC", ENOSPC}, {"ENOMEM", ENOMEM},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(name, names[i].name))
@@ -286,13 +305,13 @@ with_errno(int argc, char **argv)
 {
 	int e = argc > 3 ? errno_by_name(argv[3]) : -1;
 	struct sock_filter insns[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, argc > 2 ? (unsigned)atoi(argv[2]) : ~0u, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)e & SECCOMP_RET_DATA)),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, argc > 2 ? (unsigned)atoi(argv[2]) : ~0u, 0, 1),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)e & SECCOMP_RET_DATA)),
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = {.len = sizeof(insns) / sizeof(insns[0]), .filter = insns};
 
