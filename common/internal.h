@@ -23,7 +23,7 @@
 /* Format into ERR (may be NULL) and return -ERRNUM unchanged, so callers
  * can write `return aj_err(err, errlen, -EINVAL, "...")`. */
 int aj_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* Escape untrusted text (control characters, non-ASCII, backslash) as \xNN
  * so it cannot forge a log line.  Writes at most OUTLEN bytes incl. NUL. */

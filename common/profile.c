@@ -54,12 +54,12 @@ static const struct {
 	enum { RL_COUNT, RL_SIZE, RL_SECONDS } unit;
 	const char *expect; /* for "invalid value" messages */
 } rlimit_kinds[AJ_RLIMIT__COUNT] = {
-    [AJ_RLIMIT_NOFILE] = {"nofile", RLIMIT_NOFILE, RL_COUNT, RL_EXPECT_COUNT},
-    [AJ_RLIMIT_NPROC] = {"nproc", RLIMIT_NPROC, RL_COUNT, RL_EXPECT_COUNT},
-    [AJ_RLIMIT_AS] = {"as", RLIMIT_AS, RL_SIZE, RL_EXPECT_SIZE},
-    [AJ_RLIMIT_FSIZE] = {"fsize", RLIMIT_FSIZE, RL_SIZE, RL_EXPECT_SIZE},
-    [AJ_RLIMIT_CPU] = {"cpu", RLIMIT_CPU, RL_SECONDS, RL_EXPECT_SECONDS},
-    [AJ_RLIMIT_CORE] = {"core", RLIMIT_CORE, RL_SIZE, RL_EXPECT_SIZE},
+        [AJ_RLIMIT_NOFILE] = {"nofile", RLIMIT_NOFILE, RL_COUNT, RL_EXPECT_COUNT},
+        [AJ_RLIMIT_NPROC] = {"nproc", RLIMIT_NPROC, RL_COUNT, RL_EXPECT_COUNT},
+        [AJ_RLIMIT_AS] = {"as", RLIMIT_AS, RL_SIZE, RL_EXPECT_SIZE},
+        [AJ_RLIMIT_FSIZE] = {"fsize", RLIMIT_FSIZE, RL_SIZE, RL_EXPECT_SIZE},
+        [AJ_RLIMIT_CPU] = {"cpu", RLIMIT_CPU, RL_SECONDS, RL_EXPECT_SECONDS},
+        [AJ_RLIMIT_CORE] = {"core", RLIMIT_CORE, RL_SIZE, RL_EXPECT_SIZE},
 };
 
 /* Sorted by name: the canonical text and JSON list them in this order. */
@@ -67,14 +67,14 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } optional_layers[] = {
-    {"cgroupns", AJ_LAYER_CGROUPNS},
-    {"sysfs", AJ_LAYER_SYSFS},
+        {"cgroupns", AJ_LAYER_CGROUPNS},
+        {"sysfs", AJ_LAYER_SYSFS},
 };
 
 /* Layers every jail has; naming them in `optional` is a mistake worth a clear
  * answer rather than "unknown layer", since the user clearly meant them. */
 static const char *const core_layers[] = {
-    "userns", "netns", "mountns", "pidns", "ipcns", "utsns", "seccomp", "caps",
+        "userns", "netns", "mountns", "pidns", "ipcns", "utsns", "seccomp", "caps",
 };
 
 /* Variables aj_env_build() sets itself: a profile may neither pass the host's
@@ -154,7 +154,7 @@ static int parse_file(struct ctx *ctx, const char *path, struct file_id id, char
                       struct layer **out);
 
 static int perr(const struct parser *p, int errnum, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* "path:line: message" into the caller's buffer. */
 static int
@@ -1107,9 +1107,9 @@ static const struct {
 	const char *name;
 	int (*fn)(struct parser *p, char *rest);
 } directives[] = {
-    {"include", do_include}, {"hostname", do_hostname}, {"user", do_user},
-    {"env", do_env},         {"rlimit", do_rlimit},     {"tmpfs-size", do_tmpfs_size},
-    {"socket", do_socket},   {"optional", do_optional}, {"fetch", do_fetch},
+        {"include", do_include}, {"hostname", do_hostname}, {"user", do_user},
+        {"env", do_env},         {"rlimit", do_rlimit},     {"tmpfs-size", do_tmpfs_size},
+        {"socket", do_socket},   {"optional", do_optional}, {"fetch", do_fetch},
 };
 
 /* ---- files ----------------------------------------------------------------- */
@@ -1553,10 +1553,11 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++) {
 		if (!pr->rlimits[i].set)
 			continue;
-		bad |= json_object_set_new(rl, rlimit_kinds[i].name,
-		                           pr->rlimits[i].value == AJ_RLIM_UNLIMITED
-		                               ? json_string("unlimited")
-		                               : json_integer((json_int_t)pr->rlimits[i].value));
+		bad |= json_object_set_new(
+		        rl, rlimit_kinds[i].name,
+		        pr->rlimits[i].value == AJ_RLIM_UNLIMITED
+		                ? json_string("unlimited")
+		                : json_integer((json_int_t)pr->rlimits[i].value));
 	}
 	bad |= json_object_set_new(root, "rlimits", rl);
 	bad |= json_object_set_new(root, "tmpfs_size", json_integer((json_int_t)pr->tmpfs_size));

@@ -145,7 +145,7 @@ struct probe {
 /* ---- small helpers ------------------------------------------------------- */
 
 static void set_text(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 static void
 set_text(char *buf, size_t len, const char *fmt, ...)
@@ -406,10 +406,10 @@ static void
 load_filter(bool notify, struct child_report *rep)
 {
 	struct sock_filter insns[] = {
-	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x7fffffff, 0, 1),
-	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+	        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x7fffffff, 0, 1),
+	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = {.len = AJ_ARRAY_SIZE(insns), .filter = insns};
 	unsigned long flags = SECCOMP_FILTER_FLAG_TSYNC;
@@ -605,9 +605,9 @@ describe_failure(const struct doctor_ctx *ctx, const struct child_report *rep, s
 	/* SIGSYS is how a seccomp filter kills; ours never does in a probe. */
 	if (rep->signal == SIGSYS)
 		set_text(
-		    res->fix, sizeof(res->fix),
-		    "a seccomp filter around the caller (a container?) kills it: run agentjail "
-		    "outside that sandbox");
+		        res->fix, sizeof(res->fix),
+		        "a seccomp filter around the caller (a container?) kills it: run agentjail "
+		        "outside that sandbox");
 }
 
 /* ---- user namespaces ----------------------------------------------------- */
@@ -619,16 +619,16 @@ explain_userns(int errnum, bool privileged, struct result *res)
 	long v;
 
 	if (read_long("/proc/sys/user/max_user_namespaces", &v) == 0 && v == 0) {
-		set_text(
-		    res->fix, sizeof(res->fix),
-		    "user namespaces are disabled by user.max_user_namespaces=0: "
-		    "`sysctl -w user.max_user_namespaces=15000` (persist it in /etc/sysctl.d/)");
+		set_text(res->fix, sizeof(res->fix),
+		         "user namespaces are disabled by user.max_user_namespaces=0: "
+		         "`sysctl -w user.max_user_namespaces=15000` (persist it in "
+		         "/etc/sysctl.d/)");
 		return;
 	}
 	if (errnum == ENOSPC) {
-		set_text(
-		    res->fix, sizeof(res->fix),
-		    "the user namespace limit is reached: raise `sysctl user.max_user_namespaces`");
+		set_text(res->fix, sizeof(res->fix),
+		         "the user namespace limit is reached: raise `sysctl "
+		         "user.max_user_namespaces`");
 		return;
 	}
 	if (errnum == EUSERS) {
@@ -649,11 +649,11 @@ explain_userns(int errnum, bool privileged, struct result *res)
 	if (!privileged &&
 	    read_long("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", &v) == 0 &&
 	    v != 0) {
-		set_text(
-		    res->fix, sizeof(res->fix),
-		    "AppArmor restricts unprivileged user namespaces: "
-		    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an AppArmor "
-		    "profile for agentjail with the `userns,` rule");
+		set_text(res->fix, sizeof(res->fix),
+		         "AppArmor restricts unprivileged user namespaces: "
+		         "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an "
+		         "AppArmor "
+		         "profile for agentjail with the `userns,` rule");
 		return;
 	}
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2) {
@@ -734,11 +734,11 @@ explain_ns(const struct ns_kind *ns, int errnum, struct result *res)
 	else if (errnum == EPERM &&
 	         read_long("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", &v) == 0 &&
 	         v != 0)
-		set_text(
-		    res->fix, sizeof(res->fix),
-		    "AppArmor leaves new user namespaces without capabilities: "
-		    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an AppArmor "
-		    "profile for agentjail with the `userns,` rule");
+		set_text(res->fix, sizeof(res->fix),
+		         "AppArmor leaves new user namespaces without capabilities: "
+		         "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an "
+		         "AppArmor "
+		         "profile for agentjail with the `userns,` rule");
 }
 
 static void
@@ -875,10 +875,10 @@ probe_seccomp(const struct doctor_ctx *ctx, const struct probe *p, struct result
 	if (!child_ok(&rep)) {
 		describe_failure(ctx, &rep, res);
 		if (mode == 2)
-			set_text(
-			    res->fix, sizeof(res->fix),
-			    "the caller's own seccomp filter refuses new filters: run agentjail "
-			    "outside that sandbox");
+			set_text(res->fix, sizeof(res->fix),
+			         "the caller's own seccomp filter refuses new filters: run "
+			         "agentjail "
+			         "outside that sandbox");
 		return;
 	}
 	res->available = true;
@@ -946,10 +946,10 @@ probe_landlock(const struct doctor_ctx *ctx, const struct probe *p, struct resul
 			         "ones: lsm=landlock,%s",
 			         lsm);
 		else
-			set_text(
-			    res->fix, sizeof(res->fix),
-			    "add landlock to the lsm= kernel parameter (keep the modules listed "
-			    "in /sys/kernel/security/lsm)");
+			set_text(res->fix, sizeof(res->fix),
+			         "add landlock to the lsm= kernel parameter (keep the modules "
+			         "listed "
+			         "in /sys/kernel/security/lsm)");
 		break;
 	case ENOSYS:
 		set_text(res->detail, sizeof(res->detail), "not in this kernel");
@@ -1129,23 +1129,23 @@ static const struct ns_kind ns_cgroup = {CLONE_NEWCGROUP, "unshare(CLONE_NEWCGRO
 /* In the order the jail applies them; the first missing mandatory layer is
  * the one the verdict names. */
 static const struct probe probes[] = {
-    {"user namespaces", NEED_MANDATORY, NULL, false, probe_userns, NULL, 0},
-    {"user namespaces (agent)", NEED_MANDATORY, NULL, true, probe_userns, NULL, 0},
-    {"mount namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_mount, 0},
-    {"pid namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_pid, 0},
-    {"network namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_net, 0},
-    {"ipc namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_ipc, 0},
-    {"uts namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_uts, 0},
-    {"cgroup namespace", NEED_PROFILE, "cgroupns", false, probe_ns, &ns_cgroup, 0},
-    {"fresh /proc", NEED_MANDATORY, NULL, false, probe_mount, NULL, MOUNT_PROC},
-    {"fresh /sys", NEED_PROFILE, "sysfs", false, probe_mount, NULL, MOUNT_SYSFS},
-    {"mount_setattr", NEED_MANDATORY, NULL, false, probe_mount, NULL, MOUNT_SETATTR},
-    {"loopback in new netns", NEED_MANDATORY, NULL, false, probe_loopback, NULL, 0},
-    {"no_new_privs", NEED_MANDATORY, NULL, false, probe_nnp, NULL, 0},
-    {"seccomp filter", NEED_MANDATORY, NULL, false, probe_seccomp, NULL, 0},
-    {"seccomp user notify", NEED_OPTIONAL, NULL, false, probe_seccomp_notify, NULL, 0},
-    {"landlock", NEED_OPTIONAL, NULL, false, probe_landlock, NULL, 0},
-    {"cgroup v2 delegation", NEED_OPTIONAL, NULL, false, probe_cgroup2, NULL, 0},
+        {"user namespaces", NEED_MANDATORY, NULL, false, probe_userns, NULL, 0},
+        {"user namespaces (agent)", NEED_MANDATORY, NULL, true, probe_userns, NULL, 0},
+        {"mount namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_mount, 0},
+        {"pid namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_pid, 0},
+        {"network namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_net, 0},
+        {"ipc namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_ipc, 0},
+        {"uts namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_uts, 0},
+        {"cgroup namespace", NEED_PROFILE, "cgroupns", false, probe_ns, &ns_cgroup, 0},
+        {"fresh /proc", NEED_MANDATORY, NULL, false, probe_mount, NULL, MOUNT_PROC},
+        {"fresh /sys", NEED_PROFILE, "sysfs", false, probe_mount, NULL, MOUNT_SYSFS},
+        {"mount_setattr", NEED_MANDATORY, NULL, false, probe_mount, NULL, MOUNT_SETATTR},
+        {"loopback in new netns", NEED_MANDATORY, NULL, false, probe_loopback, NULL, 0},
+        {"no_new_privs", NEED_MANDATORY, NULL, false, probe_nnp, NULL, 0},
+        {"seccomp filter", NEED_MANDATORY, NULL, false, probe_seccomp, NULL, 0},
+        {"seccomp user notify", NEED_OPTIONAL, NULL, false, probe_seccomp_notify, NULL, 0},
+        {"landlock", NEED_OPTIONAL, NULL, false, probe_landlock, NULL, 0},
+        {"cgroup v2 delegation", NEED_OPTIONAL, NULL, false, probe_cgroup2, NULL, 0},
 };
 
 #define N_PROBES AJ_ARRAY_SIZE(probes)

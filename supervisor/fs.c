@@ -26,22 +26,22 @@
 /* Kernel interfaces the agent may read but never write (as Docker's
  * readonlyPaths). */
 static const char *const proc_readonly[] = {
-    "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs",
+        "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs",
 };
 
 /* Files that leak kernel memory or host-wide state: replaced by /dev/null. */
 static const char *const proc_masked_files[] = {
-    "/proc/kcore",         "/proc/keys",        "/proc/key-users", "/proc/timer_list",
-    "/proc/latency_stats", "/proc/sched_debug", "/proc/kallsyms",  "/proc/kpagecount",
-    "/proc/kpageflags",    "/proc/kpagecgroup", "/proc/config.gz",
+        "/proc/kcore",         "/proc/keys",        "/proc/key-users", "/proc/timer_list",
+        "/proc/latency_stats", "/proc/sched_debug", "/proc/kallsyms",  "/proc/kpagecount",
+        "/proc/kpageflags",    "/proc/kpagecgroup", "/proc/config.gz",
 };
 
 /* Directories with hardware and driver state: replaced by an empty tmpfs. */
 static const char *const proc_masked_dirs[] = {
-    "/proc/acpi",
-    "/proc/scsi",
-    "/proc/asound",
-    "/proc/driver",
+        "/proc/acpi",
+        "/proc/scsi",
+        "/proc/asound",
+        "/proc/driver",
 };
 
 static bool
@@ -98,8 +98,8 @@ setup_private_tmpfs(const struct aj_fs_plan *plan, char *err, size_t errlen)
 		const char *path;
 		const char *mode;
 	} dirs[] = {
-	    {"/tmp", "1777"},     {"/var/tmp", "1777"}, {"/run", "0755"},
-	    {"/var/run", "0755"}, {"/dev/shm", "1777"},
+	        {"/tmp", "1777"},     {"/var/tmp", "1777"}, {"/run", "0755"},
+	        {"/var/run", "0755"}, {"/dev/shm", "1777"},
 	};
 	const char *xdg = plan->xdg_runtime_dir;
 	int r;

@@ -196,17 +196,17 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	/* 4. The jail. */
 	{
 		struct aj_spawn_plan plan = {
-		    .profile = opts->profile,
-		    .argv = opts->argv,
-		    .envp = envp,
-		    .seccomp = filter,
-		    .uid = id.uid,
-		    .gid = id.gid,
-		    .drop_privileges = id.drop,
-		    .cwd = getcwd(cwd, sizeof(cwd)),
-		    .xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
-		    .broker_fd = pair[1],
-		    .quiet = opts->quiet,
+		        .profile = opts->profile,
+		        .argv = opts->argv,
+		        .envp = envp,
+		        .seccomp = filter,
+		        .uid = id.uid,
+		        .gid = id.gid,
+		        .drop_privileges = id.drop,
+		        .cwd = getcwd(cwd, sizeof(cwd)),
+		        .xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
+		        .broker_fd = pair[1],
+		        .quiet = opts->quiet,
 		};
 		r = aj_spawn_jail(&plan, &jail, err, errlen);
 	}
@@ -226,11 +226,11 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 
 	/* 5. Watch until the jail's init exits. */
 	mplan = (struct aj_monitor_plan){
-	    .jail_pidfd = jail.pidfd,
-	    .broker_pidfd = broker_pidfd,
-	    .timeout_sec = opts->timeout_sec,
-	    .forward_signals = opts->forward_signals,
-	    .quiet = opts->quiet,
+	        .jail_pidfd = jail.pidfd,
+	        .broker_pidfd = broker_pidfd,
+	        .timeout_sec = opts->timeout_sec,
+	        .forward_signals = opts->forward_signals,
+	        .quiet = opts->quiet,
 	};
 	r = aj_monitor_run(&mplan, status, err, errlen);
 	if (r < 0) {

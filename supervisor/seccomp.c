@@ -430,7 +430,7 @@ add_clone_rules(struct build *b)
 		return r;
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(clone_ns_flags); i++) {
 		struct scmp_arg_cmp has =
-		    SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i].flag, clone_ns_flags[i].flag);
+		        SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i].flag, clone_ns_flags[i].flag);
 		r = add_rule(b, clone_ns_flags[i].name, AJ_SECCOMP_DENY, nr, 1, &has);
 		if (r < 0)
 			return r;

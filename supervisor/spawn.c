@@ -53,7 +53,7 @@ struct sync_msg {
 
 /* Signals the jail's init forwards to the agent's process group. */
 static const int forwarded_signals[] = {
-    SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
 };
 
 #define JAIL_NS_FLAGS                                                                              \
@@ -86,10 +86,10 @@ static pid_t
 clone3_fork_like(uint64_t flags, int *pidfd)
 {
 	struct clone_args args = {
-	    .flags = flags,
-	    .pidfd = (uint64_t)(uintptr_t)pidfd,
-	    /* CLONE_PARENT takes the caller's exit signal and refuses any other. */
-	    .exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
+	        .flags = flags,
+	        .pidfd = (uint64_t)(uintptr_t)pidfd,
+	        /* CLONE_PARENT takes the caller's exit signal and refuses any other. */
+	        .exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
 	};
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
@@ -112,7 +112,7 @@ aj_spawn_program(const char *path, char *const argv[], char *const envp[], int d
 		return r;
 	}
 	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-	                                        POSIX_SPAWN_SETSIGDEF);
+	                                            POSIX_SPAWN_SETSIGDEF);
 	if (r == 0)
 		r = posix_spawnattr_setsigmask(&attr, &none);
 	if (r == 0)
@@ -207,10 +207,10 @@ static _Noreturn void
 jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 {
 	struct aj_fs_plan fs = {
-	    .tmpfs_size = plan->profile->tmpfs_size,
-	    .xdg_runtime_dir = plan->xdg_runtime_dir,
-	    .sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
-	    .quiet = plan->quiet,
+	        .tmpfs_size = plan->profile->tmpfs_size,
+	        .xdg_runtime_dir = plan->xdg_runtime_dir,
+	        .sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
+	        .quiet = plan->quiet,
 	};
 	struct sync_msg go;
 	enum aj_step step;
@@ -390,10 +390,10 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
             pid_t *pid, int *pidfd, char *err, size_t errlen)
 {
 	struct intermediate_args args = {
-	    .plan = plan,
-	    .flags = flags,
-	    .parent_fd = parent_fd,
-	    .child_fd = child_fd,
+	        .plan = plan,
+	        .flags = flags,
+	        .parent_fd = parent_fd,
+	        .child_fd = child_fd,
 	};
 	void *stack;
 	pid_t mid;

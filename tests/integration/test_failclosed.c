@@ -47,20 +47,20 @@ run_without(long nr, const char *errno_name, struct aj_result *res)
 {
 	char nrbuf[32];
 	const char *argv[] = {
-	    aj_test_bin("tests/integration/try"),
-	    "with-errno",
-	    nrbuf,
-	    errno_name,
-	    "--",
-	    aj_test_bin("agentjail"),
-	    "run",
-	    "--profile",
-	    profile,
-	    "--",
-	    "/bin/sh",
-	    "-c",
-	    "echo AGENT-RAN",
-	    NULL,
+	        aj_test_bin("tests/integration/try"),
+	        "with-errno",
+	        nrbuf,
+	        errno_name,
+	        "--",
+	        aj_test_bin("agentjail"),
+	        "run",
+	        "--profile",
+	        profile,
+	        "--",
+	        "/bin/sh",
+	        "-c",
+	        "echo AGENT-RAN",
+	        NULL,
 	};
 
 	snprintf(nrbuf, sizeof(nrbuf), "%ld", nr);
@@ -71,8 +71,8 @@ static bool
 is_sanitizer_line(const char *line, size_t len)
 {
 	static const char *const follow_ups[] = {
-	    "False positive error reports may follow",
-	    "For details see https://github.com/google/sanitizers/issues/189",
+	        "False positive error reports may follow",
+	        "For details see https://github.com/google/sanitizers/issues/189",
 	};
 
 	if (len >= 2 && line[0] == '=' && line[1] == '=')
@@ -118,18 +118,18 @@ assert_stopped(const struct aj_result *res, const char *step, const char *hint)
 Test(failclosed, without_user_namespaces, .timeout = 60)
 {
 	const char *argv[] = {
-	    aj_test_bin("tests/integration/try"),
-	    "no-userns",
-	    "--",
-	    aj_test_bin("agentjail"),
-	    "run",
-	    "--profile",
-	    profile,
-	    "--",
-	    "/bin/sh",
-	    "-c",
-	    "echo AGENT-RAN",
-	    NULL,
+	        aj_test_bin("tests/integration/try"),
+	        "no-userns",
+	        "--",
+	        aj_test_bin("agentjail"),
+	        "run",
+	        "--profile",
+	        profile,
+	        "--",
+	        "/bin/sh",
+	        "-c",
+	        "echo AGENT-RAN",
+	        NULL,
 	};
 	struct aj_result res;
 

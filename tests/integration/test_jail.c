@@ -555,7 +555,7 @@ Test(jail, host_processes_invisible_and_unkillable, .init = setup, .fini = teard
 	JAIL_TRY(&r, prof, "kill-all");
 	cr_assert(r.status == 0 || r.status == 1, "try kill-all: " SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "kill-all ok") ||
-	              aj_test_has_line(r.out, "kill-all ESRCH"),
+	                  aj_test_has_line(r.out, "kill-all ESRCH"),
 	          SHOW(r));
 	aj_test_result_free(&r);
 	sleep_ms(50);
@@ -764,9 +764,9 @@ Test(jail, sigusr1_reaches_agent_trap, .init = setup_writable, .fini = teardown,
 	pid_t pid;
 	int st;
 
-	cr_assert_geq(
-	    asprintf(&script, "trap 'exit 7' USR1; : > '%s'; while :; do sleep 0.1; done", ready),
-	    0);
+	cr_assert_geq(asprintf(&script, "trap 'exit 7' USR1; : > '%s'; while :; do sleep 0.1; done",
+	                       ready),
+	              0);
 	{
 		const char *cmd[] = {"/bin/sh", "-c", script, NULL};
 		pid = spawn_jail_bg(log, cmd);
@@ -1099,7 +1099,7 @@ Test(escape, core_pattern_not_writable, .init = setup, .fini = teardown, .timeou
 	JAIL_TRY(&r, prof, "open-core-pattern-write");
 	cr_assert_eq(r.status, 1, SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "open-core-pattern-write EROFS") ||
-	              aj_test_has_line(r.out, "open-core-pattern-write EACCES"),
+	                  aj_test_has_line(r.out, "open-core-pattern-write EACCES"),
 	          SHOW(r));
 	aj_test_result_free(&r);
 	after = slurp("/proc/sys/kernel/core_pattern");
@@ -1232,7 +1232,7 @@ Test(escape, open_proc_1_mem_fails, .init = setup, .fini = teardown, .timeout = 
 	JAIL_TRY(&r, prof, "open-proc-1-mem");
 	cr_assert_eq(r.status, 1, SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "open-proc-1-mem EACCES") ||
-	              aj_test_has_line(r.out, "open-proc-1-mem EPERM"),
+	                  aj_test_has_line(r.out, "open-proc-1-mem EPERM"),
 	          SHOW(r));
 	aj_test_result_free(&r);
 }
@@ -1589,22 +1589,24 @@ Test(practical, python_threads_subprocess_tempfile, .init = setup_writable, .fin
      .timeout = 60)
 {
 	static const char py[] =
-	    "import json, subprocess, threading, tempfile\n"
-	    "out = []\n"
-	    "lock = threading.Lock()\n"
-	    "def work(i):\n"
-	    "    r = subprocess.run(['echo', str(i)], capture_output=True, text=True, check=True)\n"
-	    "    with lock:\n"
-	    "        out.append(r.stdout.strip())\n"
-	    "ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]\n"
-	    "for t in ts: t.start()\n"
-	    "for t in ts: t.join()\n"
-	    "with tempfile.TemporaryDirectory() as d, tempfile.NamedTemporaryFile('w+', dir=d) as "
-	    "f:\n"
-	    "    f.write('tmp'); f.flush(); f.seek(0); out.append(f.read())\n"
-	    "with tempfile.NamedTemporaryFile('w+') as f:\n"
-	    "    f.write('tmp2'); f.flush(); f.seek(0); out.append(f.read())\n"
-	    "print(json.dumps(sorted(out)))\n";
+	        "import json, subprocess, threading, tempfile\n"
+	        "out = []\n"
+	        "lock = threading.Lock()\n"
+	        "def work(i):\n"
+	        "    r = subprocess.run(['echo', str(i)], capture_output=True, text=True, "
+	        "check=True)\n"
+	        "    with lock:\n"
+	        "        out.append(r.stdout.strip())\n"
+	        "ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]\n"
+	        "for t in ts: t.start()\n"
+	        "for t in ts: t.join()\n"
+	        "with tempfile.TemporaryDirectory() as d, tempfile.NamedTemporaryFile('w+', dir=d) "
+	        "as "
+	        "f:\n"
+	        "    f.write('tmp'); f.flush(); f.seek(0); out.append(f.read())\n"
+	        "with tempfile.NamedTemporaryFile('w+') as f:\n"
+	        "    f.write('tmp2'); f.flush(); f.seek(0); out.append(f.read())\n"
+	        "print(json.dumps(sorted(out)))\n";
 	struct aj_result r;
 	char *home;
 
@@ -1636,9 +1638,9 @@ Test(practical, gcc_compile_and_run, .init = setup_writable, .fini = teardown, .
 {
 	struct aj_result r;
 	char *src =
-	    aj_test_write_file(scratch, "hello.c",
-	                       "#include <stdio.h>\n"
-	                       "int main(void) { puts(\"hello from the jail\"); return 0; }\n");
+	        aj_test_write_file(scratch, "hello.c",
+	                           "#include <stdio.h>\n"
+	                           "int main(void) { puts(\"hello from the jail\"); return 0; }\n");
 
 	practical(&r, "gcc -o hello hello.c && ./hello");
 	cr_assert_eq(r.status, 0, SHOW(r));

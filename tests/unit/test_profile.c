@@ -243,10 +243,10 @@ Test(profile, line_of_exactly_4096_bytes)
 Test(profile, limits_at_the_edges)
 {
 	struct aj_profile *p =
-	    parse_ok("hostname "
-	             "a234567890123456789012345678901234567890123456789012345678901234\n"
-	             "user u2345678901234567890123456789012\n"
-	             "rlimit nofile 9223372036854775807\n");
+	        parse_ok("hostname "
+	                 "a234567890123456789012345678901234567890123456789012345678901234\n"
+	                 "user u2345678901234567890123456789012\n"
+	                 "rlimit nofile 9223372036854775807\n");
 
 	cr_assert_eq(strlen(p->hostname), 64);
 	cr_assert_eq(strlen(p->user), 32);
@@ -728,9 +728,9 @@ Test(profile, including_file_wins_in_either_order)
 	char *base = write_file("base.profile", "hostname base\nrlimit nofile 4096\n"
 	                                        "env set A=base\nenv keep PATH\n");
 	char *after =
-	    write_file("after.profile", "include base\nrlimit nofile 64\nenv set A=top\n");
+	        write_file("after.profile", "include base\nrlimit nofile 64\nenv set A=top\n");
 	char *before =
-	    write_file("before.profile", "rlimit nofile 64\nenv set A=top\ninclude base\n");
+	        write_file("before.profile", "rlimit nofile 64\nenv set A=top\ninclude base\n");
 	struct aj_profile *p1 = load_ok(after), *p2 = load_ok(before);
 	char *t1 = text_of(p1), *t2 = text_of(p2);
 
@@ -814,29 +814,29 @@ Test(profile, parse_size)
 		int rc;
 		uint64_t v;
 	} cases[] = {
-	    {"0", 0, 0},
-	    {"4096", 0, 4096},
-	    {"007", 0, 7},
-	    {"1K", 0, 1024},
-	    {"64M", 0, 64ull << 20},
-	    {"1G", 0, 1ull << 30},
-	    {"2T", 0, 2ull << 40},
-	    {"9223372036854775807", 0, (uint64_t)INT64_MAX},
-	    {"8388607T", 0, 8388607ull << 40},
-	    {"9223372036854775808", -ERANGE, 0},
-	    {"99999999999999999999999", -ERANGE, 0},
-	    {"8388608T", -ERANGE, 0},
-	    {"", -EINVAL, 0},
-	    {"K", -EINVAL, 0},
-	    {"1k", -EINVAL, 0},
-	    {"1KB", -EINVAL, 0},
-	    {"1MK", -EINVAL, 0},
-	    {"-1", -EINVAL, 0},
-	    {"+1", -EINVAL, 0},
-	    {" 1", -EINVAL, 0},
-	    {"1 ", -EINVAL, 0},
-	    {"1.5M", -EINVAL, 0},
-	    {"0x10", -EINVAL, 0},
+	        {"0", 0, 0},
+	        {"4096", 0, 4096},
+	        {"007", 0, 7},
+	        {"1K", 0, 1024},
+	        {"64M", 0, 64ull << 20},
+	        {"1G", 0, 1ull << 30},
+	        {"2T", 0, 2ull << 40},
+	        {"9223372036854775807", 0, (uint64_t)INT64_MAX},
+	        {"8388607T", 0, 8388607ull << 40},
+	        {"9223372036854775808", -ERANGE, 0},
+	        {"99999999999999999999999", -ERANGE, 0},
+	        {"8388608T", -ERANGE, 0},
+	        {"", -EINVAL, 0},
+	        {"K", -EINVAL, 0},
+	        {"1k", -EINVAL, 0},
+	        {"1KB", -EINVAL, 0},
+	        {"1MK", -EINVAL, 0},
+	        {"-1", -EINVAL, 0},
+	        {"+1", -EINVAL, 0},
+	        {" 1", -EINVAL, 0},
+	        {"1 ", -EINVAL, 0},
+	        {"1.5M", -EINVAL, 0},
+	        {"0x10", -EINVAL, 0},
 	};
 	size_t i;
 

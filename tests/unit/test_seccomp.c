@@ -346,8 +346,8 @@ Test(seccomp, pfc_shows_attributes)
 		uint32_t v = 0;
 
 		cr_assert_not_null(
-		    strstr(pfc, "# invalid architecture action\naction KILL_PROCESS;"),
-		    "bad-arch action is not KILL_PROCESS:\n%s", pfc);
+		        strstr(pfc, "# invalid architecture action\naction KILL_PROCESS;"),
+		        "bad-arch action is not KILL_PROCESS:\n%s", pfc);
 		cr_assert_not_null(strstr(pfc, "# default action\n  action ERRNO(38);"),
 		                   "default action is not ERRNO(ENOSYS)");
 		arch = strstr(pfc, "# filter for arch ");
@@ -417,8 +417,8 @@ Test(seccomp, bpf_argument_rules)
 	cr_assert_eq(sim_call(&s, x, __NR_clone, CLONE_VM | CLONE_VFORK | SIGCHLD, 0), ALLOW);
 	cr_assert_eq(sim_call(&s, x, __NR_clone,
 	                      CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-	                          CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
-	                          CLONE_CHILD_CLEARTID,
+	                              CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
+	                              CLONE_CHILD_CLEARTID,
 	                      0),
 	             ALLOW);
 	/* CLONE_NEWTIME's bit is the exit signal for clone(). */
@@ -676,8 +676,8 @@ Test(seccomp, live_deny_group_is_eperm)
 	cr_assert(WIFEXITED(status));
 	cr_assert_eq(WEXITSTATUS(status), 0, "%s did not answer EPERM",
 	             WEXITSTATUS(status) > 0 && (size_t)WEXITSTATUS(status) <= n_deny_nrs
-	                 ? aj_seccomp_deny_group.syscalls[WEXITSTATUS(status) - 1]
-	                 : "?");
+	                     ? aj_seccomp_deny_group.syscalls[WEXITSTATUS(status) - 1]
+	                     : "?");
 }
 
 static int
@@ -783,8 +783,8 @@ Test(seccomp, live_python, .timeout = 60)
 {
 	const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 	char *const argv[] = {
-	    "python3", "-c",
-	    "import json,os,subprocess; print(subprocess.run([\"true\"]).returncode)", NULL};
+	        "python3", "-c",
+	        "import json,os,subprocess; print(subprocess.run([\"true\"]).returncode)", NULL};
 	char out[64];
 	int status = run_program(py, argv, out, sizeof(out));
 
