@@ -23,7 +23,7 @@
 /* Format into ERR (may be NULL) and return -ERRNUM unchanged, so callers
  * can write `return aj_err(err, errlen, -EINVAL, "...")`. */
 int aj_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+	__attribute__((format(printf, 4, 5)));
 
 /* Escape untrusted text (control characters, non-ASCII, backslash) as \xNN
  * so it cannot forge a log line.  Writes at most OUTLEN bytes incl. NUL. */
@@ -79,7 +79,7 @@ int aj_profile_rlimit_resource(enum aj_rlimit_kind kind);
  * aj_profile_load().  Same returns as aj_profile_load().
  */
 int aj_profile_parse_string(const char *name, const char *path, const char *text,
-                            struct aj_profile **out, char *err, size_t errlen);
+			    struct aj_profile **out, char *err, size_t errlen);
 
 /* Parse "64M", "1G", "4096": bytes, K/M/G/T suffixes (powers of 1024). */
 int aj_profile_parse_size(const char *s, uint64_t *out);
@@ -133,7 +133,7 @@ int aj_seccomp_load_prebuilt(const struct sock_fprog *prog);
  * array freed with aj_env_free().  Returns 0 or -ENOMEM.
  */
 int aj_env_build(const struct aj_profile *profile, char *const *environ_in, int broker_fd,
-                 char ***out);
+		 char ***out);
 void aj_env_free(char **env);
 
 /* ---- supervisor/steps.c: the setup steps, for one clear failure line ------- */
@@ -225,7 +225,7 @@ struct aj_spawn_plan {
  * DOOR_FD placed at AJ_BROKER_FD (inheritable) and every other fd above 2
  * closed.  Returns 0 or a positive errno, posix_spawn's convention. */
 int aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
-                     bool search, pid_t *pid);
+		     bool search, pid_t *pid);
 
 struct aj_jail {
 	pid_t pid;      /* jail init, in the supervisor's pid namespace */

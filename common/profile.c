@@ -54,12 +54,12 @@ static const struct {
 	enum { RL_COUNT, RL_SIZE, RL_SECONDS } unit;
 	const char *expect; /* for "invalid value" messages */
 } rlimit_kinds[AJ_RLIMIT__COUNT] = {
-        [AJ_RLIMIT_NOFILE] = {"nofile", RLIMIT_NOFILE, RL_COUNT, RL_EXPECT_COUNT},
-        [AJ_RLIMIT_NPROC] = {"nproc", RLIMIT_NPROC, RL_COUNT, RL_EXPECT_COUNT},
-        [AJ_RLIMIT_AS] = {"as", RLIMIT_AS, RL_SIZE, RL_EXPECT_SIZE},
-        [AJ_RLIMIT_FSIZE] = {"fsize", RLIMIT_FSIZE, RL_SIZE, RL_EXPECT_SIZE},
-        [AJ_RLIMIT_CPU] = {"cpu", RLIMIT_CPU, RL_SECONDS, RL_EXPECT_SECONDS},
-        [AJ_RLIMIT_CORE] = {"core", RLIMIT_CORE, RL_SIZE, RL_EXPECT_SIZE},
+	[AJ_RLIMIT_NOFILE] = {"nofile", RLIMIT_NOFILE, RL_COUNT, RL_EXPECT_COUNT},
+	[AJ_RLIMIT_NPROC] = {"nproc", RLIMIT_NPROC, RL_COUNT, RL_EXPECT_COUNT},
+	[AJ_RLIMIT_AS] = {"as", RLIMIT_AS, RL_SIZE, RL_EXPECT_SIZE},
+	[AJ_RLIMIT_FSIZE] = {"fsize", RLIMIT_FSIZE, RL_SIZE, RL_EXPECT_SIZE},
+	[AJ_RLIMIT_CPU] = {"cpu", RLIMIT_CPU, RL_SECONDS, RL_EXPECT_SECONDS},
+	[AJ_RLIMIT_CORE] = {"core", RLIMIT_CORE, RL_SIZE, RL_EXPECT_SIZE},
 };
 
 /* Sorted by name: the canonical text and JSON list them in this order. */
@@ -67,14 +67,14 @@ static const struct {
 	const char *name;
 	unsigned bit;
 } optional_layers[] = {
-        {"cgroupns", AJ_LAYER_CGROUPNS},
-        {"sysfs", AJ_LAYER_SYSFS},
+	{"cgroupns", AJ_LAYER_CGROUPNS},
+	{"sysfs", AJ_LAYER_SYSFS},
 };
 
 /* Layers every jail has; naming them in `optional` is a mistake worth a clear
  * answer rather than "unknown layer", since the user clearly meant them. */
 static const char *const core_layers[] = {
-        "userns", "netns", "mountns", "pidns", "ipcns", "utsns", "seccomp", "caps",
+	"userns", "netns", "mountns", "pidns", "ipcns", "utsns", "seccomp", "caps",
 };
 
 /* Variables aj_env_build() sets itself: a profile may neither pass the host's
@@ -151,10 +151,10 @@ struct parser {
 };
 
 static int parse_file(struct ctx *ctx, const char *path, struct file_id id, char *text, size_t len,
-                      struct layer **out);
+		      struct layer **out);
 
 static int perr(const struct parser *p, int errnum, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* "path:line: message" into the caller's buffer. */
 static int
@@ -404,7 +404,7 @@ slot_equal(const struct slot *a, const struct slot *b, bool numeric)
  */
 static int
 set_own(const struct parser *p, struct slot *s, const char *what, const char *text, uint64_t num,
-        bool numeric)
+	bool numeric)
 {
 	struct slot next = {.set = true, .own = true, .num = num, .file = p->path, .line = p->line};
 	char *copy;
@@ -413,7 +413,7 @@ set_own(const struct parser *p, struct slot *s, const char *what, const char *te
 		if (numeric ? s->num == num : strcmp(s->text, text) == 0)
 			return 0;
 		return perr(p, -EINVAL, "conflicting '%s' (already set to '%s' at %s:%u)", what,
-		            s->text, s->file, s->line);
+			    s->text, s->file, s->line);
 	}
 	copy = strdup(text);
 	if (copy == NULL)
@@ -432,7 +432,7 @@ set_own(const struct parser *p, struct slot *s, const char *what, const char *te
  */
 static int
 merge_slot(const struct parser *p, struct slot *dst, struct slot *src, const char *what,
-           bool numeric)
+	   bool numeric)
 {
 	if (!src->set)
 		return 0;
@@ -442,10 +442,10 @@ merge_slot(const struct parser *p, struct slot *dst, struct slot *src, const cha
 		if (slot_equal(dst, src, numeric))
 			return 0;
 		return perr(p, -EINVAL,
-		            "conflicting '%s' from includes: '%s' at %s:%u, '%s' at %s:%u "
-		            "(set it in %s to choose)",
-		            what, dst->text, dst->file, dst->line, src->text, src->file, src->line,
-		            p->path);
+			    "conflicting '%s' from includes: '%s' at %s:%u, '%s' at %s:%u "
+			    "(set it in %s to choose)",
+			    what, dst->text, dst->file, dst->line, src->text, src->file, src->line,
+			    p->path);
 	}
 	*dst = *src;
 	dst->own = false;
@@ -650,7 +650,7 @@ read_profile(struct ctx *ctx, const char *path, char **text, size_t *len, struct
 			close(fd);
 			free(buf);
 			return aj_err(ctx->err, ctx->errlen, r, "cannot read '%s': %s", path,
-			              strerror(-r));
+				      strerror(-r));
 		}
 		if (got == 0)
 			break;
@@ -660,7 +660,7 @@ read_profile(struct ctx *ctx, const char *path, char **text, size_t *len, struct
 	if (n > PROFILE_MAX_BYTES) {
 		free(buf);
 		return aj_err(ctx->err, ctx->errlen, -EINVAL, "%s: file is larger than 1 MiB",
-		              path);
+			      path);
 	}
 	buf[n] = '\0';
 	id->known = true;
@@ -701,7 +701,7 @@ path_join(const char *dir, const char *name, const char *suffix)
  */
 static int
 find_profile(struct ctx *ctx, const char *where, const char *name, const char *base_dir,
-             char **path_out, char **text, size_t *len, struct file_id *id)
+	     char **path_out, char **text, size_t *len, struct file_id *id)
 {
 	char **dirs = NULL, *path, *list = NULL;
 	size_t n_dirs = 0, i, used = 0, need;
@@ -757,7 +757,7 @@ find_profile(struct ctx *ctx, const char *where, const char *name, const char *b
 	for (i = 0, need = 0; i < n_dirs; i++)
 		need += (size_t)sprintf(list + need, "%s%s", i ? ", " : "", dirs[i]);
 	r = aj_err(ctx->err, ctx->errlen, -ENOENT, "%s%sprofile '%s' not found (searched: %s)",
-	           where ? where : "", where ? ": " : "", name, list);
+		   where ? where : "", where ? ": " : "", name, list);
 	free(list);
 out:
 	free_strv(dirs, n_dirs);
@@ -813,7 +813,7 @@ do_include(struct parser *p, char *rest)
 	 * work a small hostile profile can cause to a fixed number of files. */
 	if (++ctx->n_includes > PROFILE_MAX_INCLUDES)
 		return perr(p, -ELOOP, "include: more than %d includes in one profile",
-		            PROFILE_MAX_INCLUDES);
+			    PROFILE_MAX_INCLUDES);
 
 	dir = dir_of(p->path);
 	if (dir == NULL || asprintf(&where, "%s:%u", p->path, p->line) < 0) {
@@ -830,7 +830,7 @@ do_include(struct parser *p, char *rest)
 		const struct frame *f = &ctx->stack[start];
 
 		if (f->id.known && id.known ? f->id.dev == id.dev && f->id.ino == id.ino
-		                            : strcmp(f->path, path) == 0)
+					    : strcmp(f->path, path) == 0)
 			break;
 	}
 	if (start < ctx->depth) {
@@ -880,13 +880,13 @@ do_hostname(struct parser *p, char *rest)
 	len = strlen(name);
 	if (len > HOSTNAME_MAX)
 		return perr(p, -EINVAL, "hostname: '%s' is longer than %d characters", name,
-		            HOSTNAME_MAX);
+			    HOSTNAME_MAX);
 	for (i = 0; i < len; i++)
 		if (!is_alnum(name[i]) && name[i] != '.' && name[i] != '-')
 			return perr(p, -EINVAL,
-			            "hostname: invalid character in '%s' (letters, digits, '.' "
-			            "and '-' only)",
-			            name);
+				    "hostname: invalid character in '%s' (letters, digits, '.' "
+				    "and '-' only)",
+				    name);
 	if (name[0] == '-')
 		return perr(p, -EINVAL, "hostname: '%s' must not start with '-'", name);
 	return set_own(p, &p->layer->hostname, "hostname", name, 0, false);
@@ -909,9 +909,9 @@ do_user(struct parser *p, char *rest)
 	for (i = 0; i < len; i++)
 		if (!is_alnum(name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
 			return perr(p, -EINVAL,
-			            "user: invalid character in '%s' (letters, digits, '.', '_' "
-			            "and '-' only)",
-			            name);
+				    "user: invalid character in '%s' (letters, digits, '.', '_' "
+				    "and '-' only)",
+				    name);
 	/* A leading '-' would read as an option to anything the name is
 	 * ever handed to. */
 	if (name[0] == '-')
@@ -935,10 +935,10 @@ do_env(struct parser *p, char *rest)
 		for (; name != NULL; name = next_token(&rest)) {
 			if (!is_env_name(name))
 				return perr(p, -EINVAL, "env keep: invalid variable name '%s'",
-				            name);
+					    name);
 			if (is_reserved_env(name))
 				return perr(p, -EINVAL,
-				            "env keep: '%s' is reserved (agentjail sets it)", name);
+					    "env keep: '%s' is reserved (agentjail sets it)", name);
 			if ((r = env_keep_add(p, p->layer, name)) < 0)
 				return r;
 		}
@@ -960,7 +960,7 @@ do_env(struct parser *p, char *rest)
 			return perr(p, -EINVAL, "env set: invalid variable name '%s'", name);
 		if (is_reserved_env(name))
 			return perr(p, -EINVAL, "env set: '%s' is reserved (agentjail sets it)",
-			            name);
+				    name);
 		if ((r = env_set_slot(p, p->layer, name, &s)) < 0)
 			return r;
 		if (asprintf(&label, "env set %s", name) < 0)
@@ -988,9 +988,9 @@ do_rlimit(struct parser *p, char *rest)
 			break;
 	if (k == AJ_RLIMIT__COUNT)
 		return perr(p, -EINVAL,
-		            "rlimit: unknown kind '%s' (expected nofile, nproc, as, fsize, cpu "
-		            "or core)",
-		            kind);
+			    "rlimit: unknown kind '%s' (expected nofile, nproc, as, fsize, cpu "
+			    "or core)",
+			    kind);
 	snprintf(what, sizeof(what), "rlimit %s", rlimit_kinds[k].name);
 	value = next_token(&rest);
 	if (value == NULL)
@@ -1014,7 +1014,7 @@ do_rlimit(struct parser *p, char *rest)
 		return perr(p, -EINVAL, "%s: value '%s' is too large", what, value);
 	if (r < 0)
 		return perr(p, -EINVAL, "%s: invalid value '%s' (expected %s)", what, value,
-		            rlimit_kinds[k].expect);
+			    rlimit_kinds[k].expect);
 	return set_own(p, &p->layer->rlimits[k], what, value, v, true);
 }
 
@@ -1034,9 +1034,9 @@ do_tmpfs_size(struct parser *p, char *rest)
 		return perr(p, -EINVAL, "tmpfs-size: value '%s' is too large", value);
 	if (r < 0)
 		return perr(p, -EINVAL,
-		            "tmpfs-size: invalid size '%s' (expected a number with an optional "
-		            "K, M, G or T suffix)",
-		            value);
+			    "tmpfs-size: invalid size '%s' (expected a number with an optional "
+			    "K, M, G or T suffix)",
+			    value);
 	/* Below a megabyte the agent cannot even unpack a small tarball in
 	 * /tmp; such a value is a typo (a forgotten suffix), not a policy. */
 	if (v < TMPFS_MIN)
@@ -1054,9 +1054,9 @@ do_socket(struct parser *p, char *rest)
 		return perr(p, -EINVAL, "socket: missing 'unix allow' or 'unix deny'");
 	if (strcmp(family, "unix") != 0)
 		return perr(p, -EINVAL,
-		            "socket: unknown family '%s' (only 'unix' can be configured; "
-		            "network sockets are always denied)",
-		            family);
+			    "socket: unknown family '%s' (only 'unix' can be configured; "
+			    "network sockets are always denied)",
+			    family);
 	action = next_token(&rest);
 	if (action == NULL)
 		return perr(p, -EINVAL, "socket unix: missing 'allow' or 'deny'");
@@ -1064,9 +1064,9 @@ do_socket(struct parser *p, char *rest)
 		return r;
 	if (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0)
 		return perr(p, -EINVAL, "socket unix: expected 'allow' or 'deny', got '%s'",
-		            action);
+			    action);
 	return set_own(p, &p->layer->socket_unix, "socket unix", action,
-	               strcmp(action, "allow") == 0, true);
+		       strcmp(action, "allow") == 0, true);
 }
 
 static int
@@ -1089,9 +1089,9 @@ do_optional(struct parser *p, char *rest)
 	for (i = 0; i < AJ_ARRAY_SIZE(core_layers); i++)
 		if (strcmp(layer, core_layers[i]) == 0)
 			return perr(p, -EINVAL,
-			            "%s cannot be optional: it is part of the jail's core "
-			            "isolation",
-			            layer);
+				    "%s cannot be optional: it is part of the jail's core "
+				    "isolation",
+				    layer);
 	return perr(p, -EINVAL, "optional: unknown layer '%s' (expected cgroupns or sysfs)", layer);
 }
 
@@ -1107,9 +1107,9 @@ static const struct {
 	const char *name;
 	int (*fn)(struct parser *p, char *rest);
 } directives[] = {
-        {"include", do_include}, {"hostname", do_hostname}, {"user", do_user},
-        {"env", do_env},         {"rlimit", do_rlimit},     {"tmpfs-size", do_tmpfs_size},
-        {"socket", do_socket},   {"optional", do_optional}, {"fetch", do_fetch},
+	{"include", do_include}, {"hostname", do_hostname}, {"user", do_user},
+	{"env", do_env},         {"rlimit", do_rlimit},     {"tmpfs-size", do_tmpfs_size},
+	{"socket", do_socket},   {"optional", do_optional}, {"fetch", do_fetch},
 };
 
 /* ---- files ----------------------------------------------------------------- */
@@ -1143,8 +1143,8 @@ parse_line(struct parser *p, char *line)
 
 		if (c == '\r')
 			return perr(p, -EINVAL,
-			            "carriage return in line (DOS line endings are not "
-			            "supported)");
+				    "carriage return in line (DOS line endings are not "
+				    "supported)");
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
 			return perr(p, -EINVAL, "control character 0x%02x in line", c);
 	}
@@ -1164,7 +1164,7 @@ parse_line(struct parser *p, char *line)
  */
 static int
 parse_file(struct ctx *ctx, const char *path, struct file_id id, char *text, size_t len,
-           struct layer **out)
+	   struct layer **out)
 {
 	struct parser p = {.ctx = ctx, .path = path, .line = 0};
 	char *line = text, *nl, *nul;
@@ -1173,7 +1173,7 @@ parse_file(struct ctx *ctx, const char *path, struct file_id id, char *text, siz
 
 	if (len > PROFILE_MAX_BYTES)
 		return aj_err(ctx->err, ctx->errlen, -EINVAL, "%s: file is larger than 1 MiB",
-		              path);
+			      path);
 	/* A NUL would silently end the text early: everything after it would
 	 * be ignored policy. */
 	nul = memchr(text, '\0', len);
@@ -1291,7 +1291,7 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 		goto fail;
 	for (i = 0; i < l->n_env_set; i++) {
 		if (asprintf(&pr->env_set[i], "%s=%s", l->env_set[i].name,
-		             l->env_set[i].value.text) < 0) {
+			     l->env_set[i].value.text) < 0) {
 			pr->env_set[i] = NULL;
 			goto fail;
 		}
@@ -1320,7 +1320,7 @@ fail:
 
 static int
 load_top(const char *name, const char *path, struct file_id id, char *text, size_t len,
-         struct aj_profile **out, char *err, size_t errlen)
+	 struct aj_profile **out, char *err, size_t errlen)
 {
 	struct ctx ctx = {.err = err, .errlen = errlen};
 	struct aj_profile *pr = NULL;
@@ -1350,7 +1350,7 @@ out:
 
 int
 aj_profile_parse_string(const char *name, const char *path, const char *text,
-                        struct aj_profile **out, char *err, size_t errlen)
+			struct aj_profile **out, char *err, size_t errlen)
 {
 	struct file_id id = {0};
 	struct stat st;
@@ -1444,7 +1444,7 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 			bad |= fprintf(f, "rlimit %s unlimited\n", rlimit_kinds[i].name) < 0;
 		else
 			bad |= fprintf(f, "rlimit %s %llu\n", rlimit_kinds[i].name,
-			               (unsigned long long)pr->rlimits[i].value) < 0;
+				       (unsigned long long)pr->rlimits[i].value) < 0;
 	}
 	bad |= fprintf(f, "tmpfs-size %llu\n", (unsigned long long)pr->tmpfs_size) < 0;
 	bad |= fprintf(f, "socket unix %s\n", pr->allow_unix_sockets ? "allow" : "deny") < 0;
@@ -1554,15 +1554,15 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 		if (!pr->rlimits[i].set)
 			continue;
 		bad |= json_object_set_new(
-		        rl, rlimit_kinds[i].name,
-		        pr->rlimits[i].value == AJ_RLIM_UNLIMITED
-		                ? json_string("unlimited")
-		                : json_integer((json_int_t)pr->rlimits[i].value));
+			rl, rlimit_kinds[i].name,
+			pr->rlimits[i].value == AJ_RLIM_UNLIMITED
+				? json_string("unlimited")
+				: json_integer((json_int_t)pr->rlimits[i].value));
 	}
 	bad |= json_object_set_new(root, "rlimits", rl);
 	bad |= json_object_set_new(root, "tmpfs_size", json_integer((json_int_t)pr->tmpfs_size));
 	bad |= json_object_set_new(root, "socket_unix",
-	                           json_string(pr->allow_unix_sockets ? "allow" : "deny"));
+				   json_string(pr->allow_unix_sockets ? "allow" : "deny"));
 	for (i = 0; i < AJ_ARRAY_SIZE(optional_layers); i++)
 		if (pr->optional_layers & optional_layers[i].bit)
 			bad |= json_array_append_new(opt, json_string(optional_layers[i].name));

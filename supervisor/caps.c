@@ -38,7 +38,7 @@ verify_dropped(char *err, size_t errlen)
 		int in_bound = prctl(PR_CAPBSET_READ, c, 0, 0, 0);
 		if (in_bound > 0)
 			r = aj_err(err, errlen, -EPERM,
-			           "capability %d is still in the bounding set", c);
+				   "capability %d is still in the bounding set", c);
 	}
 	if (r == 0 && prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
 		r = aj_err(err, errlen, -EPERM, "no_new_privs did not stick");
@@ -60,12 +60,12 @@ aj_caps_drop_all(char *err, size_t errlen)
 			continue;
 		if (cap_drop_bound(c) < 0)
 			return aj_err(err, errlen, -errno,
-			              "dropping capability %d from the bounding set: %s", c,
-			              strerror(errno));
+				      "dropping capability %d from the bounding set: %s", c,
+				      strerror(errno));
 	}
 	if (cap_reset_ambient() < 0)
 		return aj_err(err, errlen, -errno, "clearing ambient capabilities: %s",
-		              strerror(errno));
+			      strerror(errno));
 	if (cap_set_secbits(AJ_SECUREBITS) < 0)
 		return aj_err(err, errlen, -errno, "locking securebits: %s", strerror(errno));
 

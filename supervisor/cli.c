@@ -19,33 +19,33 @@
 #include "internal.h"
 
 static const char usage_text[] = "usage: agentjail run [--profile NAME|PATH] [--timeout SECONDS] "
-                                 "[--quiet] -- CMD [ARGS...]\n"
-                                 "       agentjail profile check NAME|PATH\n"
-                                 "       agentjail profile show NAME|PATH [--json]\n"
-                                 "       agentjail doctor [--json]\n"
-                                 "       agentjail --help | --version\n";
+				 "[--quiet] -- CMD [ARGS...]\n"
+				 "       agentjail profile check NAME|PATH\n"
+				 "       agentjail profile show NAME|PATH [--json]\n"
+				 "       agentjail doctor [--json]\n"
+				 "       agentjail --help | --version\n";
 
 static const char help_text[] =
-        "\n"
-        "Run CMD in a jail with no network of its own: new user, network, mount, pid,\n"
-        "ipc, uts and cgroup namespaces; only `lo`; every capability dropped;\n"
-        "no_new_privs; a default-deny seccomp filter.  The agent's one way out is\n"
-        "the broker socket whose fd number is in $AGENTJAIL_FD.\n"
-        "\n"
-        "run options:\n"
-        "  -p, --profile NAME|PATH  the policy (default: \"default\"); NAME is searched in\n"
-        "                           ./profiles, $XDG_CONFIG_HOME/agentjail/profiles,\n"
-        "                           /etc/agentjail/profiles, then " AJ_PROFILEDIR "\n"
-        "  -t, --timeout SECONDS    kill the jail after SECONDS (exit status 124)\n"
-        "  -q, --quiet              no notices on stderr\n"
-        "\n"
-        "profile check   validate a profile; errors are printed as file:line: message\n"
-        "profile show    print the resolved policy and its sha256 (--json for JSON)\n"
-        "doctor          report which isolation layers this kernel and caller can apply\n"
-        "\n"
-        "Exit status: CMD's own status; 128+N if CMD was killed by signal N; 124 timeout;\n"
-        "125 agentjail failed before CMD started; 126 CMD cannot be executed; 127 CMD\n"
-        "not found; 2 usage error.  See agentjail(1).\n";
+	"\n"
+	"Run CMD in a jail with no network of its own: new user, network, mount, pid,\n"
+	"ipc, uts and cgroup namespaces; only `lo`; every capability dropped;\n"
+	"no_new_privs; a default-deny seccomp filter.  The agent's one way out is\n"
+	"the broker socket whose fd number is in $AGENTJAIL_FD.\n"
+	"\n"
+	"run options:\n"
+	"  -p, --profile NAME|PATH  the policy (default: \"default\"); NAME is searched in\n"
+	"                           ./profiles, $XDG_CONFIG_HOME/agentjail/profiles,\n"
+	"                           /etc/agentjail/profiles, then " AJ_PROFILEDIR "\n"
+	"  -t, --timeout SECONDS    kill the jail after SECONDS (exit status 124)\n"
+	"  -q, --quiet              no notices on stderr\n"
+	"\n"
+	"profile check   validate a profile; errors are printed as file:line: message\n"
+	"profile show    print the resolved policy and its sha256 (--json for JSON)\n"
+	"doctor          report which isolation layers this kernel and caller can apply\n"
+	"\n"
+	"Exit status: CMD's own status; 128+N if CMD was killed by signal N; 124 timeout;\n"
+	"125 agentjail failed before CMD started; 126 CMD cannot be executed; 127 CMD\n"
+	"not found; 2 usage error.  See agentjail(1).\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -115,11 +115,11 @@ static int
 cmd_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	        {"profile", required_argument, NULL, 'p'},
-	        {"timeout", required_argument, NULL, 't'},
-	        {"quiet", no_argument, NULL, 'q'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
+		{"profile", required_argument, NULL, 'p'},
+		{"timeout", required_argument, NULL, 't'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct aj_run_options opts = {.forward_signals = true};
 	const char *profile_name = "default";
@@ -136,8 +136,8 @@ cmd_run(int argc, char **argv)
 		case 't':
 			if (parse_timeout(optarg, &opts.timeout_sec) < 0)
 				return usage_error(
-				        "--timeout: '%s' is not a positive number of seconds",
-				        optarg);
+					"--timeout: '%s' is not a positive number of seconds",
+					optarg);
 			break;
 		case 'q':
 			opts.quiet = true;

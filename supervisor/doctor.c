@@ -145,7 +145,7 @@ struct probe {
 /* ---- small helpers ------------------------------------------------------- */
 
 static void set_text(char *buf, size_t len, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 static void
 set_text(char *buf, size_t len, const char *fmt, ...)
@@ -308,7 +308,7 @@ grandchild_mount(enum mount_kind kind, struct child_report *rep)
 		break;
 	case MOUNT_SYSFS:
 		if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
-		          NULL) < 0)
+			  NULL) < 0)
 			child_fail(rep, STAGE_PROBE, "mount sysfs on /sys");
 		break;
 	case MOUNT_SETATTR:
@@ -406,10 +406,10 @@ static void
 load_filter(bool notify, struct child_report *rep)
 {
 	struct sock_filter insns[] = {
-	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-	        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x7fffffff, 0, 1),
-	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
-	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x7fffffff, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = {.len = AJ_ARRAY_SIZE(insns), .filter = insns};
 	unsigned long flags = SECCOMP_FILTER_FLAG_TSYNC;
@@ -429,8 +429,8 @@ load_filter(bool notify, struct child_report *rep)
 	r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 	if (r < 0)
 		child_fail(rep, STAGE_PROBE,
-		           notify ? "seccomp(SET_MODE_FILTER, NEW_LISTENER)"
-		                  : "seccomp(SET_MODE_FILTER, TSYNC)");
+			   notify ? "seccomp(SET_MODE_FILTER, NEW_LISTENER)"
+				  : "seccomp(SET_MODE_FILTER, TSYNC)");
 	else if (notify)
 		close((int)r);
 }
@@ -486,7 +486,7 @@ write_maps(pid_t pid, uid_t uid, gid_t gid, const char **what)
  * with *WHAT set. */
 static int
 serve_maps(pid_t pid, bool as_agent, const struct doctor_ctx *ctx, int rfd, int wfd,
-           const char **what)
+	   const char **what)
 {
 	uid_t uid = as_agent ? ctx->agent_uid : geteuid();
 	gid_t gid = as_agent ? ctx->agent_gid : getegid();
@@ -511,7 +511,7 @@ serve_maps(pid_t pid, bool as_agent, const struct doctor_ctx *ctx, int rfd, int 
  * is root.  *OUT is the child's report; the caller's state is unchanged. */
 static void
 run_child(const struct doctor_ctx *ctx, bool as_agent, child_fn fn, const void *arg,
-          struct child_report *out)
+	  struct child_report *out)
 {
 	struct child_report *rep;
 	const char *map_what = NULL;
@@ -593,7 +593,7 @@ describe_failure(const struct doctor_ctx *ctx, const struct child_report *rep, s
 
 	if (rep->signal == 0 && rep->stage == STAGE_DROP) {
 		set_text(res->detail, sizeof(res->detail), "becoming %s (uid %u): %s: %s",
-		         ctx->agent_name, (unsigned)ctx->agent_uid, what, strerror(rep->errnum));
+			 ctx->agent_name, (unsigned)ctx->agent_uid, what, strerror(rep->errnum));
 		return;
 	}
 	if (rep->signal == 0) {
@@ -601,13 +601,13 @@ describe_failure(const struct doctor_ctx *ctx, const struct child_report *rep, s
 		return;
 	}
 	set_text(res->detail, sizeof(res->detail), "%s was killed by signal %d (%s)", what,
-	         rep->signal, strsignal(rep->signal));
+		 rep->signal, strsignal(rep->signal));
 	/* SIGSYS is how a seccomp filter kills; ours never does in a probe. */
 	if (rep->signal == SIGSYS)
 		set_text(
-		        res->fix, sizeof(res->fix),
-		        "a seccomp filter around the caller (a container?) kills it: run agentjail "
-		        "outside that sandbox");
+			res->fix, sizeof(res->fix),
+			"a seccomp filter around the caller (a container?) kills it: run agentjail "
+			"outside that sandbox");
 }
 
 /* ---- user namespaces ----------------------------------------------------- */
@@ -620,53 +620,53 @@ explain_userns(int errnum, bool privileged, struct result *res)
 
 	if (read_long("/proc/sys/user/max_user_namespaces", &v) == 0 && v == 0) {
 		set_text(res->fix, sizeof(res->fix),
-		         "user namespaces are disabled by user.max_user_namespaces=0: "
-		         "`sysctl -w user.max_user_namespaces=15000` (persist it in "
-		         "/etc/sysctl.d/)");
+			 "user namespaces are disabled by user.max_user_namespaces=0: "
+			 "`sysctl -w user.max_user_namespaces=15000` (persist it in "
+			 "/etc/sysctl.d/)");
 		return;
 	}
 	if (errnum == ENOSPC) {
 		set_text(res->fix, sizeof(res->fix),
-		         "the user namespace limit is reached: raise `sysctl "
-		         "user.max_user_namespaces`");
+			 "the user namespace limit is reached: raise `sysctl "
+			 "user.max_user_namespaces`");
 		return;
 	}
 	if (errnum == EUSERS) {
 		set_text(res->fix, sizeof(res->fix),
-		         "the caller is already 32 user namespaces deep: run agentjail from a "
-		         "shallower namespace");
+			 "the caller is already 32 user namespaces deep: run agentjail from a "
+			 "shallower namespace");
 		return;
 	}
 	/* Root has CAP_SYS_ADMIN, which these two sysctls exempt. */
 	if (!privileged && read_long("/proc/sys/kernel/unprivileged_userns_clone", &v) == 0 &&
 	    v == 0) {
 		set_text(res->fix, sizeof(res->fix),
-		         "unprivileged user namespaces are off: "
-		         "`sysctl -w kernel.unprivileged_userns_clone=1` (persist it in "
-		         "/etc/sysctl.d/)");
+			 "unprivileged user namespaces are off: "
+			 "`sysctl -w kernel.unprivileged_userns_clone=1` (persist it in "
+			 "/etc/sysctl.d/)");
 		return;
 	}
 	if (!privileged &&
 	    read_long("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", &v) == 0 &&
 	    v != 0) {
 		set_text(res->fix, sizeof(res->fix),
-		         "AppArmor restricts unprivileged user namespaces: "
-		         "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an "
-		         "AppArmor "
-		         "profile for agentjail with the `userns,` rule");
+			 "AppArmor restricts unprivileged user namespaces: "
+			 "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an "
+			 "AppArmor "
+			 "profile for agentjail with the `userns,` rule");
 		return;
 	}
 	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == 2) {
 		set_text(res->fix, sizeof(res->fix),
-		         "the caller runs under a seccomp filter (a container?) that may refuse "
-		         "user namespaces: run agentjail outside it, or allow unshare/clone "
-		         "with CLONE_NEWUSER there");
+			 "the caller runs under a seccomp filter (a container?) that may refuse "
+			 "user namespaces: run agentjail outside it, or allow unshare/clone "
+			 "with CLONE_NEWUSER there");
 		return;
 	}
 	if (errnum == EPERM)
 		set_text(res->fix, sizeof(res->fix),
-		         "no sysctl refuses it: run agentjail outside a chroot, and check the "
-		         "LSM (SELinux, AppArmor) denials in the kernel log");
+			 "no sysctl refuses it: run agentjail outside a chroot, and check the "
+			 "LSM (SELinux, AppArmor) denials in the kernel log");
 }
 
 static void
@@ -679,7 +679,7 @@ probe_userns(const struct doctor_ctx *ctx, const struct probe *p, struct result 
 	res->available = child_ok(&rep);
 	if (as_agent)
 		set_text(res->detail, sizeof(res->detail), "as %s (uid %u)", ctx->agent_name,
-		         (unsigned)ctx->agent_uid);
+			 (unsigned)ctx->agent_uid);
 	if (res->available)
 		return;
 	describe_failure(ctx, &rep, res);
@@ -692,9 +692,9 @@ probe_userns(const struct doctor_ctx *ctx, const struct probe *p, struct result 
 	}
 	if (rep.stage == STAGE_DROP)
 		set_text(res->fix, sizeof(res->fix),
-		         "the user `%s` must exist and be usable; or name another with the "
-		         "profile's `user` directive",
-		         ctx->agent_name);
+			 "the user `%s` must exist and be usable; or name another with the "
+			 "profile's `user` directive",
+			 ctx->agent_name);
 	else if (rep.stage == STAGE_USERNS)
 		explain_userns(rep.errnum, ctx->root && !as_agent, res);
 }
@@ -703,7 +703,7 @@ probe_userns(const struct doctor_ctx *ctx, const struct probe *p, struct result 
  * returns false when the layer itself failed. */
 static bool
 explain_prerequisite(const struct doctor_ctx *ctx, const struct child_report *rep,
-                     struct result *res)
+		     struct result *res)
 {
 	if (rep->signal != 0)
 		return true;
@@ -713,8 +713,8 @@ explain_prerequisite(const struct doctor_ctx *ctx, const struct child_report *re
 		set_text(res->fix, sizeof(res->fix), "see the `user namespaces (agent)` line");
 	else if (rep->stage == STAGE_USERNS)
 		set_text(res->fix, sizeof(res->fix),
-		         "needs user namespaces: see the `user namespaces%s` line",
-		         ctx->drop ? " (agent)" : "");
+			 "needs user namespaces: see the `user namespaces%s` line",
+			 ctx->drop ? " (agent)" : "");
 	return true;
 }
 
@@ -730,15 +730,15 @@ explain_ns(const struct ns_kind *ns, int errnum, struct result *res)
 		set_text(res->fix, sizeof(res->fix), "a kernel built with %s=y", ns->config);
 	else if (errnum == ENOSPC || (read_long(path, &v) == 0 && v == 0))
 		set_text(res->fix, sizeof(res->fix), "raise `sysctl user.%s` (0 disables them)",
-		         ns->max_sysctl);
+			 ns->max_sysctl);
 	else if (errnum == EPERM &&
-	         read_long("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", &v) == 0 &&
-	         v != 0)
+		 read_long("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", &v) == 0 &&
+		 v != 0)
 		set_text(res->fix, sizeof(res->fix),
-		         "AppArmor leaves new user namespaces without capabilities: "
-		         "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an "
-		         "AppArmor "
-		         "profile for agentjail with the `userns,` rule");
+			 "AppArmor leaves new user namespaces without capabilities: "
+			 "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`, or an "
+			 "AppArmor "
+			 "profile for agentjail with the `userns,` rule");
 }
 
 static void
@@ -757,7 +757,7 @@ probe_ns(const struct doctor_ctx *ctx, const struct probe *p, struct result *res
 		size_t n = strlen(res->fix);
 
 		set_text(res->fix + n, sizeof(res->fix) - n, "%s `optional %s` to the profile",
-		         n > 0 ? "; or add" : "add", p->opt_out);
+			 n > 0 ? "; or add" : "add", p->opt_out);
 	}
 }
 
@@ -781,21 +781,21 @@ probe_mount(const struct doctor_ctx *ctx, const struct probe *p, struct result *
 		 * whole of the host's proc is already visible. */
 		if (rep.errnum == EPERM)
 			set_text(res->fix, sizeof(res->fix),
-			         "something is mounted over part of /proc (a container runtime "
-			         "masking it?): see `findmnt -R /proc`");
+				 "something is mounted over part of /proc (a container runtime "
+				 "masking it?): see `findmnt -R /proc`");
 		break;
 	case MOUNT_SYSFS:
 		set_text(res->fix, sizeof(res->fix),
-		         "%sor add `optional sysfs` to the profile (the jail then masks "
-		         "/sys/class/net instead)",
-		         rep.errnum == EPERM ? "something is mounted over part of /sys: see "
-		                               "`findmnt -R /sys`; "
-		                             : "");
+			 "%sor add `optional sysfs` to the profile (the jail then masks "
+			 "/sys/class/net instead)",
+			 rep.errnum == EPERM ? "something is mounted over part of /sys: see "
+					       "`findmnt -R /sys`; "
+					     : "");
 		break;
 	case MOUNT_SETATTR:
 		if (rep.errnum == ENOSYS)
 			set_text(res->fix, sizeof(res->fix),
-			         "the new mount API needs Linux 5.12 or newer");
+				 "the new mount API needs Linux 5.12 or newer");
 		break;
 	}
 }
@@ -814,7 +814,7 @@ probe_loopback(const struct doctor_ctx *ctx, const struct probe *p, struct resul
 	describe_failure(ctx, &rep, res);
 	if (!explain_prerequisite(ctx, &rep, res))
 		set_text(res->fix, sizeof(res->fix),
-		         "a kernel with CONFIG_NET_NS=y and IPv4 (CONFIG_INET=y)");
+			 "a kernel with CONFIG_NET_NS=y and IPv4 (CONFIG_INET=y)");
 }
 
 static void
@@ -850,16 +850,16 @@ probe_seccomp(const struct doctor_ctx *ctx, const struct probe *p, struct result
 	mode = prctl(PR_GET_SECCOMP, 0, 0, 0, 0);
 	if (mode < 0) {
 		set_text(res->detail, sizeof(res->detail), "prctl(PR_GET_SECCOMP): %s",
-		         strerror(errno));
+			 strerror(errno));
 		set_text(res->fix, sizeof(res->fix),
-		         "a kernel built with CONFIG_SECCOMP=y and CONFIG_SECCOMP_FILTER=y");
+			 "a kernel built with CONFIG_SECCOMP=y and CONFIG_SECCOMP_FILTER=y");
 		return;
 	}
 	r = seccomp_action_avail(SECCOMP_RET_ERRNO);
 	if (r < 0) {
 		set_text(res->detail, sizeof(res->detail), "SECCOMP_RET_ERRNO: %s", strerror(-r));
 		set_text(res->fix, sizeof(res->fix),
-		         "a kernel (4.14+) built with CONFIG_SECCOMP_FILTER=y");
+			 "a kernel (4.14+) built with CONFIG_SECCOMP_FILTER=y");
 		return;
 	}
 	/* The filter's bad-architecture action: without it libseccomp refuses
@@ -867,7 +867,7 @@ probe_seccomp(const struct doctor_ctx *ctx, const struct probe *p, struct result
 	r = seccomp_action_avail(SECCOMP_RET_KILL_PROCESS);
 	if (r < 0) {
 		set_text(res->detail, sizeof(res->detail), "SECCOMP_RET_KILL_PROCESS: %s",
-		         strerror(-r));
+			 strerror(-r));
 		set_text(res->fix, sizeof(res->fix), "Linux 4.14 or newer");
 		return;
 	}
@@ -876,14 +876,14 @@ probe_seccomp(const struct doctor_ctx *ctx, const struct probe *p, struct result
 		describe_failure(ctx, &rep, res);
 		if (mode == 2)
 			set_text(res->fix, sizeof(res->fix),
-			         "the caller's own seccomp filter refuses new filters: run "
-			         "agentjail "
-			         "outside that sandbox");
+				 "the caller's own seccomp filter refuses new filters: run "
+				 "agentjail "
+				 "outside that sandbox");
 		return;
 	}
 	res->available = true;
 	set_text(res->detail, sizeof(res->detail), "errno and kill_process actions%s",
-	         mode == 2 ? "; the caller already runs under a seccomp filter" : "");
+		 mode == 2 ? "; the caller already runs under a seccomp filter" : "");
 }
 
 static void
@@ -895,16 +895,16 @@ probe_seccomp_notify(const struct doctor_ctx *ctx, const struct probe *p, struct
 
 	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
 		set_text(res->detail, sizeof(res->detail), "SECCOMP_GET_NOTIF_SIZES: %s",
-		         strerror(errno));
+			 strerror(errno));
 		set_text(res->fix, sizeof(res->fix),
-		         "Linux 5.0 or newer with CONFIG_SECCOMP_FILTER=y; without it violations "
-		         "are refused silently");
+			 "Linux 5.0 or newer with CONFIG_SECCOMP_FILTER=y; without it violations "
+			 "are refused silently");
 		return;
 	}
 	r = seccomp_action_avail(SECCOMP_RET_USER_NOTIF);
 	if (r < 0) {
 		set_text(res->detail, sizeof(res->detail), "SECCOMP_RET_USER_NOTIF: %s",
-		         strerror(-r));
+			 strerror(-r));
 		set_text(res->fix, sizeof(res->fix), "Linux 5.0 or newer");
 		return;
 	}
@@ -913,13 +913,13 @@ probe_seccomp_notify(const struct doctor_ctx *ctx, const struct probe *p, struct
 		describe_failure(ctx, &rep, res);
 		if (rep.errnum == EBUSY)
 			set_text(res->fix, sizeof(res->fix),
-			         "a seccomp filter around the caller already has a listener (a "
-			         "container runtime?): run agentjail outside it");
+				 "a seccomp filter around the caller already has a listener (a "
+				 "container runtime?): run agentjail outside it");
 		return;
 	}
 	res->available = true;
 	set_text(res->detail, sizeof(res->detail), "listener works (notif %u bytes, resp %u bytes)",
-	         (unsigned)sizes.seccomp_notif, (unsigned)sizes.seccomp_notif_resp);
+		 (unsigned)sizes.seccomp_notif, (unsigned)sizes.seccomp_notif_resp);
 }
 
 /* ---- landlock ------------------------------------------------------------ */
@@ -942,23 +942,23 @@ probe_landlock(const struct doctor_ctx *ctx, const struct probe *p, struct resul
 		set_text(res->detail, sizeof(res->detail), "built in but disabled at boot");
 		if (read_line("/sys/kernel/security/lsm", lsm, sizeof(lsm)) == 0 && lsm[0] != '\0')
 			set_text(res->fix, sizeof(res->fix),
-			         "add landlock to the lsm= kernel parameter, keeping the active "
-			         "ones: lsm=landlock,%s",
-			         lsm);
+				 "add landlock to the lsm= kernel parameter, keeping the active "
+				 "ones: lsm=landlock,%s",
+				 lsm);
 		else
 			set_text(res->fix, sizeof(res->fix),
-			         "add landlock to the lsm= kernel parameter (keep the modules "
-			         "listed "
-			         "in /sys/kernel/security/lsm)");
+				 "add landlock to the lsm= kernel parameter (keep the modules "
+				 "listed "
+				 "in /sys/kernel/security/lsm)");
 		break;
 	case ENOSYS:
 		set_text(res->detail, sizeof(res->detail), "not in this kernel");
 		set_text(res->fix, sizeof(res->fix),
-		         "a kernel (5.13+) built with CONFIG_SECURITY_LANDLOCK=y");
+			 "a kernel (5.13+) built with CONFIG_SECURITY_LANDLOCK=y");
 		break;
 	default:
 		set_text(res->detail, sizeof(res->detail), "landlock_create_ruleset: %s",
-		         strerror(errno));
+			 strerror(errno));
 		break;
 	}
 }
@@ -1049,8 +1049,8 @@ probe_cgroup2(const struct doctor_ctx *ctx, const struct probe *p, struct result
 	static const char *const files[] = {"", "/cgroup.procs", "/cgroup.subtree_control"};
 	char mnt[1024], own[2048], dir[3072], path[3200], controllers[512], denied[256] = "";
 	const char *delegate = ctx->root ? "a writable cgroup2 mount"
-	                                 : "a delegated cgroup: `systemd-run --user --scope "
-	                                   "-p Delegate=yes agentjail ...`";
+					 : "a delegated cgroup: `systemd-run --user --scope "
+					   "-p Delegate=yes agentjail ...`";
 	struct statfs sf;
 	bool unified;
 	size_t i;
@@ -1061,13 +1061,13 @@ probe_cgroup2(const struct doctor_ctx *ctx, const struct probe *p, struct result
 	else if (find_cgroup2_mount(mnt, sizeof(mnt)) < 0) {
 		set_text(res->detail, sizeof(res->detail), "no cgroup2 mount");
 		set_text(res->fix, sizeof(res->fix),
-		         "a unified hierarchy: boot with systemd.unified_cgroup_hierarchy=1, or "
-		         "mount -t cgroup2 none /sys/fs/cgroup");
+			 "a unified hierarchy: boot with systemd.unified_cgroup_hierarchy=1, or "
+			 "mount -t cgroup2 none /sys/fs/cgroup");
 		return;
 	}
 	if (own_cgroup2_path(own, sizeof(own)) < 0) {
 		set_text(res->detail, sizeof(res->detail),
-		         "cgroup2 at %s, but /proc/self/cgroup has no 0:: line", mnt);
+			 "cgroup2 at %s, but /proc/self/cgroup has no 0:: line", mnt);
 		return;
 	}
 	set_text(dir, sizeof(dir), "%s%s", mnt, strcmp(own, "/") == 0 ? "" : own);
@@ -1079,8 +1079,8 @@ probe_cgroup2(const struct doctor_ctx *ctx, const struct probe *p, struct result
 			size_t n = strlen(denied);
 
 			set_text(denied + n, sizeof(denied) - n, "%s%s (%s)", n > 0 ? ", " : "",
-			         files[i][0] != '\0' ? files[i] + 1 : "the directory",
-			         strerror(errno));
+				 files[i][0] != '\0' ? files[i] + 1 : "the directory",
+				 strerror(errno));
 		}
 	}
 	set_text(path, sizeof(path), "%s/cgroup.controllers", dir);
@@ -1088,10 +1088,10 @@ probe_cgroup2(const struct doctor_ctx *ctx, const struct probe *p, struct result
 		controllers[0] = '\0';
 
 	set_text(res->detail, sizeof(res->detail),
-	         "cgroup2 at %s%s, own cgroup %s, controllers: %s%s%s", mnt,
-	         unified ? "" : " (hybrid: the other controllers are on cgroup v1)", own,
-	         controllers[0] != '\0' ? controllers : "none",
-	         denied[0] != '\0' ? "; not writable: " : "", denied);
+		 "cgroup2 at %s%s, own cgroup %s, controllers: %s%s%s", mnt,
+		 unified ? "" : " (hybrid: the other controllers are on cgroup v1)", own,
+		 controllers[0] != '\0' ? controllers : "none",
+		 denied[0] != '\0' ? "; not writable: " : "", denied);
 	if (denied[0] != '\0') {
 		set_text(res->fix, sizeof(res->fix), "run agentjail in %s", delegate);
 		return;
@@ -1099,13 +1099,13 @@ probe_cgroup2(const struct doctor_ctx *ctx, const struct probe *p, struct result
 	if (controllers[0] == '\0') {
 		if (!unified)
 			set_text(res->fix, sizeof(res->fix),
-			         "a unified hierarchy, so the controllers move to cgroup v2: boot "
-			         "with systemd.unified_cgroup_hierarchy=1");
+				 "a unified hierarchy, so the controllers move to cgroup v2: boot "
+				 "with systemd.unified_cgroup_hierarchy=1");
 		else
 			set_text(res->fix, sizeof(res->fix),
-			         "enable controllers for this cgroup in its parent's "
-			         "cgroup.subtree_control, or run agentjail in %s",
-			         delegate);
+				 "enable controllers for this cgroup in its parent's "
+				 "cgroup.subtree_control, or run agentjail in %s",
+				 delegate);
 		return;
 	}
 	res->available = true;
@@ -1114,38 +1114,38 @@ probe_cgroup2(const struct doctor_ctx *ctx, const struct probe *p, struct result
 /* ---- the table ----------------------------------------------------------- */
 
 static const struct ns_kind ns_mount = {CLONE_NEWNS, "unshare(CLONE_NEWNS)", "CONFIG_NAMESPACES",
-                                        "max_mnt_namespaces"};
+					"max_mnt_namespaces"};
 static const struct ns_kind ns_pid = {CLONE_NEWPID, "unshare(CLONE_NEWPID)", "CONFIG_PID_NS",
-                                      "max_pid_namespaces"};
+				      "max_pid_namespaces"};
 static const struct ns_kind ns_net = {CLONE_NEWNET, "unshare(CLONE_NEWNET)", "CONFIG_NET_NS",
-                                      "max_net_namespaces"};
+				      "max_net_namespaces"};
 static const struct ns_kind ns_ipc = {CLONE_NEWIPC, "unshare(CLONE_NEWIPC)", "CONFIG_IPC_NS",
-                                      "max_ipc_namespaces"};
+				      "max_ipc_namespaces"};
 static const struct ns_kind ns_uts = {CLONE_NEWUTS, "unshare(CLONE_NEWUTS)", "CONFIG_UTS_NS",
-                                      "max_uts_namespaces"};
+				      "max_uts_namespaces"};
 static const struct ns_kind ns_cgroup = {CLONE_NEWCGROUP, "unshare(CLONE_NEWCGROUP)",
-                                         "CONFIG_CGROUPS", "max_cgroup_namespaces"};
+					 "CONFIG_CGROUPS", "max_cgroup_namespaces"};
 
 /* In the order the jail applies them; the first missing mandatory layer is
  * the one the verdict names. */
 static const struct probe probes[] = {
-        {"user namespaces", NEED_MANDATORY, NULL, false, probe_userns, NULL, 0},
-        {"user namespaces (agent)", NEED_MANDATORY, NULL, true, probe_userns, NULL, 0},
-        {"mount namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_mount, 0},
-        {"pid namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_pid, 0},
-        {"network namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_net, 0},
-        {"ipc namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_ipc, 0},
-        {"uts namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_uts, 0},
-        {"cgroup namespace", NEED_PROFILE, "cgroupns", false, probe_ns, &ns_cgroup, 0},
-        {"fresh /proc", NEED_MANDATORY, NULL, false, probe_mount, NULL, MOUNT_PROC},
-        {"fresh /sys", NEED_PROFILE, "sysfs", false, probe_mount, NULL, MOUNT_SYSFS},
-        {"mount_setattr", NEED_MANDATORY, NULL, false, probe_mount, NULL, MOUNT_SETATTR},
-        {"loopback in new netns", NEED_MANDATORY, NULL, false, probe_loopback, NULL, 0},
-        {"no_new_privs", NEED_MANDATORY, NULL, false, probe_nnp, NULL, 0},
-        {"seccomp filter", NEED_MANDATORY, NULL, false, probe_seccomp, NULL, 0},
-        {"seccomp user notify", NEED_OPTIONAL, NULL, false, probe_seccomp_notify, NULL, 0},
-        {"landlock", NEED_OPTIONAL, NULL, false, probe_landlock, NULL, 0},
-        {"cgroup v2 delegation", NEED_OPTIONAL, NULL, false, probe_cgroup2, NULL, 0},
+	{"user namespaces", NEED_MANDATORY, NULL, false, probe_userns, NULL, 0},
+	{"user namespaces (agent)", NEED_MANDATORY, NULL, true, probe_userns, NULL, 0},
+	{"mount namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_mount, 0},
+	{"pid namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_pid, 0},
+	{"network namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_net, 0},
+	{"ipc namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_ipc, 0},
+	{"uts namespace", NEED_MANDATORY, NULL, false, probe_ns, &ns_uts, 0},
+	{"cgroup namespace", NEED_PROFILE, "cgroupns", false, probe_ns, &ns_cgroup, 0},
+	{"fresh /proc", NEED_MANDATORY, NULL, false, probe_mount, NULL, MOUNT_PROC},
+	{"fresh /sys", NEED_PROFILE, "sysfs", false, probe_mount, NULL, MOUNT_SYSFS},
+	{"mount_setattr", NEED_MANDATORY, NULL, false, probe_mount, NULL, MOUNT_SETATTR},
+	{"loopback in new netns", NEED_MANDATORY, NULL, false, probe_loopback, NULL, 0},
+	{"no_new_privs", NEED_MANDATORY, NULL, false, probe_nnp, NULL, 0},
+	{"seccomp filter", NEED_MANDATORY, NULL, false, probe_seccomp, NULL, 0},
+	{"seccomp user notify", NEED_OPTIONAL, NULL, false, probe_seccomp_notify, NULL, 0},
+	{"landlock", NEED_OPTIONAL, NULL, false, probe_landlock, NULL, 0},
+	{"cgroup v2 delegation", NEED_OPTIONAL, NULL, false, probe_cgroup2, NULL, 0},
 };
 
 #define N_PROBES AJ_ARRAY_SIZE(probes)
@@ -1176,7 +1176,7 @@ ctx_init(struct doctor_ctx *ctx)
 			set_text(ctx->agent_name, sizeof(ctx->agent_name), "%s", pw.pw_name);
 		else
 			set_text(ctx->agent_name, sizeof(ctx->agent_name), "uid %u",
-			         (unsigned)ctx->agent_uid);
+				 (unsigned)ctx->agent_uid);
 	}
 	ctx->sync_w = -1;
 	ctx->sync_r = -1;
@@ -1200,7 +1200,7 @@ verdict(const struct result *res, char *out, size_t len)
 			continue;
 		n = strlen(need);
 		set_text(need + n, sizeof(need) - n, "%s`optional %s`", n > 0 ? " and " : "",
-		         probes[i].opt_out);
+			 probes[i].opt_out);
 	}
 	if (need[0] != '\0')
 		set_text(out, len, "agentjail can run jails here, with %s in the profile", need);
@@ -1211,7 +1211,7 @@ verdict(const struct result *res, char *out, size_t len)
 
 static int
 print_text(FILE *fp, const struct doctor_ctx *ctx, const char *kernel, const struct result *res,
-           const char *final)
+	   const char *final)
 {
 	char detail[DETAIL_MAX * 2];
 	size_t i;
@@ -1219,17 +1219,17 @@ print_text(FILE *fp, const struct doctor_ctx *ctx, const char *kernel, const str
 	fprintf(fp, "  %-*s %s\n", NAME_WIDTH, "kernel", kernel);
 	if (ctx->root)
 		fprintf(fp, "  %-*s root; the agent runs as %s (uid %u, gid %u)\n", NAME_WIDTH,
-		        "caller", ctx->agent_name, (unsigned)ctx->agent_uid,
-		        (unsigned)ctx->agent_gid);
+			"caller", ctx->agent_name, (unsigned)ctx->agent_uid,
+			(unsigned)ctx->agent_gid);
 	else
 		fprintf(fp, "  %-*s %s (uid %u), not root; the agent runs as this user\n",
-		        NAME_WIDTH, "caller", ctx->agent_name, (unsigned)ctx->agent_uid);
+			NAME_WIDTH, "caller", ctx->agent_name, (unsigned)ctx->agent_uid);
 	for (i = 0; i < N_PROBES; i++) {
 		if (res[i].skipped)
 			continue;
 		fprintf(fp, "  %-*s %s%s", NAME_WIDTH, probes[i].name,
-		        res[i].available ? "yes" : "no ",
-		        probes[i].need == NEED_OPTIONAL ? " (optional)" : "");
+			res[i].available ? "yes" : "no ",
+			probes[i].need == NEED_OPTIONAL ? " (optional)" : "");
 		/* Paths from mountinfo and /proc/self/cgroup end up here. */
 		aj_log_escape(res[i].detail, detail, sizeof(detail));
 		if (detail[0] != '\0')
@@ -1244,7 +1244,7 @@ print_text(FILE *fp, const struct doctor_ctx *ctx, const char *kernel, const str
 
 static int
 print_json(FILE *fp, const struct doctor_ctx *ctx, const char *kernel, const struct result *res,
-           const char *final, bool ok)
+	   const char *final, bool ok)
 {
 	json_t *root, *layers;
 	size_t i;
@@ -1259,19 +1259,19 @@ print_json(FILE *fp, const struct doctor_ctx *ctx, const char *kernel, const str
 		if (res[i].skipped)
 			continue;
 		layer = json_pack("{s:s, s:b, s:b, s:s?, s:s?, s:s?}", "name", probes[i].name,
-		                  "available", res[i].available, "mandatory",
-		                  probes[i].need != NEED_OPTIONAL, "profile_optional",
-		                  probes[i].opt_out, "detail",
-		                  res[i].detail[0] != '\0' ? res[i].detail : NULL, "fix",
-		                  !res[i].available && res[i].fix[0] != '\0' ? res[i].fix : NULL);
+				  "available", res[i].available, "mandatory",
+				  probes[i].need != NEED_OPTIONAL, "profile_optional",
+				  probes[i].opt_out, "detail",
+				  res[i].detail[0] != '\0' ? res[i].detail : NULL, "fix",
+				  !res[i].available && res[i].fix[0] != '\0' ? res[i].fix : NULL);
 		if (layer == NULL || json_array_append_new(layers, layer) < 0) {
 			json_decref(layers);
 			return -ENOMEM;
 		}
 	}
 	root = json_pack("{s:s, s:b, s:s, s:I, s:o, s:b, s:s}", "kernel", kernel, "root", ctx->root,
-	                 "agent_user", ctx->agent_name, "agent_uid", (json_int_t)ctx->agent_uid,
-	                 "layers", layers, "ok", ok, "verdict", final);
+			 "agent_user", ctx->agent_name, "agent_uid", (json_int_t)ctx->agent_uid,
+			 "layers", layers, "ok", ok, "verdict", final);
 	if (root == NULL)
 		return -ENOMEM;
 	r = json_dumpf(root, fp, JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);

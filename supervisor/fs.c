@@ -26,22 +26,22 @@
 /* Kernel interfaces the agent may read but never write (as Docker's
  * readonlyPaths). */
 static const char *const proc_readonly[] = {
-        "/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs",
+	"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs",
 };
 
 /* Files that leak kernel memory or host-wide state: replaced by /dev/null. */
 static const char *const proc_masked_files[] = {
-        "/proc/kcore",         "/proc/keys",        "/proc/key-users", "/proc/timer_list",
-        "/proc/latency_stats", "/proc/sched_debug", "/proc/kallsyms",  "/proc/kpagecount",
-        "/proc/kpageflags",    "/proc/kpagecgroup", "/proc/config.gz",
+	"/proc/kcore",         "/proc/keys",        "/proc/key-users", "/proc/timer_list",
+	"/proc/latency_stats", "/proc/sched_debug", "/proc/kallsyms",  "/proc/kpagecount",
+	"/proc/kpageflags",    "/proc/kpagecgroup", "/proc/config.gz",
 };
 
 /* Directories with hardware and driver state: replaced by an empty tmpfs. */
 static const char *const proc_masked_dirs[] = {
-        "/proc/acpi",
-        "/proc/scsi",
-        "/proc/asound",
-        "/proc/driver",
+	"/proc/acpi",
+	"/proc/scsi",
+	"/proc/asound",
+	"/proc/driver",
 };
 
 static bool
@@ -98,8 +98,8 @@ setup_private_tmpfs(const struct aj_fs_plan *plan, char *err, size_t errlen)
 		const char *path;
 		const char *mode;
 	} dirs[] = {
-	        {"/tmp", "1777"},     {"/var/tmp", "1777"}, {"/run", "0755"},
-	        {"/var/run", "0755"}, {"/dev/shm", "1777"},
+		{"/tmp", "1777"},     {"/var/tmp", "1777"}, {"/run", "0755"},
+		{"/var/run", "0755"}, {"/dev/shm", "1777"},
 	};
 	const char *xdg = plan->xdg_runtime_dir;
 	int r;
@@ -158,7 +158,7 @@ mask_proc(char *err, size_t errlen)
 		if (!is_dir(p))
 			continue;
 		if (mount("tmpfs", p, "tmpfs", MNT_SAFE | MS_NOEXEC | MS_RDONLY,
-		          "size=4k,mode=0555") < 0)
+			  "size=4k,mode=0555") < 0)
 			return aj_err(err, errlen, -errno, "masking %s: %s", p, strerror(errno));
 	}
 	return 0;
@@ -180,17 +180,17 @@ setup_sys(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t e
 	}
 	if (!plan->quiet)
 		fprintf(stderr,
-		        "agentjail: notice: a fresh /sys is refused (%s); masking "
-		        "/sys/class/net instead (profile: optional sysfs)\n",
-		        strerror(errno));
+			"agentjail: notice: a fresh /sys is refused (%s); masking "
+			"/sys/class/net instead (profile: optional sysfs)\n",
+			strerror(errno));
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(net_dirs); i++) {
 		if (!is_dir(net_dirs[i]))
 			continue;
 		if (mount("tmpfs", net_dirs[i], "tmpfs", MNT_SAFE | MS_NOEXEC | MS_RDONLY,
-		          "size=4k,mode=0555") < 0) {
+			  "size=4k,mode=0555") < 0) {
 			*step = AJ_STEP_MASK;
 			return aj_err(err, errlen, -errno, "masking %s: %s", net_dirs[i],
-			              strerror(errno));
+				      strerror(errno));
 		}
 	}
 	return 0;
@@ -231,7 +231,7 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 	*step = AJ_STEP_NOSUID;
 	if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &nosuid, sizeof(nosuid)) < 0)
 		return aj_err(err, errlen, -errno, "mount_setattr nosuid on /: %s",
-		              strerror(errno));
+			      strerror(errno));
 	*step = AJ_STEP_NONE;
 	return 0;
 }

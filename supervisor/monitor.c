@@ -19,7 +19,7 @@
 #include "internal.h"
 
 const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS] = {SIGINT,  SIGTERM, SIGHUP,
-                                                          SIGQUIT, SIGUSR1, SIGUSR2};
+							  SIGQUIT, SIGUSR1, SIGUSR2};
 
 /* How long the broker may take to leave after the jail is gone. */
 #define BROKER_GRACE_MS 2000
@@ -77,8 +77,8 @@ on_broker_exit(struct ev_loop *loop, ev_io *w, int revents)
 	 * Anything else leaves the agent without its door: say so. */
 	if (!m->plan->quiet && !(info.si_code == CLD_EXITED && info.si_status == 0))
 		fprintf(stderr,
-		        "agentjail: the broker exited (%s %d); the agent can no longer fetch\n",
-		        info.si_code == CLD_EXITED ? "status" : "signal", info.si_status);
+			"agentjail: the broker exited (%s %d); the agent can no longer fetch\n",
+			info.si_code == CLD_EXITED ? "status" : "signal", info.si_status);
 }
 
 static void
@@ -89,7 +89,7 @@ on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	m->timed_out = true;
 	if (!m->plan->quiet)
 		fprintf(stderr, "agentjail: timeout after %gs: killing the jail\n",
-		        m->plan->timeout_sec);
+			m->plan->timeout_sec);
 	/* Killing init takes down every process of the jail's pid namespace. */
 	(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
 }

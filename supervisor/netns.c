@@ -104,7 +104,7 @@ aj_netns_setup_loopback(char *err, size_t errlen)
 	r = nl_connect(sk, NETLINK_ROUTE);
 	if (r < 0) {
 		r = aj_err(err, errlen, nl_to_errno(r), "connecting to rtnetlink: %s",
-		           nl_geterror(r));
+			   nl_geterror(r));
 		goto out;
 	}
 	r = bring_lo_up(sk, err, errlen);

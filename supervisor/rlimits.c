@@ -19,12 +19,12 @@ aj_rlimits_apply(const struct aj_profile *profile, char *err, size_t errlen)
 		if (!profile->rlimits[k].set)
 			continue;
 		rl.rlim_cur = profile->rlimits[k].value == AJ_RLIM_UNLIMITED
-		                      ? RLIM_INFINITY
-		                      : (rlim_t)profile->rlimits[k].value;
+				      ? RLIM_INFINITY
+				      : (rlim_t)profile->rlimits[k].value;
 		rl.rlim_max = rl.rlim_cur;
 		if (setrlimit(aj_profile_rlimit_resource(k), &rl) < 0)
 			return aj_err(err, errlen, -errno, "rlimit %s: %s",
-			              aj_profile_rlimit_name(k), strerror(errno));
+				      aj_profile_rlimit_name(k), strerror(errno));
 	}
 	return 0;
 }

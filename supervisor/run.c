@@ -44,7 +44,7 @@ resolve_identity(const struct aj_profile *profile, struct identity *id, char *er
 
 	if (getuid() != geteuid())
 		return aj_err(err, errlen, -EPERM,
-		              "agentjail must not run set-user-ID: install it as a normal program");
+			      "agentjail must not run set-user-ID: install it as a normal program");
 	if (geteuid() != 0) {
 		id->uid = getuid();
 		id->gid = getgid();
@@ -61,9 +61,9 @@ resolve_identity(const struct aj_profile *profile, struct identity *id, char *er
 		}
 	} else if (getpwnam_r(profile->user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
 		return aj_err(err, errlen, -ENOENT,
-		              "profile %s: user '%s' does not exist on this host (it is the user "
-		              "the agent runs as when agentjail is started by root)",
-		              profile->path, profile->user);
+			      "profile %s: user '%s' does not exist on this host (it is the user "
+			      "the agent runs as when agentjail is started by root)",
+			      profile->path, profile->user);
 	}
 	if (res != NULL) {
 		id->uid = res->pw_uid;
@@ -71,8 +71,8 @@ resolve_identity(const struct aj_profile *profile, struct identity *id, char *er
 	}
 	if (id->uid == 0 || id->gid == 0)
 		return aj_err(err, errlen, -EPERM,
-		              "profile %s: refusing to run the agent as host root (user '%s')",
-		              profile->path, profile->user);
+			      "profile %s: refusing to run the agent as host root (user '%s')",
+			      profile->path, profile->user);
 	id->drop = true;
 	return 0;
 }
@@ -90,12 +90,12 @@ broker_program(const struct aj_run_options *opts)
  * no_new_privs, and dies with the supervisor (see broker/broker.c). */
 static int
 start_broker(const struct aj_run_options *opts, const struct identity *id, int broker_end,
-             pid_t *pid_out, int *pidfd_out, char *err, size_t errlen)
+	     pid_t *pid_out, int *pidfd_out, char *err, size_t errlen)
 {
 	const char *path = broker_program(opts);
 	char parent[32], user[64];
 	char *argv[] = {"agentjail-broker",         "--supervisor", parent,
-	                id->drop ? "--user" : NULL, user,           NULL};
+			id->drop ? "--user" : NULL, user,           NULL};
 	char *envp[] = {"AGENTJAIL_FD=3", NULL};
 	pid_t pid;
 	int r, pidfd;
@@ -105,8 +105,8 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 	r = aj_spawn_program(path, argv, envp, broker_end, false, &pid);
 	if (r != 0)
 		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)",
-		              aj_step_name(AJ_STEP_BROKER), path, strerror(r),
-		              aj_step_hint(AJ_STEP_BROKER, r));
+			      aj_step_name(AJ_STEP_BROKER), path, strerror(r),
+			      aj_step_hint(AJ_STEP_BROKER, r));
 
 	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	if (pidfd < 0) {
@@ -196,17 +196,17 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	/* 4. The jail. */
 	{
 		struct aj_spawn_plan plan = {
-		        .profile = opts->profile,
-		        .argv = opts->argv,
-		        .envp = envp,
-		        .seccomp = filter,
-		        .uid = id.uid,
-		        .gid = id.gid,
-		        .drop_privileges = id.drop,
-		        .cwd = getcwd(cwd, sizeof(cwd)),
-		        .xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
-		        .broker_fd = pair[1],
-		        .quiet = opts->quiet,
+			.profile = opts->profile,
+			.argv = opts->argv,
+			.envp = envp,
+			.seccomp = filter,
+			.uid = id.uid,
+			.gid = id.gid,
+			.drop_privileges = id.drop,
+			.cwd = getcwd(cwd, sizeof(cwd)),
+			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
+			.broker_fd = pair[1],
+			.quiet = opts->quiet,
 		};
 		r = aj_spawn_jail(&plan, &jail, err, errlen);
 	}
@@ -221,16 +221,16 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		char safe[512];
 		aj_log_escape(opts->argv[0], safe, sizeof(safe));
 		fprintf(stderr, "agentjail: cannot execute '%s': %s\n", safe,
-		        strerror(jail.exec_errno));
+			strerror(jail.exec_errno));
 	}
 
 	/* 5. Watch until the jail's init exits. */
 	mplan = (struct aj_monitor_plan){
-	        .jail_pidfd = jail.pidfd,
-	        .broker_pidfd = broker_pidfd,
-	        .timeout_sec = opts->timeout_sec,
-	        .forward_signals = opts->forward_signals,
-	        .quiet = opts->quiet,
+		.jail_pidfd = jail.pidfd,
+		.broker_pidfd = broker_pidfd,
+		.timeout_sec = opts->timeout_sec,
+		.forward_signals = opts->forward_signals,
+		.quiet = opts->quiet,
 	};
 	r = aj_monitor_run(&mplan, status, err, errlen);
 	if (r < 0) {

@@ -269,7 +269,7 @@ static int
 build_fail(struct build *b, int rc, const char *what)
 {
 	return aj_err(b->err, b->errlen, scmp_rc(rc), "seccomp: adding the rule for %s failed: %s",
-	              what, strerror(-rc));
+		      what, strerror(-rc));
 }
 
 /* Resolve NAME and record that its rules are being written now.  A name
@@ -283,13 +283,13 @@ claim(struct build *b, const char *name, int *nr)
 
 	if (n == __NR_SCMP_ERROR || n < 0)
 		return aj_err(b->err, b->errlen, -EINVAL,
-		              "seccomp: %s is not a system call on this architecture", name);
+			      "seccomp: %s is not a system call on this architecture", name);
 	if (n >= AJ_SECCOMP_MAX_NR)
 		return aj_err(b->err, b->errlen, -EINVAL,
-		              "seccomp: %s has number %d, beyond the table's range", name, n);
+			      "seccomp: %s has number %d, beyond the table's range", name, n);
 	if (b->seen[n / 64] & (UINT64_C(1) << (n % 64)))
 		return aj_err(b->err, b->errlen, -EINVAL,
-		              "seccomp: %s is listed twice; each call must be decided once", name);
+			      "seccomp: %s is listed twice; each call must be decided once", name);
 	b->seen[n / 64] |= UINT64_C(1) << (n % 64);
 	*nr = n;
 	return 0;
@@ -297,7 +297,7 @@ claim(struct build *b, const char *name, int *nr)
 
 static int
 add_rule(struct build *b, const char *what, uint32_t action, int nr, unsigned int n_cmp,
-         const struct scmp_arg_cmp *cmp)
+	 const struct scmp_arg_cmp *cmp)
 {
 	int rc;
 
@@ -340,7 +340,7 @@ add_group(struct build *b, const struct aj_syscall_group *group, uint32_t action
  */
 static int
 add_low32_complement(struct build *b, const char *what, uint32_t action, int nr, unsigned int arg,
-                     const uint32_t *skip, size_t n_skip, int bit, uint32_t prefix)
+		     const uint32_t *skip, size_t n_skip, int bit, uint32_t prefix)
 {
 	uint32_t mask = UINT32_C(0xffffffff) << bit;
 
@@ -357,7 +357,7 @@ add_low32_complement(struct build *b, const char *what, uint32_t action, int nr,
 			r = add_rule(b, what, action, nr, 1, &cmp);
 		} else if (bit > 0) {
 			r = add_low32_complement(b, what, action, nr, arg, skip, n_skip, bit - 1,
-			                         value);
+						 value);
 		} else {
 			r = 0; /* exactly a skipped value: not ours to decide */
 		}
@@ -430,7 +430,7 @@ add_clone_rules(struct build *b)
 		return r;
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(clone_ns_flags); i++) {
 		struct scmp_arg_cmp has =
-		        SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i].flag, clone_ns_flags[i].flag);
+			SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i].flag, clone_ns_flags[i].flag);
 		r = add_rule(b, clone_ns_flags[i].name, AJ_SECCOMP_DENY, nr, 1, &has);
 		if (r < 0)
 			return r;
@@ -465,12 +465,12 @@ add_ioctl_rules(struct build *b)
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(refused); i++) {
 		struct scmp_arg_cmp is = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffff, refused[i]);
 		r = add_rule(b, i == 0 ? "ioctl(TIOCSTI)" : "ioctl(TIOCLINUX)", AJ_SECCOMP_DENY, nr,
-		             1, &is);
+			     1, &is);
 		if (r < 0)
 			return r;
 	}
 	return add_low32_complement(b, "ioctl", SCMP_ACT_ALLOW, nr, 1, refused,
-	                            AJ_ARRAY_SIZE(refused), 31, 0);
+				    AJ_ARRAY_SIZE(refused), 31, 0);
 }
 
 /*
@@ -495,7 +495,7 @@ add_personality_rules(struct build *b)
 			return r;
 	}
 	return add_low32_complement(b, "personality", AJ_SECCOMP_DENY, nr, 0, allowed,
-	                            AJ_ARRAY_SIZE(allowed), 31, 0);
+				    AJ_ARRAY_SIZE(allowed), 31, 0);
 }
 
 /* Every attribute is a decision, so every one is written down, defaults
@@ -535,8 +535,8 @@ set_attributes(struct build *b)
 		int rc = seccomp_attr_set(b->ctx, attrs[i].attr, attrs[i].value);
 		if (rc < 0)
 			return aj_err(b->err, b->errlen, scmp_rc(rc),
-			              "seccomp: setting %s failed: %s", attrs[i].name,
-			              strerror(-rc));
+				      "seccomp: setting %s failed: %s", attrs[i].name,
+				      strerror(-rc));
 	}
 	return 0;
 }
@@ -552,7 +552,7 @@ aj_seccomp_build(const struct aj_seccomp_opts *opts, void **out, char *err, size
 	/* The table and the x32 reasoning above are x86_64's. */
 	if (seccomp_arch_native() != SCMP_ARCH_X86_64)
 		return aj_err(err, errlen, -EINVAL,
-		              "seccomp: the syscall table is written for x86_64 only");
+			      "seccomp: the syscall table is written for x86_64 only");
 	b.ctx = seccomp_init(AJ_SECCOMP_DEFAULT);
 	if (b.ctx == NULL)
 		return aj_err(err, errlen, -ENOMEM, "seccomp: cannot allocate a filter");
@@ -606,7 +606,7 @@ const struct sock_fprog *
 aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts)
 {
 	return opts->allow_unix_sockets ? &aj_seccomp_prebuilt_allow_unix
-	                                : &aj_seccomp_prebuilt_deny_unix;
+					: &aj_seccomp_prebuilt_deny_unix;
 }
 
 int

@@ -53,7 +53,7 @@ struct sync_msg {
 
 /* Signals the jail's init forwards to the agent's process group. */
 static const int forwarded_signals[] = {
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
 };
 
 #define JAIL_NS_FLAGS                                                                              \
@@ -79,24 +79,24 @@ child_fail(int sync_fd, enum aj_step step, int errnum, const char *detail)
 		snprintf(msg.detail, sizeof(msg.detail), "%s", detail);
 	sync_send(sync_fd, &msg);
 	_exit(step == AJ_STEP_EXEC ? (errnum == ENOENT ? AJ_EXIT_NOT_FOUND : AJ_EXIT_CANNOT_EXEC)
-	                           : AJ_EXIT_SETUP);
+				   : AJ_EXIT_SETUP);
 }
 
 static pid_t
 clone3_fork_like(uint64_t flags, int *pidfd)
 {
 	struct clone_args args = {
-	        .flags = flags,
-	        .pidfd = (uint64_t)(uintptr_t)pidfd,
-	        /* CLONE_PARENT takes the caller's exit signal and refuses any other. */
-	        .exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
+		.flags = flags,
+		.pidfd = (uint64_t)(uintptr_t)pidfd,
+		/* CLONE_PARENT takes the caller's exit signal and refuses any other. */
+		.exit_signal = (flags & CLONE_PARENT) ? 0 : SIGCHLD,
 	};
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
 int
 aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd, bool search,
-                 pid_t *pid)
+		 pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -112,7 +112,7 @@ aj_spawn_program(const char *path, char *const argv[], char *const envp[], int d
 		return r;
 	}
 	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-	                                            POSIX_SPAWN_SETSIGDEF);
+						    POSIX_SPAWN_SETSIGDEF);
 	if (r == 0)
 		r = posix_spawnattr_setsigmask(&attr, &none);
 	if (r == 0)
@@ -124,7 +124,7 @@ aj_spawn_program(const char *path, char *const argv[], char *const envp[], int d
 		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_BROKER_FD + 1);
 	if (r == 0)
 		r = search ? posix_spawnp(pid, path, &fa, &attr, argv, envp)
-		           : posix_spawn(pid, path, &fa, &attr, argv, envp);
+			   : posix_spawn(pid, path, &fa, &attr, argv, envp);
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	return r;
@@ -207,10 +207,10 @@ static _Noreturn void
 jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 {
 	struct aj_fs_plan fs = {
-	        .tmpfs_size = plan->profile->tmpfs_size,
-	        .xdg_runtime_dir = plan->xdg_runtime_dir,
-	        .sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
-	        .quiet = plan->quiet,
+		.tmpfs_size = plan->profile->tmpfs_size,
+		.xdg_runtime_dir = plan->xdg_runtime_dir,
+		.sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
+		.quiet = plan->quiet,
 	};
 	struct sync_msg go;
 	enum aj_step step;
@@ -240,7 +240,7 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	r = aj_netns_setup_loopback(err, sizeof(err));
 	if (r < 0)
 		child_fail(sync_fd, r == -EEXIST || r == -ENODEV ? AJ_STEP_LINKS : AJ_STEP_LOOPBACK,
-		           -r, err);
+			   -r, err);
 
 	/* Re-resolve the working directory by path inside the new mount
 	 * namespace: no directory fd from the host survives (runc
@@ -250,9 +250,9 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 			char safe[512];
 			aj_log_escape(plan->cwd, safe, sizeof(safe));
 			fprintf(stderr,
-			        "agentjail: notice: working directory %s is not visible "
-			        "in the jail; starting in /\n",
-			        safe);
+				"agentjail: notice: working directory %s is not visible "
+				"in the jail; starting in /\n",
+				safe);
 		}
 		if (chdir("/") < 0)
 			child_fail(sync_fd, AJ_STEP_NONE, errno, "chdir /");
@@ -320,8 +320,8 @@ report_failure(const struct sync_msg *msg, char *err, size_t errlen)
 	else
 		snprintf(detail, sizeof(detail), "%s", strerror(msg->err));
 	return aj_err(err, errlen, -(msg->err ? msg->err : EIO), "%s failed: %s%s%s%s",
-	              aj_step_name(msg->step), detail, hint ? " (" : "", hint ? hint : "",
-	              hint ? ")" : "");
+		      aj_step_name(msg->step), detail, hint ? " (" : "", hint ? hint : "",
+		      hint ? ")" : "");
 }
 
 static void
@@ -387,13 +387,13 @@ intermediate(void *p)
 
 static int
 start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int child_fd,
-            pid_t *pid, int *pidfd, char *err, size_t errlen)
+	    pid_t *pid, int *pidfd, char *err, size_t errlen)
 {
 	struct intermediate_args args = {
-	        .plan = plan,
-	        .flags = flags,
-	        .parent_fd = parent_fd,
-	        .child_fd = child_fd,
+		.plan = plan,
+		.flags = flags,
+		.parent_fd = parent_fd,
+		.child_fd = child_fd,
 	};
 	void *stack;
 	pid_t mid;
@@ -412,12 +412,12 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
 	}
 
 	stack = mmap(NULL, INTERMEDIATE_STACK, PROT_READ | PROT_WRITE,
-	             MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
 	if (stack == MAP_FAILED)
 		return -errno;
 	/* Returns once the intermediate has exited (CLONE_VFORK). */
 	mid = clone(intermediate, (char *)stack + INTERMEDIATE_STACK,
-	            CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+		    CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
 	r = mid < 0 ? -errno : 0;
 	if (mid > 0)
 		while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
@@ -428,8 +428,8 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
 	if (args.err != 0) {
 		const char *hint = aj_step_hint(args.step, args.err);
 		return aj_err(err, errlen, -args.err, "%s failed: %s%s%s%s",
-		              aj_step_name(args.step), strerror(args.err), hint ? " (" : "",
-		              hint ? hint : "", hint ? ")" : "");
+			      aj_step_name(args.step), strerror(args.err), hint ? " (" : "",
+			      hint ? hint : "", hint ? ")" : "");
 	}
 	*pid = args.pid;
 	*pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);
@@ -459,7 +459,7 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 	    (plan->profile->optional_layers & AJ_LAYER_CGROUPNS)) {
 		if (!plan->quiet)
 			fprintf(stderr, "agentjail: notice: no cgroup namespace on this kernel "
-			                "(profile: optional cgroupns)\n");
+					"(profile: optional cgroupns)\n");
 		flags &= ~(uint64_t)CLONE_NEWCGROUP;
 		r = start_clone(plan, flags, sv[0], sv[1], &pid, &pidfd, err, errlen);
 	}
@@ -487,7 +487,7 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 		msg.step = AJ_STEP_NONE;
 		msg.err = -r;
 		snprintf(msg.detail, sizeof(msg.detail), "reading the setup channel: %s",
-		         strerror(-r));
+			 strerror(-r));
 		goto fail;
 	}
 	close(sv[0]);

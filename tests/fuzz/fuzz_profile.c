@@ -26,11 +26,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	buf[size] = '\0';
 	if (aj_profile_parse_string("fuzz", "/nonexistent/fuzz.profile", buf, &p, err,
-	                            sizeof(err)) == 0) {
+				    sizeof(err)) == 0) {
 		if (aj_profile_format_text(p, &text) != 0 || aj_profile_format_json(p, &json) != 0)
 			abort();
 		if (aj_profile_parse_string("fuzz", "/nonexistent/canon.profile", text, &q, err,
-		                            sizeof(err)) != 0)
+					    sizeof(err)) != 0)
 			abort(); /* canonical text must be a valid profile */
 		if (aj_profile_format_text(q, &again) != 0 || strcmp(text, again) != 0)
 			abort(); /* and a fixed point */

@@ -64,11 +64,11 @@ static int
 run(char **argv, char *err, size_t errlen, int *status)
 {
 	struct aj_run_options opts = {
-	        .profile = profile,
-	        .argv = argv,
-	        .broker_path = aj_test_bin("agentjail-broker"),
-	        .forward_signals = true,
-	        .quiet = true,
+		.profile = profile,
+		.argv = argv,
+		.broker_path = aj_test_bin("agentjail-broker"),
+		.forward_signals = true,
+		.quiet = true,
 	};
 	return aj_run(&opts, status, err, errlen);
 }
@@ -76,9 +76,9 @@ run(char **argv, char *err, size_t errlen, int *status)
 Test(embed, runs_a_real_jail_and_returns_the_status)
 {
 	char *argv[] = {"/bin/sh", "-c",
-	                "test \"$(cat /proc/sys/kernel/hostname)\" = agentjail "
-	                "&& test \"$(ls /sys/class/net)\" = lo && exit 7",
-	                NULL};
+			"test \"$(cat /proc/sys/kernel/hostname)\" = agentjail "
+			"&& test \"$(ls /sys/class/net)\" = lo && exit 7",
+			NULL};
 	char err[512] = "";
 	int status = -1;
 
@@ -101,8 +101,8 @@ Test(embed, leaves_the_caller_unchanged)
 	cr_assert_eq(count_fds(), fds, "aj_run leaked %d fds", count_fds() - fds);
 	cr_assert_eq(sigprocmask(SIG_SETMASK, NULL, &after), 0);
 	cr_assert(sigismember(&after, SIGUSR2) && !sigismember(&after, SIGTERM) &&
-	                  !sigismember(&after, SIGINT),
-	          "aj_run did not restore the caller's signal mask");
+			  !sigismember(&after, SIGINT),
+		  "aj_run did not restore the caller's signal mask");
 	cr_assert_eq(waitpid(-1, NULL, WNOHANG), -1, "aj_run left a child behind");
 	cr_assert_eq(errno, ECHILD);
 }
@@ -122,7 +122,7 @@ Test(embed, errors_are_returned_not_exited)
 	cr_assert_eq(status, AJ_EXIT_NOT_FOUND);
 
 	opts = (struct aj_run_options){
-	        .profile = profile, .argv = missing, .broker_path = "/nonexistent/broker"};
+		.profile = profile, .argv = missing, .broker_path = "/nonexistent/broker"};
 	cr_assert_eq(aj_run(&opts, &status, err, sizeof(err)), -ENOENT);
 	cr_assert_not_null(strstr(err, "starting the broker failed"), "%s", err);
 }

@@ -47,20 +47,20 @@ run_without(long nr, const char *errno_name, struct aj_result *res)
 {
 	char nrbuf[32];
 	const char *argv[] = {
-	        aj_test_bin("tests/integration/try"),
-	        "with-errno",
-	        nrbuf,
-	        errno_name,
-	        "--",
-	        aj_test_bin("agentjail"),
-	        "run",
-	        "--profile",
-	        profile,
-	        "--",
-	        "/bin/sh",
-	        "-c",
-	        "echo AGENT-RAN",
-	        NULL,
+		aj_test_bin("tests/integration/try"),
+		"with-errno",
+		nrbuf,
+		errno_name,
+		"--",
+		aj_test_bin("agentjail"),
+		"run",
+		"--profile",
+		profile,
+		"--",
+		"/bin/sh",
+		"-c",
+		"echo AGENT-RAN",
+		NULL,
 	};
 
 	snprintf(nrbuf, sizeof(nrbuf), "%ld", nr);
@@ -71,8 +71,8 @@ static bool
 is_sanitizer_line(const char *line, size_t len)
 {
 	static const char *const follow_ups[] = {
-	        "False positive error reports may follow",
-	        "For details see https://github.com/google/sanitizers/issues/189",
+		"False positive error reports may follow",
+		"For details see https://github.com/google/sanitizers/issues/189",
 	};
 
 	if (len >= 2 && line[0] == '=' && line[1] == '=')
@@ -105,12 +105,12 @@ assert_stopped(const struct aj_result *res, const char *step, const char *hint)
 	cr_assert_not_null(strstr(res->err, step), "stderr does not name '%s': %s", step, res->err);
 	if (hint != NULL)
 		cr_assert_not_null(strstr(res->err, hint), "stderr lacks the fix '%s': %s", hint,
-		                   res->err);
+				   res->err);
 	/* One clear line, not a cascade.  In the ASan build the sanitizer's
 	 * runtime may add its own warnings (the vfork-style intermediate runs
 	 * on a separate stack); those are not agentjail's output. */
 	cr_assert_eq(count_own_lines(res->err), 1, "expected exactly one line on stderr: %s",
-	             res->err);
+		     res->err);
 }
 
 /* `try no-userns -- CMD` runs CMD in a user namespace whose
@@ -118,18 +118,18 @@ assert_stopped(const struct aj_result *res, const char *step, const char *hint)
 Test(failclosed, without_user_namespaces, .timeout = 60)
 {
 	const char *argv[] = {
-	        aj_test_bin("tests/integration/try"),
-	        "no-userns",
-	        "--",
-	        aj_test_bin("agentjail"),
-	        "run",
-	        "--profile",
-	        profile,
-	        "--",
-	        "/bin/sh",
-	        "-c",
-	        "echo AGENT-RAN",
-	        NULL,
+		aj_test_bin("tests/integration/try"),
+		"no-userns",
+		"--",
+		aj_test_bin("agentjail"),
+		"run",
+		"--profile",
+		profile,
+		"--",
+		"/bin/sh",
+		"-c",
+		"echo AGENT-RAN",
+		NULL,
 	};
 	struct aj_result res;
 
@@ -186,16 +186,16 @@ Test(failclosed, without_capability_drop, .timeout = 60)
 Test(failclosed, without_broker, .timeout = 60)
 {
 	const char *argv[] = {"/usr/bin/env",
-	                      "AGENTJAIL_BROKER=/nonexistent/agentjail-broker",
-	                      aj_test_bin("agentjail"),
-	                      "run",
-	                      "--profile",
-	                      profile,
-	                      "--",
-	                      "/bin/sh",
-	                      "-c",
-	                      "echo AGENT-RAN",
-	                      NULL};
+			      "AGENTJAIL_BROKER=/nonexistent/agentjail-broker",
+			      aj_test_bin("agentjail"),
+			      "run",
+			      "--profile",
+			      profile,
+			      "--",
+			      "/bin/sh",
+			      "-c",
+			      "echo AGENT-RAN",
+			      NULL};
 	struct aj_result res;
 
 	aj_test_exec(argv, -1, &res);

@@ -83,7 +83,7 @@ setup(void)
 	scratch = aj_test_scratch();
 	prof = aj_test_write_file(scratch, "jail.profile", PROFILE_BODY("agentjail"));
 	prof_unix = aj_test_write_file(scratch, "unix.profile",
-	                               PROFILE_BODY("agentjail") "socket unix allow\n");
+				       PROFILE_BODY("agentjail") "socket unix allow\n");
 }
 
 /* For tests whose jail writes into the scratch dir (as `nobody` under root). */
@@ -192,9 +192,9 @@ expect_try(const char *profile, const char *verb, const char *line, int status)
 
 	JAIL_TRY(&r, profile, verb);
 	cr_assert_eq(r.status, status, "try %s: want status %d; " SHOWFMT, verb, status,
-	             SHOWARGS(r));
+		     SHOWARGS(r));
 	cr_assert(aj_test_has_line(r.out, line), "try %s: want line '%s'; " SHOWFMT, verb, line,
-	          SHOWARGS(r));
+		  SHOWARGS(r));
 	aj_test_result_free(&r);
 }
 
@@ -366,8 +366,8 @@ wait_supervisor_ready(pid_t pid, int sig)
 	while (!handles_signal(pid, sig)) {
 		int st;
 		cr_assert_eq(waitpid(pid, &st, WNOHANG), 0,
-		             "agentjail exited early (status 0x%x) before handling signal %d", st,
-		             sig);
+			     "agentjail exited early (status 0x%x) before handling signal %d", st,
+			     sig);
 		cr_assert_lt(now(), end, "agentjail never started holding signal %d", sig);
 		sleep_ms(10);
 	}
@@ -381,7 +381,7 @@ wait_file(const char *path, pid_t pid)
 	while (!file_exists(path)) {
 		int st;
 		cr_assert_eq(waitpid(pid, &st, WNOHANG), 0,
-		             "agentjail exited (status 0x%x) before %s", st, path);
+			     "agentjail exited (status 0x%x) before %s", st, path);
 		cr_assert_lt(now(), end, "%s never appeared", path);
 		sleep_ms(10);
 	}
@@ -413,10 +413,10 @@ Test(jail, only_loopback_exists_and_is_up, .init = setup, .fini = teardown, .tim
 	int nsec, n;
 
 	aj_test_jail(&r, prof, "/bin/sh", "-c",
-	             "ls -1 /sys/class/net && echo @@ && cat /sys/class/net/lo/flags && echo @@ && "
-	             "cat /proc/net/dev && echo @@ && cat /proc/net/route && echo @@ && "
-	             "cat /proc/net/ipv6_route",
-	             NULL);
+		     "ls -1 /sys/class/net && echo @@ && cat /sys/class/net/lo/flags && echo @@ && "
+		     "cat /proc/net/dev && echo @@ && cat /proc/net/route && echo @@ && "
+		     "cat /proc/net/ipv6_route",
+		     NULL);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	nsec = split_sections(r.out, sec, 8);
 	cr_assert_eq(nsec, 5, "want 5 sections; " SHOW(r));
@@ -455,7 +455,7 @@ Test(jail, only_loopback_exists_and_is_up, .init = setup, .fini = teardown, .tim
 			const char *dev = strrchr(lines[i], ' ');
 			cr_assert_not_null(dev, "ipv6_route line '%s'", lines[i]);
 			cr_assert_str_eq(dev + 1, "lo",
-			                 "IPv6 route on a device other than lo: '%s'", lines[i]);
+					 "IPv6 route on a device other than lo: '%s'", lines[i]);
 			if (strncmp(lines[i], "00000000000000000000000000000001 80 ", 36) == 0)
 				has_v6_loopback = true;
 		}
@@ -545,7 +545,7 @@ Test(jail, host_processes_invisible_and_unkillable, .init = setup, .fini = teard
 		if (strcmp(colon + 1, "try") == 0)
 			saw_self = true;
 		cr_assert_str_neq(colon + 1, "sleep", "host sleep visible in the jail as pid %s",
-		                  tok);
+				  tok);
 	}
 	cr_assert(saw_init, "no pid 1 in the jail's /proc");
 	cr_assert(saw_self, "try does not see itself");
@@ -555,8 +555,8 @@ Test(jail, host_processes_invisible_and_unkillable, .init = setup, .fini = teard
 	JAIL_TRY(&r, prof, "kill-all");
 	cr_assert(r.status == 0 || r.status == 1, "try kill-all: " SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "kill-all ok") ||
-	                  aj_test_has_line(r.out, "kill-all ESRCH"),
-	          SHOW(r));
+			  aj_test_has_line(r.out, "kill-all ESRCH"),
+		  SHOW(r));
 	aj_test_result_free(&r);
 	sleep_ms(50);
 	cr_assert_eq(waitpid(host, &st, WNOHANG), 0, "the host sleep died (status 0x%x)", st);
@@ -588,7 +588,7 @@ Test(jail, leaked_fd_is_closed, .init = setup, .fini = teardown, .timeout = 60)
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, " 3:socket:["), "fd 3 is not a socket: " SHOW(r));
 	cr_assert_null(strstr(r.out, "leaked-file"),
-	               "the leaked file is open in the jail: " SHOW(r));
+		       "the leaked file is open in the jail: " SHOW(r));
 	cr_assert_not_null(strstr(r.out, " 0:/dev/null"), "stdin is not /dev/null: " SHOW(r));
 	aj_test_result_free(&r);
 	close(fd);
@@ -738,8 +738,8 @@ expect_forwarded(int sig, int want)
 	{
 		char *text = slurp(log);
 		cr_assert(WIFEXITED(st),
-		          "agentjail itself died of signal %d (not forwarded); log: %s",
-		          WIFSIGNALED(st) ? WTERMSIG(st) : -1, text);
+			  "agentjail itself died of signal %d (not forwarded); log: %s",
+			  WIFSIGNALED(st) ? WTERMSIG(st) : -1, text);
 		cr_assert_eq(WEXITSTATUS(st), want, "signal %d: log: %s", sig, text);
 		free(text);
 	}
@@ -765,8 +765,8 @@ Test(jail, sigusr1_reaches_agent_trap, .init = setup_writable, .fini = teardown,
 	int st;
 
 	cr_assert_geq(asprintf(&script, "trap 'exit 7' USR1; : > '%s'; while :; do sleep 0.1; done",
-	                       ready),
-	              0);
+			       ready),
+		      0);
 	{
 		const char *cmd[] = {"/bin/sh", "-c", script, NULL};
 		pid = spawn_jail_bg(log, cmd);
@@ -776,7 +776,7 @@ Test(jail, sigusr1_reaches_agent_trap, .init = setup_writable, .fini = teardown,
 	cr_assert_eq(kill(pid, SIGUSR1), 0);
 	cr_assert(wait_exit(pid, 5000, &st), "agentjail still running 5 s after SIGUSR1");
 	cr_assert(WIFEXITED(st), "agentjail died of signal %d",
-	          WIFSIGNALED(st) ? WTERMSIG(st) : -1);
+		  WIFSIGNALED(st) ? WTERMSIG(st) : -1);
 	cr_assert_eq(WEXITSTATUS(st), 7);
 	free(script);
 	free(ready);
@@ -788,7 +788,7 @@ Test(jail, sigusr1_reaches_agent_trap, .init = setup_writable, .fini = teardown,
 Test(jail, timeout_kills_with_124, .init = setup, .fini = teardown, .timeout = 60)
 {
 	const char *argv[] = {AJ,    "run", "--profile", prof, "--timeout",
-	                      "0.5", "--",  "sleep",     "30", NULL};
+			      "0.5", "--",  "sleep",     "30", NULL};
 	struct aj_result r;
 	double t0 = now(), dt;
 
@@ -805,7 +805,7 @@ Test(jail, bad_timeout_is_usage_error, .init = setup_writable, .fini = teardown,
 {
 	char *marker = path_in(scratch, "ran");
 	const char *argv[] = {AJ,    "run", "--profile",  prof,   "--timeout",
-	                      "abc", "--",  "/bin/touch", marker, NULL};
+			      "abc", "--",  "/bin/touch", marker, NULL};
 	struct aj_result r;
 
 	aj_test_exec(argv, -1, &r);
@@ -819,7 +819,7 @@ Test(jail, bad_timeout_is_usage_error, .init = setup_writable, .fini = teardown,
 /* ---- suite jail: the supervisor's death takes the jail with it ---------------- */
 
 static const char marker_cmdline[] = "sleep\0"
-                                     "3171.5"; /* with its final NUL */
+				     "3171.5"; /* with its final NUL */
 
 static int
 find_marker(pid_t *pids, int max)
@@ -876,7 +876,7 @@ Test(jail, sigkill_of_supervisor_leaves_nothing, .init = setup, .fini = teardown
 	for (int i = 0; i < n; i++)
 		kill(pids[i], SIGKILL);
 	cr_assert_eq(n, 0, "the jailed sleep (pid %d) outlived the supervisor by 5 s",
-	             n ? (int)pids[0] : 0);
+		     n ? (int)pids[0] : 0);
 	free(log);
 }
 
@@ -1004,7 +1004,7 @@ unix_listener(const char *path)
 		len = sizeof(sa);
 	}
 	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, len), 0, "bind %s: %s", path,
-	             strerror(errno));
+		     strerror(errno));
 	if (path[0] != '@')
 		chmod(path, 0777); /* so only the jail's view can stop the agent */
 	cr_assert_eq(listen(fd, 8), 0);
@@ -1023,13 +1023,13 @@ check_unix_unreachable(const char *path, const char *denied, const char *allowed
 	JAIL_TRY(&r, prof, "connect-unix", path);
 	cr_assert_eq(r.status, 1, SHOW(r));
 	cr_assert(aj_test_has_line(r.out, denied), "%s (default profile): " SHOWFMT, path,
-	          SHOWARGS(r));
+		  SHOWARGS(r));
 	aj_test_result_free(&r);
 
 	JAIL_TRY(&r, prof_unix, "connect-unix", path);
 	cr_assert_eq(r.status, 1, SHOW(r));
 	cr_assert(aj_test_has_line(r.out, allowed), "%s (socket unix allow): " SHOWFMT, path,
-	          SHOWARGS(r));
+		  SHOWARGS(r));
 	aj_test_result_free(&r);
 
 	cr_assert_eq(accept4(l, NULL, NULL, SOCK_CLOEXEC), -1, "%s saw a connection", path);
@@ -1069,7 +1069,7 @@ Test(escape, unix_socket_in_host_run_unreachable, .init = setup, .fini = teardow
 
 	if (access("/run", W_OK) != 0)
 		cr_skip_test("/run is not writable by uid %u (only root can place a socket there)",
-		             (unsigned)geteuid());
+			     (unsigned)geteuid());
 	cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
 	track_host_path(dir);
 	chmod(dir, 0755);
@@ -1099,8 +1099,8 @@ Test(escape, core_pattern_not_writable, .init = setup, .fini = teardown, .timeou
 	JAIL_TRY(&r, prof, "open-core-pattern-write");
 	cr_assert_eq(r.status, 1, SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "open-core-pattern-write EROFS") ||
-	                  aj_test_has_line(r.out, "open-core-pattern-write EACCES"),
-	          SHOW(r));
+			  aj_test_has_line(r.out, "open-core-pattern-write EACCES"),
+		  SHOW(r));
 	aj_test_result_free(&r);
 	after = slurp("/proc/sys/kernel/core_pattern");
 	cr_assert_str_eq(after, before, "core_pattern changed");
@@ -1177,7 +1177,7 @@ Test(escape, host_tmp_is_private, .init = setup, .fini = teardown, .timeout = 60
 	fchmod(fd, 0644);
 	close(fd);
 	aj_test_jail(&r, prof, "/bin/sh", "-c", "test -e \"$1\" && echo visible || echo hidden",
-	             "sh", path, NULL);
+		     "sh", path, NULL);
 	unlink(path);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_str_eq(r.out, "hidden\n", "%s is visible in the jail", path);
@@ -1195,7 +1195,7 @@ Test(escape, setuid_root_binary_gains_nothing, .init = setup, .fini = teardown, 
 
 	if (suid == NULL || suid[0] == '\0')
 		cr_skip_test("AJ_TEST_SUID_ID is not set: it names a setuid-root copy of id(1), "
-		             "which only root can make (tests/integration/run-suite does)");
+			     "which only root can make (tests/integration/run-suite does)");
 	cr_assert_eq(stat(suid, &st), 0, "%s: %s", suid, strerror(errno));
 	cr_assert(st.st_uid == 0 && (st.st_mode & S_ISUID), "%s is not setuid root", suid);
 	snprintf(want, sizeof(want), "%u\n", (unsigned)agent_uid());
@@ -1232,8 +1232,8 @@ Test(escape, open_proc_1_mem_fails, .init = setup, .fini = teardown, .timeout = 
 	JAIL_TRY(&r, prof, "open-proc-1-mem");
 	cr_assert_eq(r.status, 1, SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "open-proc-1-mem EACCES") ||
-	                  aj_test_has_line(r.out, "open-proc-1-mem EPERM"),
-	          SHOW(r));
+			  aj_test_has_line(r.out, "open-proc-1-mem EPERM"),
+		  SHOW(r));
 	aj_test_result_free(&r);
 }
 
@@ -1244,7 +1244,7 @@ expect_sigsys(const char *verb)
 
 	JAIL_TRY(&r, prof, verb);
 	cr_assert_eq(r.status, 128 + SIGSYS, "try %s not killed by SIGSYS: " SHOWFMT, verb,
-	             SHOWARGS(r));
+		     SHOWARGS(r));
 	cr_assert_null(strstr(r.out, verb), "try %s returned: " SHOWFMT, verb, SHOWARGS(r));
 	aj_test_result_free(&r);
 }
@@ -1319,25 +1319,25 @@ expect_bad_profile(const char *name, const char *text, int line, const char *mes
 Test(profile_cli, unknown_directive, .init = setup_writable, .fini = teardown, .timeout = 60)
 {
 	expect_bad_profile("bad.profile", "hostname x\n\nfrobnicate yes\n", 3,
-	                   "unknown directive 'frobnicate'");
+			   "unknown directive 'frobnicate'");
 }
 
 Test(profile_cli, rlimit_bad_value, .init = setup_writable, .fini = teardown, .timeout = 60)
 {
 	expect_bad_profile("bad.profile", "# limits\nrlimit nofile abc\n", 2,
-	                   "rlimit nofile: invalid value 'abc' (expected ");
+			   "rlimit nofile: invalid value 'abc' (expected ");
 }
 
 Test(profile_cli, optional_core_layer, .init = setup_writable, .fini = teardown, .timeout = 60)
 {
 	expect_bad_profile("bad.profile", "optional netns\n", 1,
-	                   "netns cannot be optional: it is part of the jail's core isolation");
+			   "netns cannot be optional: it is part of the jail's core isolation");
 }
 
 Test(profile_cli, fetch_is_reserved, .init = setup_writable, .fini = teardown, .timeout = 60)
 {
 	expect_bad_profile("bad.profile", "hostname x\nfetch allow GET https://x/\n", 2,
-	                   "fetch rules are not supported yet: they arrive with the broker");
+			   "fetch rules are not supported yet: they arrive with the broker");
 }
 
 Test(profile_cli, conflicting_hostname, .init = setup_writable, .fini = teardown, .timeout = 60)
@@ -1345,7 +1345,7 @@ Test(profile_cli, conflicting_hostname, .init = setup_writable, .fini = teardown
 	char *path = path_in(scratch, "bad.profile"), *msg;
 
 	cr_assert_geq(asprintf(&msg, "conflicting 'hostname' (already set to 'foo' at %s:1)", path),
-	              0);
+		      0);
 	expect_bad_profile("bad.profile", "hostname foo\nhostname bar\n", 2, msg);
 	free(msg);
 	free(path);
@@ -1445,7 +1445,7 @@ show_sha(const char *path)
 	cr_assert_not_null(sha, "no sha256 line: " SHOW(r));
 	cr_assert(sha == body || sha[-1] == '\n', SHOW(r));
 	cr_assert_eq(strspn(sha + 9, "0123456789abcdef"), 64u, "sha256 is not 64 hex digits: %s",
-	             sha);
+		     sha);
 	cr_assert_str_eq(sha + 9 + 64, "\n", "junk after the sha256 line: " SHOW(r));
 	memcpy(hex, sha + 9, 64);
 	hex[64] = '\0';
@@ -1466,8 +1466,8 @@ Test(profile_cli, show_prints_sha256, .init = setup, .fini = teardown, .timeout 
 	/* The hash names the policy, not the file: the same policy written
 	 * differently hashes the same. */
 	same = write_profile("same.profile", "# same policy, other layout\nrlimit core 0\n"
-	                                     "env keep TERM LANG\nenv keep HOME PATH PATH\n"
-	                                     "user nobody\nhostname agentjail\n");
+					     "env keep TERM LANG\nenv keep HOME PATH PATH\n"
+					     "user nobody\nhostname agentjail\n");
 	cr_assert_str_eq(show_sha(same), first);
 	free(same);
 }
@@ -1486,7 +1486,7 @@ Test(profile_cli, show_json_parses, .init = setup, .fini = teardown, .timeout = 
 	cr_assert_eq(r.status, 0, SHOW(r));
 	root = json_loads(r.out, 0, &jerr);
 	cr_assert_not_null(root, "invalid JSON (%s at line %d): " SHOWFMT, jerr.text, jerr.line,
-	                   SHOWARGS(r));
+			   SHOWARGS(r));
 	cr_assert(json_is_object(root));
 	cr_assert_str_eq(json_string_value(json_object_get(root, "path")), prof);
 	cr_assert_str_eq(json_string_value(json_object_get(root, "sha256")), sha);
@@ -1541,7 +1541,7 @@ Test(doctor, text_and_json, .timeout = 60)
 	cr_assert_eq(json_is_true(json_object_get(root, "root")), geteuid() == 0, SHOW(r));
 	cr_assert(json_is_integer(json_object_get(root, "agent_uid")), SHOW(r));
 	cr_assert_eq(json_integer_value(json_object_get(root, "agent_uid")),
-	             (json_int_t)agent_uid(), SHOW(r));
+		     (json_int_t)agent_uid(), SHOW(r));
 	cr_assert(json_is_array(json_object_get(root, "layers")), SHOW(r));
 	cr_assert_str_eq(json_string_value(json_object_get(root, "verdict")), last);
 	json_decref(root);
@@ -1578,8 +1578,8 @@ Test(practical, coreutils, .init = setup_writable, .fini = teardown, .timeout = 
 	struct aj_result r;
 
 	practical(&r, "ls -la / | grep -q ' tmp$' && echo ls-ok && "
-	              "printf 'b\\nc\\na\\n' > f && cp f g && mv g h && sort h && wc -l < h && "
-	              "rm f h && test ! -e f && test ! -e g && test ! -e h && echo gone");
+		      "printf 'b\\nc\\na\\n' > f && cp f g && mv g h && sort h && wc -l < h && "
+		      "rm f h && test ! -e f && test ! -e g && test ! -e h && echo gone");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_str_eq(r.out, "ls-ok\na\nb\nc\n3\ngone\n", SHOW(r));
 	aj_test_result_free(&r);
@@ -1589,24 +1589,24 @@ Test(practical, python_threads_subprocess_tempfile, .init = setup_writable, .fin
      .timeout = 60)
 {
 	static const char py[] =
-	        "import json, subprocess, threading, tempfile\n"
-	        "out = []\n"
-	        "lock = threading.Lock()\n"
-	        "def work(i):\n"
-	        "    r = subprocess.run(['echo', str(i)], capture_output=True, text=True, "
-	        "check=True)\n"
-	        "    with lock:\n"
-	        "        out.append(r.stdout.strip())\n"
-	        "ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]\n"
-	        "for t in ts: t.start()\n"
-	        "for t in ts: t.join()\n"
-	        "with tempfile.TemporaryDirectory() as d, tempfile.NamedTemporaryFile('w+', dir=d) "
-	        "as "
-	        "f:\n"
-	        "    f.write('tmp'); f.flush(); f.seek(0); out.append(f.read())\n"
-	        "with tempfile.NamedTemporaryFile('w+') as f:\n"
-	        "    f.write('tmp2'); f.flush(); f.seek(0); out.append(f.read())\n"
-	        "print(json.dumps(sorted(out)))\n";
+		"import json, subprocess, threading, tempfile\n"
+		"out = []\n"
+		"lock = threading.Lock()\n"
+		"def work(i):\n"
+		"    r = subprocess.run(['echo', str(i)], capture_output=True, text=True, "
+		"check=True)\n"
+		"    with lock:\n"
+		"        out.append(r.stdout.strip())\n"
+		"ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]\n"
+		"for t in ts: t.start()\n"
+		"for t in ts: t.join()\n"
+		"with tempfile.TemporaryDirectory() as d, tempfile.NamedTemporaryFile('w+', dir=d) "
+		"as "
+		"f:\n"
+		"    f.write('tmp'); f.flush(); f.seek(0); out.append(f.read())\n"
+		"with tempfile.NamedTemporaryFile('w+') as f:\n"
+		"    f.write('tmp2'); f.flush(); f.seek(0); out.append(f.read())\n"
+		"print(json.dumps(sorted(out)))\n";
 	struct aj_result r;
 	char *home;
 
@@ -1625,8 +1625,8 @@ Test(practical, git_init_commit_log, .init = setup_writable, .fini = teardown, .
 	size_t hexlen;
 
 	practical(&r, "mkdir repo && cd repo && git init -q && "
-	              "git -c user.email=a@b -c user.name=n commit -q --allow-empty -m x && "
-	              "git log --oneline");
+		      "git -c user.email=a@b -c user.name=n commit -q --allow-empty -m x && "
+		      "git log --oneline");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	hexlen = strspn(r.out, "0123456789abcdef");
 	cr_assert_geq(hexlen, 7u, SHOW(r));
@@ -1638,9 +1638,9 @@ Test(practical, gcc_compile_and_run, .init = setup_writable, .fini = teardown, .
 {
 	struct aj_result r;
 	char *src =
-	        aj_test_write_file(scratch, "hello.c",
-	                           "#include <stdio.h>\n"
-	                           "int main(void) { puts(\"hello from the jail\"); return 0; }\n");
+		aj_test_write_file(scratch, "hello.c",
+				   "#include <stdio.h>\n"
+				   "int main(void) { puts(\"hello from the jail\"); return 0; }\n");
 
 	practical(&r, "gcc -o hello hello.c && ./hello");
 	cr_assert_eq(r.status, 0, SHOW(r));

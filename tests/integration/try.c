@@ -273,9 +273,9 @@ int80_socketcall(void)
 	static unsigned int args[3] = {AF_INET, SOCK_STREAM, 0};
 	long ret = 102;
 	__asm__ volatile("int $0x80"
-	                 : "+a"(ret)
-	                 : "b"(1), "c"((unsigned int)(uintptr_t)args)
-	                 : "memory");
+			 : "+a"(ret)
+			 : "b"(1), "c"((unsigned int)(uintptr_t)args)
+			 : "memory");
 	return ret;
 }
 
@@ -289,8 +289,8 @@ errno_by_name(const char *name)
 		const char *name;
 		int value;
 	} names[] = {
-	        {"EPERM", EPERM},   {"EACCES", EACCES}, {"ENOSYS", ENOSYS},
-	        {"EINVAL", EINVAL}, {"ENOSPC", ENOSPC}, {"ENOMEM", ENOMEM},
+		{"EPERM", EPERM},   {"EACCES", EACCES}, {"ENOSYS", ENOSYS},
+		{"EINVAL", EINVAL}, {"ENOSPC", ENOSPC}, {"ENOMEM", ENOMEM},
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcmp(name, names[i].name))
@@ -305,13 +305,13 @@ with_errno(int argc, char **argv)
 {
 	int e = argc > 3 ? errno_by_name(argv[3]) : -1;
 	struct sock_filter insns[] = {
-	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-	        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
-	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-	        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, argc > 2 ? (unsigned)atoi(argv[2]) : ~0u, 0, 1),
-	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)e & SECCOMP_RET_DATA)),
-	        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, argc > 2 ? (unsigned)atoi(argv[2]) : ~0u, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)e & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 	struct sock_fprog prog = {.len = sizeof(insns) / sizeof(insns[0]), .filter = insns};
 

@@ -50,8 +50,8 @@ Test(env, keeps_only_listed_variables)
 {
 	struct aj_profile *p = profile_from("env keep PATH HOME\n");
 	char *in[] = {
-	        "PATH=/bin", "HOME=/h", "AWS_SECRET_ACCESS_KEY=s3cr3t", "SSH_AUTH_SOCK=/run/x",
-	        "PATHX=no",  NULL};
+		"PATH=/bin", "HOME=/h", "AWS_SECRET_ACCESS_KEY=s3cr3t", "SSH_AUTH_SOCK=/run/x",
+		"PATHX=no",  NULL};
 	char **out = NULL;
 
 	cr_assert_eq(aj_env_build(p, in, 3, &out), 0);

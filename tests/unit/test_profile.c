@@ -166,27 +166,27 @@ Test(profile, empty_gives_defaults)
 Test(profile, every_directive)
 {
 	struct aj_profile *p = parse_ok("# a comment\n"
-	                                "\n"
-	                                "   \t \n"
-	                                "  # indented comment\n"
-	                                "hostname\tbox-1.example   # trailing comment\n"
-	                                "user 1000\n"
-	                                "env keep PATH HOME\n"
-	                                "env keep TERM PATH _X9\n"
-	                                "env set GREETING=hello world  \n"
-	                                "env set EMPTY=\n"
-	                                "env set EQ=a=b#c\n"
-	                                "rlimit nofile 64\n"
-	                                "rlimit nproc unlimited\n"
-	                                "rlimit as 1G\n"
-	                                "rlimit fsize 0\n"
-	                                "rlimit cpu 60s\n"
-	                                "rlimit core unlimited\n"
-	                                "tmpfs-size 1M\n"
-	                                "socket unix allow\n"
-	                                "optional sysfs\n"
-	                                "optional cgroupns\n"
-	                                "optional sysfs");
+					"\n"
+					"   \t \n"
+					"  # indented comment\n"
+					"hostname\tbox-1.example   # trailing comment\n"
+					"user 1000\n"
+					"env keep PATH HOME\n"
+					"env keep TERM PATH _X9\n"
+					"env set GREETING=hello world  \n"
+					"env set EMPTY=\n"
+					"env set EQ=a=b#c\n"
+					"rlimit nofile 64\n"
+					"rlimit nproc unlimited\n"
+					"rlimit as 1G\n"
+					"rlimit fsize 0\n"
+					"rlimit cpu 60s\n"
+					"rlimit core unlimited\n"
+					"tmpfs-size 1M\n"
+					"socket unix allow\n"
+					"optional sysfs\n"
+					"optional cgroupns\n"
+					"optional sysfs");
 
 	cr_assert_str_eq(p->hostname, "box-1.example");
 	cr_assert_str_eq(p->user, "1000");
@@ -215,10 +215,10 @@ Test(profile, every_directive)
 Test(profile, same_value_twice_is_fine)
 {
 	struct aj_profile *p = parse_ok("hostname a\nhostname a\n"
-	                                "tmpfs-size 1024K\ntmpfs-size 1M\n"
-	                                "rlimit cpu 60\nrlimit cpu 60s\n"
-	                                "env set A=1\nenv set A=1\n"
-	                                "socket unix deny\nsocket unix deny\n");
+					"tmpfs-size 1024K\ntmpfs-size 1M\n"
+					"rlimit cpu 60\nrlimit cpu 60s\n"
+					"env set A=1\nenv set A=1\n"
+					"socket unix deny\nsocket unix deny\n");
 
 	cr_assert_str_eq(p->hostname, "a");
 	cr_assert_eq(p->tmpfs_size, 1ull << 20);
@@ -243,10 +243,10 @@ Test(profile, line_of_exactly_4096_bytes)
 Test(profile, limits_at_the_edges)
 {
 	struct aj_profile *p =
-	        parse_ok("hostname "
-	                 "a234567890123456789012345678901234567890123456789012345678901234\n"
-	                 "user u2345678901234567890123456789012\n"
-	                 "rlimit nofile 9223372036854775807\n");
+		parse_ok("hostname "
+			 "a234567890123456789012345678901234567890123456789012345678901234\n"
+			 "user u2345678901234567890123456789012\n"
+			 "rlimit nofile 9223372036854775807\n");
 
 	cr_assert_eq(strlen(p->hostname), 64);
 	cr_assert_eq(strlen(p->user), 32);
@@ -268,14 +268,14 @@ Test(profile, error_hostname)
 	parse_err("hostname # x", -EINVAL, "t.profile:1: hostname: missing NAME");
 	parse_err("hostname a b", -EINVAL, "t.profile:1: hostname: unexpected argument 'b'");
 	parse_err("hostname "
-	          "a2345678901234567890123456789012345678901234567890123456789012345",
-	          -EINVAL,
-	          "t.profile:1: hostname: "
-	          "'a2345678901234567890123456789012345678901234567890123456789012345' is "
-	          "longer than 64 characters");
+		  "a2345678901234567890123456789012345678901234567890123456789012345",
+		  -EINVAL,
+		  "t.profile:1: hostname: "
+		  "'a2345678901234567890123456789012345678901234567890123456789012345' is "
+		  "longer than 64 characters");
 	parse_err("hostname a_b", -EINVAL,
-	          "t.profile:1: hostname: invalid character in 'a_b' (letters, digits, '.' "
-	          "and '-' only)");
+		  "t.profile:1: hostname: invalid character in 'a_b' (letters, digits, '.' "
+		  "and '-' only)");
 	parse_err("hostname -a", -EINVAL, "t.profile:1: hostname: '-a' must not start with '-'");
 }
 
@@ -284,11 +284,11 @@ Test(profile, error_user)
 	parse_err("user", -EINVAL, "t.profile:1: user: missing NAME");
 	parse_err("user a b", -EINVAL, "t.profile:1: user: unexpected argument 'b'");
 	parse_err("user u23456789012345678901234567890123", -EINVAL,
-	          "t.profile:1: user: 'u23456789012345678901234567890123' is longer than 32 "
-	          "characters");
+		  "t.profile:1: user: 'u23456789012345678901234567890123' is longer than 32 "
+		  "characters");
 	parse_err("user a:b", -EINVAL,
-	          "t.profile:1: user: invalid character in 'a:b' (letters, digits, '.', '_' "
-	          "and '-' only)");
+		  "t.profile:1: user: invalid character in 'a:b' (letters, digits, '.', '_' "
+		  "and '-' only)");
 	parse_err("user -x", -EINVAL, "t.profile:1: user: '-x' must not start with '-'");
 }
 
@@ -296,50 +296,50 @@ Test(profile, error_env)
 {
 	parse_err("env", -EINVAL, "t.profile:1: env: missing 'keep' or 'set'");
 	parse_err("env drop A", -EINVAL,
-	          "t.profile:1: env: unknown action 'drop' (expected 'keep' or 'set')");
+		  "t.profile:1: env: unknown action 'drop' (expected 'keep' or 'set')");
 	parse_err("env keep", -EINVAL, "t.profile:1: env keep: missing variable names");
 	parse_err("env keep A 1B", -EINVAL, "t.profile:1: env keep: invalid variable name '1B'");
 	parse_err("env keep A-B", -EINVAL, "t.profile:1: env keep: invalid variable name 'A-B'");
 	parse_err("env keep AGENTJAIL_FD", -EINVAL,
-	          "t.profile:1: env keep: 'AGENTJAIL_FD' is reserved (agentjail sets it)");
+		  "t.profile:1: env keep: 'AGENTJAIL_FD' is reserved (agentjail sets it)");
 	parse_err("env set", -EINVAL, "t.profile:1: env set: missing NAME=VALUE");
 	parse_err("env set FOO", -EINVAL, "t.profile:1: env set: expected NAME=VALUE, got 'FOO'");
 	parse_err("env set =x", -EINVAL, "t.profile:1: env set: invalid variable name ''");
 	parse_err("env set A B=x", -EINVAL, "t.profile:1: env set: invalid variable name 'A B'");
 	parse_err("env set AGENTJAIL_FD=4", -EINVAL,
-	          "t.profile:1: env set: 'AGENTJAIL_FD' is reserved (agentjail sets it)");
+		  "t.profile:1: env set: 'AGENTJAIL_FD' is reserved (agentjail sets it)");
 	parse_err("env set AGENTJAIL=0", -EINVAL,
-	          "t.profile:1: env set: 'AGENTJAIL' is reserved (agentjail sets it)");
+		  "t.profile:1: env set: 'AGENTJAIL' is reserved (agentjail sets it)");
 }
 
 Test(profile, error_rlimit)
 {
 	parse_err("rlimit", -EINVAL, "t.profile:1: rlimit: missing KIND and VALUE");
 	parse_err("rlimit stack 1", -EINVAL,
-	          "t.profile:1: rlimit: unknown kind 'stack' (expected nofile, nproc, as, "
-	          "fsize, cpu or core)");
+		  "t.profile:1: rlimit: unknown kind 'stack' (expected nofile, nproc, as, "
+		  "fsize, cpu or core)");
 	parse_err("rlimit nofile", -EINVAL, "t.profile:1: rlimit nofile: missing VALUE");
 	parse_err("rlimit nofile 1 2", -EINVAL,
-	          "t.profile:1: rlimit nofile: unexpected argument '2'");
+		  "t.profile:1: rlimit nofile: unexpected argument '2'");
 	parse_err("rlimit nofile 4K", -EINVAL,
-	          "t.profile:1: rlimit nofile: invalid value '4K' (expected a number or "
-	          "'unlimited')");
+		  "t.profile:1: rlimit nofile: invalid value '4K' (expected a number or "
+		  "'unlimited')");
 	parse_err("rlimit nproc -1", -EINVAL,
-	          "t.profile:1: rlimit nproc: invalid value '-1' (expected a number or "
-	          "'unlimited')");
+		  "t.profile:1: rlimit nproc: invalid value '-1' (expected a number or "
+		  "'unlimited')");
 	parse_err("rlimit as 1X", -EINVAL,
-	          "t.profile:1: rlimit as: invalid value '1X' (expected a size like 512M, or "
-	          "'unlimited')");
+		  "t.profile:1: rlimit as: invalid value '1X' (expected a size like 512M, or "
+		  "'unlimited')");
 	parse_err("rlimit cpu 1m", -EINVAL,
-	          "t.profile:1: rlimit cpu: invalid value '1m' (expected seconds like 60 or "
-	          "60s, or 'unlimited')");
+		  "t.profile:1: rlimit cpu: invalid value '1m' (expected seconds like 60 or "
+		  "60s, or 'unlimited')");
 	parse_err("rlimit cpu s", -EINVAL,
-	          "t.profile:1: rlimit cpu: invalid value 's' (expected seconds like 60 or "
-	          "60s, or 'unlimited')");
+		  "t.profile:1: rlimit cpu: invalid value 's' (expected seconds like 60 or "
+		  "60s, or 'unlimited')");
 	parse_err("rlimit nofile 9223372036854775808", -EINVAL,
-	          "t.profile:1: rlimit nofile: value '9223372036854775808' is too large");
+		  "t.profile:1: rlimit nofile: value '9223372036854775808' is too large");
 	parse_err("rlimit core 8388608T", -EINVAL,
-	          "t.profile:1: rlimit core: value '8388608T' is too large");
+		  "t.profile:1: rlimit core: value '8388608T' is too large");
 }
 
 Test(profile, error_tmpfs_size)
@@ -347,46 +347,46 @@ Test(profile, error_tmpfs_size)
 	parse_err("tmpfs-size", -EINVAL, "t.profile:1: tmpfs-size: missing SIZE");
 	parse_err("tmpfs-size 1M 2M", -EINVAL, "t.profile:1: tmpfs-size: unexpected argument '2M'");
 	parse_err("tmpfs-size 64m", -EINVAL,
-	          "t.profile:1: tmpfs-size: invalid size '64m' (expected a number with an "
-	          "optional K, M, G or T suffix)");
+		  "t.profile:1: tmpfs-size: invalid size '64m' (expected a number with an "
+		  "optional K, M, G or T suffix)");
 	parse_err("tmpfs-size 1023K", -EINVAL,
-	          "t.profile:1: tmpfs-size: '1023K' is below the minimum of 1M");
+		  "t.profile:1: tmpfs-size: '1023K' is below the minimum of 1M");
 	parse_err("tmpfs-size 99999999999T", -EINVAL,
-	          "t.profile:1: tmpfs-size: value '99999999999T' is too large");
+		  "t.profile:1: tmpfs-size: value '99999999999T' is too large");
 }
 
 Test(profile, error_socket)
 {
 	parse_err("socket", -EINVAL, "t.profile:1: socket: missing 'unix allow' or 'unix deny'");
 	parse_err("socket inet allow", -EINVAL,
-	          "t.profile:1: socket: unknown family 'inet' (only 'unix' can be configured; "
-	          "network sockets are always denied)");
+		  "t.profile:1: socket: unknown family 'inet' (only 'unix' can be configured; "
+		  "network sockets are always denied)");
 	parse_err("socket unix", -EINVAL, "t.profile:1: socket unix: missing 'allow' or 'deny'");
 	parse_err("socket unix maybe", -EINVAL,
-	          "t.profile:1: socket unix: expected 'allow' or 'deny', got 'maybe'");
+		  "t.profile:1: socket unix: expected 'allow' or 'deny', got 'maybe'");
 	parse_err("socket unix allow now", -EINVAL,
-	          "t.profile:1: socket unix: unexpected argument 'now'");
+		  "t.profile:1: socket unix: unexpected argument 'now'");
 }
 
 Test(profile, error_optional)
 {
 	static const char *const core[] = {"userns", "netns", "mountns", "pidns",
-	                                   "ipcns",  "utsns", "seccomp", "caps"};
+					   "ipcns",  "utsns", "seccomp", "caps"};
 	char text[64], want[160];
 	size_t i;
 
 	parse_err("optional", -EINVAL, "t.profile:1: optional: missing LAYER");
 	parse_err("optional sysfs cgroupns", -EINVAL,
-	          "t.profile:1: optional: unexpected argument 'cgroupns'");
+		  "t.profile:1: optional: unexpected argument 'cgroupns'");
 	parse_err("optional firewall", -EINVAL,
-	          "t.profile:1: optional: unknown layer 'firewall' (expected cgroupns or "
-	          "sysfs)");
+		  "t.profile:1: optional: unknown layer 'firewall' (expected cgroupns or "
+		  "sysfs)");
 	for (i = 0; i < AJ_ARRAY_SIZE(core); i++) {
 		snprintf(text, sizeof(text), "optional %s", core[i]);
 		snprintf(want, sizeof(want),
-		         "t.profile:1: %s cannot be optional: it is part of the jail's core "
-		         "isolation",
-		         core[i]);
+			 "t.profile:1: %s cannot be optional: it is part of the jail's core "
+			 "isolation",
+			 core[i]);
 		parse_err(text, -EINVAL, want);
 	}
 }
@@ -394,27 +394,27 @@ Test(profile, error_optional)
 Test(profile, error_fetch_is_reserved)
 {
 	parse_err("hostname a\nfetch allow GET https://example.org/**\n", -EINVAL,
-	          "t.profile:2: fetch rules are not supported yet: they arrive with the broker");
+		  "t.profile:2: fetch rules are not supported yet: they arrive with the broker");
 	parse_err("fetch", -EINVAL,
-	          "t.profile:1: fetch rules are not supported yet: they arrive with the broker");
+		  "t.profile:1: fetch rules are not supported yet: they arrive with the broker");
 }
 
 Test(profile, error_conflicts_in_one_file)
 {
 	parse_err("hostname a\n\nhostname b\n", -EINVAL,
-	          "t.profile:3: conflicting 'hostname' (already set to 'a' at t.profile:1)");
+		  "t.profile:3: conflicting 'hostname' (already set to 'a' at t.profile:1)");
 	parse_err("user a\nuser b\n", -EINVAL,
-	          "t.profile:2: conflicting 'user' (already set to 'a' at t.profile:1)");
+		  "t.profile:2: conflicting 'user' (already set to 'a' at t.profile:1)");
 	parse_err("tmpfs-size 1M\ntmpfs-size 2M\n", -EINVAL,
-	          "t.profile:2: conflicting 'tmpfs-size' (already set to '1M' at t.profile:1)");
+		  "t.profile:2: conflicting 'tmpfs-size' (already set to '1M' at t.profile:1)");
 	parse_err("socket unix deny\nsocket unix allow\n", -EINVAL,
-	          "t.profile:2: conflicting 'socket unix' (already set to 'deny' at "
-	          "t.profile:1)");
+		  "t.profile:2: conflicting 'socket unix' (already set to 'deny' at "
+		  "t.profile:1)");
 	parse_err("rlimit nofile 64\nrlimit nproc 1\nrlimit nofile unlimited\n", -EINVAL,
-	          "t.profile:3: conflicting 'rlimit nofile' (already set to '64' at "
-	          "t.profile:1)");
+		  "t.profile:3: conflicting 'rlimit nofile' (already set to '64' at "
+		  "t.profile:1)");
 	parse_err("env set A=1\nenv set B=1\nenv set A=1 \nenv set A=2\n", -EINVAL,
-	          "t.profile:4: conflicting 'env set A' (already set to '1' at t.profile:1)");
+		  "t.profile:4: conflicting 'env set A' (already set to '1' at t.profile:1)");
 }
 
 Test(profile, error_line_bytes)
@@ -427,7 +427,7 @@ Test(profile, error_line_bytes)
 	parse_err(text, -EINVAL, "t.profile:1: line longer than 4096 bytes");
 	free(text);
 	parse_err("hostname a\r\n", -EINVAL,
-	          "t.profile:1: carriage return in line (DOS line endings are not supported)");
+		  "t.profile:1: carriage return in line (DOS line endings are not supported)");
 	parse_err("\nhostname \x1b[2Ja\n", -EINVAL, "t.profile:2: control character 0x1b in line");
 }
 
@@ -459,7 +459,7 @@ Test(profile, error_file_too_large)
 		text[i] = '\n';
 	text[n] = '\0';
 	cr_assert_eq(aj_profile_parse_string("t", "t.profile", text, &p, err, sizeof(err)), 0, "%s",
-	             err);
+		     err);
 	aj_profile_free(p);
 	/* ...one byte more is not, from memory or from a file. */
 	text[n] = '#';
@@ -494,9 +494,9 @@ Test(profile, error_not_found)
 	setenv("XDG_CONFIG_HOME", xdg, 1);
 	cr_assert_eq(load_err("no-such-profile", err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want),
-	         "profile 'no-such-profile' not found (searched: ./profiles, "
-	         "%s/agentjail/profiles, /etc/agentjail/profiles, %s)",
-	         xdg, AJ_PROFILEDIR);
+		 "profile 'no-such-profile' not found (searched: ./profiles, "
+		 "%s/agentjail/profiles, /etc/agentjail/profiles, %s)",
+		 xdg, AJ_PROFILEDIR);
 	cr_assert_str_eq(err, want);
 
 	/* Without XDG_CONFIG_HOME, the XDG default under $HOME. */
@@ -504,9 +504,9 @@ Test(profile, error_not_found)
 	setenv("HOME", "/home/someone", 1);
 	cr_assert_eq(load_err("no-such-profile", err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want),
-	         "profile 'no-such-profile' not found (searched: ./profiles, "
-	         "/home/someone/.config/agentjail/profiles, /etc/agentjail/profiles, %s)",
-	         AJ_PROFILEDIR);
+		 "profile 'no-such-profile' not found (searched: ./profiles, "
+		 "/home/someone/.config/agentjail/profiles, /etc/agentjail/profiles, %s)",
+		 AJ_PROFILEDIR);
 	cr_assert_str_eq(err, want);
 
 	cr_assert_eq(load_err("/nonexistent/x.profile", err, sizeof(err)), -ENOENT);
@@ -524,9 +524,9 @@ Test(profile, error_include_syntax_and_not_found)
 	setenv("XDG_CONFIG_HOME", "/nonexistent-xdg", 1);
 	cr_assert_eq(load_err(top, err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want),
-	         "%s:2: profile 'nope' not found (searched: %s, ./profiles, "
-	         "/nonexistent-xdg/agentjail/profiles, /etc/agentjail/profiles, %s)",
-	         top, dir, AJ_PROFILEDIR);
+		 "%s:2: profile 'nope' not found (searched: %s, ./profiles, "
+		 "/nonexistent-xdg/agentjail/profiles, /etc/agentjail/profiles, %s)",
+		 top, dir, AJ_PROFILEDIR);
 	cr_assert_str_eq(err, want);
 	free(top);
 
@@ -549,8 +549,8 @@ Test(profile, error_inside_include_names_that_file)
 
 	cr_assert_eq(load_err(top, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want),
-	         "%s:3: rlimit nofile: invalid value 'lots' (expected a number or 'unlimited')",
-	         base);
+		 "%s:3: rlimit nofile: invalid value 'lots' (expected a number or 'unlimited')",
+		 base);
 	cr_assert_str_eq(err, want);
 	free(top);
 	free(base);
@@ -726,11 +726,11 @@ Test(profile, include_count_is_bounded)
 Test(profile, including_file_wins_in_either_order)
 {
 	char *base = write_file("base.profile", "hostname base\nrlimit nofile 4096\n"
-	                                        "env set A=base\nenv keep PATH\n");
+						"env set A=base\nenv keep PATH\n");
 	char *after =
-	        write_file("after.profile", "include base\nrlimit nofile 64\nenv set A=top\n");
+		write_file("after.profile", "include base\nrlimit nofile 64\nenv set A=top\n");
 	char *before =
-	        write_file("before.profile", "rlimit nofile 64\nenv set A=top\ninclude base\n");
+		write_file("before.profile", "rlimit nofile 64\nenv set A=top\ninclude base\n");
 	struct aj_profile *p1 = load_ok(after), *p2 = load_ok(before);
 	char *t1 = text_of(p1), *t2 = text_of(p2);
 
@@ -755,7 +755,7 @@ Test(profile, own_conflict_after_include_is_still_an_error)
 
 	cr_assert_eq(load_err(top, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want), "%s:3: conflicting 'hostname' (already set to 'x' at %s:2)",
-	         top, top);
+		 top, top);
 	cr_assert_str_eq(err, want);
 	free(base);
 	free(top);
@@ -791,9 +791,9 @@ Test(profile, sibling_includes_that_disagree)
 	/* Neither order of the include lines is a reason to pick one. */
 	cr_assert_eq(load_err(top, err, sizeof(err)), -EINVAL);
 	snprintf(want, sizeof(want),
-	         "%s:2: conflicting 'rlimit nofile' from includes: '64' at %s:1, '128' at "
-	         "%s:2 (set it in %s to choose)",
-	         top, b, c, top);
+		 "%s:2: conflicting 'rlimit nofile' from includes: '64' at %s:1, '128' at "
+		 "%s:2 (set it in %s to choose)",
+		 top, b, c, top);
 	cr_assert_str_eq(err, want);
 	/* Stating the value in the including file settles it. */
 	p = load_ok(fixed);
@@ -814,29 +814,29 @@ Test(profile, parse_size)
 		int rc;
 		uint64_t v;
 	} cases[] = {
-	        {"0", 0, 0},
-	        {"4096", 0, 4096},
-	        {"007", 0, 7},
-	        {"1K", 0, 1024},
-	        {"64M", 0, 64ull << 20},
-	        {"1G", 0, 1ull << 30},
-	        {"2T", 0, 2ull << 40},
-	        {"9223372036854775807", 0, (uint64_t)INT64_MAX},
-	        {"8388607T", 0, 8388607ull << 40},
-	        {"9223372036854775808", -ERANGE, 0},
-	        {"99999999999999999999999", -ERANGE, 0},
-	        {"8388608T", -ERANGE, 0},
-	        {"", -EINVAL, 0},
-	        {"K", -EINVAL, 0},
-	        {"1k", -EINVAL, 0},
-	        {"1KB", -EINVAL, 0},
-	        {"1MK", -EINVAL, 0},
-	        {"-1", -EINVAL, 0},
-	        {"+1", -EINVAL, 0},
-	        {" 1", -EINVAL, 0},
-	        {"1 ", -EINVAL, 0},
-	        {"1.5M", -EINVAL, 0},
-	        {"0x10", -EINVAL, 0},
+		{"0", 0, 0},
+		{"4096", 0, 4096},
+		{"007", 0, 7},
+		{"1K", 0, 1024},
+		{"64M", 0, 64ull << 20},
+		{"1G", 0, 1ull << 30},
+		{"2T", 0, 2ull << 40},
+		{"9223372036854775807", 0, (uint64_t)INT64_MAX},
+		{"8388607T", 0, 8388607ull << 40},
+		{"9223372036854775808", -ERANGE, 0},
+		{"99999999999999999999999", -ERANGE, 0},
+		{"8388608T", -ERANGE, 0},
+		{"", -EINVAL, 0},
+		{"K", -EINVAL, 0},
+		{"1k", -EINVAL, 0},
+		{"1KB", -EINVAL, 0},
+		{"1MK", -EINVAL, 0},
+		{"-1", -EINVAL, 0},
+		{"+1", -EINVAL, 0},
+		{" 1", -EINVAL, 0},
+		{"1 ", -EINVAL, 0},
+		{"1.5M", -EINVAL, 0},
+		{"0x10", -EINVAL, 0},
 	};
 	size_t i;
 
@@ -846,7 +846,7 @@ Test(profile, parse_size)
 
 		cr_assert_eq(r, cases[i].rc, "'%s': rc %d", cases[i].s, r);
 		cr_assert_eq(v, r == 0 ? cases[i].v : 12345, "'%s': %llu", cases[i].s,
-		             (unsigned long long)v);
+			     (unsigned long long)v);
 	}
 	cr_assert_eq(aj_profile_parse_size(NULL, NULL), -EINVAL);
 }
@@ -874,41 +874,41 @@ Test(profile, rlimit_names_and_resources)
 Test(profile, canonical_text)
 {
 	struct aj_profile *p = parse_ok("optional sysfs\n"
-	                                "socket unix allow\n"
-	                                "tmpfs-size 2M\n"
-	                                "rlimit core 1K\n"
-	                                "rlimit cpu 30s\n"
-	                                "rlimit nofile unlimited\n"
-	                                "env set Z=last one\n"
-	                                "env set A=\n"
-	                                "env keep TERM PATH\n"
-	                                "user bob\n"
-	                                "optional cgroupns\n"
-	                                "hostname h\n");
+					"socket unix allow\n"
+					"tmpfs-size 2M\n"
+					"rlimit core 1K\n"
+					"rlimit cpu 30s\n"
+					"rlimit nofile unlimited\n"
+					"env set Z=last one\n"
+					"env set A=\n"
+					"env keep TERM PATH\n"
+					"user bob\n"
+					"optional cgroupns\n"
+					"hostname h\n");
 	char *t = text_of(p);
 
 	cr_assert_str_eq(t, "hostname h\n"
-	                    "user bob\n"
-	                    "env keep PATH TERM\n"
-	                    "env set A=\n"
-	                    "env set Z=last one\n"
-	                    "rlimit nofile unlimited\n"
-	                    "rlimit cpu 30\n"
-	                    "rlimit core 1024\n"
-	                    "tmpfs-size 2097152\n"
-	                    "socket unix allow\n"
-	                    "optional cgroupns\n"
-	                    "optional sysfs\n");
+			    "user bob\n"
+			    "env keep PATH TERM\n"
+			    "env set A=\n"
+			    "env set Z=last one\n"
+			    "rlimit nofile unlimited\n"
+			    "rlimit cpu 30\n"
+			    "rlimit core 1024\n"
+			    "tmpfs-size 2097152\n"
+			    "socket unix allow\n"
+			    "optional cgroupns\n"
+			    "optional sysfs\n");
 	free(t);
 	aj_profile_free(p);
 
 	p = parse_ok("");
 	t = text_of(p);
 	cr_assert_str_eq(t, "hostname agentjail\n"
-	                    "user nobody\n"
-	                    "rlimit core 0\n"
-	                    "tmpfs-size 67108864\n"
-	                    "socket unix deny\n");
+			    "user nobody\n"
+			    "rlimit core 0\n"
+			    "tmpfs-size 67108864\n"
+			    "socket unix deny\n");
 	free(t);
 	aj_profile_free(p);
 }
@@ -916,7 +916,7 @@ Test(profile, canonical_text)
 Test(profile, canonical_text_reparses_to_itself)
 {
 	struct aj_profile *p = parse_ok("hostname h\nenv keep B A\nenv set X= spaced  out\n"
-	                                "rlimit as unlimited\ntmpfs-size 3M\noptional sysfs\n");
+					"rlimit as unlimited\ntmpfs-size 3M\noptional sysfs\n");
 	struct aj_profile *q;
 	char *t1 = text_of(p), *t2;
 
@@ -955,13 +955,13 @@ Test(profile, sha256_is_of_the_canonical_text_and_order_independent)
 	char *x1 = write_file("x1.profile", "env keep HOME\nenv set B=2\n");
 	char *x2 = write_file("x2.profile", "env keep PATH\nenv set A=1\noptional sysfs\n");
 	char *one = write_file("one.profile", "include x1\ninclude x2\nrlimit nofile 10\n"
-	                                      "env keep TERM HOME\n");
+					      "env keep TERM HOME\n");
 	char *two = write_file("two.profile", "# same policy, another layout\n"
-	                                      "env keep TERM\n"
-	                                      "rlimit nofile 10\n"
-	                                      "include x2\n"
-	                                      "env keep HOME\n"
-	                                      "include x1\n");
+					      "env keep TERM\n"
+					      "rlimit nofile 10\n"
+					      "include x2\n"
+					      "env keep HOME\n"
+					      "include x1\n");
 	struct aj_profile *p1 = load_ok(one), *p2 = load_ok(two), *p3;
 	char h1[65], h2[65], h3[65], want[65], *t;
 
@@ -976,7 +976,7 @@ Test(profile, sha256_is_of_the_canonical_text_and_order_independent)
 
 	/* A different policy has a different hash. */
 	p3 = parse_ok("env keep TERM HOME PATH\nenv set A=1\nenv set B=3\n"
-	              "rlimit nofile 10\noptional sysfs\n");
+		      "rlimit nofile 10\noptional sysfs\n");
 	cr_assert_eq(aj_profile_sha256(p3, h3), 0);
 	cr_assert_str_neq(h1, h3);
 	aj_profile_free(p1);
@@ -991,8 +991,8 @@ Test(profile, sha256_is_of_the_canonical_text_and_order_independent)
 Test(profile, json_output)
 {
 	struct aj_profile *p = parse_ok("hostname h\nenv keep PATH HOME\nenv set A=x y\n"
-	                                "rlimit nofile 64\nrlimit as unlimited\n"
-	                                "socket unix allow\noptional cgroupns\n");
+					"rlimit nofile 64\nrlimit as unlimited\n"
+					"socket unix allow\noptional cgroupns\n");
 	json_t *root, *v;
 	json_error_t jerr;
 	char *s = NULL, hex[65];
@@ -1044,7 +1044,7 @@ Test(profile, json_survives_non_utf8)
 	root = json_loads(s, 0, NULL);
 	cr_assert_not_null(root);
 	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(root, "env_set"), "A")),
-	                 "\\xff\\xfe");
+			 "\\xff\\xfe");
 	json_decref(root);
 	free(s);
 	aj_profile_free(p);
@@ -1055,7 +1055,7 @@ Test(profile, json_survives_non_utf8)
 Test(profile, shipped_default)
 {
 	static const char *const keep[] = {"HOME",  "LANG", "LC_ALL", "LOGNAME", "PATH",
-	                                   "SHELL", "TERM", "TMPDIR", "TZ",      "USER"};
+					   "SHELL", "TERM", "TMPDIR", "TZ",      "USER"};
 	struct aj_profile *p = load_ok(AJ_SRCDIR "/profiles/default.profile");
 	size_t i;
 

@@ -216,7 +216,7 @@ run_filtered(bool allow_unix, int (*probe)(void))
 	aj_seccomp_free(ctx);
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(!(WIFEXITED(status) && WEXITSTATUS(status) == 200),
-	          "the child could not load the filter");
+		  "the child could not load the filter");
 	return status;
 }
 
@@ -225,18 +225,18 @@ static void
 expect_exit(int status, int want, const char *what)
 {
 	cr_assert(WIFEXITED(status), "%s: child died by signal %d", what,
-	          WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+		  WIFSIGNALED(status) ? WTERMSIG(status) : -1);
 	cr_assert_eq(WEXITSTATUS(status), want, "%s: got %d (%s), want %d (%s)", what,
-	             WEXITSTATUS(status), strerror(WEXITSTATUS(status)), want, strerror(want));
+		     WEXITSTATUS(status), strerror(WEXITSTATUS(status)), want, strerror(want));
 }
 
 static void
 expect_sigsys(int status, const char *what)
 {
 	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS,
-	          "%s: want death by SIGSYS, got %s %d", what,
-	          WIFSIGNALED(status) ? "signal" : "exit",
-	          WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+		  "%s: want death by SIGSYS, got %s %d", what,
+		  WIFSIGNALED(status) ? "signal" : "exit",
+		  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
 static int
@@ -279,12 +279,12 @@ ParameterizedTest(size_t *idx, seccomp, group_is_sound)
 		int nr = seccomp_syscall_resolve_name_arch(SCMP_ARCH_X86_64, *name);
 
 		cr_assert_geq(nr, 0, "%s: %s is not an x86_64 syscall in libseccomp", g->name,
-		              *name);
+			      *name);
 		/* The built filter says what the table says, whatever the args. */
 		cr_assert_eq(sim_call(&s, AUDIT_ARCH_X86_64, nr, 0, 0), deny ? ERRNO(EPERM) : ALLOW,
-		             "%s: %s", g->name, *name);
+			     "%s: %s", g->name, *name);
 		cr_assert_eq(sim_call(&s, AUDIT_ARCH_X86_64, nr, ~0ULL, ~0ULL),
-		             deny ? ERRNO(EPERM) : ALLOW, "%s: %s", g->name, *name);
+			     deny ? ERRNO(EPERM) : ALLOW, "%s: %s", g->name, *name);
 	}
 	free(s.prog);
 }
@@ -296,15 +296,15 @@ Test(seccomp, no_syscall_in_two_places)
 			for (size_t j = i; j <= aj_seccomp_n_allow_groups; j++)
 				for (const char *const *b = group_at(j)->syscalls; *b != NULL; b++)
 					cr_assert(a == b || strcmp(*a, *b) != 0,
-					          "%s is listed in %s and in %s", *a,
-					          group_at(i)->name, group_at(j)->name);
+						  "%s is listed in %s and in %s", *a,
+						  group_at(i)->name, group_at(j)->name);
 }
 
 Test(seccomp, escape_hatches_are_denied)
 {
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(must_deny); i++)
 		cr_assert_eq(group_listing(must_deny[i]), &aj_seccomp_deny_group,
-		             "%s must be in %s", must_deny[i], aj_seccomp_deny_group.name);
+			     "%s must be in %s", must_deny[i], aj_seccomp_deny_group.name);
 }
 
 Test(seccomp, argument_checked_calls_are_in_no_group)
@@ -312,7 +312,7 @@ Test(seccomp, argument_checked_calls_are_in_no_group)
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(arg_checked); i++) {
 		const struct aj_syscall_group *g = group_listing(arg_checked[i]);
 		cr_assert_null(g, "%s is decided by argument, but %s lists it", arg_checked[i],
-		               g != NULL ? g->name : "");
+			       g != NULL ? g->name : "");
 	}
 }
 
@@ -346,10 +346,10 @@ Test(seccomp, pfc_shows_attributes)
 		uint32_t v = 0;
 
 		cr_assert_not_null(
-		        strstr(pfc, "# invalid architecture action\naction KILL_PROCESS;"),
-		        "bad-arch action is not KILL_PROCESS:\n%s", pfc);
+			strstr(pfc, "# invalid architecture action\naction KILL_PROCESS;"),
+			"bad-arch action is not KILL_PROCESS:\n%s", pfc);
 		cr_assert_not_null(strstr(pfc, "# default action\n  action ERRNO(38);"),
-		                   "default action is not ERRNO(ENOSYS)");
+				   "default action is not ERRNO(ENOSYS)");
 		arch = strstr(pfc, "# filter for arch ");
 		cr_assert_not_null(arch);
 		cr_assert(strncmp(arch, "# filter for arch x86_64 ", 25) == 0, "%.40s", arch);
@@ -385,7 +385,7 @@ Test(seccomp, bpf_kills_x32_and_foreign_arches)
 	cr_assert(found, "no nr >= __X32_SYSCALL_BIT compare in the BPF");
 	cr_assert_eq(sim_call(&s, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | __NR_getpid, 0, 0), KILL);
 	cr_assert_eq(sim_call(&s, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | __NR_socket, AF_INET, 0),
-	             KILL);
+		     KILL);
 	cr_assert_eq(sim_call(&s, AUDIT_ARCH_X86_64, 0x7fffffff, 0, 0), KILL);
 	/* i386: 102 is socketcall there, getuid here. */
 	cr_assert_eq(sim_call(&s, AUDIT_ARCH_I386, 102, 1, 0), KILL);
@@ -402,7 +402,7 @@ Test(seccomp, bpf_argument_rules)
 	const uint32_t x = AUDIT_ARCH_X86_64;
 	const uint64_t hi = 1ULL << 32;
 	const uint64_t ns[] = {CLONE_NEWNS,   CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
-	                       CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET};
+			       CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET};
 
 	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_INET, 0), ERRNO(EPERM));
 	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX, 0), ERRNO(EPERM));
@@ -416,16 +416,16 @@ Test(seccomp, bpf_argument_rules)
 	cr_assert_eq(sim_call(&s, x, __NR_clone, SIGCHLD, 0), ALLOW);
 	cr_assert_eq(sim_call(&s, x, __NR_clone, CLONE_VM | CLONE_VFORK | SIGCHLD, 0), ALLOW);
 	cr_assert_eq(sim_call(&s, x, __NR_clone,
-	                      CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
-	                              CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
-	                              CLONE_CHILD_CLEARTID,
-	                      0),
-	             ALLOW);
+			      CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+				      CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID |
+				      CLONE_CHILD_CLEARTID,
+			      0),
+		     ALLOW);
 	/* CLONE_NEWTIME's bit is the exit signal for clone(). */
 	cr_assert_eq(sim_call(&s, x, __NR_clone, CLONE_NEWTIME, 0), ALLOW);
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(ns); i++) {
 		cr_assert_eq(sim_call(&s, x, __NR_clone, ns[i] | SIGCHLD, 0), ERRNO(EPERM),
-		             "flag %#llx", (unsigned long long)ns[i]);
+			     "flag %#llx", (unsigned long long)ns[i]);
 		cr_assert_eq(sim_call(&s, x, __NR_clone, ns[i] | CLONE_NEWNET, 0), ERRNO(EPERM));
 	}
 	cr_assert_eq(sim_call(&s, x, __NR_clone3, 0, 0), ERRNO(ENOSYS));
@@ -439,7 +439,7 @@ Test(seccomp, bpf_argument_rules)
 	for (uint64_t cmd = TIOCSTI - 40; cmd < TIOCLINUX + 40; cmd++)
 		if (cmd != TIOCSTI && cmd != TIOCLINUX)
 			cr_assert_eq(sim_call(&s, x, __NR_ioctl, 0, cmd), ALLOW, "cmd %#llx",
-			             (unsigned long long)cmd);
+				     (unsigned long long)cmd);
 	cr_assert_eq(sim_call(&s, x, __NR_ioctl, 0, TCGETS), ALLOW);
 	cr_assert_eq(sim_call(&s, x, __NR_ioctl, 0, hi | FIONREAD), ALLOW);
 	cr_assert_eq(sim_call(&s, x, __NR_ioctl, 0, 0), ALLOW);
@@ -675,9 +675,9 @@ Test(seccomp, live_deny_group_is_eperm)
 	status = run_filtered(false, probe_deny_group);
 	cr_assert(WIFEXITED(status));
 	cr_assert_eq(WEXITSTATUS(status), 0, "%s did not answer EPERM",
-	             WEXITSTATUS(status) > 0 && (size_t)WEXITSTATUS(status) <= n_deny_nrs
-	                     ? aj_seccomp_deny_group.syscalls[WEXITSTATUS(status) - 1]
-	                     : "?");
+		     WEXITSTATUS(status) > 0 && (size_t)WEXITSTATUS(status) <= n_deny_nrs
+			     ? aj_seccomp_deny_group.syscalls[WEXITSTATUS(status) - 1]
+			     : "?");
 }
 
 static int
@@ -771,7 +771,7 @@ run_program(const char *path, char *const argv[], char *out, size_t outlen)
 Test(seccomp, live_shell_and_coreutils, .timeout = 30)
 {
 	char *const argv[] = {"sh", "-c",
-	                      "ls / >/dev/null && cat /etc/hostname >/dev/null && echo ok", NULL};
+			      "ls / >/dev/null && cat /etc/hostname >/dev/null && echo ok", NULL};
 	char out[64];
 	int status = run_program("/bin/sh", argv, out, sizeof(out));
 
@@ -783,8 +783,8 @@ Test(seccomp, live_python, .timeout = 60)
 {
 	const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
 	char *const argv[] = {
-	        "python3", "-c",
-	        "import json,os,subprocess; print(subprocess.run([\"true\"]).returncode)", NULL};
+		"python3", "-c",
+		"import json,os,subprocess; print(subprocess.run([\"true\"]).returncode)", NULL};
 	char out[64];
 	int status = run_program(py, argv, out, sizeof(out));
 
@@ -815,10 +815,10 @@ assert_prebuilt_matches(bool allow_unix)
 	cr_assert_eq(pread(fd, insns, (size_t)size, 0), size);
 	close(fd);
 	cr_assert_eq((size_t)pre->len, (size_t)size / sizeof(*insns),
-	             "prebuilt filter has %u instructions, libseccomp builds %zu", pre->len,
-	             (size_t)size / sizeof(*insns));
+		     "prebuilt filter has %u instructions, libseccomp builds %zu", pre->len,
+		     (size_t)size / sizeof(*insns));
 	cr_assert_eq(memcmp(pre->filter, insns, (size_t)size), 0,
-	             "prebuilt filter differs from the table: rebuild seccomp-prebuilt.c");
+		     "prebuilt filter differs from the table: rebuild seccomp-prebuilt.c");
 	free(insns);
 }
 
