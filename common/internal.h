@@ -156,7 +156,6 @@ enum aj_step {
 	AJ_STEP_LINKS,
 	AJ_STEP_CAPS,
 	AJ_STEP_SECCOMP,
-	AJ_STEP_FORK,
 	AJ_STEP_RLIMIT,
 	AJ_STEP_EXEC,
 	AJ_STEP__COUNT
@@ -186,12 +185,14 @@ struct aj_fs_plan {
 	const char *xdg_runtime_dir; /* NULL when unset */
 	bool sysfs_optional;
 	bool quiet;
+	const char *const *readonly_paths; /* NULL-terminated; missing ones are skipped */
 };
 
-/* In a fresh mount namespace: private propagation, private tmpfs on /tmp,
- * /var/tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, a fresh /proc with its
- * dangerous parts read-only or masked, a fresh read-only /sys, nosuid on
- * every mount.  On failure returns -errno with *STEP and ERR set. */
+/* In a fresh mount namespace: private propagation, a minimal /dev, private
+ * tmpfs on /tmp, /var/tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, a fresh
+ * /proc with its dangerous parts read-only or masked and nested user
+ * namespaces limited to 0, READONLY_PATHS read-only, a fresh read-only
+ * /sys, nosuid on every mount.  On failure returns -errno with *STEP and ERR set. */
 int aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t errlen);
 
 /* ---- supervisor/caps.c: capabilities, securebits, no_new_privs ------------- */
@@ -216,7 +217,8 @@ struct aj_spawn_plan {
 	bool drop_privileges; /* started by root: become UID/GID before cloning */
 	const char *cwd;
 	const char *xdg_runtime_dir;
-	int broker_fd; /* the agent's end of the socketpair */
+	const char *const *readonly_paths; /* see struct aj_fs_plan */
+	int broker_fd;                     /* the agent's end of the socketpair */
 	bool quiet;
 };
 
@@ -250,7 +252,7 @@ struct aj_monitor_plan {
 };
 
 /* The signals the supervisor forwards to the agent. */
-#define AJ_N_FORWARDED_SIGNALS 6
+#define AJ_N_FORWARDED_SIGNALS 8
 extern const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS];
 
 /* Run until the jail's init exits; reap it and the broker.  Returns 0 and

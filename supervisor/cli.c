@@ -76,6 +76,17 @@ parse_timeout(const char *s, double *out)
 	return 0;
 }
 
+/* Library messages can quote profile text and paths, which someone else
+ * may have written: escape them before they reach a terminal. */
+static void
+print_error(const char *msg)
+{
+	char safe[4096];
+
+	aj_log_escape(msg, safe, sizeof(safe));
+	fprintf(stderr, "agentjail: %s\n", safe);
+}
+
 static int
 load_profile(const char *name, struct aj_profile **out)
 {
@@ -83,7 +94,7 @@ load_profile(const char *name, struct aj_profile **out)
 	int r = aj_profile_load(name, out, err, sizeof(err));
 
 	if (r < 0)
-		fprintf(stderr, "agentjail: %s\n", err);
+		print_error(err);
 	return r;
 }
 
@@ -161,7 +172,7 @@ cmd_run(int argc, char **argv)
 	r = aj_run(&opts, &status, err, sizeof(err));
 	aj_profile_free(profile);
 	if (r < 0) {
-		fprintf(stderr, "agentjail: %s\n", err);
+		print_error(err);
 		return AJ_EXIT_SETUP;
 	}
 	return status;

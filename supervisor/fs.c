@@ -1,9 +1,10 @@
 /*
  * The jail's view of the filesystem.  The host tree is shared (the agent
  * works on the caller's files), but every place where a host service keeps
- * its sockets is replaced by a private, size-limited tmpfs, /proc belongs to
- * the jail's pid namespace with its kernel knobs read-only or masked, /sys
- * shows the jail's own network, and no mount honours setuid bits.
+ * its sockets is replaced by a private, size-limited tmpfs, /dev holds only
+ * harmless devices, /proc belongs to the jail's pid namespace with its
+ * kernel knobs read-only or masked, /sys shows the jail's own network, the
+ * profile locations are read-only, and no mount honours setuid bits.
  *
  * Runs in the jail's init, in its own mount namespace, before capabilities
  * are dropped.  Every failure is fatal to the run.
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -91,6 +93,21 @@ mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
+/* A caller-supplied directory we may create: absolute, no "." or ".."
+ * components (so it cannot walk out of the private /run). */
+static bool
+is_plain_absolute(const char *path)
+{
+	if (path[0] != '/')
+		return false;
+	for (const char *p = path; *p != '\0'; p++) {
+		if (p[0] == '/' && p[1] == '.' &&
+		    (p[2] == '/' || p[2] == '\0' || (p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
+			return false;
+	}
+	return true;
+}
+
 static int
 setup_private_tmpfs(const struct aj_fs_plan *plan, char *err, size_t errlen)
 {
@@ -98,22 +115,39 @@ setup_private_tmpfs(const struct aj_fs_plan *plan, char *err, size_t errlen)
 		const char *path;
 		const char *mode;
 	} dirs[] = {
-		{"/tmp", "1777"},     {"/var/tmp", "1777"}, {"/run", "0755"},
-		{"/var/run", "0755"}, {"/dev/shm", "1777"},
+		{"/tmp", "1777"},
+		{"/var/tmp", "1777"},
+		{"/run", "0755"},
+		{"/var/run", "0755"},
 	};
+	char done[AJ_ARRAY_SIZE(dirs)][4096];
+	size_t n_done = 0;
 	const char *xdg = plan->xdg_runtime_dir;
+	char real[4096];
 	int r;
 
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(dirs); i++) {
-		/* /var/run is usually a symlink to /run, already covered. */
-		if (!is_dir(dirs[i].path))
+		bool seen = false;
+
+		/* Cover the real directory: a symlinked /tmp must not leave
+		 * the host's in view; /var/run -> /run is covered once. */
+		if (realpath(dirs[i].path, real) == NULL || !is_dir(real))
 			continue;
-		r = mount_tmpfs(dirs[i].path, plan->tmpfs_size, dirs[i].mode, err, errlen);
+		for (size_t j = 0; j < n_done; j++)
+			seen = seen || strcmp(done[j], real) == 0;
+		if (seen)
+			continue;
+		r = mount_tmpfs(real, plan->tmpfs_size, dirs[i].mode, err, errlen);
 		if (r < 0)
 			return r;
+		snprintf(done[n_done++], sizeof(done[0]), "%s", real);
 	}
-	if (xdg == NULL || xdg[0] != '/')
+	if (xdg == NULL || xdg[0] == '\0')
 		return 0;
+	if (!is_plain_absolute(xdg))
+		return aj_err(
+			err, errlen, -EINVAL,
+			"XDG_RUNTIME_DIR must be an absolute path without . or .. components");
 	/* Under /run it now lives on the private tmpfs: recreate it there so
 	 * programs that expect it find an empty one.  Elsewhere, cover it. */
 	if (strncmp(xdg, "/run/", 5) == 0) {
@@ -122,8 +156,106 @@ setup_private_tmpfs(const struct aj_fs_plan *plan, char *err, size_t errlen)
 			return aj_err(err, errlen, r, "creating %s: %s", xdg, strerror(-r));
 		return 0;
 	}
-	if (is_dir(xdg))
-		return mount_tmpfs(xdg, plan->tmpfs_size, "0700", err, errlen);
+	if (realpath(xdg, real) != NULL && is_dir(real))
+		return mount_tmpfs(real, plan->tmpfs_size, "0700", err, errlen);
+	return 0;
+}
+
+/* A minimal /dev, as bubblewrap's --dev: the harmless character devices
+ * bound from the host, a private devpts instance, a private /dev/shm.
+ * Everything else (the caller's other terminals, /dev/fuse, /dev/net/tun,
+ * kvm, sound, serial lines) is gone. */
+static int
+setup_dev(const struct aj_fs_plan *plan, char *err, size_t errlen)
+{
+	static const char *const nodes[] = {"null", "zero", "full", "random", "urandom", "tty"};
+	static const struct {
+		const char *name;
+		const char *target;
+	} links[] = {
+		{"/dev/fd", "/proc/self/fd"},       {"/dev/stdin", "/proc/self/fd/0"},
+		{"/dev/stdout", "/proc/self/fd/1"}, {"/dev/stderr", "/proc/self/fd/2"},
+		{"/dev/ptmx", "pts/ptmx"},
+	};
+	struct mount_attr ro = {.attr_set = MOUNT_ATTR_RDONLY};
+	char src[64], dst[64];
+	int host, r = 0;
+
+	/* The host's nodes stay reachable through this fd once covered. */
+	host = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (host < 0)
+		return aj_err(err, errlen, -errno, "open /dev: %s", strerror(errno));
+	if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755") < 0) {
+		r = aj_err(err, errlen, -errno, "tmpfs on /dev: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(nodes); i++) {
+		int fd;
+
+		snprintf(src, sizeof(src), "/proc/self/fd/%d/%s", host, nodes[i]);
+		snprintf(dst, sizeof(dst), "/dev/%s", nodes[i]);
+		if (faccessat(host, nodes[i], F_OK, 0) < 0)
+			continue;
+		fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+		if (fd < 0 || close(fd) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0) {
+			r = aj_err(err, errlen, -errno, "binding %s: %s", dst, strerror(errno));
+			goto out;
+		}
+	}
+	if (mkdir("/dev/pts", 0755) < 0 || mkdir("/dev/shm", 01777) < 0 ||
+	    mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "newinstance,ptmxmode=0666,mode=0620") < 0) {
+		r = aj_err(err, errlen, -errno, "devpts on /dev/pts: %s", strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(links); i++) {
+		if (symlink(links[i].target, links[i].name) < 0) {
+			r = aj_err(err, errlen, -errno, "symlink %s: %s", links[i].name,
+				   strerror(errno));
+			goto out;
+		}
+	}
+	r = mount_tmpfs("/dev/shm", plan->tmpfs_size, "1777", err, errlen);
+	if (r < 0)
+		goto out;
+	/* Populated: nothing more may be created in /dev itself. */
+	if (mount_setattr(AT_FDCWD, "/dev", 0, &ro, sizeof(ro)) < 0)
+		r = aj_err(err, errlen, -errno, "read-only /dev: %s", strerror(errno));
+out:
+	close(host);
+	return r;
+}
+
+/* Profile files and directories the agent could otherwise rewrite for the
+ * next run: read-only inside the jail. */
+static int
+protect_paths(const struct aj_fs_plan *plan, char *err, size_t errlen)
+{
+	for (const char *const *p = plan->readonly_paths; p != NULL && *p != NULL; p++) {
+		if (access(*p, F_OK) < 0)
+			continue;
+		if (mount(*p, *p, NULL, MS_BIND | MS_REC, NULL) < 0 || set_readonly(*p) < 0)
+			return aj_err(err, errlen, -errno, "read-only %s: %s", *p, strerror(errno));
+	}
+	return 0;
+}
+
+/* THREATS.md #5: the filter refuses namespace creation; the limit makes
+ * the kernel refuse it too.  Written while init still holds
+ * CAP_SYS_RESOURCE in the jail's user namespace, before /proc/sys is made
+ * read-only. */
+static int
+forbid_nested_userns(char *err, size_t errlen)
+{
+	int fd = open("/proc/sys/user/max_user_namespaces", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0 || write(fd, "0\n", 2) != 2) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return aj_err(err, errlen, -e, "user.max_user_namespaces=0: %s", strerror(e));
+	}
+	close(fd);
 	return 0;
 }
 
@@ -183,6 +315,11 @@ setup_sys(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t e
 			"agentjail: notice: a fresh /sys is refused (%s); masking "
 			"/sys/class/net instead (profile: optional sysfs)\n",
 			strerror(errno));
+	/* The host's /sys stays, but read-only, with its network hidden. */
+	if (set_readonly("/sys") < 0) {
+		*step = AJ_STEP_MASK;
+		return aj_err(err, errlen, -errno, "read-only /sys: %s", strerror(errno));
+	}
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(net_dirs); i++) {
 		if (!is_dir(net_dirs[i]))
 			continue;
@@ -209,7 +346,9 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 		return aj_err(err, errlen, -errno, "mount --make-rprivate /: %s", strerror(errno));
 
 	*step = AJ_STEP_TMPFS;
-	r = setup_private_tmpfs(plan, err, errlen);
+	r = setup_dev(plan, err, errlen);
+	if (r == 0)
+		r = setup_private_tmpfs(plan, err, errlen);
 	if (r < 0)
 		return r;
 
@@ -218,7 +357,11 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 	if (r < 0)
 		return r;
 	*step = AJ_STEP_MASK;
-	r = mask_proc(err, errlen);
+	r = forbid_nested_userns(err, errlen);
+	if (r == 0)
+		r = mask_proc(err, errlen);
+	if (r == 0)
+		r = protect_paths(plan, err, errlen);
 	if (r < 0)
 		return r;
 

@@ -18,8 +18,11 @@
 
 #include "internal.h"
 
-const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS] = {SIGINT,  SIGTERM, SIGHUP,
-							  SIGQUIT, SIGUSR1, SIGUSR2};
+/* SIGWINCH and SIGCONT too: a resized terminal and a resumed job concern
+ * the agent as much as its supervisor. */
+const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS] = {
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+};
 
 /* How long the broker may take to leave after the jail is gone. */
 #define BROKER_GRACE_MS 2000
@@ -85,7 +88,13 @@ static void
 on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct monitor *m = w->data;
+	siginfo_t info = {0};
 
+	/* The agent may have finished just as the timer fired: then its own
+	 * status stands. */
+	if (waitid(P_PIDFD, m->plan->jail_pidfd, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    info.si_pid != 0)
+		return;
 	m->timed_out = true;
 	if (!m->plan->quiet)
 		fprintf(stderr, "agentjail: timeout after %gs: killing the jail\n",

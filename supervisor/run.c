@@ -54,6 +54,11 @@ resolve_identity(const struct aj_profile *profile, struct identity *id, char *er
 	errno = 0;
 	n = strtoul(profile->user, &end, 10);
 	if (*end == '\0' && end != profile->user) {
+		/* (uid_t)-1 means "unchanged" to set*id: never a valid id. */
+		if (errno != 0 || n >= (unsigned long)(uid_t)-1)
+			return aj_err(err, errlen, -EINVAL,
+				      "profile %s: user id %s is out of range", profile->path,
+				      profile->user);
 		if (getpwuid_r((uid_t)n, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
 			id->uid = (uid_t)n;
 			id->gid = (gid_t)n;
@@ -75,6 +80,39 @@ resolve_identity(const struct aj_profile *profile, struct identity *id, char *er
 			      profile->path, profile->user);
 	id->drop = true;
 	return 0;
+}
+
+/* Where the agent could plant a profile for the next run: the search
+ * directories a user can write (./profiles and the XDG one) and the
+ * profile file in use (only the file: it may sit in the agent's working
+ * directory).  Made read-only inside the jail.
+ * Directories that do not exist yet cannot be covered this way (see
+ * README, "What it is not"). */
+struct protected_paths {
+	char cwd_profiles[4096];
+	char xdg_profiles[4096];
+	char profile_file[4096];
+	const char *list[4];
+};
+
+static void
+protected_paths_init(struct protected_paths *pp, const struct aj_profile *profile, const char *cwd)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	size_t n = 0;
+
+	if (cwd != NULL && snprintf(pp->cwd_profiles, sizeof(pp->cwd_profiles), "%s/profiles",
+				    cwd) < (int)sizeof(pp->cwd_profiles))
+		pp->list[n++] = pp->cwd_profiles;
+	if (xdg != NULL && xdg[0] == '/')
+		snprintf(pp->xdg_profiles, sizeof(pp->xdg_profiles), "%s/agentjail", xdg);
+	else if (home != NULL && home[0] == '/')
+		snprintf(pp->xdg_profiles, sizeof(pp->xdg_profiles), "%s/.config/agentjail", home);
+	if (pp->xdg_profiles[0] != '\0')
+		pp->list[n++] = pp->xdg_profiles;
+	if (realpath(profile->path, pp->profile_file) != NULL)
+		pp->list[n++] = pp->profile_file;
+	pp->list[n] = NULL;
 }
 
 static const char *
@@ -138,6 +176,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct identity id = {0};
 	struct aj_jail jail = {.pid = -1, .pidfd = -1};
 	struct aj_monitor_plan mplan;
+	struct protected_paths protect = {0};
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
 	const struct sock_fprog *filter;
@@ -194,6 +233,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	pair[0] = -1;
 
 	/* 4. The jail. */
+	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)));
 	{
 		struct aj_spawn_plan plan = {
 			.profile = opts->profile,
@@ -205,6 +245,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.drop_privileges = id.drop,
 			.cwd = getcwd(cwd, sizeof(cwd)),
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
+			.readonly_paths = protect.list,
 			.broker_fd = pair[1],
 			.quiet = opts->quiet,
 		};

@@ -398,14 +398,27 @@ add_socket_rules(struct build *b, const struct aj_seccomp_opts *opts)
 static int
 add_socketpair_rules(struct build *b)
 {
-	struct scmp_arg_cmp is_unix = SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0);
+	/* Only connected kinds: a datagram (or raw) socket from a pair can
+	 * still sendto() any socket path on the host, which would bypass the
+	 * ban on socket(AF_UNIX).  The type is compared without its
+	 * SOCK_NONBLOCK/SOCK_CLOEXEC flags (SOCK_TYPE_MASK). */
+	static const int connected[] = {SOCK_STREAM, SOCK_SEQPACKET};
+	static const int unconnected[] = {SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_PACKET};
+	struct scmp_arg_cmp cmp[2] = {SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)};
 	struct scmp_arg_cmp not_unix = SCMP_A0(SCMP_CMP_NE, AF_UNIX, 0);
 	int nr, r;
 
 	r = claim(b, "socketpair", &nr);
 	if (r < 0)
 		return r;
-	r = add_rule(b, "socketpair(AF_UNIX)", SCMP_ACT_ALLOW, nr, 1, &is_unix);
+	for (size_t i = 0; r == 0 && i < AJ_ARRAY_SIZE(connected); i++) {
+		cmp[1] = (struct scmp_arg_cmp)SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, connected[i]);
+		r = add_rule(b, "socketpair(AF_UNIX, connected)", SCMP_ACT_ALLOW, nr, 2, cmp);
+	}
+	for (size_t i = 0; r == 0 && i < AJ_ARRAY_SIZE(unconnected); i++) {
+		cmp[1] = (struct scmp_arg_cmp)SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, unconnected[i]);
+		r = add_rule(b, "socketpair(AF_UNIX, unconnected)", AJ_SECCOMP_DENY, nr, 2, cmp);
+	}
 	if (r == 0)
 		r = add_rule(b, "socketpair(!AF_UNIX)", AJ_SECCOMP_DENY, nr, 1, &not_unix);
 	return r;

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/sched.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -203,6 +204,31 @@ init_loop(pid_t agent, const sigset_t *waitset)
 	}
 }
 
+static void
+reset_signal_handlers(void)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &dfl, NULL);
+}
+
+/* Close every fd above 2 except A and B. */
+static int
+close_all_but(int a, int b)
+{
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+
+	if (lo > 3 && syscall(SYS_close_range, 3, lo - 1, 0) < 0)
+		return -errno;
+	if (hi > lo + 1 && syscall(SYS_close_range, lo + 1, hi - 1, 0) < 0)
+		return -errno;
+	if (syscall(SYS_close_range, hi + 1, ~0U, 0) < 0)
+		return -errno;
+	return 0;
+}
+
 static _Noreturn void
 jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 {
@@ -211,6 +237,7 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 		.xdg_runtime_dir = plan->xdg_runtime_dir,
 		.sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
 		.quiet = plan->quiet,
+		.readonly_paths = plan->readonly_paths,
 	};
 	struct sync_msg go;
 	enum aj_step step;
@@ -221,14 +248,30 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 
 	/* Die with the supervisor; if it is already gone the read below sees
 	 * EOF and we leave before doing anything. */
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(AJ_EXIT_SETUP);
 	if (recv(sync_fd, &go, sizeof(go), 0) != sizeof(go) || go.type != SYNC_GO)
 		_exit(AJ_EXIT_SETUP);
 	/* Non-dumpable: the agent cannot open /proc/1/mem or ptrace init.  Only
 	 * after "go": a non-dumpable process's /proc files belong to root, and
 	 * an unprivileged supervisor could no longer write our id maps. */
-	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		child_fail(sync_fd, AJ_STEP_NONE, errno, "PR_SET_DUMPABLE");
 	(void)prctl(PR_SET_NAME, "agentjail-init", 0, 0, 0);
+	/* Init holds only the setup channel and the broker end: whatever else
+	 * the caller had open stays outside. */
+	r = close_all_but(sync_fd, plan->broker_fd);
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_NONE, -r, "closing inherited file descriptors");
+	/* Handlers and the mask come from the caller (an embedder may have
+	 * its own): start from the defaults, with what init waits for held. */
+	sigemptyset(&waitset);
+	sigaddset(&waitset, SIGCHLD);
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(forwarded_signals); i++)
+		sigaddset(&waitset, forwarded_signals[i]);
+	reset_signal_handlers();
+	if (sigprocmask(SIG_SETMASK, &waitset, NULL) < 0)
+		child_fail(sync_fd, AJ_STEP_NONE, errno, "sigprocmask");
 
 	if (sethostname(plan->profile->hostname, strlen(plan->profile->hostname)) < 0)
 		child_fail(sync_fd, AJ_STEP_HOSTNAME, errno, plan->profile->hostname);
@@ -261,15 +304,6 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	r = aj_caps_drop_all(err, sizeof(err));
 	if (r < 0)
 		child_fail(sync_fd, AJ_STEP_CAPS, -r, err);
-
-	/* Block what init waits for before the agent exists, so no signal is
-	 * lost; the agent unblocks them before exec. */
-	sigemptyset(&waitset);
-	sigaddset(&waitset, SIGCHLD);
-	for (size_t i = 0; i < AJ_ARRAY_SIZE(forwarded_signals); i++)
-		sigaddset(&waitset, forwarded_signals[i]);
-	if (sigprocmask(SIG_BLOCK, &waitset, NULL) < 0)
-		child_fail(sync_fd, AJ_STEP_FORK, errno, "sigprocmask");
 
 	/* Seccomp last: init is filtered too, so no unfiltered process lives
 	 * in the jail's pid namespace (THREATS.md #8). */
@@ -329,6 +363,9 @@ kill_and_reap(pid_t pid, int pidfd)
 {
 	siginfo_t info;
 
+	/* Never kill(0) or kill(-1): that would be our own group, or all. */
+	if (pid <= 0)
+		return;
 	if (pidfd >= 0)
 		(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 	else
@@ -360,13 +397,21 @@ static int
 intermediate(void *p)
 {
 	struct intermediate_args *a = p;
-	uid_t uid = a->plan->uid;
-	gid_t gid = a->plan->gid;
+	uid_t uid = a->plan->uid, ruid, euid, suid;
+	gid_t gid = a->plan->gid, rgid, egid, sgid;
 	pid_t pid;
 
 	if (syscall(SYS_setgroups, 0, NULL) < 0 || syscall(SYS_setresgid, gid, gid, gid) < 0 ||
 	    syscall(SYS_setresuid, uid, uid, uid) < 0) {
 		a->err = errno;
+		a->step = AJ_STEP_IDMAP;
+		_exit(1);
+	}
+	/* Trust but verify: nothing with a root id may clone the jail. */
+	if (syscall(SYS_getresuid, &ruid, &euid, &suid) < 0 ||
+	    syscall(SYS_getresgid, &rgid, &egid, &sgid) < 0 || ruid != uid || euid != uid ||
+	    suid != uid || rgid != gid || egid != gid || sgid != gid || uid == 0 || gid == 0) {
+		a->err = EPERM;
 		a->step = AJ_STEP_IDMAP;
 		_exit(1);
 	}
@@ -385,6 +430,57 @@ intermediate(void *p)
 	_exit(0);
 }
 
+/* Run the intermediate on its own stack (with a guard page below it) and
+ * every signal blocked, so nothing can interrupt it half-way; the jail it
+ * clones starts with all signals blocked too and sets its own mask. */
+static int
+run_intermediate(struct intermediate_args *args)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	sigset_t all, saved;
+	int dumpable, st = 0, r = 0;
+	char *stack;
+	pid_t mid;
+
+	stack = mmap(NULL, INTERMEDIATE_STACK + page, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return -errno;
+	if (mprotect(stack, page, PROT_NONE) < 0) {
+		r = -errno;
+		goto out;
+	}
+	/* The intermediate's set*id marks the shared memory non-dumpable:
+	 * give the supervisor back the state it had. */
+	dumpable = prctl(PR_GET_DUMPABLE, 0, 0, 0, 0);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	/* Returns once the intermediate has exited (CLONE_VFORK). */
+	mid = clone(intermediate, stack + page + INTERMEDIATE_STACK,
+		    CLONE_VM | CLONE_VFORK | SIGCHLD, args);
+	if (mid < 0)
+		r = -errno;
+	else
+		while (waitpid(mid, &st, 0) < 0 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	if (dumpable > 0)
+		(void)prctl(PR_SET_DUMPABLE, dumpable, 0, 0, 0);
+	if (r == 0 && args->err == 0 &&
+	    (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || args->pid <= 0)) {
+		/* Died without a word (killed, crashed): there may be no
+		 * jail, and never a pid we could mistake for our own group. */
+		args->err = EIO;
+		args->step = AJ_STEP_CLONE;
+	}
+out:
+	munmap(stack, INTERMEDIATE_STACK + page);
+	return r;
+}
+
+/* Clone the jail.  Returns 0 with *PID and *PIDFD, or -errno; when the
+ * failure is the clone itself, ERR is left empty for the caller (which may
+ * retry without an optional namespace). */
 static int
 start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int child_fd,
 	    pid_t *pid, int *pidfd, char *err, size_t errlen)
@@ -395,8 +491,6 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
 		.parent_fd = parent_fd,
 		.child_fd = child_fd,
 	};
-	void *stack;
-	pid_t mid;
 	int r;
 
 	if (!plan->drop_privileges) {
@@ -411,20 +505,12 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
 		return 0;
 	}
 
-	stack = mmap(NULL, INTERMEDIATE_STACK, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED)
-		return -errno;
-	/* Returns once the intermediate has exited (CLONE_VFORK). */
-	mid = clone(intermediate, (char *)stack + INTERMEDIATE_STACK,
-		    CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
-	r = mid < 0 ? -errno : 0;
-	if (mid > 0)
-		while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
-			;
-	munmap(stack, INTERMEDIATE_STACK);
+	r = run_intermediate(&args);
 	if (r < 0)
-		return r;
+		return aj_err(err, errlen, r, "starting the intermediate process: %s",
+			      strerror(-r));
+	if (args.err != 0 && args.step == AJ_STEP_CLONE)
+		return -args.err;
 	if (args.err != 0) {
 		const char *hint = aj_step_hint(args.step, args.err);
 		return aj_err(err, errlen, -args.err, "%s failed: %s%s%s%s",

@@ -24,7 +24,6 @@ static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_LINKS] = "checking the network links",
 	[AJ_STEP_CAPS] = "dropping capabilities",
 	[AJ_STEP_SECCOMP] = "loading the seccomp filter",
-	[AJ_STEP_FORK] = "preparing the agent process",
 	[AJ_STEP_RLIMIT] = "setting resource limits",
 	[AJ_STEP_EXEC] = "executing the command",
 };

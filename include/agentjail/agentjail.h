@@ -58,9 +58,10 @@ struct aj_run_options {
 	const struct aj_profile *profile; /* required */
 	char *const *argv;                /* required: argv[0] is the command */
 	double timeout_sec;               /* 0: no limit */
-	bool forward_signals;             /* forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2 */
-	const char *broker_path;          /* agentjail-broker binary; NULL: the installed one */
-	bool quiet;                       /* no notices on stderr (errors still go to ERR) */
+	bool forward_signals;    /* forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2, SIGWINCH,
+				  * SIGCONT;    they are held (blocked) while aj_run sets up */
+	const char *broker_path; /* agentjail-broker binary; NULL: the installed one */
+	bool quiet;              /* no notices on stderr (errors still go to ERR) */
 };
 
 /*

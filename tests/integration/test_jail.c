@@ -1047,6 +1047,45 @@ check_unix_unreachable(const char *path, const char *denied, const char *allowed
 	close(l);
 }
 
+/* socket(AF_UNIX) is refused, so a datagram socketpair must be too: its
+ * sockets could sendto() any host socket path (a syslog /dev/log, a
+ * daemon's datagram socket) in a directory the jail can see. */
+Test(escape, datagram_socketpair_cannot_reach_host_socket, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	char *path = path_in(scratch, "dgram.sock");
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int l = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct aj_result r;
+	char buf[8];
+
+	cr_assert_geq(l, 0);
+	strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+	cr_assert_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind: %s", strerror(errno));
+	chmod(path, 0777);
+
+	JAIL_TRY(&r, prof_unix, "dgram-pair-sendto", path);
+	cr_assert(aj_test_has_line(r.out, "dgram-pair-sendto EPERM"), SHOW(r));
+	aj_test_result_free(&r);
+	JAIL_TRY(&r, prof, "dgram-pair-sendto", path);
+	cr_assert(aj_test_has_line(r.out, "dgram-pair-sendto EPERM"), SHOW(r));
+	aj_test_result_free(&r);
+	cr_assert_eq(recv(l, buf, sizeof(buf), 0), -1, "the host socket received a datagram");
+	cr_assert_eq(errno, EAGAIN);
+
+	{
+		/* Control: outside the jail the same attempt arrives. */
+		const char *argv[] = {TRY, "dgram-pair-sendto", path, NULL};
+		aj_test_exec(argv, -1, &r);
+		cr_assert(aj_test_has_line(r.out, "dgram-pair-sendto ok"), "control: " SHOW(r));
+		aj_test_result_free(&r);
+	}
+	cr_assert_eq(recv(l, buf, sizeof(buf), 0), 1, "control datagram did not arrive");
+	close(l);
+	unlink(path);
+	free(path);
+}
+
 Test(escape, unix_socket_in_host_tmp_unreachable, .init = setup, .fini = teardown, .timeout = 60)
 {
 	char dir[] = "/tmp/aj-it-XXXXXX";
@@ -1647,4 +1686,84 @@ Test(practical, gcc_compile_and_run, .init = setup_writable, .fini = teardown, .
 	cr_assert_str_eq(r.out, "hello from the jail\n", SHOW(r));
 	aj_test_result_free(&r);
 	free(src);
+}
+
+/* ---- hardening found by review ------------------------------------------ */
+
+/* /dev holds only harmless devices: no other terminal of the caller's, no
+ * /dev/fuse, /dev/net/tun, kvm or sound devices. */
+Test(escape, dev_is_minimal, .init = setup, .fini = teardown, .timeout = 60)
+{
+	struct aj_result r;
+
+	aj_test_jail(&r, prof, "/bin/sh", "-c",
+		     "ls -A /dev | tr '\\n' ' '; echo; echo x >/dev/null && head -c 4 /dev/urandom "
+		     "| wc -c; ls -A /dev/pts | tr '\\n' ' '; echo; touch /dev/new 2>&1 | grep -c "
+		     "'Read-only'",
+		     NULL);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert(aj_test_has_line(r.out,
+				   "fd full null ptmx pts random shm stderr stdin stdout tty "
+				   "urandom zero "),
+		  SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "4"), "/dev/urandom unreadable: " SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "ptmx "), "a private devpts holds only ptmx: " SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "1"), "/dev is writable: " SHOW(r));
+	aj_test_result_free(&r);
+}
+
+/* The kernel refuses nested user namespaces too, not only the filter. */
+Test(escape, nested_user_namespaces_limited_to_zero, .init = setup, .fini = teardown, .timeout = 60)
+{
+	struct aj_result r;
+
+	aj_test_jail(&r, prof, "/bin/cat", "/proc/sys/user/max_user_namespaces", NULL);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "0\n", SHOW(r));
+	aj_test_result_free(&r);
+}
+
+/* The agent cannot rewrite the policy of the next run: the profile in use
+ * and an existing ./profiles directory are read-only inside the jail. */
+Test(escape, profiles_are_read_only_inside, .init = setup_writable, .fini = teardown, .timeout = 60)
+{
+	char *dir = path_in(scratch, "profiles");
+	char *planted = path_in(dir, "default.profile");
+	char cwd[4096];
+	struct aj_result r;
+
+	cr_assert_eq(mkdir(dir, 0777), 0, "mkdir: %s", strerror(errno));
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_assert_eq(chmod(prof, 0666), 0);
+	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+	cr_assert_eq(chdir(scratch), 0);
+	aj_test_jail(&r, prof, "/bin/sh", "-c",
+		     "echo 'env keep AWS_SECRET_ACCESS_KEY' >profiles/default.profile; echo p=$?; "
+		     "echo 'socket unix allow' >>\"$0\"; echo f=$?",
+		     prof, NULL);
+	cr_assert_eq(chdir(cwd), 0);
+	cr_assert(aj_test_has_line(r.out, "p=2"), "./profiles is writable: " SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "f=2"), "the profile in use is writable: " SHOW(r));
+	cr_assert_neq(access(planted, F_OK), 0, "a profile was planted");
+	aj_test_result_free(&r);
+	free(planted);
+	free(dir);
+}
+
+/* (uid_t)-1 means "unchanged" to setresuid: as a profile user it would
+ * have left host root in place. */
+Test(escape, out_of_range_user_is_refused, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char *p = aj_test_write_file(scratch, "uid.profile", "user 4294967295\n");
+	struct aj_result r;
+
+	if (geteuid() != 0) {
+		free(p);
+		cr_skip("the user directive applies only when agentjail is started by root");
+	}
+	aj_test_jail(&r, p, "/bin/true", NULL);
+	cr_assert_eq(r.status, 125, SHOW(r));
+	cr_assert_not_null(strstr(r.err, "user id 4294967295 is out of range"), SHOW(r));
+	aj_test_result_free(&r);
+	free(p);
 }

@@ -433,6 +433,16 @@ main(int argc, char **argv)
 		int sv[2];
 		return report(v, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
 	}
+	if (!strcmp(v, "dgram-pair-sendto") && argc == 3) {
+		/* A datagram socket from socketpair() can address any socket
+		 * path: the way around a ban on socket(AF_UNIX). */
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) < 0)
+			return report(v, -1);
+		strncpy(sa.sun_path, argv[2], sizeof(sa.sun_path) - 1);
+		return report(v, sendto(sv[0], "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa)));
+	}
 	if (!strcmp(v, "connect-tcp") && argc == 4)
 		return try_connect_tcp(v, argv[2], argv[3]);
 	if (!strcmp(v, "sendto-udp") && argc == 4)

@@ -410,8 +410,17 @@ Test(seccomp, bpf_argument_rules)
 	cr_assert_eq(sim_call(&u, x, __NR_socket, AF_INET, 0), ERRNO(EPERM));
 	cr_assert_eq(sim_call(&u, x, __NR_socket, AF_NETLINK, 0), ERRNO(EPERM));
 	cr_assert_eq(sim_call(&u, x, __NR_socket, hi | AF_UNIX, 0), ERRNO(EPERM));
-	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, 0), ALLOW);
-	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_INET, 0), ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_STREAM), ALLOW);
+	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC),
+		     ALLOW);
+	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_INET, SOCK_STREAM), ERRNO(EPERM));
+	/* A datagram pair could sendto() any host socket path. */
+	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_DGRAM), ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK),
+		     ERRNO(EPERM));
+	cr_assert_eq(sim_call(&u, x, __NR_socketpair, AF_UNIX, SOCK_DGRAM), ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_RAW), ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socketpair, hi | AF_UNIX, SOCK_STREAM), ERRNO(EPERM));
 
 	cr_assert_eq(sim_call(&s, x, __NR_clone, SIGCHLD, 0), ALLOW);
 	cr_assert_eq(sim_call(&s, x, __NR_clone, CLONE_VM | CLONE_VFORK | SIGCHLD, 0), ALLOW);
