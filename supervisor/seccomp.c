@@ -611,29 +611,3 @@ aj_seccomp_free(void *ctx)
 	if (ctx != NULL)
 		seccomp_release((scmp_filter_ctx)ctx);
 }
-
-/* seccomp-gen compiles this file to produce the prebuilt programs, so it
- * cannot refer to them. */
-#ifndef AJ_SECCOMP_GEN
-const struct sock_fprog *
-aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts)
-{
-	return opts->allow_unix_sockets ? &aj_seccomp_prebuilt_allow_unix
-					: &aj_seccomp_prebuilt_deny_unix;
-}
-
-int
-aj_seccomp_load_prebuilt(const struct sock_fprog *prog)
-{
-	/* The same attributes the libseccomp context carries: no_new_privs
-	 * first (the kernel requires it without CAP_SYS_ADMIN), and TSYNC so
-	 * every thread of the caller is covered. */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, prog);
-	if (r < 0)
-		return -errno;
-	/* TSYNC: a positive result names a thread that could not sync. */
-	return r == 0 ? 0 : -ESRCH;
-}
-#endif /* AJ_SECCOMP_GEN */

@@ -1,0 +1,39 @@
+/*
+ * Loading the jail's seccomp filter at run time.  The filter itself is
+ * compiled from the table in seccomp.c by libseccomp at build time
+ * (seccomp-gen writes seccomp-prebuilt.c); this file only picks the right
+ * program and hands it to the kernel, so the agentjail command does not
+ * load libseccomp at all (the library costs start-up time on every run).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+const struct sock_fprog *
+aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts)
+{
+	return opts->allow_unix_sockets ? &aj_seccomp_prebuilt_allow_unix
+					: &aj_seccomp_prebuilt_deny_unix;
+}
+
+int
+aj_seccomp_load_prebuilt(const struct sock_fprog *prog)
+{
+	/* The same attributes the libseccomp context carries: no_new_privs
+	 * first (the kernel requires it without CAP_SYS_ADMIN), and TSYNC so
+	 * every thread of the caller is covered. */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, prog);
+	if (r < 0)
+		return -errno;
+	/* TSYNC: a positive result names a thread that could not sync. */
+	return r == 0 ? 0 : -ESRCH;
+}
