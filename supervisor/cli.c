@@ -138,6 +138,7 @@ cmd_run(int argc, char **argv)
 	char err[1024], broker[PATH_MAX];
 	int c, status, r;
 
+	argv[0] = "agentjail run"; /* how getopt names us in its messages */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+p:t:qh", longopts, NULL)) != -1) {
 		switch (c) {

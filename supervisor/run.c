@@ -261,8 +261,11 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	if (jail.exec_errno != 0 && !opts->quiet) {
 		char safe[512];
 		aj_log_escape(opts->argv[0], safe, sizeof(safe));
-		fprintf(stderr, "agentjail: cannot execute '%s': %s\n", safe,
-			strerror(jail.exec_errno));
+		if (jail.exec_errno == ENOENT)
+			fprintf(stderr, "agentjail: %s: command not found in the jail\n", safe);
+		else
+			fprintf(stderr, "agentjail: cannot execute '%s': %s\n", safe,
+				strerror(jail.exec_errno));
 	}
 
 	/* 5. Watch until the jail's init exits. */

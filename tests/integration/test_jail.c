@@ -697,14 +697,30 @@ Test(jail, missing_command_is_127, .init = setup, .fini = teardown, .timeout = 6
 	cr_assert_not_null(strstr(r.err, "aj-no-such-cmd"), SHOW(r));
 	aj_test_result_free(&r);
 
-	/* Looked up along PATH.  A clean PATH: with a directory the agent
-	 * cannot search (root's PATH seen by `nobody`), execvp reports EACCES
-	 * and the status is 126 instead. */
+	/* Looked up along PATH. */
 	cr_assert_eq(setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1), 0);
 	aj_test_jail(&r, prof, "aj-no-such-cmd-4711", NULL);
 	cr_assert_eq(r.status, 127, SHOW(r));
-	cr_assert_not_null(strstr(r.err, "aj-no-such-cmd-4711"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "aj-no-such-cmd-4711: command not found"), SHOW(r));
 	aj_test_result_free(&r);
+
+	/* A PATH directory the agent cannot search (root's PATH seen by
+	 * `nobody`) makes execvp report EACCES; a shell says "not found",
+	 * and so does agentjail. */
+	{
+		char *locked = path_in(scratch, "locked");
+		char *path_env;
+
+		cr_assert_eq(mkdir(locked, 0), 0, "mkdir: %s", strerror(errno));
+		cr_assert_geq(asprintf(&path_env, "%s:/usr/bin:/bin", locked), 0);
+		cr_assert_eq(setenv("PATH", path_env, 1), 0);
+		aj_test_jail(&r, prof, "aj-no-such-cmd-4711", NULL);
+		cr_assert_eq(r.status, 127, SHOW(r));
+		aj_test_result_free(&r);
+		rmdir(locked);
+		free(path_env);
+		free(locked);
+	}
 }
 
 Test(jail, non_executable_is_126, .init = setup, .fini = teardown, .timeout = 60)
