@@ -65,6 +65,7 @@ struct aj_profile {
 	} rlimits[AJ_RLIMIT__COUNT];
 	uint64_t tmpfs_size;      /* `tmpfs-size SIZE`: bytes, default 64 MiB */
 	bool allow_unix_sockets;  /* `socket unix allow|deny`, default deny */
+	bool kill_on_violation;   /* `on-violation kill|deny`, default deny */
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 };
 
@@ -99,6 +100,7 @@ extern const struct aj_syscall_group aj_seccomp_deny_group;
 
 struct aj_seccomp_opts {
 	bool allow_unix_sockets; /* socket(AF_UNIX, ...) allowed */
+	bool notify_violations;  /* escape attempts go to a user-notification listener */
 };
 
 /* Build the filter without loading it (unit-testable without privileges).
@@ -118,11 +120,19 @@ void aj_seccomp_free(void *ctx);
 struct sock_fprog;
 extern const struct sock_fprog aj_seccomp_prebuilt_deny_unix;
 extern const struct sock_fprog aj_seccomp_prebuilt_allow_unix;
+extern const struct sock_fprog aj_seccomp_prebuilt_deny_unix_notify;
+extern const struct sock_fprog aj_seccomp_prebuilt_allow_unix_notify;
 const struct sock_fprog *aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts);
 
 /* Load PROG into the calling process (sets no_new_privs first; TSYNC).
  * Returns 0 or -errno. */
 int aj_seccomp_load_prebuilt(const struct sock_fprog *prog);
+
+/* Load PROG, whose escape attempts notify, into the calling
+ * (single-threaded) process and return the listener fd (close-on-exec),
+ * or -errno: -EINVAL/-EOPNOTSUPP/-ENOSYS when the kernel lacks user
+ * notification. */
+int aj_seccomp_load_prebuilt_listener(const struct sock_fprog *prog);
 
 /* ---- supervisor/env.c: the agent's environment ----------------------------- */
 
@@ -210,9 +220,11 @@ int aj_rlimits_apply(const struct aj_profile *profile, char *err, size_t errlen)
 struct aj_spawn_plan {
 	const struct aj_profile *profile;
 	char *const *argv;
-	char **envp;                      /* built by aj_env_build */
-	const struct sock_fprog *seccomp; /* the filter, loaded in the jail */
-	uid_t uid;                        /* the host uid/gid the agent runs as */
+	char **envp;                             /* built by aj_env_build */
+	const struct sock_fprog *seccomp;        /* the filter, loaded in the jail */
+	const struct sock_fprog *seccomp_notify; /* the same with notifying escape
+						  * attempts; NULL: do not notify */
+	uid_t uid;                               /* the host uid/gid the agent runs as */
 	gid_t gid;
 	bool drop_privileges; /* started by root: become UID/GID before cloning */
 	const char *cwd;
@@ -230,9 +242,10 @@ int aj_spawn_program(const char *path, char *const argv[], char *const envp[], i
 		     bool search, pid_t *pid);
 
 struct aj_jail {
-	pid_t pid;      /* jail init, in the supervisor's pid namespace */
-	int pidfd;      /* owned */
-	int exec_errno; /* 0, or why the command could not be executed */
+	pid_t pid;       /* jail init, in the supervisor's pid namespace */
+	int pidfd;       /* owned */
+	int listener_fd; /* owned: seccomp user notifications, or -1 */
+	int exec_errno;  /* 0, or why the command could not be executed */
 };
 
 /* Start the jail and wait until the command has been executed (or a setup
@@ -245,7 +258,10 @@ int aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *
 
 struct aj_monitor_plan {
 	int jail_pidfd;
-	int broker_pidfd; /* -1 if none */
+	int listener_fd; /* -1 if violations are not reported */
+	struct aj_events *events;
+	struct aj_violations *violations; /* NULL if not reported */
+	int broker_pidfd;                 /* -1 if none */
 	double timeout_sec;
 	bool forward_signals;
 	bool quiet;
@@ -256,8 +272,40 @@ struct aj_monitor_plan {
 extern const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS];
 
 /* Run until the jail's init exits; reap it and the broker.  Returns 0 and
- * *STATUS (agent status, 128+N, or AJ_EXIT_TIMEOUT), or -errno. */
+ * *STATUS (agent status, 128+N, AJ_EXIT_TIMEOUT or AJ_EXIT_VIOLATION), or
+ * -errno. */
 int aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_t errlen);
+
+/* ---- supervisor/events.c: the JSON-lines event stream ------------------- */
+
+struct json_t;
+struct aj_events;
+
+/* Events go to FD (not owned; -1: none) and/or CB.  Returns 0 or -errno. */
+int aj_events_new(int fd, aj_event_fn cb, void *cb_arg, struct aj_events **out);
+void aj_events_free(struct aj_events *ev);
+const char *aj_events_jail_id(const struct aj_events *ev);
+/* Emit one event of TYPE with the members of FIELDS (a JSON object; the
+ * reference is taken).  EV may be NULL. */
+void aj_events_emit(struct aj_events *ev, const char *type, struct json_t *fields);
+
+/* ---- supervisor/violations.c: escape attempts, heard and answered -------- */
+
+struct aj_violations;
+
+int aj_violations_new(int listener_fd, struct aj_events *events, bool kill,
+		      struct aj_violations **out);
+void aj_violations_free(struct aj_violations *v);
+/* Receive and answer one notification; returns 1 when the jail must be
+ * killed (on-violation kill), 0, or -errno when the listener broke. */
+int aj_violations_handle(struct aj_violations *v);
+/* Write the counts not yet reported (violation_repeated events). */
+void aj_violations_flush(struct aj_violations *v);
+unsigned long long aj_violations_total(const struct aj_violations *v);
+/* "socket AF_INET x2, io_uring_setup x1" */
+int aj_violations_describe(const struct aj_violations *v, char *out, size_t len);
+/* {"socket AF_INET": 2, ...}: a new reference. */
+struct json_t *aj_violations_counts(const struct aj_violations *v);
 
 /* ---- supervisor/doctor.c --------------------------------------------------- */
 

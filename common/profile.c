@@ -99,7 +99,7 @@ struct env_var {
 
 /* What one file (with its includes merged) says. */
 struct layer {
-	struct slot hostname, user, tmpfs_size, socket_unix;
+	struct slot hostname, user, tmpfs_size, socket_unix, on_violation;
 	struct slot rlimits[AJ_RLIMIT__COUNT];
 	char **env_keep;
 	size_t n_env_keep;
@@ -219,6 +219,7 @@ layer_free(struct layer *l)
 	slot_clear(&l->user);
 	slot_clear(&l->tmpfs_size);
 	slot_clear(&l->socket_unix);
+	slot_clear(&l->on_violation);
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++)
 		slot_clear(&l->rlimits[i]);
 	for (i = 0; i < l->n_env_keep; i++)
@@ -520,7 +521,8 @@ merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 	if ((r = merge_slot(p, &dst->hostname, &src->hostname, "hostname", false)) < 0 ||
 	    (r = merge_slot(p, &dst->user, &src->user, "user", false)) < 0 ||
 	    (r = merge_slot(p, &dst->tmpfs_size, &src->tmpfs_size, "tmpfs-size", true)) < 0 ||
-	    (r = merge_slot(p, &dst->socket_unix, &src->socket_unix, "socket unix", true)) < 0)
+	    (r = merge_slot(p, &dst->socket_unix, &src->socket_unix, "socket unix", true)) < 0 ||
+	    (r = merge_slot(p, &dst->on_violation, &src->on_violation, "on-violation", true)) < 0)
 		return r;
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++) {
 		snprintf(what, sizeof(what), "rlimit %s", rlimit_kinds[i].name);
@@ -1069,6 +1071,24 @@ do_socket(struct parser *p, char *rest)
 		       strcmp(action, "allow") == 0, true);
 }
 
+/* on-violation deny|kill: what an escape attempt costs the agent. */
+static int
+do_on_violation(struct parser *p, char *rest)
+{
+	char *action = next_token(&rest);
+	int r;
+
+	if (action == NULL)
+		return perr(p, -EINVAL, "on-violation: missing 'deny' or 'kill'");
+	if ((r = no_more(p, &rest, "on-violation")) < 0)
+		return r;
+	if (strcmp(action, "deny") != 0 && strcmp(action, "kill") != 0)
+		return perr(p, -EINVAL, "on-violation: expected 'deny' or 'kill', got '%s'",
+			    action);
+	return set_own(p, &p->layer->on_violation, "on-violation", action,
+		       strcmp(action, "kill") == 0, true);
+}
+
 static int
 do_optional(struct parser *p, char *rest)
 {
@@ -1107,9 +1127,11 @@ static const struct {
 	const char *name;
 	int (*fn)(struct parser *p, char *rest);
 } directives[] = {
-	{"include", do_include}, {"hostname", do_hostname}, {"user", do_user},
-	{"env", do_env},         {"rlimit", do_rlimit},     {"tmpfs-size", do_tmpfs_size},
-	{"socket", do_socket},   {"optional", do_optional}, {"fetch", do_fetch},
+	{"include", do_include}, {"hostname", do_hostname},
+	{"user", do_user},       {"env", do_env},
+	{"rlimit", do_rlimit},   {"tmpfs-size", do_tmpfs_size},
+	{"socket", do_socket},   {"optional", do_optional},
+	{"fetch", do_fetch},     {"on-violation", do_on_violation},
 };
 
 /* ---- files ----------------------------------------------------------------- */
@@ -1310,6 +1332,7 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 	}
 	pr->tmpfs_size = l->tmpfs_size.set ? l->tmpfs_size.num : DEFAULT_TMPFS_SIZE;
 	pr->allow_unix_sockets = l->socket_unix.set && l->socket_unix.num != 0;
+	pr->kill_on_violation = l->on_violation.set && l->on_violation.num != 0;
 	pr->optional_layers = l->optional;
 	*out = pr;
 	return 0;
@@ -1448,6 +1471,7 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 	}
 	bad |= fprintf(f, "tmpfs-size %llu\n", (unsigned long long)pr->tmpfs_size) < 0;
 	bad |= fprintf(f, "socket unix %s\n", pr->allow_unix_sockets ? "allow" : "deny") < 0;
+	bad |= fprintf(f, "on-violation %s\n", pr->kill_on_violation ? "kill" : "deny") < 0;
 	for (i = 0; i < AJ_ARRAY_SIZE(optional_layers); i++)
 		if (pr->optional_layers & optional_layers[i].bit)
 			bad |= fprintf(f, "optional %s\n", optional_layers[i].name) < 0;
@@ -1563,6 +1587,8 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 	bad |= json_object_set_new(root, "tmpfs_size", json_integer((json_int_t)pr->tmpfs_size));
 	bad |= json_object_set_new(root, "socket_unix",
 				   json_string(pr->allow_unix_sockets ? "allow" : "deny"));
+	bad |= json_object_set_new(root, "on_violation",
+				   json_string(pr->kill_on_violation ? "kill" : "deny"));
 	for (i = 0; i < AJ_ARRAY_SIZE(optional_layers); i++)
 		if (pr->optional_layers & optional_layers[i].bit)
 			bad |= json_array_append_new(opt, json_string(optional_layers[i].name));

@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -19,7 +20,8 @@
 #include "internal.h"
 
 static const char usage_text[] = "usage: agentjail run [--profile NAME|PATH] [--timeout SECONDS] "
-				 "[--quiet] -- CMD [ARGS...]\n"
+				 "[--events FILE|fd:N|-]\n"
+				 "                     [--quiet] -- CMD [ARGS...]\n"
 				 "       agentjail profile check NAME|PATH\n"
 				 "       agentjail profile show NAME|PATH [--json]\n"
 				 "       agentjail doctor [--json]\n"
@@ -37,13 +39,16 @@ static const char help_text[] =
 	"                           ./profiles, $XDG_CONFIG_HOME/agentjail/profiles,\n"
 	"                           /etc/agentjail/profiles, then " AJ_PROFILEDIR "\n"
 	"  -t, --timeout SECONDS    kill the jail after SECONDS (exit status 124)\n"
-	"  -q, --quiet              no notices on stderr\n"
+	"  -e, --events FILE|fd:N|- write the event stream (JSON lines: start, violation,\n"
+	"                           broker_exit, exit) to FILE (appended), fd N or stdout\n"
+	"  -q, --quiet              no notices on stderr, no violation summary\n"
 	"\n"
 	"profile check   validate a profile; errors are printed as file:line: message\n"
 	"profile show    print the resolved policy and its sha256 (--json for JSON)\n"
 	"doctor          report which isolation layers this kernel and caller can apply\n"
 	"\n"
-	"Exit status: CMD's own status; 128+N if CMD was killed by signal N; 124 timeout;\n"
+	"Exit status: CMD's own status; 128+N if CMD was killed by signal N; 123 killed\n"
+	"for a violation (on-violation kill); 124 timeout;\n"
 	"125 agentjail failed before CMD started; 126 CMD cannot be executed; 127 CMD\n"
 	"not found; 2 usage error.  See agentjail(1).\n";
 
@@ -122,6 +127,34 @@ find_broker(char *buf, size_t len)
 	return NULL;
 }
 
+/* --events FILE | fd:N | - : where the JSON lines go.  A file is appended
+ * to (several runs can share one log) and created private. */
+static int
+open_events(const char *spec, int *fd)
+{
+	char *end;
+	long n;
+
+	if (strcmp(spec, "-") == 0) {
+		*fd = STDOUT_FILENO;
+		return 0;
+	}
+	if (strncmp(spec, "fd:", 3) == 0) {
+		errno = 0;
+		n = strtol(spec + 3, &end, 10);
+		if (errno != 0 || end == spec + 3 || *end != '\0' || n < 0 || n > INT_MAX)
+			return -EINVAL;
+		if (fcntl((int)n, F_GETFD) < 0)
+			return -errno;
+		*fd = (int)n;
+		return 0;
+	}
+	if (spec[0] == '\0')
+		return -EINVAL;
+	*fd = open(spec, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0600);
+	return *fd < 0 ? -errno : 0;
+}
+
 static int
 cmd_run(int argc, char **argv)
 {
@@ -129,19 +162,23 @@ cmd_run(int argc, char **argv)
 		{"profile", required_argument, NULL, 'p'},
 		{"timeout", required_argument, NULL, 't'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"events", required_argument, NULL, 'e'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct aj_run_options opts = {.forward_signals = true};
-	const char *profile_name = "default";
+	const char *profile_name = "default", *events = NULL;
 	struct aj_profile *profile = NULL;
 	char err[1024], broker[PATH_MAX];
 	int c, status, r;
 
 	argv[0] = "agentjail run"; /* how getopt names us in its messages */
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+p:t:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+p:t:qe:h", longopts, NULL)) != -1) {
 		switch (c) {
+		case 'e':
+			events = optarg;
+			break;
 		case 'p':
 			profile_name = optarg;
 			break;
@@ -166,6 +203,16 @@ cmd_run(int argc, char **argv)
 		return usage_error("run: no command given");
 	opts.argv = argv + optind;
 
+	if (events != NULL) {
+		r = open_events(events, &opts.events_fd);
+		if (r == -EINVAL)
+			return usage_error("--events: expected FILE, fd:N or -, got '%s'", events);
+		if (r < 0) {
+			fprintf(stderr, "agentjail: --events %s: %s\n", events, strerror(-r));
+			return AJ_EXIT_SETUP;
+		}
+		opts.events_to_fd = true;
+	}
 	if (load_profile(profile_name, &profile) < 0)
 		return AJ_EXIT_SETUP;
 	opts.profile = profile;

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <ev.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,7 +33,10 @@ struct monitor {
 	struct ev_loop *loop;
 	ev_io jail_w;
 	ev_io broker_w;
+	ev_io listener_w;
 	ev_timer timeout_w;
+	ev_timer flush_w;
+	bool killed_for_violation;
 	ev_signal sig_w[AJ_N_FORWARDED_SIGNALS];
 	bool broker_alive;
 	bool timed_out;
@@ -61,8 +65,24 @@ on_jail_exit(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (waitid(P_PIDFD, m->plan->jail_pidfd, &info, WEXITED | WNOHANG) < 0 || info.si_pid == 0)
 		return;
-	m->status = m->timed_out ? AJ_EXIT_TIMEOUT : status_of(&info);
+	m->status = m->killed_for_violation ? AJ_EXIT_VIOLATION
+		    : m->timed_out          ? AJ_EXIT_TIMEOUT
+					    : status_of(&info);
 	ev_break(loop, EVBREAK_ALL);
+}
+
+/* "expected": the broker left because the agent's side closed (exit 0) or
+ * because the supervisor stopped it after the jail ended; anything else
+ * means the agent lost its door while it may still have needed it. */
+static void
+emit_broker_exit(struct monitor *m, const siginfo_t *info, bool stopped)
+{
+	bool clean = info->si_code == CLD_EXITED && info->si_status == 0;
+
+	aj_events_emit(m->plan->events, "broker_exit",
+		       json_pack("{s:s, s:i, s:b}", "how",
+				 info->si_code == CLD_EXITED ? "exited" : "killed", "status",
+				 info->si_status, "expected", clean || stopped));
 }
 
 static void
@@ -76,6 +96,7 @@ on_broker_exit(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	ev_io_stop(loop, w);
 	m->broker_alive = false;
+	emit_broker_exit(m, &info, false);
 	/* A clean exit means every agent-side end of the socketpair closed.
 	 * Anything else leaves the agent without its door: say so. */
 	if (!m->plan->quiet && !(info.si_code == CLD_EXITED && info.si_status == 0))
@@ -104,6 +125,35 @@ on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+on_notification(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct monitor *m = w->data;
+	int r = aj_violations_handle(m->plan->violations);
+
+	if (r < 0) {
+		/* The listener broke (the filter's last user is gone): stop
+		 * watching it; the jail's exit is reported by its pidfd. */
+		ev_io_stop(loop, w);
+		return;
+	}
+	if (r > 0 && !m->killed_for_violation) {
+		m->killed_for_violation = true;
+		if (!m->plan->quiet)
+			fprintf(stderr, "agentjail: escape attempt: killing the jail "
+					"(profile: on-violation kill)\n");
+		(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
+	}
+}
+
+static void
+on_flush(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct monitor *m = w->data;
+
+	aj_violations_flush(m->plan->violations);
+}
+
+static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct monitor *m = w->data;
@@ -127,6 +177,7 @@ stop_broker(struct monitor *m)
 	while (waitid(P_PIDFD, m->plan->broker_pidfd, &info, WEXITED) < 0 && errno == EINTR)
 		;
 	m->broker_alive = false;
+	emit_broker_exit(m, &info, true);
 }
 
 int
@@ -150,6 +201,16 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_
 		ev_io_start(m.loop, &m.broker_w);
 		m.broker_alive = true;
 	}
+	if (plan->listener_fd >= 0 && plan->violations != NULL) {
+		ev_io_init(&m.listener_w, on_notification, plan->listener_fd, EV_READ);
+		m.listener_w.data = &m;
+		ev_io_start(m.loop, &m.listener_w);
+		/* Counts held back by the rate limit reach the stream within
+		 * a second. */
+		ev_timer_init(&m.flush_w, on_flush, 1., 1.);
+		m.flush_w.data = &m;
+		ev_timer_start(m.loop, &m.flush_w);
+	}
 	if (plan->timeout_sec > 0) {
 		ev_timer_init(&m.timeout_w, on_timeout, plan->timeout_sec, 0.);
 		m.timeout_w.data = &m;
@@ -164,6 +225,15 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_
 	}
 
 	ev_run(m.loop, 0);
+
+	/* Notifications that raced the jail's exit are still answered and
+	 * counted: the stream is complete. */
+	if (plan->listener_fd >= 0 && plan->violations != NULL) {
+		struct pollfd pfd = {.fd = plan->listener_fd, .events = POLLIN};
+		while (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLIN) &&
+		       aj_violations_handle(plan->violations) >= 0)
+			;
+	}
 
 	if (plan->forward_signals)
 		for (size_t i = 0; i < AJ_N_FORWARDED_SIGNALS; i++)

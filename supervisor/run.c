@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <jansson.h>
 #include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -160,6 +162,60 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 }
 
 static void
+emit_start(struct aj_events *events, const struct aj_run_options *opts, const struct identity *id,
+	   pid_t broker, pid_t init, bool violations_reported)
+{
+	char hex[65] = "";
+	json_t *missing = json_array();
+
+	(void)aj_profile_sha256(opts->profile, hex);
+	if (!violations_reported)
+		json_array_append_new(missing, json_string("seccomp_user_notification"));
+	aj_events_emit(
+		events, "start",
+		json_pack("{s:s, s:{s:s, s:s, s:s}, s:[s,s,s,s,s,s,s], s:{s:I, s:I, s:I, s:I}, "
+			  "s:{s:I, s:I, s:I}, s:{s:b, s:s}, s:o}",
+			  "version", PACKAGE_VERSION, "profile", "name",
+			  aj_profile_name(opts->profile), "path", aj_profile_path(opts->profile),
+			  "sha256", hex, "namespaces", "user", "net", "mnt", "pid", "ipc", "uts",
+			  "cgroup", "ids", "uid", (json_int_t)id->uid, "gid", (json_int_t)id->gid,
+			  "host_uid", (json_int_t)id->uid, "host_gid", (json_int_t)id->gid, "pids",
+			  "supervisor", (json_int_t)getpid(), "broker", (json_int_t)broker, "init",
+			  (json_int_t)init, "violations", "reported", violations_reported,
+			  "on_violation", opts->profile->kill_on_violation ? "kill" : "deny",
+			  "missing", missing));
+}
+
+static void
+emit_exit(struct aj_events *events, struct aj_violations *violations, int status,
+	  const struct timespec *started, bool quiet)
+{
+	unsigned long long total = aj_violations_total(violations);
+	struct timespec now;
+	double ms;
+
+	aj_violations_flush(violations);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (double)(now.tv_sec - started->tv_sec) * 1e3 +
+	     (double)(now.tv_nsec - started->tv_nsec) / 1e6;
+	aj_events_emit(events, "exit",
+		       json_pack("{s:i, s:o, s:f, s:{s:I, s:I}, s:I, s:o}", "status", status,
+				 "signal",
+				 status > AJ_EXIT_SIGNAL_BASE && status < AJ_EXIT_SIGNAL_BASE + 65
+					 ? json_integer(status - AJ_EXIT_SIGNAL_BASE)
+					 : json_null(),
+				 "duration_ms", ms, "fetches", "allowed", (json_int_t)0, "denied",
+				 (json_int_t)0, "violations", (json_int_t)total, "violation_counts",
+				 aj_violations_counts(violations)));
+	if (total > 0 && !quiet) {
+		char what[1024];
+		aj_violations_describe(violations, what, sizeof(what));
+		fprintf(stderr, "agentjail: %llu violation%s blocked (%s)\n", total,
+			total == 1 ? "" : "s", what);
+	}
+}
+
+static void
 kill_broker(pid_t pid, int pidfd)
 {
 	(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
@@ -172,14 +228,17 @@ int
 aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 {
 	extern char **environ;
-	struct aj_seccomp_opts sopts;
+	struct aj_seccomp_opts sopts = {0};
 	struct identity id = {0};
-	struct aj_jail jail = {.pid = -1, .pidfd = -1};
+	struct aj_jail jail = {.pid = -1, .pidfd = -1, .listener_fd = -1};
+	struct aj_events *events = NULL;
+	struct aj_violations *violations = NULL;
+	struct timespec started;
 	struct aj_monitor_plan mplan;
 	struct protected_paths protect = {0};
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
-	const struct sock_fprog *filter;
+	const struct sock_fprog *filter, *filter_notify;
 	int pair[2] = {-1, -1};
 	pid_t broker_pid = -1;
 	int broker_pidfd = -1;
@@ -210,8 +269,17 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	r = resolve_identity(opts->profile, &id, err, errlen);
 	if (r < 0)
 		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &started);
+	r = aj_events_new(opts->events_to_fd ? opts->events_fd : -1, opts->on_event,
+			  opts->on_event_arg, &events);
+	if (r < 0) {
+		aj_err(err, errlen, r, "creating the event stream: %s", strerror(-r));
+		goto out;
+	}
 	sopts.allow_unix_sockets = opts->profile->allow_unix_sockets;
 	filter = aj_seccomp_prebuilt(&sopts);
+	sopts.notify_violations = true;
+	filter_notify = aj_seccomp_prebuilt(&sopts);
 	r = aj_env_build(opts->profile, environ, AJ_BROKER_FD, &envp);
 	if (r < 0) {
 		aj_err(err, errlen, r, "building the environment: %s", strerror(-r));
@@ -240,6 +308,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.argv = opts->argv,
 			.envp = envp,
 			.seccomp = filter,
+			.seccomp_notify = filter_notify,
 			.uid = id.uid,
 			.gid = id.gid,
 			.drop_privileges = id.drop,
@@ -268,9 +337,30 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 				strerror(jail.exec_errno));
 	}
 
+	if (jail.listener_fd >= 0) {
+		r = aj_violations_new(jail.listener_fd, events, opts->profile->kill_on_violation,
+				      &violations);
+		if (r < 0) {
+			siginfo_t info;
+			(void)syscall(SYS_pidfd_send_signal, jail.pidfd, SIGKILL, NULL, 0);
+			(void)waitid(P_PIDFD, jail.pidfd, &info, WEXITED);
+			kill_broker(broker_pid, broker_pidfd);
+			broker_pidfd = -1;
+			aj_err(err, errlen, r, "watching for violations: %s", strerror(-r));
+			goto out;
+		}
+	} else if (!opts->quiet) {
+		fprintf(stderr, "agentjail: notice: this kernel has no seccomp user notification; "
+				"escape attempts are refused but not reported\n");
+	}
+	emit_start(events, opts, &id, broker_pid, jail.pid, jail.listener_fd >= 0);
+
 	/* 5. Watch until the jail's init exits. */
 	mplan = (struct aj_monitor_plan){
 		.jail_pidfd = jail.pidfd,
+		.listener_fd = jail.listener_fd,
+		.events = events,
+		.violations = violations,
 		.broker_pidfd = broker_pidfd,
 		.timeout_sec = opts->timeout_sec,
 		.forward_signals = opts->forward_signals,
@@ -288,7 +378,13 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	close(jail.pidfd);
 	close(broker_pidfd);
 	broker_pidfd = -1;
+	if (r == 0)
+		emit_exit(events, violations, *status, &started, opts->quiet);
 out:
+	if (jail.listener_fd >= 0)
+		close(jail.listener_fd);
+	aj_violations_free(violations);
+	aj_events_free(events);
 	if (pair[0] >= 0)
 		close(pair[0]);
 	if (pair[1] >= 0)

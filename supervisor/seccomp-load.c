@@ -19,6 +19,9 @@
 const struct sock_fprog *
 aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts)
 {
+	if (opts->notify_violations)
+		return opts->allow_unix_sockets ? &aj_seccomp_prebuilt_allow_unix_notify
+						: &aj_seccomp_prebuilt_deny_unix_notify;
 	return opts->allow_unix_sockets ? &aj_seccomp_prebuilt_allow_unix
 					: &aj_seccomp_prebuilt_deny_unix;
 }
@@ -36,4 +39,19 @@ aj_seccomp_load_prebuilt(const struct sock_fprog *prog)
 		return -errno;
 	/* TSYNC: a positive result names a thread that could not sync. */
 	return r == 0 ? 0 : -ESRCH;
+}
+
+int
+aj_seccomp_load_prebuilt_listener(const struct sock_fprog *prog)
+{
+	long fd;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	/* No TSYNC: the kernel refuses it together with a listener, and the
+	 * jail's init, the only caller, has one thread. */
+	fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
+	if (fd < 0)
+		return -errno;
+	return (int)fd;
 }

@@ -252,6 +252,7 @@ const struct aj_syscall_group aj_seccomp_deny_group = {
  * syscalls already have their rules (each must be decided exactly once). */
 struct build {
 	scmp_filter_ctx ctx;
+	uint32_t violation; /* escape attempts: EPERM, or a user notification */
 	char *err;
 	size_t errlen;
 	uint64_t seen[AJ_SECCOMP_MAX_NR / 64];
@@ -385,11 +386,12 @@ add_socket_rules(struct build *b, const struct aj_seccomp_opts *opts)
 	r = claim(b, "socket", &nr);
 	if (r < 0)
 		return r;
-	if (!opts->allow_unix_sockets)
-		return add_rule(b, "socket", AJ_SECCOMP_DENY, nr, 0, NULL);
-	r = add_rule(b, "socket(AF_UNIX)", SCMP_ACT_ALLOW, nr, 1, &is_unix);
+	/* AF_UNIX is a routine refusal (glibc asks nscd through one), not an
+	 * escape attempt: it never becomes a violation. */
+	r = add_rule(b, "socket(AF_UNIX)",
+		     opts->allow_unix_sockets ? SCMP_ACT_ALLOW : AJ_SECCOMP_DENY, nr, 1, &is_unix);
 	if (r == 0)
-		r = add_rule(b, "socket(!AF_UNIX)", AJ_SECCOMP_DENY, nr, 1, &not_unix);
+		r = add_rule(b, "socket(!AF_UNIX)", b->violation, nr, 1, &not_unix);
 	return r;
 }
 
@@ -420,7 +422,7 @@ add_socketpair_rules(struct build *b)
 		r = add_rule(b, "socketpair(AF_UNIX, unconnected)", AJ_SECCOMP_DENY, nr, 2, cmp);
 	}
 	if (r == 0)
-		r = add_rule(b, "socketpair(!AF_UNIX)", AJ_SECCOMP_DENY, nr, 1, &not_unix);
+		r = add_rule(b, "socketpair(!AF_UNIX)", b->violation, nr, 1, &not_unix);
 	return r;
 }
 
@@ -444,7 +446,7 @@ add_clone_rules(struct build *b)
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(clone_ns_flags); i++) {
 		struct scmp_arg_cmp has =
 			SCMP_A0(SCMP_CMP_MASKED_EQ, clone_ns_flags[i].flag, clone_ns_flags[i].flag);
-		r = add_rule(b, clone_ns_flags[i].name, AJ_SECCOMP_DENY, nr, 1, &has);
+		r = add_rule(b, clone_ns_flags[i].name, b->violation, nr, 1, &has);
 		if (r < 0)
 			return r;
 		all |= clone_ns_flags[i].flag;
@@ -477,8 +479,8 @@ add_ioctl_rules(struct build *b)
 		return r;
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(refused); i++) {
 		struct scmp_arg_cmp is = SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffff, refused[i]);
-		r = add_rule(b, i == 0 ? "ioctl(TIOCSTI)" : "ioctl(TIOCLINUX)", AJ_SECCOMP_DENY, nr,
-			     1, &is);
+		r = add_rule(b, i == 0 ? "ioctl(TIOCSTI)" : "ioctl(TIOCLINUX)", b->violation, nr, 1,
+			     &is);
 		if (r < 0)
 			return r;
 	}
@@ -560,6 +562,10 @@ aj_seccomp_build(const struct aj_seccomp_opts *opts, void **out, char *err, size
 	struct build b = {.err = err, .errlen = errlen};
 	int r;
 
+	/* Escape attempts are refused either way; with notification the
+	 * supervisor hears of each one and answers EPERM itself. */
+	b.violation = opts != NULL && opts->notify_violations ? SCMP_ACT_NOTIFY : AJ_SECCOMP_DENY;
+
 	if (opts == NULL || out == NULL)
 		return aj_err(err, errlen, -EINVAL, "seccomp: no options or no output");
 	/* The table and the x32 reasoning above are x86_64's. */
@@ -574,7 +580,7 @@ aj_seccomp_build(const struct aj_seccomp_opts *opts, void **out, char *err, size
 	for (size_t i = 0; r == 0 && i < aj_seccomp_n_allow_groups; i++)
 		r = add_group(&b, &aj_seccomp_allow_groups[i], SCMP_ACT_ALLOW);
 	if (r == 0)
-		r = add_group(&b, &aj_seccomp_deny_group, AJ_SECCOMP_DENY);
+		r = add_group(&b, &aj_seccomp_deny_group, b.violation);
 	if (r == 0)
 		r = add_socket_rules(&b, opts);
 	if (r == 0)

@@ -41,8 +41,9 @@
 #include "internal.h"
 
 enum sync_type {
-	SYNC_GO = 1,  /* parent -> jail: maps written, continue */
-	SYNC_FAILURE, /* jail -> parent: a setup step failed */
+	SYNC_GO = 1,   /* parent -> jail: maps written, continue */
+	SYNC_FAILURE,  /* jail -> parent: a setup step failed */
+	SYNC_LISTENER, /* jail -> parent: the seccomp listener fd (SCM_RIGHTS), or none */
 };
 
 struct sync_msg {
@@ -229,6 +230,29 @@ close_all_but(int a, int b)
 	return 0;
 }
 
+static void send_listener(int sync_fd, int fd);
+
+/* Seccomp, with escape attempts reported to the supervisor when the
+ * kernel can (user notification), else refused with EPERM all the same. */
+static int
+load_filter(const struct aj_spawn_plan *plan, int sync_fd)
+{
+	int fd;
+
+	if (plan->seccomp_notify == NULL)
+		return aj_seccomp_load_prebuilt(plan->seccomp);
+	fd = aj_seccomp_load_prebuilt_listener(plan->seccomp_notify);
+	if (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -ENOSYS) {
+		send_listener(sync_fd, -1);
+		return aj_seccomp_load_prebuilt(plan->seccomp);
+	}
+	if (fd < 0)
+		return fd;
+	send_listener(sync_fd, fd);
+	close(fd);
+	return 0;
+}
+
 static _Noreturn void
 jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 {
@@ -307,7 +331,7 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 
 	/* Seccomp last: init is filtered too, so no unfiltered process lives
 	 * in the jail's pid namespace (THREATS.md #8). */
-	r = aj_seccomp_load_prebuilt(plan->seccomp);
+	r = load_filter(plan, sync_fd);
 	if (r < 0)
 		child_fail(sync_fd, AJ_STEP_SECCOMP, -r, NULL);
 
@@ -325,22 +349,73 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	init_loop(agent, &waitset);
 }
 
+/* Receive one setup message; a passed fd (SCM_RIGHTS) lands in *PASSED
+ * (close-on-exec), else -1.  Returns 1, 0 on EOF, or -errno. */
 static int
-recv_msg(int fd, struct sync_msg *msg)
+recv_msg(int fd, struct sync_msg *msg, int *passed)
 {
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = msg, .iov_len = sizeof(*msg)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = control.buf,
+			    .msg_controllen = sizeof(control.buf)};
+	struct cmsghdr *c;
 	ssize_t n;
 
+	*passed = -1;
 	do
-		n = recv(fd, msg, sizeof(*msg), 0);
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(passed, CMSG_DATA(c), sizeof(int));
+	/* At most one fd, and only where the message type says so. */
+	if (*passed >= 0 && (n != (ssize_t)sizeof(*msg) || msg->type != SYNC_LISTENER)) {
+		close(*passed);
+		*passed = -1;
+		return -EPROTO;
+	}
 	if (n == 0)
 		return 0;
-	if ((size_t)n != sizeof(*msg))
+	if ((size_t)n != sizeof(*msg) || (mh.msg_flags & MSG_CTRUNC))
 		return -EPROTO;
 	msg->detail[sizeof(msg->detail) - 1] = '\0';
 	return 1;
+}
+
+/* Init -> supervisor: the listener fd, or FD < 0 for "no notification on
+ * this kernel". */
+static void
+send_listener(int sync_fd, int fd)
+{
+	struct sync_msg msg = {.type = SYNC_LISTENER};
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = &msg, .iov_len = sizeof(msg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	struct cmsghdr *c;
+
+	if (fd >= 0) {
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = sizeof(control.buf);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	}
+	if (sendmsg(sync_fd, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
+		child_fail(sync_fd, AJ_STEP_SECCOMP, errno, "passing the notification listener");
 }
 
 static int
@@ -536,6 +611,7 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 	pid_t pid = -1;
 	int pidfd = -1;
 
+	jail->listener_fd = -1;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return aj_err(err, errlen, -errno, "socketpair: %s", strerror(errno));
 
@@ -568,7 +644,18 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 	}
 	sync_send(sv[0], &msg);
 
-	r = recv_msg(sv[0], &msg);
+	jail->listener_fd = -1;
+	for (;;) {
+		int passed;
+
+		r = recv_msg(sv[0], &msg, &passed);
+		if (r <= 0 || msg.type != SYNC_LISTENER)
+			break;
+		if (jail->listener_fd >= 0 && passed >= 0)
+			close(jail->listener_fd);
+		if (passed >= 0)
+			jail->listener_fd = passed;
+	}
 	if (r < 0) {
 		msg.step = AJ_STEP_NONE;
 		msg.err = -r;
@@ -591,6 +678,9 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 fail:
 	if (sv[0] >= 0)
 		close(sv[0]);
+	if (jail->listener_fd >= 0)
+		close(jail->listener_fd);
+	jail->listener_fd = -1;
 	kill_and_reap(pid, pidfd);
 	close(pidfd);
 	return report_failure(&msg, err, errlen);

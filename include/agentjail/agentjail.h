@@ -53,22 +53,31 @@ int aj_profile_format_json(const struct aj_profile *profile, char **out);
 /* sha256 of the canonical text, as 64 lower-case hex digits and a NUL. */
 int aj_profile_sha256(const struct aj_profile *profile, char hex[65]);
 
+/* Receives each event of a run as one JSON object (docs/EVENTS.md), without
+ * a trailing newline, on the thread that called aj_run(). */
+typedef void (*aj_event_fn)(const char *json_line, void *arg);
+
 /* How to run one jailed command. */
 struct aj_run_options {
 	const struct aj_profile *profile; /* required */
 	char *const *argv;                /* required: argv[0] is the command */
 	double timeout_sec;               /* 0: no limit */
-	bool forward_signals;    /* forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2, SIGWINCH,
-				  * SIGCONT;    they are held (blocked) while aj_run sets up */
+	/* Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2, SIGWINCH and
+	 * SIGCONT to the agent; they are held (blocked) while aj_run sets up. */
+	bool forward_signals;
 	const char *broker_path; /* agentjail-broker binary; NULL: the installed one */
 	bool quiet;              /* no notices on stderr (errors still go to ERR) */
+	aj_event_fn on_event;    /* each event of the run (docs/EVENTS.md); NULL: none */
+	void *on_event_arg;
+	bool events_to_fd; /* also write the events, one per line, to EVENTS_FD */
+	int events_fd;     /* not closed by aj_run */
 };
 
 /*
  * Run OPTS->argv in a new jail and wait for it.  On return 0, *STATUS is the
  * agentjail exit status: the agent's exit code, 128+N if it died by signal N,
  * or one of the AJ_EXIT_* codes of <agentjail/exitcodes.h> (AJ_EXIT_TIMEOUT,
- * AJ_EXIT_CANNOT_EXEC, AJ_EXIT_NOT_FOUND).  When a setup step fails before the
+ * AJ_EXIT_VIOLATION, AJ_EXIT_CANNOT_EXEC, AJ_EXIT_NOT_FOUND).  When a setup step fails before the
  * command starts, returns a negative errno, fills ERR with one line naming the
  * step, the error and the likely fix, and leaves nothing running.
  */

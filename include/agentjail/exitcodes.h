@@ -10,6 +10,7 @@
 
 #define AJ_EXIT_FAILURE 1       /* a subcommand failed (profile check: invalid) */
 #define AJ_EXIT_USAGE 2         /* bad command line */
+#define AJ_EXIT_VIOLATION 123   /* on-violation kill: the jail was killed for an escape attempt */
 #define AJ_EXIT_TIMEOUT 124     /* --timeout expired: the jail was killed */
 #define AJ_EXIT_SETUP 125       /* agentjail failed before the command started */
 #define AJ_EXIT_CANNOT_EXEC 126 /* the command was found but could not be executed */

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <jansson.h>
+#include <linux/seccomp.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -201,4 +203,68 @@ Test(failclosed, without_broker, .timeout = 60)
 	aj_test_exec(argv, -1, &res);
 	assert_stopped(&res, "starting the broker failed", "agentjail-broker");
 	aj_test_result_free(&res);
+}
+
+/* A kernel without seccomp user notification: the escape attempts are
+ * refused all the same (EPERM), the run goes on, and the start event says
+ * plainly that violations are not reported. */
+Test(failclosed, without_user_notification_still_refuses, .timeout = 60)
+{
+	char *events = aj_test_write_file(scratch, "events.jsonl", "");
+	char listener[16];
+	const char *argv[] = {
+		aj_test_bin("tests/integration/try"),
+		"with-errno-flag",
+		"317",
+		"1",
+		listener,
+		"EINVAL",
+		"--",
+		aj_test_bin("agentjail"),
+		"run",
+		"--profile",
+		profile,
+		"--events",
+		events,
+		"--",
+		aj_test_bin("tests/integration/try"),
+		"socket-inet",
+		NULL,
+	};
+	struct aj_result res;
+	json_error_t jerr;
+	json_t *start;
+	FILE *f;
+	char line[8192];
+	int n_lines = 0, n_violations = 0;
+
+	snprintf(listener, sizeof(listener), "%lu",
+		 (unsigned long)SECCOMP_FILTER_FLAG_NEW_LISTENER);
+	aj_test_exec(argv, -1, &res);
+	cr_assert_eq(res.status, 1, "status %d, stderr: %s", res.status, res.err);
+	cr_assert_not_null(strstr(res.out, "socket-inet EPERM"), "%s", res.out);
+	cr_assert_not_null(strstr(res.err, "escape attempts are refused but not reported"), "%s",
+			   res.err);
+	f = fopen(events, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(line, sizeof(line), f));
+	start = json_loads(line, 0, &jerr);
+	cr_assert_not_null(start, "%s: %s", jerr.text, line);
+	cr_assert_str_eq(json_string_value(json_object_get(start, "type")), "start");
+	cr_assert(json_is_false(json_object_get(json_object_get(start, "violations"), "reported")),
+		  "%s", line);
+	cr_assert_str_eq(json_string_value(json_array_get(json_object_get(start, "missing"), 0)),
+			 "seccomp_user_notification", "%s", line);
+	json_decref(start);
+	n_lines = 1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		n_lines++;
+		if (strstr(line, "\"type\":\"violation\"") != NULL)
+			n_violations++;
+	}
+	fclose(f);
+	cr_assert_eq(n_violations, 0, "violation events without a listener");
+	cr_assert_geq(n_lines, 2, "no exit event");
+	aj_test_result_free(&res);
+	free(events);
 }

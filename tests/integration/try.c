@@ -9,6 +9,7 @@
  * Inspection verbs print what they see instead: fds (open fd numbers),
  * fd-links (N:TARGET per fd), readlink PATH, procs (pid:comm per process).
  * fchdir N and openat N NAME try to use an inherited fd as a directory.
+ * loop-socket N and fork-then-socket MARKER drive the violation tests.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -17,6 +18,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/io_uring.h>
+#include <linux/perf_event.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
@@ -34,6 +36,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -329,6 +332,44 @@ with_errno(int argc, char **argv)
 	return 127;
 }
 
+/* with-errno-flag NR ARG FLAG ERRNO -- CMD...: like with-errno, but only
+ * when argument ARG of the call has a bit of FLAG set (low 32 bits): for
+ * example seccomp() with SECCOMP_FILTER_FLAG_NEW_LISTENER, to play a
+ * kernel without user notification. */
+static int
+with_errno_flag(int argc, char **argv)
+{
+	int e = argc > 5 ? errno_by_name(argv[5]) : -1;
+	unsigned arg = argc > 3 ? (unsigned)atoi(argv[3]) : 0;
+	struct sock_filter insns[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, argc > 2 ? (unsigned)atoi(argv[2]) : ~0u, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, args) + 8 * (arg % 6)),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K,
+			 argc > 4 ? (unsigned)strtoul(argv[4], NULL, 0) : 0, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)e & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(insns) / sizeof(insns[0]), .filter = insns};
+
+	if (argc < 8 || e < 0 || arg > 5 || strcmp(argv[6], "--") != 0) {
+		fprintf(stderr, "usage: try with-errno-flag NR ARG FLAG ERRNO -- CMD...\n");
+		return 2;
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0) {
+		perror("try with-errno-flag: seccomp");
+		return 2;
+	}
+	execv(argv[7], argv + 7);
+	perror(argv[7]);
+	return 127;
+}
+
 static int
 write_file(const char *path, const char *text)
 {
@@ -403,6 +444,103 @@ no_userns(int argc, char **argv)
 	if (waitpid(pid, &st, 0) < 0)
 		return 2;
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* loop-socket N: N attempts of socket(AF_INET), as an agent stuck in a
+ * retry loop would make; prints "loop-socket EPERM COUNT" (how many were
+ * refused with EPERM) and, if any attempt ended otherwise, one line
+ * "loop-socket other COUNT" (a success or another errno). */
+static int
+loop_socket(const char *verb, const char *count)
+{
+	long n = atol(count), eperm = 0, other = 0;
+
+	for (long i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0) {
+			close(fd);
+			other++;
+		} else if (errno == EPERM) {
+			eperm++;
+		} else {
+			other++;
+		}
+	}
+	printf("%s EPERM %ld\n", verb, eperm);
+	if (other > 0)
+		printf("%s other %ld\n", verb, other);
+	return eperm == n ? 1 : 0;
+}
+
+/* fork-then-socket MARKER: fork a child that becomes `sleep MARKER` (a
+ * cmdline the test can look for on the host), print "fork-then-socket
+ * child PID" once it runs, then attempt socket(AF_INET) and wait for the
+ * child: only a jail that is killed ends this. */
+static int
+fork_then_socket(const char *verb, const char *marker)
+{
+	int p[2], e = 0;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return report(verb, -1);
+	pid = fork();
+	if (pid < 0)
+		return report(verb, -1);
+	if (pid == 0) {
+		char *argv[] = {"sleep", (char *)marker, NULL};
+		close(p[0]);
+		execv("/bin/sleep", argv);
+		e = errno;
+		(void)!write(p[1], &e, sizeof(e));
+		_exit(127);
+	}
+	close(p[1]);
+	/* EOF: the exec closed the pipe; data: the exec failed. */
+	if (read(p[0], &e, sizeof(e)) == (ssize_t)sizeof(e)) {
+		errno = e;
+		return report(verb, -1);
+	}
+	printf("%s child %d\n", verb, (int)pid);
+	report(verb, socket(AF_INET, SOCK_STREAM, 0));
+	waitpid(pid, NULL, 0);
+	return 0;
+}
+
+static int
+try_process_vm(const char *verb, int write)
+{
+	char local[8] = "x", remote[8] = "y";
+	struct iovec l = {.iov_base = local, .iov_len = 1};
+	struct iovec r = {.iov_base = remote, .iov_len = 1};
+
+	/* pid 1, the jail's init (mapped like us: same binary layout or not,
+	 * the call is refused before the kernel looks). */
+	return report(verb, syscall(write ? SYS_process_vm_writev : SYS_process_vm_readv, 1, &l, 1,
+				    &r, 1, 0));
+}
+
+static int
+try_perf_event_open(const char *verb)
+{
+	struct perf_event_attr attr = {
+		.type = PERF_TYPE_SOFTWARE,
+		.size = sizeof(attr),
+		.config = PERF_COUNT_SW_CPU_CLOCK,
+		.disabled = 1,
+	};
+	return report(verb, syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0));
+}
+
+/* setns into our own network namespace: harmless if it worked. */
+static int
+try_setns(const char *verb)
+{
+	int fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return report(verb, -1);
+	return report(verb, setns(fd, CLONE_NEWNET));
 }
 
 int
@@ -517,10 +655,32 @@ main(int argc, char **argv)
 		return report(v, openat(atoi(argv[2]), argv[3], O_RDONLY));
 	if (!strcmp(v, "with-errno"))
 		return with_errno(argc, argv);
+	if (!strcmp(v, "with-errno-flag"))
+		return with_errno_flag(argc, argv);
 	if (!strcmp(v, "no-userns"))
 		return no_userns(argc, argv);
 	if (!strcmp(v, "procs"))
 		return list_procs();
+	if (!strcmp(v, "socketpair-inet")) {
+		int sv[2];
+		return report(v, socketpair(AF_INET, SOCK_STREAM, 0, sv));
+	}
+	if (!strcmp(v, "process_vm_readv"))
+		return try_process_vm(v, 0);
+	if (!strcmp(v, "process_vm_writev"))
+		return try_process_vm(v, 1);
+	if (!strcmp(v, "perf_event_open"))
+		return try_perf_event_open(v);
+	if (!strcmp(v, "setns"))
+		return try_setns(v);
+	if (!strcmp(v, "tioclinux")) {
+		char sub = 0; /* TIOCL_... subcode 0: nothing */
+		return report(v, ioctl(0, TIOCLINUX, &sub));
+	}
+	if (!strcmp(v, "loop-socket") && argc == 3)
+		return loop_socket(v, argv[2]);
+	if (!strcmp(v, "fork-then-socket") && argc == 3)
+		return fork_then_socket(v, argv[2]);
 	fprintf(stderr, "try: unknown verb '%s'\n", v);
 	return 2;
 }

@@ -156,6 +156,7 @@ Test(profile, empty_gives_defaults)
 	cr_assert_eq(p->n_env_set, 0);
 	cr_assert_eq(p->tmpfs_size, 64ull << 20);
 	cr_assert(!p->allow_unix_sockets);
+	cr_assert(!p->kill_on_violation);
 	cr_assert_eq(p->optional_layers, 0);
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++)
 		cr_assert_eq(p->rlimits[i].set, i == AJ_RLIMIT_CORE, "rlimit %zu", i);
@@ -366,6 +367,32 @@ Test(profile, error_socket)
 		  "t.profile:1: socket unix: expected 'allow' or 'deny', got 'maybe'");
 	parse_err("socket unix allow now", -EINVAL,
 		  "t.profile:1: socket unix: unexpected argument 'now'");
+}
+
+Test(profile, on_violation)
+{
+	struct aj_profile *p = parse_ok("on-violation kill\n");
+	char *text = NULL;
+
+	cr_assert(p->kill_on_violation);
+	cr_assert_eq(aj_profile_format_text(p, &text), 0);
+	cr_assert_not_null(strstr(text, "\non-violation kill\n"), "%s", text);
+	free(text);
+	aj_profile_free(p);
+	p = parse_ok("on-violation deny\non-violation deny\n");
+	cr_assert(!p->kill_on_violation);
+	aj_profile_free(p);
+}
+
+Test(profile, error_on_violation)
+{
+	parse_err("on-violation", -EINVAL, "t.profile:1: on-violation: missing 'deny' or 'kill'");
+	parse_err("on-violation maybe", -EINVAL,
+		  "t.profile:1: on-violation: expected 'deny' or 'kill', got 'maybe'");
+	parse_err("on-violation kill now", -EINVAL,
+		  "t.profile:1: on-violation: unexpected argument 'now'");
+	parse_err("on-violation kill\non-violation deny", -EINVAL,
+		  "t.profile:2: conflicting 'on-violation' (already set to 'kill' at t.profile:1)");
 }
 
 Test(profile, error_optional)
@@ -897,6 +924,7 @@ Test(profile, canonical_text)
 			    "rlimit core 1024\n"
 			    "tmpfs-size 2097152\n"
 			    "socket unix allow\n"
+			    "on-violation deny\n"
 			    "optional cgroupns\n"
 			    "optional sysfs\n");
 	free(t);
@@ -908,7 +936,8 @@ Test(profile, canonical_text)
 			    "user nobody\n"
 			    "rlimit core 0\n"
 			    "tmpfs-size 67108864\n"
-			    "socket unix deny\n");
+			    "socket unix deny\n"
+			    "on-violation deny\n");
 	free(t);
 	aj_profile_free(p);
 }

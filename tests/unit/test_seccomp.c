@@ -804,9 +804,10 @@ Test(seccomp, live_python, .timeout = 60)
 /* The filter the jail loads is compiled at build time (seccomp-gen); it must
  * be exactly what libseccomp builds from the table now. */
 static void
-assert_prebuilt_matches(bool allow_unix)
+assert_prebuilt_matches(bool allow_unix, bool notify)
 {
-	struct aj_seccomp_opts opts = {.allow_unix_sockets = allow_unix};
+	struct aj_seccomp_opts opts = {.allow_unix_sockets = allow_unix,
+				       .notify_violations = notify};
 	const struct sock_fprog *pre = aj_seccomp_prebuilt(&opts);
 	void *ctx = NULL;
 	char err[512];
@@ -833,12 +834,14 @@ assert_prebuilt_matches(bool allow_unix)
 
 Test(seccomp, prebuilt_equals_table_deny_unix)
 {
-	assert_prebuilt_matches(false);
+	assert_prebuilt_matches(false, false);
+	assert_prebuilt_matches(false, true);
 }
 
 Test(seccomp, prebuilt_equals_table_allow_unix)
 {
-	assert_prebuilt_matches(true);
+	assert_prebuilt_matches(true, false);
+	assert_prebuilt_matches(true, true);
 }
 
 /* The prebuilt loader refuses AF_INET just like the libseccomp path. */

@@ -1,0 +1,277 @@
+/*
+ * Loud violations.  The jail's filter sends every escape attempt (a network
+ * socket, io_uring, ptrace, a namespace, a mount, TIOCSTI, ...) to the
+ * supervisor through seccomp user notification.  Each one is decoded into
+ * one `violation` event and answered EPERM, or, with `on-violation kill`,
+ * ends the whole jail.
+ *
+ * Nothing here trusts the agent: the notification's pid may be reused and
+ * /proc data may change, so the notification is checked valid before /proc
+ * is read and again before it is answered; pointer arguments are never
+ * read.  An agent looping on a refused call cannot flood the stream: per
+ * kind of attempt, a few events a second are written in full and the rest
+ * counted into `violation_repeated` events; the counts stay exact.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "decode.h"
+#include "internal.h"
+
+/* Full events per kind of attempt per second; the rest are counted. */
+#define BURST_PER_SECOND 5
+/* Distinct kinds tracked; later kinds share one "other" slot. */
+#define MAX_KINDS 64
+
+struct kind {
+	char summary[96];
+	unsigned long long total;
+	unsigned long long unreported; /* counted but not yet in any event */
+	unsigned window_events;        /* full events in the current window */
+	long long window_start;        /* seconds */
+};
+
+struct aj_violations {
+	int fd;
+	struct aj_events *events;
+	bool kill;
+	struct seccomp_notif *req;
+	struct seccomp_notif_resp *resp;
+	struct kind kinds[MAX_KINDS + 1];
+	size_t n_kinds;
+	unsigned long long total;
+};
+
+int
+aj_violations_new(int listener_fd, struct aj_events *events, bool kill, struct aj_violations **out)
+{
+	struct aj_violations *v = calloc(1, sizeof(*v));
+
+	if (v == NULL)
+		return -ENOMEM;
+	if (seccomp_notify_alloc(&v->req, &v->resp) != 0) {
+		free(v);
+		return -ENOMEM;
+	}
+	v->fd = listener_fd;
+	v->events = events;
+	v->kill = kill;
+	*out = v;
+	return 0;
+}
+
+void
+aj_violations_free(struct aj_violations *v)
+{
+	if (v == NULL)
+		return;
+	seccomp_notify_free(v->req, v->resp);
+	free(v);
+}
+
+unsigned long long
+aj_violations_total(const struct aj_violations *v)
+{
+	return v ? v->total : 0;
+}
+
+static long long
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+static struct kind *
+kind_of(struct aj_violations *v, const char *summary)
+{
+	for (size_t i = 0; i < v->n_kinds; i++)
+		if (strcmp(v->kinds[i].summary, summary) == 0)
+			return &v->kinds[i];
+	if (v->n_kinds == MAX_KINDS) {
+		struct kind *other = &v->kinds[MAX_KINDS];
+		snprintf(other->summary, sizeof(other->summary), "other");
+		return other;
+	}
+	snprintf(v->kinds[v->n_kinds].summary, sizeof(v->kinds[0].summary), "%s", summary);
+	return &v->kinds[v->n_kinds++];
+}
+
+/* Read a small /proc file of PID (comm) or a link (exe); "" if gone. */
+static void
+read_proc(pid_t pid, const char *what, bool link, char *out, size_t len)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
+	if (link) {
+		n = readlink(path, out, len - 1);
+	} else {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return;
+		n = read(fd, out, len - 1);
+		close(fd);
+	}
+	if (n <= 0) {
+		out[0] = '\0';
+		return;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static void
+flush_kind(struct aj_violations *v, struct kind *k)
+{
+	if (k->unreported == 0)
+		return;
+	aj_events_emit(v->events, "violation_repeated",
+		       json_pack("{s:s, s:I, s:I}", "summary", k->summary, "count",
+				 (json_int_t)k->unreported, "total", (json_int_t)k->total));
+	k->unreported = 0;
+}
+
+void
+aj_violations_flush(struct aj_violations *v)
+{
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i <= MAX_KINDS; i++)
+		flush_kind(v, &v->kinds[i]);
+}
+
+/* The event for one attempt: the call, its decoded arguments, who. */
+static void
+emit_violation(struct aj_violations *v, const struct seccomp_notif *req, const char *summary,
+	       const char *comm, const char *exe, const char *action)
+{
+	char args[512], text[700];
+	const char *name = aj_decode_syscall_name(req->data.nr);
+	json_t *fields, *decoded;
+
+	aj_decode_args(&req->data, args, sizeof(args));
+	snprintf(text, sizeof(text), "{%s}", args);
+	decoded = json_loads(text, 0, NULL);
+	fields = json_pack("{s:s, s:I, s:s, s:o, s:I, s:s, s:s, s:s}", "syscall",
+			   name ? name : "unknown", "nr", (json_int_t)req->data.nr, "summary",
+			   summary, "args", decoded ? decoded : json_object(), "pid",
+			   (json_int_t)req->pid, "comm", comm, "exe", exe, "action", action);
+	aj_events_emit(v->events, "violation", fields);
+}
+
+int
+aj_violations_handle(struct aj_violations *v)
+{
+	char summary[96], comm[64], exe[512], safe_comm[256], safe_exe[1024];
+	struct kind *k;
+	long long now;
+	int r;
+
+	/* Receiving blocks until a notification arrives, and none ever will
+	 * once the jail is gone (POLLHUP): look first. */
+	struct pollfd pfd = {.fd = v->fd, .events = POLLIN};
+	if (poll(&pfd, 1, 0) < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (!(pfd.revents & POLLIN))
+		return (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) ? -EPIPE : 0;
+
+	memset(v->req, 0, sizeof(*v->req));
+	r = seccomp_notify_receive(v->fd, v->req);
+	if (r < 0)
+		/* The attempting task died meanwhile (ENOENT) or a signal
+		 * interrupted us: nothing to answer. */
+		return (r == -ENOENT || r == -EINTR) ? 0 : r;
+
+	aj_decode_summary(&v->req->data, summary, sizeof(summary));
+	v->total++;
+	k = kind_of(v, summary);
+	k->total++;
+	now = now_seconds();
+	if (now != k->window_start) {
+		/* A new second: room for full events again.  Counts are
+		 * written by aj_violations_flush() alone (a 1 s timer and the
+		 * exit), so at most once a second per summary. */
+		k->window_start = now;
+		k->window_events = 0;
+	}
+	if (k->window_events < BURST_PER_SECOND || v->kill) {
+		k->window_events++;
+		/* /proc of the pid is read only while the notification is
+		 * valid: the task still exists and the pid was not reused.
+		 * Only for events written in full: a loop costs no /proc. */
+		comm[0] = exe[0] = '\0';
+		if (seccomp_notify_id_valid(v->fd, v->req->id) == 0) {
+			read_proc((pid_t)v->req->pid, "comm", false, comm, sizeof(comm));
+			read_proc((pid_t)v->req->pid, "exe", true, exe, sizeof(exe));
+		}
+		aj_log_escape(comm, safe_comm, sizeof(safe_comm));
+		aj_log_escape(exe, safe_exe, sizeof(safe_exe));
+		emit_violation(v, v->req, summary, safe_comm, safe_exe, v->kill ? "kill" : "deny");
+	} else {
+		k->unreported++;
+	}
+
+	/* on-violation kill: no answer.  The attempting task stays blocked in
+	 * the call until the jail is killed, so it never runs another
+	 * instruction after its attempt. */
+	if (v->kill)
+		return 1;
+	/* Answer only a notification that is still valid; the call fails
+	 * with EPERM either way for the agent. */
+	memset(v->resp, 0, sizeof(*v->resp));
+	v->resp->id = v->req->id;
+	v->resp->error = -EPERM;
+	v->resp->val = 0;
+	v->resp->flags = 0;
+	if (seccomp_notify_id_valid(v->fd, v->req->id) == 0)
+		(void)seccomp_notify_respond(v->fd, v->resp);
+	return 0;
+}
+
+int
+aj_violations_describe(const struct aj_violations *v, char *out, size_t len)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i <= MAX_KINDS && n < len; i++) {
+		const struct kind *k = &v->kinds[i];
+		int w;
+
+		if (k->total == 0)
+			continue;
+		w = snprintf(out + n, len - n, "%s%s x%llu", n ? ", " : "", k->summary, k->total);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	return 0;
+}
+
+json_t *
+aj_violations_counts(const struct aj_violations *v)
+{
+	json_t *counts = json_object();
+
+	for (size_t i = 0; v != NULL && counts != NULL && i <= MAX_KINDS; i++)
+		if (v->kinds[i].total > 0)
+			json_object_set_new(counts, v->kinds[i].summary,
+					    json_integer((json_int_t)v->kinds[i].total));
+	return counts;
+}
