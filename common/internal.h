@@ -293,8 +293,10 @@ void aj_events_emit(struct aj_events *ev, const char *type, struct json_t *field
 
 struct aj_violations;
 
-int aj_violations_new(int listener_fd, struct aj_events *events, bool kill,
-		      struct aj_violations **out);
+/* KILL_FN(KILL_ARG) kills the jail (on-violation kill); it is called
+ * before the event is written. */
+int aj_violations_new(int listener_fd, struct aj_events *events, bool kill, void (*kill_fn)(void *),
+		      void *kill_arg, struct aj_violations **out);
 void aj_violations_free(struct aj_violations *v);
 /* Receive and answer one notification; returns 1 when the jail must be
  * killed (on-violation kill), 0, or -errno when the listener broke. */

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +19,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+
+/* How long one line may wait for a full, non-blocking output. */
+#define WRITE_WAIT_MS 5000
 
 struct aj_events {
 	int fd; /* -1: none; not owned */
@@ -92,6 +96,17 @@ write_all(int fd, const char *buf, size_t len)
 		ssize_t n = write(fd, buf, len);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && errno == EAGAIN) {
+			/* Someone sharing the description (the agent, with
+			 * --events -) made it non-blocking: wait a bounded
+			 * time for room rather than lose the line. */
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+			if (poll(&pfd, 1, WRITE_WAIT_MS) == 1)
+				continue;
+			e = EAGAIN;
+			r = -1;
+			break;
+		}
 		if (n <= 0) {
 			e = n < 0 ? errno : EIO;
 			r = -1;

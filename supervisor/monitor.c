@@ -37,6 +37,7 @@ struct monitor {
 	ev_timer timeout_w;
 	ev_timer flush_w;
 	bool killed_for_violation;
+	bool listener_failed;
 	ev_signal sig_w[AJ_N_FORWARDED_SIGNALS];
 	bool broker_alive;
 	bool timed_out;
@@ -65,9 +66,10 @@ on_jail_exit(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (waitid(P_PIDFD, m->plan->jail_pidfd, &info, WEXITED | WNOHANG) < 0 || info.si_pid == 0)
 		return;
-	m->status = m->killed_for_violation ? AJ_EXIT_VIOLATION
-		    : m->timed_out          ? AJ_EXIT_TIMEOUT
-					    : status_of(&info);
+	m->status = m->listener_failed        ? AJ_EXIT_SETUP
+		    : m->killed_for_violation ? AJ_EXIT_VIOLATION
+		    : m->timed_out            ? AJ_EXIT_TIMEOUT
+					      : status_of(&info);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -117,11 +119,12 @@ on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	    info.si_pid != 0)
 		return;
 	m->timed_out = true;
-	if (!m->plan->quiet)
-		fprintf(stderr, "agentjail: timeout after %gs: killing the jail\n",
-			m->plan->timeout_sec);
-	/* Killing init takes down every process of the jail's pid namespace. */
+	/* Kill first: a stalled stderr must not buy the agent time.  Killing
+	 * init takes down every process of the jail's pid namespace. */
 	(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
+	if (!m->plan->quiet)
+		fprintf(stderr, "agentjail: timeout after %gs: killed the jail\n",
+			m->plan->timeout_sec);
 }
 
 static void
@@ -130,18 +133,30 @@ on_notification(struct ev_loop *loop, ev_io *w, int revents)
 	struct monitor *m = w->data;
 	int r = aj_violations_handle(m->plan->violations);
 
-	if (r < 0) {
-		/* The listener broke (the filter's last user is gone): stop
-		 * watching it; the jail's exit is reported by its pidfd. */
+	if (r == -EPIPE) {
+		/* Every task under the filter is gone; the jail's exit is
+		 * reported by its pidfd. */
 		ev_io_stop(loop, w);
 		return;
 	}
+	if (r < 0) {
+		/* Fail closed: with nobody answering, the next escape attempt
+		 * would hang the agent and go unreported. */
+		ev_io_stop(loop, w);
+		m->listener_failed = true;
+		(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
+		fprintf(stderr, "agentjail: the violation listener failed (%s): killed the jail\n",
+			strerror(-r));
+		return;
+	}
 	if (r > 0 && !m->killed_for_violation) {
+		/* Already killed inside aj_violations_handle, before the
+		 * event was written; signalling again costs nothing. */
+		(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
 		m->killed_for_violation = true;
 		if (!m->plan->quiet)
-			fprintf(stderr, "agentjail: escape attempt: killing the jail "
+			fprintf(stderr, "agentjail: escape attempt: killed the jail "
 					"(profile: on-violation kill)\n");
-		(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
 	}
 }
 

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -94,13 +95,18 @@ struct protected_paths {
 	char cwd_profiles[4096];
 	char xdg_profiles[4096];
 	char profile_file[4096];
-	const char *list[4];
+	char events_file[4096];
+	const char *list[5];
 };
 
 static void
-protected_paths_init(struct protected_paths *pp, const struct aj_profile *profile, const char *cwd)
+protected_paths_init(struct protected_paths *pp, const struct aj_profile *profile, const char *cwd,
+		     int events_fd)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+	struct stat st;
+	char link[64];
+	ssize_t len;
 	size_t n = 0;
 
 	if (cwd != NULL && snprintf(pp->cwd_profiles, sizeof(pp->cwd_profiles), "%s/profiles",
@@ -114,6 +120,15 @@ protected_paths_init(struct protected_paths *pp, const struct aj_profile *profil
 		pp->list[n++] = pp->xdg_profiles;
 	if (realpath(profile->path, pp->profile_file) != NULL)
 		pp->list[n++] = pp->profile_file;
+	/* The audit trail of this very run must not be the agent's to edit. */
+	if (events_fd >= 0 && fstat(events_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", events_fd);
+		len = readlink(link, pp->events_file, sizeof(pp->events_file) - 1);
+		if (len > 0 && pp->events_file[0] == '/') {
+			pp->events_file[len] = '\0';
+			pp->list[n++] = pp->events_file;
+		}
+	}
 	pp->list[n] = NULL;
 }
 
@@ -159,6 +174,13 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 	*pid_out = pid;
 	*pidfd_out = pidfd;
 	return 0;
+}
+
+/* on-violation kill: the whole pid namespace dies with its init. */
+static void
+kill_jail(void *pidfd)
+{
+	(void)syscall(SYS_pidfd_send_signal, *(int *)pidfd, SIGKILL, NULL, 0);
 }
 
 static void
@@ -301,7 +323,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	pair[0] = -1;
 
 	/* 4. The jail. */
-	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)));
+	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)),
+			     opts->events_to_fd ? opts->events_fd : -1);
 	{
 		struct aj_spawn_plan plan = {
 			.profile = opts->profile,
@@ -339,7 +362,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 
 	if (jail.listener_fd >= 0) {
 		r = aj_violations_new(jail.listener_fd, events, opts->profile->kill_on_violation,
-				      &violations);
+				      kill_jail, &jail.pidfd, &violations);
 		if (r < 0) {
 			siginfo_t info;
 			(void)syscall(SYS_pidfd_send_signal, jail.pidfd, SIGKILL, NULL, 0);

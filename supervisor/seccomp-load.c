@@ -49,8 +49,16 @@ aj_seccomp_load_prebuilt_listener(const struct sock_fprog *prog)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
 	/* No TSYNC: the kernel refuses it together with a listener, and the
-	 * jail's init, the only caller, has one thread. */
-	fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, prog);
+	 * jail's init, the only caller, has one thread.  WAIT_KILLABLE_RECV
+	 * (Linux 5.19): once the supervisor holds a notification, only a
+	 * fatal signal interrupts the waiting task, so an attempt cannot be
+	 * withdrawn half-way (exact counts; nothing runs before a kill). */
+	fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+		     SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+		     prog);
+	if (fd < 0 && errno == EINVAL)
+		fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+			     prog);
 	if (fd < 0)
 		return -errno;
 	return (int)fd;

@@ -242,7 +242,11 @@ load_filter(const struct aj_spawn_plan *plan, int sync_fd)
 	if (plan->seccomp_notify == NULL)
 		return aj_seccomp_load_prebuilt(plan->seccomp);
 	fd = aj_seccomp_load_prebuilt_listener(plan->seccomp_notify);
-	if (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -ENOSYS) {
+	/* No user notification here: EINVAL/EOPNOTSUPP/ENOSYS from a kernel
+	 * without it, EBUSY when an outer sandbox already holds the one
+	 * listener a process may have (LXD, sysbox, crun).  Refuse all the
+	 * same, unreported. */
+	if (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -ENOSYS || fd == -EBUSY) {
 		send_listener(sync_fd, -1);
 		return aj_seccomp_load_prebuilt(plan->seccomp);
 	}
@@ -355,7 +359,7 @@ static int
 recv_msg(int fd, struct sync_msg *msg, int *passed)
 {
 	union {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(2 * sizeof(int))];
 		struct cmsghdr align;
 	} control;
 	struct iovec iov = {.iov_base = msg, .iov_len = sizeof(*msg)};
@@ -372,10 +376,24 @@ recv_msg(int fd, struct sync_msg *msg, int *passed)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c))
-		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    c->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(passed, CMSG_DATA(c), sizeof(int));
+	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		size_t nfds;
+		int fds[2];
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+		/* Exactly one fd is taken; any other count is closed. */
+		for (size_t i = 0; i < nfds; i++) {
+			if (nfds == 1 && *passed < 0)
+				*passed = fds[i];
+			else
+				close(fds[i]);
+		}
+		if (nfds != 1)
+			return -EPROTO;
+	}
 	/* At most one fd, and only where the message type says so. */
 	if (*passed >= 0 && (n != (ssize_t)sizeof(*msg) || msg->type != SYNC_LISTENER)) {
 		close(*passed);
@@ -384,8 +402,12 @@ recv_msg(int fd, struct sync_msg *msg, int *passed)
 	}
 	if (n == 0)
 		return 0;
-	if ((size_t)n != sizeof(*msg) || (mh.msg_flags & MSG_CTRUNC))
+	if ((size_t)n != sizeof(*msg) || (mh.msg_flags & MSG_CTRUNC)) {
+		if (*passed >= 0)
+			close(*passed);
+		*passed = -1;
 		return -EPROTO;
+	}
 	msg->detail[sizeof(msg->detail) - 1] = '\0';
 	return 1;
 }

@@ -17,7 +17,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <linux/seccomp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +30,10 @@
 #include "decode.h"
 #include "internal.h"
 
-/* Full events per kind of attempt per second; the rest are counted. */
+/* Full events per kind of attempt per second, and in all; the rest are
+ * counted. */
 #define BURST_PER_SECOND 5
+#define GLOBAL_PER_SECOND 50
 /* Distinct kinds tracked; later kinds share one "other" slot. */
 #define MAX_KINDS 64
 
@@ -45,6 +49,10 @@ struct aj_violations {
 	int fd;
 	struct aj_events *events;
 	bool kill;
+	void (*kill_fn)(void *arg);
+	void *kill_arg;
+	long long window_start; /* all kinds together */
+	unsigned window_events;
 	struct seccomp_notif *req;
 	struct seccomp_notif_resp *resp;
 	struct kind kinds[MAX_KINDS + 1];
@@ -53,7 +61,8 @@ struct aj_violations {
 };
 
 int
-aj_violations_new(int listener_fd, struct aj_events *events, bool kill, struct aj_violations **out)
+aj_violations_new(int listener_fd, struct aj_events *events, bool kill, void (*kill_fn)(void *),
+		  void *kill_arg, struct aj_violations **out)
 {
 	struct aj_violations *v = calloc(1, sizeof(*v));
 
@@ -66,6 +75,8 @@ aj_violations_new(int listener_fd, struct aj_events *events, bool kill, struct a
 	v->fd = listener_fd;
 	v->events = events;
 	v->kill = kill;
+	v->kill_fn = kill_fn;
+	v->kill_arg = kill_arg;
 	*out = v;
 	return 0;
 }
@@ -109,31 +120,39 @@ kind_of(struct aj_violations *v, const char *summary)
 	return &v->kinds[v->n_kinds++];
 }
 
-/* Read a small /proc file of PID (comm) or a link (exe); "" if gone. */
+/* comm and exe of the attempting task.  /proc/<pid> is opened first, then
+ * the notification is checked still valid: only then is the directory
+ * known to belong to that task and not to a later one with a reused pid;
+ * what is read through it afterwards comes from that task. */
 static void
-read_proc(pid_t pid, const char *what, bool link, char *out, size_t len)
+read_task(int listener, const struct seccomp_notif *req, char *comm, size_t comm_len, char *exe,
+	  size_t exe_len)
 {
 	char path[64];
 	ssize_t n;
-	int fd;
+	int dir, fd;
 
-	out[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, what);
-	if (link) {
-		n = readlink(path, out, len - 1);
-	} else {
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return;
-		n = read(fd, out, len - 1);
-		close(fd);
-	}
-	if (n <= 0) {
-		out[0] = '\0';
+	comm[0] = exe[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%u", req->pid);
+	dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return;
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) != 0) {
+		close(dir);
 		return;
 	}
-	out[n] = '\0';
-	out[strcspn(out, "\n")] = '\0';
+	fd = openat(dir, "comm", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, comm, comm_len - 1);
+		comm[n > 0 ? n : 0] = '\0';
+		comm[strcspn(comm, "\n")] = '\0'; /* the kernel's own terminator */
+		close(fd);
+	}
+	/* The link as it is, newlines included (escaped later): a path is
+	 * not cut short where its owner chose. */
+	n = readlinkat(dir, "exe", exe, exe_len - 1);
+	exe[n > 0 ? n : 0] = '\0';
+	close(dir);
 }
 
 static void
@@ -179,24 +198,25 @@ int
 aj_violations_handle(struct aj_violations *v)
 {
 	char summary[96], comm[64], exe[512], safe_comm[256], safe_exe[1024];
+	struct pollfd pfd = {.fd = v->fd, .events = POLLIN};
 	struct kind *k;
 	long long now;
-	int r;
+	bool full;
 
 	/* Receiving blocks until a notification arrives, and none ever will
 	 * once the jail is gone (POLLHUP): look first. */
-	struct pollfd pfd = {.fd = v->fd, .events = POLLIN};
 	if (poll(&pfd, 1, 0) < 0)
 		return errno == EINTR ? 0 : -errno;
 	if (!(pfd.revents & POLLIN))
 		return (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) ? -EPIPE : 0;
 
+	/* The ioctl directly: libseccomp 2.5 turns every error into
+	 * -ECANCELED, and ENOENT (the task took a signal and withdrew its
+	 * call between poll and here) must mean "nothing to do", not "the
+	 * listener broke". */
 	memset(v->req, 0, sizeof(*v->req));
-	r = seccomp_notify_receive(v->fd, v->req);
-	if (r < 0)
-		/* The attempting task died meanwhile (ENOENT) or a signal
-		 * interrupted us: nothing to answer. */
-		return (r == -ENOENT || r == -EINTR) ? 0 : r;
+	if (ioctl(v->fd, SECCOMP_IOCTL_NOTIF_RECV, v->req) < 0)
+		return (errno == ENOENT || errno == EINTR || errno == EAGAIN) ? 0 : -errno;
 
 	aj_decode_summary(&v->req->data, summary, sizeof(summary));
 	v->total++;
@@ -210,26 +230,33 @@ aj_violations_handle(struct aj_violations *v)
 		k->window_start = now;
 		k->window_events = 0;
 	}
-	if (k->window_events < BURST_PER_SECOND || v->kill) {
+	if (now != v->window_start) {
+		v->window_start = now;
+		v->window_events = 0;
+	}
+	/* Full events: a few per kind and a bounded number overall per
+	 * second, so varying the arguments cannot flood the stream either. */
+	full = v->kill ||
+	       (k->window_events < BURST_PER_SECOND && v->window_events < GLOBAL_PER_SECOND);
+	if (full) {
 		k->window_events++;
-		/* /proc of the pid is read only while the notification is
-		 * valid: the task still exists and the pid was not reused.
-		 * Only for events written in full: a loop costs no /proc. */
-		comm[0] = exe[0] = '\0';
-		if (seccomp_notify_id_valid(v->fd, v->req->id) == 0) {
-			read_proc((pid_t)v->req->pid, "comm", false, comm, sizeof(comm));
-			read_proc((pid_t)v->req->pid, "exe", true, exe, sizeof(exe));
-		}
-		aj_log_escape(comm, safe_comm, sizeof(safe_comm));
-		aj_log_escape(exe, safe_exe, sizeof(safe_exe));
-		emit_violation(v, v->req, summary, safe_comm, safe_exe, v->kill ? "kill" : "deny");
+		v->window_events++;
+		/* Only for events written in full: a loop costs no /proc. */
+		read_task(v->fd, v->req, comm, sizeof(comm), exe, sizeof(exe));
 	} else {
 		k->unreported++;
 	}
 
-	/* on-violation kill: no answer.  The attempting task stays blocked in
-	 * the call until the jail is killed, so it never runs another
-	 * instruction after its attempt. */
+	/* on-violation kill: the jail dies before anything is written (a
+	 * stalled reader must not buy the agent time), and the attempting
+	 * task is never answered. */
+	if (v->kill && v->kill_fn != NULL)
+		v->kill_fn(v->kill_arg);
+	if (full) {
+		aj_log_escape(comm, safe_comm, sizeof(safe_comm));
+		aj_log_escape(exe, safe_exe, sizeof(safe_exe));
+		emit_violation(v, v->req, summary, safe_comm, safe_exe, v->kill ? "kill" : "deny");
+	}
 	if (v->kill)
 		return 1;
 	/* Answer only a notification that is still valid; the call fails
@@ -237,10 +264,8 @@ aj_violations_handle(struct aj_violations *v)
 	memset(v->resp, 0, sizeof(*v->resp));
 	v->resp->id = v->req->id;
 	v->resp->error = -EPERM;
-	v->resp->val = 0;
-	v->resp->flags = 0;
-	if (seccomp_notify_id_valid(v->fd, v->req->id) == 0)
-		(void)seccomp_notify_respond(v->fd, v->resp);
+	if (ioctl(v->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &v->req->id) == 0)
+		(void)ioctl(v->fd, SECCOMP_IOCTL_NOTIF_SEND, v->resp);
 	return 0;
 }
 

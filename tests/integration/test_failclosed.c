@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <jansson.h>
 #include <linux/seccomp.h>
@@ -265,6 +266,67 @@ Test(failclosed, without_user_notification_still_refuses, .timeout = 60)
 	fclose(f);
 	cr_assert_eq(n_violations, 0, "violation events without a listener");
 	cr_assert_geq(n_lines, 2, "no exit event");
+	aj_test_result_free(&res);
+	free(events);
+}
+
+/* A signal can withdraw an attempt between the supervisor's poll and its
+ * receive.  That must cost nothing: the listener keeps answering (a
+ * supervisor that stopped would leave every later attempt hanging and
+ * unreported). */
+Test(failclosed, listener_survives_signals, .timeout = 60)
+{
+	const char *argv[] = {aj_test_bin("agentjail"),
+			      "run",
+			      "--profile",
+			      profile,
+			      "--quiet",
+			      "--",
+			      aj_test_bin("tests/integration/try"),
+			      "socket-under-signals",
+			      "20000",
+			      NULL};
+	struct aj_result res;
+
+	aj_test_exec(argv, -1, &res);
+	cr_assert_not_null(strstr(res.out, "socket-under-signals EPERM"),
+			   "status %d, stdout: %s, stderr: %s", res.status, res.out, res.err);
+	aj_test_result_free(&res);
+}
+
+/* The events file of a run is read-only inside that run. */
+Test(failclosed, events_file_is_read_only_inside, .timeout = 60)
+{
+	char *events = aj_test_write_file(scratch, "ro-events.jsonl", "");
+	char cmd[4200];
+	struct aj_result res;
+	FILE *f;
+	char line[256] = "";
+
+	chmod(events, 0666);
+	snprintf(cmd, sizeof(cmd), "echo forged > '%s'; echo rc=$?", events);
+	{
+		const char *argv[] = {aj_test_bin("agentjail"),
+				      "run",
+				      "--profile",
+				      profile,
+				      "--events",
+				      events,
+				      "--",
+				      "/bin/sh",
+				      "-c",
+				      cmd,
+				      NULL};
+		aj_test_exec(argv, -1, &res);
+	}
+	cr_assert_eq(res.status, 0, "status %d: %s", res.status, res.err);
+	cr_assert_not_null(strstr(res.out, "rc=2"), "the agent could write its events file: %s",
+			   res.out);
+	f = fopen(events, "r");
+	cr_assert_not_null(f);
+	cr_assert_not_null(fgets(line, sizeof(line), f));
+	fclose(f);
+	cr_assert_not_null(strstr(line, "\"type\":\"start\""), "first line: %s", line);
 	aj_test_result_free(&res);
 	free(events);
 }

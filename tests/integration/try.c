@@ -370,6 +370,39 @@ with_errno_flag(int argc, char **argv)
 	return 127;
 }
 
+static void
+on_usr1(int sig)
+{
+	(void)sig;
+}
+
+/* socket-under-signals N: N attempts of socket(AF_INET) while a child
+ * showers us with SIGUSR1 (no SA_RESTART), so some attempts are withdrawn
+ * by a signal half-way; then, with the shower over, one last attempt under
+ * a 3 s alarm must still be answered (EPERM), not left hanging (EINTR from
+ * the alarm) by a supervisor that stopped listening. */
+static int
+socket_under_signals(int n)
+{
+	struct sigaction sa = {.sa_handler = on_usr1};
+	pid_t parent = getpid(), child;
+	int st;
+
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
+	child = fork();
+	if (child == 0) {
+		for (;;)
+			kill(parent, SIGUSR1);
+	}
+	for (int i = 0; i < n; i++)
+		(void)socket(AF_INET, SOCK_STREAM, 0);
+	kill(child, SIGKILL);
+	waitpid(child, &st, 0);
+	alarm(3);
+	return report("socket-under-signals", socket(AF_INET, SOCK_STREAM, 0));
+}
+
 static int
 write_file(const char *path, const char *text)
 {
@@ -655,6 +688,8 @@ main(int argc, char **argv)
 		return report(v, openat(atoi(argv[2]), argv[3], O_RDONLY));
 	if (!strcmp(v, "with-errno"))
 		return with_errno(argc, argv);
+	if (!strcmp(v, "socket-under-signals") && argc == 3)
+		return socket_under_signals(atoi(argv[2]));
 	if (!strcmp(v, "with-errno-flag"))
 		return with_errno_flag(argc, argv);
 	if (!strcmp(v, "no-userns"))
