@@ -245,6 +245,7 @@ struct aj_jail {
 	pid_t pid;       /* jail init, in the supervisor's pid namespace */
 	int pidfd;       /* owned */
 	int listener_fd; /* owned: seccomp user notifications, or -1 */
+	int sync_fd;     /* owned: init reports the agent's raw status here, or -1 */
 	int exec_errno;  /* 0, or why the command could not be executed */
 };
 
@@ -254,11 +255,16 @@ struct aj_jail {
  * JAIL->exec_errno set; the jail is then exiting on its own. */
 int aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err, size_t errlen);
 
+/* After the jail's init has exited: the agent's raw wait status, as init
+ * sent it on SYNC_FD.  False when there is none (init was killed). */
+bool aj_spawn_agent_status(int sync_fd, int *wait_status);
+
 /* ---- supervisor/monitor.c: the supervisor's libev loop --------------------- */
 
 struct aj_monitor_plan {
 	int jail_pidfd;
 	int listener_fd; /* -1 if violations are not reported */
+	int status_fd;   /* the jail's setup channel: the agent's raw status, or -1 */
 	struct aj_events *events;
 	struct aj_violations *violations; /* NULL if not reported */
 	int broker_pidfd;                 /* -1 if none */
@@ -272,9 +278,10 @@ struct aj_monitor_plan {
 extern const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS];
 
 /* Run until the jail's init exits; reap it and the broker.  Returns 0 and
- * *STATUS (agent status, 128+N, AJ_EXIT_TIMEOUT or AJ_EXIT_VIOLATION), or
- * -errno. */
-int aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_t errlen);
+ * *STATUS (agent status, 128+N, AJ_EXIT_TIMEOUT or AJ_EXIT_VIOLATION) and
+ * *AGENT_SIGNAL (N if the agent died by signal N, else 0), or -errno. */
+int aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signal, char *err,
+		   size_t errlen);
 
 /* ---- supervisor/events.c: the JSON-lines event stream ------------------- */
 

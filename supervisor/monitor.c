@@ -38,6 +38,7 @@ struct monitor {
 	ev_timer flush_w;
 	bool killed_for_violation;
 	bool listener_failed;
+	int init_signal; /* init itself died by this signal (the jail was killed) */
 	ev_signal sig_w[AJ_N_FORWARDED_SIGNALS];
 	bool broker_alive;
 	bool timed_out;
@@ -66,6 +67,8 @@ on_jail_exit(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (waitid(P_PIDFD, m->plan->jail_pidfd, &info, WEXITED | WNOHANG) < 0 || info.si_pid == 0)
 		return;
+	if (info.si_code != CLD_EXITED)
+		m->init_signal = info.si_status;
 	m->status = m->listener_failed        ? AJ_EXIT_SETUP
 		    : m->killed_for_violation ? AJ_EXIT_VIOLATION
 		    : m->timed_out            ? AJ_EXIT_TIMEOUT
@@ -195,8 +198,22 @@ stop_broker(struct monitor *m)
 	emit_broker_exit(m, &info, true);
 }
 
+/* N if the agent died by signal N, as init reported just before it
+ * exited; 0 otherwise (and when init itself was killed). */
+static int
+agent_signal_of(const struct monitor *m)
+{
+	int st;
+
+	if (aj_spawn_agent_status(m->plan->status_fd, &st))
+		return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+	/* No word from init: it was killed, and the agent with it. */
+	return m->init_signal;
+}
+
 int
-aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_t errlen)
+aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signal, char *err,
+	       size_t errlen)
 {
 	struct monitor m = {.plan = plan, .status = -1};
 
@@ -259,5 +276,6 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, char *err, size_
 	if (m.status < 0)
 		return aj_err(err, errlen, -EIO, "the event loop ended before the jail did");
 	*status = m.status;
+	*agent_signal = agent_signal_of(&m);
 	return 0;
 }

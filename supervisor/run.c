@@ -209,7 +209,7 @@ emit_start(struct aj_events *events, const struct aj_run_options *opts, const st
 }
 
 static void
-emit_exit(struct aj_events *events, struct aj_violations *violations, int status,
+emit_exit(struct aj_events *events, struct aj_violations *violations, int status, int signal,
 	  const struct timespec *started, bool quiet)
 {
 	unsigned long long total = aj_violations_total(violations);
@@ -222,10 +222,7 @@ emit_exit(struct aj_events *events, struct aj_violations *violations, int status
 	     (double)(now.tv_nsec - started->tv_nsec) / 1e6;
 	aj_events_emit(events, "exit",
 		       json_pack("{s:i, s:o, s:f, s:{s:I, s:I}, s:I, s:o}", "status", status,
-				 "signal",
-				 status > AJ_EXIT_SIGNAL_BASE && status < AJ_EXIT_SIGNAL_BASE + 65
-					 ? json_integer(status - AJ_EXIT_SIGNAL_BASE)
-					 : json_null(),
+				 "signal", signal > 0 ? json_integer(signal) : json_null(),
 				 "duration_ms", ms, "fetches", "allowed", (json_int_t)0, "denied",
 				 (json_int_t)0, "violations", (json_int_t)total, "violation_counts",
 				 aj_violations_counts(violations)));
@@ -252,7 +249,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	extern char **environ;
 	struct aj_seccomp_opts sopts = {0};
 	struct identity id = {0};
-	struct aj_jail jail = {.pid = -1, .pidfd = -1, .listener_fd = -1};
+	struct aj_jail jail = {.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1};
+	int agent_signal = 0;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;
 	struct timespec started;
@@ -382,6 +380,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	mplan = (struct aj_monitor_plan){
 		.jail_pidfd = jail.pidfd,
 		.listener_fd = jail.listener_fd,
+		.status_fd = jail.sync_fd,
 		.events = events,
 		.violations = violations,
 		.broker_pidfd = broker_pidfd,
@@ -389,7 +388,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		.forward_signals = opts->forward_signals,
 		.quiet = opts->quiet,
 	};
-	r = aj_monitor_run(&mplan, status, err, errlen);
+	r = aj_monitor_run(&mplan, status, &agent_signal, err, errlen);
 	if (r < 0) {
 		/* Fail closed: no jail outlives a supervisor that cannot watch it. */
 		siginfo_t info;
@@ -402,10 +401,12 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	close(broker_pidfd);
 	broker_pidfd = -1;
 	if (r == 0)
-		emit_exit(events, violations, *status, &started, opts->quiet);
+		emit_exit(events, violations, *status, agent_signal, &started, opts->quiet);
 out:
 	if (jail.listener_fd >= 0)
 		close(jail.listener_fd);
+	if (jail.sync_fd >= 0)
+		close(jail.sync_fd);
 	aj_violations_free(violations);
 	aj_events_free(events);
 	if (pair[0] >= 0)

@@ -41,9 +41,11 @@
 #include "internal.h"
 
 enum sync_type {
-	SYNC_GO = 1,   /* parent -> jail: maps written, continue */
-	SYNC_FAILURE,  /* jail -> parent: a setup step failed */
-	SYNC_LISTENER, /* jail -> parent: the seccomp listener fd (SCM_RIGHTS), or none */
+	SYNC_GO = 1,       /* parent -> jail: maps written, continue */
+	SYNC_FAILURE,      /* jail -> parent: a setup step failed */
+	SYNC_LISTENER,     /* jail -> parent: the seccomp listener fd (SCM_RIGHTS), or none */
+	SYNC_EXECUTED,     /* jail -> parent: the command runs */
+	SYNC_AGENT_STATUS, /* jail -> parent: the agent's raw wait status, just before init exits */
 };
 
 struct sync_msg {
@@ -177,8 +179,22 @@ exec_errno(const char *cmd, int r)
 /* The jail's pid 1 after the agent started: forward signals to the agent's
  * process group, reap every orphan, and leave with the agent's status.
  * When init exits, the kernel kills whatever else is left in the jail. */
+/* The raw wait status goes to the supervisor before init exits with the
+ * folded one: 130 from `exit 130` and 130 from SIGINT are then told apart
+ * (the exit event's "signal"). */
 static _Noreturn void
-init_loop(pid_t agent, const sigset_t *waitset)
+init_exit(int sync_fd, int st)
+{
+	struct sync_msg msg = {.type = SYNC_AGENT_STATUS, .err = st};
+
+	sync_send(sync_fd, &msg);
+	if (WIFSIGNALED(st))
+		_exit(AJ_EXIT_SIGNAL_BASE + WTERMSIG(st));
+	_exit(WEXITSTATUS(st));
+}
+
+static _Noreturn void
+init_loop(pid_t agent, const sigset_t *waitset, int sync_fd)
 {
 	for (;;) {
 		siginfo_t info;
@@ -198,9 +214,7 @@ init_loop(pid_t agent, const sigset_t *waitset)
 				break;
 			if (p != agent)
 				continue;
-			if (WIFSIGNALED(st))
-				_exit(AJ_EXIT_SIGNAL_BASE + WTERMSIG(st));
-			_exit(WEXITSTATUS(st));
+			init_exit(sync_fd, st);
 		}
 	}
 }
@@ -347,10 +361,13 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 		aj_log_escape(plan->argv[0], err, sizeof(err));
 		child_fail(sync_fd, AJ_STEP_EXEC, exec_errno(plan->argv[0], r), err);
 	}
-	/* EOF on the setup channel now tells the supervisor the command runs. */
-	close(sync_fd);
+	/* The command runs.  The channel stays open for the agent's status. */
+	{
+		struct sync_msg done = {.type = SYNC_EXECUTED};
+		sync_send(sync_fd, &done);
+	}
 	close(plan->broker_fd);
-	init_loop(agent, &waitset);
+	init_loop(agent, &waitset, sync_fd);
 }
 
 /* Receive one setup message; a passed fd (SCM_RIGHTS) lands in *PASSED
@@ -667,6 +684,7 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 	sync_send(sv[0], &msg);
 
 	jail->listener_fd = -1;
+	jail->sync_fd = -1;
 	for (;;) {
 		int passed;
 
@@ -678,19 +696,23 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 		if (passed >= 0)
 			jail->listener_fd = passed;
 	}
-	if (r < 0) {
+	if (r < 0 || r == 0) {
+		/* EOF before "executed": init died during setup (killed from
+		 * outside, or a bug); there is no command running. */
 		msg.step = AJ_STEP_NONE;
-		msg.err = -r;
+		msg.err = r < 0 ? -r : EPIPE;
 		snprintf(msg.detail, sizeof(msg.detail), "reading the setup channel: %s",
-			 strerror(-r));
+			 r < 0 ? strerror(-r) : "the jail's init died during setup");
 		goto fail;
 	}
-	close(sv[0]);
 	jail->pid = pid;
 	jail->pidfd = pidfd;
 	jail->exec_errno = 0;
-	if (r == 0)
+	if (msg.type == SYNC_EXECUTED) {
+		jail->sync_fd = sv[0];
 		return 0;
+	}
+	close(sv[0]);
 	if (msg.type == SYNC_FAILURE && msg.step == AJ_STEP_EXEC) {
 		/* The jail is fine; the command is not.  Init exits with 126/127. */
 		jail->exec_errno = msg.err;
@@ -706,4 +728,16 @@ fail:
 	kill_and_reap(pid, pidfd);
 	close(pidfd);
 	return report_failure(&msg, err, errlen);
+}
+
+bool
+aj_spawn_agent_status(int sync_fd, int *wait_status)
+{
+	struct sync_msg msg;
+
+	if (sync_fd < 0 || recv(sync_fd, &msg, sizeof(msg), MSG_DONTWAIT) != (ssize_t)sizeof(msg) ||
+	    msg.type != SYNC_AGENT_STATUS)
+		return false;
+	*wait_status = msg.err;
+	return true;
 }
