@@ -17,15 +17,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <agentjail/client.h>
+#include <agentjail/protocol.h>
+
 #include "internal.h"
 
-static const char usage_text[] = "usage: agentjail run [--profile NAME|PATH] [--timeout SECONDS] "
-				 "[--events FILE|fd:N|-]\n"
-				 "                     [--quiet] -- CMD [ARGS...]\n"
-				 "       agentjail profile check NAME|PATH\n"
-				 "       agentjail profile show NAME|PATH [--json]\n"
-				 "       agentjail doctor [--json]\n"
-				 "       agentjail --help | --version\n";
+static const char usage_text[] =
+	"usage: agentjail run [--profile NAME|PATH] [--timeout SECONDS] "
+	"[--events FILE|fd:N|-]\n"
+	"                     [--quiet] -- CMD [ARGS...]\n"
+	"       agentjail profile check NAME|PATH\n"
+	"       agentjail profile show NAME|PATH [--json]\n"
+	"       agentjail doctor [--json]\n"
+	"       agentjail fetch [-X METHOD] [-H 'Name: value']... [-o FILE] URL\n"
+	"       agentjail --help | --version\n";
 
 static const char help_text[] =
 	"\n"
@@ -46,6 +51,10 @@ static const char help_text[] =
 	"profile check   validate a profile; errors are printed as file:line: message\n"
 	"profile show    print the resolved policy and its sha256 (--json for JSON)\n"
 	"doctor          report which isolation layers this kernel and caller can apply\n"
+	"fetch           (inside a jail) ask the broker for URL; the body goes to stdout\n"
+	"                or FILE.  Exit: 0 2xx, 1 other HTTP status, 3 denied, 4 timeout,\n"
+	"                5 too large, 6 broker unavailable, 7 upstream error, 8 bad request,\n"
+	"                9 rate limited\n"
 	"\n"
 	"Exit status: CMD's own status; 128+N if CMD was killed by signal N; 123 killed\n"
 	"for a violation (on-violation kill); 124 timeout;\n"
@@ -277,6 +286,87 @@ cmd_profile(int argc, char **argv)
 	return 0;
 }
 
+/* `agentjail fetch` exit statuses: API, like agentjail's own. */
+static const struct {
+	const char *code;
+	int status;
+} fetch_statuses[] = {
+	{AJ_ERR_DENIED, 3},       {AJ_ERR_TIMEOUT, 4},  {AJ_ERR_TOO_LARGE, 5},
+	{AJ_ERR_UNAVAILABLE, 6},  {AJ_ERR_UPSTREAM, 7}, {AJ_ERR_BAD_REQUEST, 8},
+	{AJ_ERR_RATE_LIMITED, 9},
+};
+
+static int
+cmd_fetch(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"request", required_argument, NULL, 'X'},
+		{"header", required_argument, NULL, 'H'},
+		{"output", required_argument, NULL, 'o'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *method = "GET", *output = NULL;
+	const char *headers[AJ_PROTO_MAX_HEADERS + 1] = {NULL};
+	struct aj_fetch_result res;
+	size_t n_headers = 0;
+	int c, out = STDOUT_FILENO, r;
+
+	argv[0] = "agentjail fetch";
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+X:H:o:", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'X':
+			method = optarg;
+			break;
+		case 'H':
+			if (n_headers == AJ_PROTO_MAX_HEADERS)
+				return usage_error("fetch: at most %d headers",
+						   AJ_PROTO_MAX_HEADERS);
+			headers[n_headers++] = optarg;
+			break;
+		case 'o':
+			output = optarg;
+			break;
+		default:
+			fprintf(stderr, "%s", usage_text);
+			return AJ_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc)
+		return usage_error("fetch: exactly one URL is required");
+	if (output != NULL) {
+		out = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+		if (out < 0) {
+			fprintf(stderr, "agentjail fetch: %s: %s\n", output, strerror(errno));
+			return AJ_EXIT_FAILURE;
+		}
+	}
+	r = aj_client_fetch(-1, method, argv[optind], headers, out, &res);
+	if (out != STDOUT_FILENO)
+		close(out);
+	if (r == -EINVAL)
+		return usage_error("fetch: a header must look like 'Name: value'");
+	if (r < 0) {
+		fprintf(stderr, "agentjail fetch: writing the body: %s\n", strerror(-r));
+		return AJ_EXIT_FAILURE;
+	}
+	if (res.code[0] == '\0')
+		return res.status >= 200 && res.status < 300 ? 0 : 1;
+	{
+		char msg[1024], rule[1024];
+
+		/* The message can quote the URL: escaped before the terminal. */
+		aj_log_escape(res.message, msg, sizeof(msg));
+		aj_log_escape(res.rule, rule, sizeof(rule));
+		fprintf(stderr, "agentjail fetch: %s: %s%s%s%s\n", res.code, msg,
+			rule[0] ? " (rule: " : "", rule, rule[0] ? ")" : "");
+	}
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(fetch_statuses); i++)
+		if (strcmp(res.code, fetch_statuses[i].code) == 0)
+			return fetch_statuses[i].status;
+	return 7; /* an unknown code: treat as the upstream's failure */
+}
+
 static int
 cmd_doctor(int argc, char **argv)
 {
@@ -313,5 +403,7 @@ main(int argc, char **argv)
 		return cmd_profile(argc - 1, argv + 1);
 	if (strcmp(argv[1], "doctor") == 0)
 		return cmd_doctor(argc - 1, argv + 1);
+	if (strcmp(argv[1], "fetch") == 0)
+		return cmd_fetch(argc - 1, argv + 1);
 	return usage_error("unknown command '%s'", argv[1]);
 }

@@ -149,8 +149,15 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 {
 	const char *path = broker_program(opts);
 	char parent[32], user[64];
-	char *argv[] = {"agentjail-broker",         "--supervisor", parent,
-			id->drop ? "--user" : NULL, user,           NULL};
+	/* The policy's path names the profile in the broker's denials. */
+	char *argv[] = {"agentjail-broker",
+			"--supervisor",
+			parent,
+			"--policy",
+			(char *)aj_profile_path(opts->profile),
+			id->drop ? "--user" : NULL,
+			user,
+			NULL};
 	char *envp[] = {"AGENTJAIL_FD=3", NULL};
 	pid_t pid;
 	int r, pidfd;

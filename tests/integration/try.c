@@ -404,6 +404,40 @@ socket_under_signals(int n)
 }
 
 static int
+hexval(int c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* broker-send HEX: send the bytes HEX as one message on $AGENTJAIL_FD and
+ * print the broker's answer: "broker-send reply TYPE LEN PAYLOAD" or
+ * "broker-send eof". */
+static int
+broker_send(const char *hex)
+{
+	unsigned char msg[4096], reply[70000];
+	size_t n = 0;
+	ssize_t got;
+	const char *env = getenv("AGENTJAIL_FD");
+	int fd = env ? atoi(env) : 3;
+
+	for (; hex[0] && hex[1] && n < sizeof(msg); hex += 2)
+		msg[n++] = (unsigned char)(hexval(hex[0]) << 4 | hexval(hex[1]));
+	if (send(fd, msg, n, MSG_NOSIGNAL) < 0)
+		return report("broker-send", -1);
+	got = recv(fd, reply, sizeof(reply) - 1, 0);
+	if (got < 0)
+		return report("broker-send", -1);
+	if (got == 0) {
+		printf("broker-send eof\n");
+		return 0;
+	}
+	reply[got] = '\0';
+	printf("broker-send reply %u %zd %s\n", reply[1], got, got > 16 ? (char *)reply + 16 : "");
+	return 0;
+}
+
+static int
 write_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -690,6 +724,8 @@ main(int argc, char **argv)
 		return with_errno(argc, argv);
 	if (!strcmp(v, "socket-under-signals") && argc == 3)
 		return socket_under_signals(atoi(argv[2]));
+	if (!strcmp(v, "broker-send") && argc == 3)
+		return broker_send(argv[2]);
 	if (!strcmp(v, "with-errno-flag"))
 		return with_errno_flag(argc, argv);
 	if (!strcmp(v, "no-userns"))

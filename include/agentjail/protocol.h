@@ -1,0 +1,147 @@
+/*
+ * The agentjail wire protocol, version 1: how an agent talks to its broker
+ * over the inherited socket whose fd number is in $AGENTJAIL_FD.  The full
+ * description, small enough to implement from any language, is
+ * docs/PROTOCOL.md; this header is its C form.
+ *
+ * The socket is SOCK_SEQPACKET: every message is exactly one frame, a
+ * 16-byte little-endian header followed by LENGTH payload bytes.  Metadata
+ * payloads are one JSON object (UTF-8); body payloads are raw bytes.
+ */
+#ifndef AGENTJAIL_PROTOCOL_H
+#define AGENTJAIL_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AJ_PROTO_VERSION 1
+#define AJ_PROTO_HEADER_SIZE 16
+
+/* Bounds every implementation enforces before allocating anything. */
+#define AJ_PROTO_MAX_PAYLOAD 65536 /* bytes after the header, any frame */
+#define AJ_PROTO_MAX_JSON 16384    /* a metadata payload */
+#define AJ_PROTO_MAX_URL 8192      /* bytes of a request's URL */
+#define AJ_PROTO_MAX_HEADERS 64    /* header fields in a request or response */
+#define AJ_PROTO_MAX_IN_FLIGHT 64  /* requests open at once on one channel */
+
+enum aj_msg_type {
+	AJ_MSG_HELLO = 1,    /* agent -> broker, id 0: {"version":1,"client":"..."} */
+	AJ_MSG_WELCOME = 2,  /* broker -> agent, id 0: version and limits */
+	AJ_MSG_REQUEST = 3,  /* agent -> broker: method, url, headers, body */
+	AJ_MSG_BODY = 4,     /* either way: a chunk of a request or response body */
+	AJ_MSG_RESPONSE = 5, /* broker -> agent: status and headers */
+	AJ_MSG_WINDOW = 6,   /* agent -> broker: 4-byte LE credit for response bytes */
+	AJ_MSG_CANCEL = 7,   /* agent -> broker: abandon a request */
+	AJ_MSG_ERROR = 8,    /* broker -> agent: a request failed (id N) or the channel (id 0) */
+	AJ_MSG_CONNECT = 9,  /* agent -> broker, id 0, empty, one fd (SCM_RIGHTS): a new channel */
+	AJ_MSG__MAX = AJ_MSG_CONNECT,
+};
+
+/* Header flags. */
+#define AJ_FLAG_END 0x0001 /* BODY: the last chunk; REQUEST: no body follows */
+
+struct aj_frame {
+	uint8_t version; /* AJ_PROTO_VERSION */
+	uint8_t type;    /* enum aj_msg_type */
+	uint16_t flags;  /* AJ_FLAG_* allowed for the type, else 0 */
+	uint32_t id;     /* request id (>= 1); 0 for HELLO, WELCOME and channel errors */
+	uint32_t length; /* payload bytes that follow */
+	/* 4 reserved bytes, zero on the wire */
+};
+
+/* Stable error codes carried by ERROR frames ("code"). */
+#define AJ_ERR_DENIED "denied"                 /* the policy refused it (with "rule") */
+#define AJ_ERR_BAD_REQUEST "bad_request"       /* malformed frame, JSON or URL */
+#define AJ_ERR_UPSTREAM "upstream_error"       /* DNS, connect, TLS, HTTP failure */
+#define AJ_ERR_TIMEOUT "timeout"               /* a time limit was reached */
+#define AJ_ERR_TOO_LARGE "too_large"           /* a size limit was reached */
+#define AJ_ERR_RATE_LIMITED "rate_limited"     /* concurrency or rate limit */
+#define AJ_ERR_UNAVAILABLE "broker_unavailable" /* (client side) no broker answers */
+
+/*
+ * Encode HDR into OUT (AJ_PROTO_HEADER_SIZE bytes).
+ */
+void aj_proto_encode_header(const struct aj_frame *hdr, uint8_t out[AJ_PROTO_HEADER_SIZE]);
+
+/*
+ * Decode one received message of LEN bytes.  Checks, before anything is
+ * used: the size (header present, LENGTH == LEN - 16, LENGTH <=
+ * AJ_PROTO_MAX_PAYLOAD), the version, a known type, zero reserved bytes,
+ * flags allowed for the type, the id rule (0 exactly for HELLO, WELCOME and
+ * channel errors), and fixed payload sizes (WINDOW: 4, CANCEL: 0).  On
+ * success fills *OUT and *PAYLOAD (pointing into BUF) and returns 0; else
+ * -EBADMSG with a reason in ERR.
+ */
+int aj_proto_decode(const uint8_t *buf, size_t len, struct aj_frame *out, const uint8_t **payload,
+		    char *err, size_t errlen);
+
+/* The name of a message type ("REQUEST"), or NULL. */
+const char *aj_proto_type_name(unsigned type);
+
+/*
+ * A parsed REQUEST payload:
+ *   {"method":"GET","url":"https://...","headers":[["Accept","text/html"],...]}
+ * ("headers" optional).  Unknown members, wrong types, a method that is not
+ * 1-15 uppercase letters, a URL that is empty, longer than AJ_PROTO_MAX_URL
+ * or holds a control character, space or non-ASCII byte, more than
+ * AJ_PROTO_MAX_HEADERS headers, a header name that is not an RFC 9110 token
+ * (1-256 chars), a header value longer than 8192 bytes or holding CR, LF or
+ * NUL (or any control char but tab), a payload over AJ_PROTO_MAX_JSON,
+ * invalid UTF-8 or JSON that is not one object: all -EBADMSG with ERR
+ * saying which.  -ENOMEM when out of memory.
+ */
+#define AJ_PROTO_MAX_HEADER_NAME 256
+#define AJ_PROTO_MAX_HEADER_VALUE 8192
+
+struct aj_proto_request {
+	char method[16];
+	char *url;           /* owned */
+	char *(*headers)[2]; /* owned array of {name, value} */
+	size_t n_headers;
+};
+
+/* Parse PAYLOAD into *OUT (written only on success; release it with
+ * aj_proto_request_clear()).  Returns 0, -EBADMSG with ERR, or -ENOMEM. */
+int aj_proto_parse_request(const uint8_t *payload, size_t len, struct aj_proto_request *out,
+			   char *err, size_t errlen);
+
+/* Free what R owns and zero it; safe on a zeroed struct. */
+void aj_proto_request_clear(struct aj_proto_request *r);
+
+/*
+ * Build a frame: header + payload into BUF (capacity CAP); returns the frame
+ * size or -EMSGSIZE (LEN over AJ_PROTO_MAX_PAYLOAD, or the frame does not
+ * fit in CAP; BUF is then untouched).  TYPE, FLAGS and ID are not checked
+ * here: the receiver's aj_proto_decode() does that.
+ */
+int aj_proto_frame(uint8_t type, uint16_t flags, uint32_t id, const void *payload, size_t len,
+		   uint8_t *buf, size_t cap);
+
+struct json_t;
+
+/*
+ * Serialize OBJ compactly and frame it (TYPE, ID, no flags).  Returns the
+ * frame size, -EMSGSIZE (the JSON is over AJ_PROTO_MAX_JSON or the frame
+ * does not fit in CAP), -EINVAL (OBJ is not an object) or -ENOMEM.  BUF is
+ * written only on success.
+ */
+int aj_proto_frame_json(uint8_t type, uint32_t id, const struct json_t *obj, uint8_t *buf,
+			size_t cap);
+
+/*
+ * Parse a metadata payload into a JSON object (a new reference), enforcing
+ * AJ_PROTO_MAX_JSON, UTF-8, no duplicate keys and "one object, nothing after
+ * it".  Returns 0 or -EBADMSG with ERR; *OUT is written only on success.
+ */
+int aj_proto_parse_json(const uint8_t *payload, size_t len, struct json_t **out, char *err,
+			size_t errlen);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* AGENTJAIL_PROTOCOL_H */
