@@ -246,3 +246,28 @@ Test(broker, dead_broker_is_reported_and_nothing_hangs)
 	}
 	free(events);
 }
+
+/* The Python client (clients/python), standard library only, against the
+ * real broker from inside a real jail. */
+Test(broker, python_client_in_a_jail)
+{
+	const char *staged = getenv("AJ_TEST_PYDIR");
+	char pydir[4096], check[4200], script[9000];
+	struct aj_result r;
+
+	if (staged != NULL) {
+		snprintf(pydir, sizeof(pydir), "%s", staged);
+		snprintf(check, sizeof(check), "%s/python-client-check.py", staged);
+	} else {
+		snprintf(pydir, sizeof(pydir), "%s/clients/python", AJ_SRCDIR);
+		snprintf(check, sizeof(check), "%s/tests/integration/python-client-check.py",
+			 AJ_SRCDIR);
+	}
+	snprintf(script, sizeof(script), "python3 -B '%s' '%s'", check, pydir);
+	jail_sh(&r, script);
+	cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
+	cr_assert_null(strstr(r.out, "FAIL"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "ok code is denied"), "%s", r.out);
+	cr_assert_not_null(strstr(r.out, "ok a bad fd is broker_unavailable"), "%s", r.out);
+	aj_test_result_free(&r);
+}
