@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "policy.h"
+#include "url.h"
 
 /* The broker exits with this when the agent broke the protocol. */
 #define BROKER_EXIT_PROTOCOL 65
@@ -72,6 +74,8 @@ struct channel {
 
 struct broker {
 	const char *policy;
+	struct aj_fetch_rule *rules; /* from the supervisor's resolved policy */
+	size_t n_rules;
 	struct ev_loop *loop;
 	struct channel channels[MAX_CHANNELS];
 	size_t n_open;
@@ -266,7 +270,11 @@ handle_request(struct channel *b, struct ev_loop *loop, const struct aj_frame *f
 	       const uint8_t *payload)
 {
 	struct aj_proto_request req = {0};
-	char err[512], msg[1024], rule[512], safe_url[256];
+	char err[512], msg[AJ_URL_MAX + 1200], rule[600], safe_url[256];
+	struct aj_url *url = NULL;
+	size_t decided = (size_t)-1;
+	unsigned method;
+	int allowed;
 	json_t *json = NULL;
 
 	/* Not JSON at all ends the channel; JSON that is not a valid request
@@ -291,14 +299,49 @@ handle_request(struct channel *b, struct ev_loop *loop, const struct aj_frame *f
 		send_error(b, f->id, AJ_ERR_BAD_REQUEST, NULL, err);
 		return;
 	}
-	/* Default deny, and no rule can allow anything yet. */
-	aj_log_escape(req.url, safe_url, sizeof(safe_url));
-	snprintf(msg, sizeof(msg), "no fetch rule allows %s %s", req.method, req.url);
-	snprintf(rule, sizeof(rule), "%s: no 'fetch allow' rule matches (default deny)",
-		 b->broker->policy);
-	fprintf(stderr, "agentjail-broker[%d]: denied %s %s (%s)\n", (int)getpid(), req.method,
-		safe_url, "default deny");
-	send_error(b, f->id, AJ_ERR_DENIED, rule, msg);
+	/* One URL parser: what is matched is what would be fetched. */
+	url = calloc(1, sizeof(*url));
+	if (url == NULL) {
+		send_error(b, f->id, AJ_ERR_UPSTREAM, NULL, "out of memory");
+		aj_proto_request_clear(&req);
+		return;
+	}
+	if (aj_url_normalise(req.url, url, err, sizeof(err)) < 0) {
+		send_error(b, f->id, AJ_ERR_BAD_REQUEST, NULL, err);
+		goto out;
+	}
+	method = aj_policy_method_bit(req.method);
+	aj_log_escape(url->normalised, safe_url, sizeof(safe_url));
+	if (method == 0) {
+		snprintf(msg, sizeof(msg), "method %s is not one a rule can allow", req.method);
+		send_error(b, f->id, AJ_ERR_BAD_REQUEST, NULL, msg);
+		goto out;
+	}
+	allowed = aj_policy_decide(b->broker->rules, b->broker->n_rules, method, url, &decided);
+	if (decided == (size_t)-1)
+		snprintf(rule, sizeof(rule), "%s: no 'fetch allow' rule matches (default deny)",
+			 b->broker->policy);
+	else
+		snprintf(rule, sizeof(rule), "%s", b->broker->rules[decided].origin);
+	fprintf(stderr, "agentjail-broker[%d]: %s %s %s (%s)\n", (int)getpid(),
+		allowed ? "allowed" : "denied", req.method, safe_url, rule);
+	if (!allowed) {
+		if (decided == (size_t)-1)
+			snprintf(msg, sizeof(msg), "no fetch rule allows %s %s", req.method,
+				 url->normalised);
+		else
+			snprintf(msg, sizeof(msg), "%s %s is denied by a fetch deny rule",
+				 req.method, url->normalised);
+		send_error(b, f->id, AJ_ERR_DENIED, rule, msg);
+		goto out;
+	}
+	/* Allowed by policy; the fetcher (libcurl) is not in this version. */
+	snprintf(msg, sizeof(msg),
+		 "%s %s is allowed by %s, but this broker does not perform fetches yet", req.method,
+		 url->normalised, rule);
+	send_error(b, f->id, AJ_ERR_UPSTREAM, rule, msg);
+out:
+	free(url);
 	aj_proto_request_clear(&req);
 }
 
@@ -427,6 +470,63 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	handle_frame(c, loop, buf, (size_t)n, fd);
 }
 
+/* The resolved policy the supervisor loaded, from the sealed memfd at
+ * FD: the JSON of `profile show --json`.  Rules are parsed again here
+ * with the same functions, so the broker's view is exactly the
+ * supervisor's; any doubt refuses to start (fail closed). */
+static int
+load_policy(struct broker *b, int fd)
+{
+	json_error_t jerr;
+	json_t *root, *rules, *item;
+	size_t i;
+
+	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
+	close(fd);
+	if (root == NULL) {
+		fprintf(stderr, "agentjail-broker[%d]: reading the policy: %s\n", (int)getpid(),
+			jerr.text);
+		return -1;
+	}
+	rules = json_object_get(root, "fetch");
+	if (json_is_string(json_object_get(root, "path")))
+		b->policy = strdup(json_string_value(json_object_get(root, "path")));
+	b->n_rules = json_is_array(rules) ? json_array_size(rules) : 0;
+	b->rules = calloc(b->n_rules ? b->n_rules : 1, sizeof(*b->rules));
+	if (b->rules == NULL || b->policy == NULL) {
+		json_decref(root);
+		return -1;
+	}
+	json_array_foreach(rules, i, item)
+	{
+		const char *text = json_string_value(json_object_get(item, "rule"));
+		const char *origin = json_string_value(json_object_get(item, "origin"));
+		char copy[AJ_URL_MAX + 64], err[512], *action, *methods, *pattern, *save = NULL;
+		struct aj_fetch_rule *r = &b->rules[i];
+
+		if (text == NULL || origin == NULL || strlen(text) >= sizeof(copy)) {
+			json_decref(root);
+			return -1;
+		}
+		snprintf(copy, sizeof(copy), "%s", text);
+		action = strtok_r(copy, " ", &save);
+		methods = strtok_r(NULL, " ", &save);
+		pattern = strtok_r(NULL, " ", &save);
+		if (action == NULL || methods == NULL || pattern == NULL ||
+		    aj_policy_parse_methods(methods, &r->methods, err, sizeof(err)) < 0 ||
+		    aj_policy_parse_pattern(pattern, r, err, sizeof(err)) < 0) {
+			fprintf(stderr, "agentjail-broker[%d]: policy rule '%s' is invalid\n",
+				(int)getpid(), text);
+			json_decref(root);
+			return -1;
+		}
+		r->allow = strcmp(action, "allow") == 0;
+		snprintf(r->origin, sizeof(r->origin), "%s", origin);
+	}
+	json_decref(root);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -460,6 +560,8 @@ main(int argc, char **argv)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != supervisor)
 		return AJ_EXIT_SETUP;
 
+	if (load_policy(&b, AJ_BROKER_FD + 1) < 0)
+		return AJ_EXIT_SETUP;
 	b.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
 	if (b.loop == NULL)
 		return fail("ev_default_loop");

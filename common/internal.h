@@ -50,6 +50,8 @@ enum aj_layer {
 	AJ_LAYER_SYSFS = 1u << 1,    /* a fresh sysfs showing the jail's own network */
 };
 
+struct aj_fetch_rule;
+
 struct aj_profile {
 	char *name;      /* as asked for */
 	char *path;      /* the top file */
@@ -67,6 +69,8 @@ struct aj_profile {
 	bool allow_unix_sockets;  /* `socket unix allow|deny`, default deny */
 	bool kill_on_violation;   /* `on-violation kill|deny`, default deny */
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
+	struct aj_fetch_rule *fetch_rules; /* `fetch allow|deny ...` (common/policy.h) */
+	size_t n_fetch_rules;
 };
 
 /* Name and resource of an rlimit kind ("nofile", RLIMIT_NOFILE). */
@@ -236,10 +240,10 @@ struct aj_spawn_plan {
 
 /* posix_spawn PATH (searched on the PATH of environ when SEARCH) in a new
  * session, with default signal dispositions and an empty signal mask,
- * DOOR_FD placed at AJ_BROKER_FD (inheritable) and every other fd above 2
- * closed.  Returns 0 or a positive errno, posix_spawn's convention. */
+ * DOOR_FD placed at AJ_BROKER_FD (inheritable), EXTRA_FD (if >= 0) at
+ * AJ_BROKER_FD + 1, and every other fd above 2 closed.  Returns 0 or a positive errno, posix_spawn's convention. */
 int aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
-		     bool search, pid_t *pid);
+		     int extra_fd, bool search, pid_t *pid);
 
 struct aj_jail {
 	pid_t pid;       /* jail init, in the supervisor's pid namespace */

@@ -26,6 +26,7 @@
 #include <sha2.h>
 
 #include "internal.h"
+#include "policy.h"
 
 #ifndef AJ_PROFILEDIR
 #define AJ_PROFILEDIR "/usr/local/share/agentjail/profiles"
@@ -36,6 +37,7 @@
 #define PROFILE_MAX_DEPTH 16            /* files on the include stack */
 #define PROFILE_MAX_INCLUDES 128        /* include directives per load */
 #define PROFILE_MAX_ENV 256             /* distinct names, keep and set each */
+#define PROFILE_MAX_FETCH 256           /* fetch rules in one profile */
 #define HOSTNAME_MAX 64
 #define USER_MAX 32
 #define TMPFS_MIN (1024 * 1024)
@@ -106,6 +108,8 @@ struct layer {
 	struct env_var *env_set;
 	size_t n_env_set;
 	unsigned optional;
+	struct aj_fetch_rule *fetch; /* in the order read; includes after the file's own */
+	size_t n_fetch;
 };
 
 struct file_id {
@@ -225,6 +229,7 @@ layer_free(struct layer *l)
 	for (i = 0; i < l->n_env_keep; i++)
 		free(l->env_keep[i]);
 	free(l->env_keep);
+	free(l->fetch);
 	for (i = 0; i < l->n_env_set; i++) {
 		free(l->env_set[i].name);
 		slot_clear(&l->env_set[i].value);
@@ -510,6 +515,8 @@ env_set_slot(const struct parser *p, struct layer *l, const char *name, struct s
 	return 0;
 }
 
+static int fetch_add(const struct parser *p, struct layer *l, const struct aj_fetch_rule *rule);
+
 static int
 merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 {
@@ -532,6 +539,9 @@ merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 	}
 	for (i = 0; i < src->n_env_keep; i++)
 		if ((r = env_keep_add(p, dst, src->env_keep[i])) < 0)
+			return r;
+	for (i = 0; i < src->n_fetch; i++)
+		if ((r = fetch_add(p, dst, &src->fetch[i])) < 0)
 			return r;
 	for (i = 0; i < src->n_env_set; i++) {
 		if ((r = env_set_slot(p, dst, src->env_set[i].name, &s)) < 0)
@@ -1118,9 +1128,51 @@ do_optional(struct parser *p, char *rest)
 /* Reserved now so that a profile written for the broker fails loudly on this
  * release instead of running with its fetch rules silently ignored. */
 static int
+fetch_add(const struct parser *p, struct layer *l, const struct aj_fetch_rule *rule)
+{
+	struct aj_fetch_rule *grown;
+
+	if (l->n_fetch == PROFILE_MAX_FETCH)
+		return perr(p, -EINVAL, "fetch: more than %d rules", PROFILE_MAX_FETCH);
+	grown = realloc(l->fetch, (l->n_fetch + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return nomem(p->ctx);
+	grown[l->n_fetch++] = *rule;
+	l->fetch = grown;
+	return 0;
+}
+
+/* fetch allow|deny METHODS URL-PATTERN: the broker's rules (deny wins;
+ * nothing matching means denied).  Per-rule options (max-body, timeout,
+ * ...) are reserved: refused until the broker enforces them, so a profile
+ * never promises a limit that is not applied. */
+static int
 do_fetch(struct parser *p, char *rest)
 {
-	return perr(p, -EINVAL, "fetch rules are not supported yet: they arrive with the broker");
+	char *action = next_token(&rest), *methods = next_token(&rest);
+	char *pattern = next_token(&rest), *extra = next_token(&rest);
+	struct aj_fetch_rule rule;
+	char err[512];
+
+	if (action == NULL)
+		return perr(p, -EINVAL, "fetch: missing 'allow' or 'deny'");
+	if (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0)
+		return perr(p, -EINVAL, "fetch: expected 'allow' or 'deny', got '%s'", action);
+	if (methods == NULL || pattern == NULL)
+		return perr(p, -EINVAL, "fetch %s: expected METHODS URL-PATTERN", action);
+	if (extra != NULL)
+		return perr(p, -EINVAL,
+			    "fetch %s: options such as '%s' are not supported yet (the broker does "
+			    "not enforce them)",
+			    action, extra);
+	memset(&rule, 0, sizeof(rule));
+	rule.allow = strcmp(action, "allow") == 0;
+	if (aj_policy_parse_methods(methods, &rule.methods, err, sizeof(err)) < 0)
+		return perr(p, -EINVAL, "fetch %s: %s", action, err);
+	if (aj_policy_parse_pattern(pattern, &rule, err, sizeof(err)) < 0)
+		return perr(p, -EINVAL, "fetch %s: %s", action, err);
+	snprintf(rule.origin, sizeof(rule.origin), "%s:%u", p->path, p->line);
+	return fetch_add(p, p->layer, &rule);
 }
 
 static const struct {
@@ -1273,7 +1325,46 @@ aj_profile_free(struct aj_profile *profile)
 	free(profile->user);
 	free_strv(profile->env_keep, profile->n_env_keep);
 	free_strv(profile->env_set, profile->n_env_set);
+	free(profile->fetch_rules);
 	free(profile);
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} method_names[] = {
+	{"GET", AJ_METHOD_GET},         {"HEAD", AJ_METHOD_HEAD},   {"POST", AJ_METHOD_POST},
+	{"PUT", AJ_METHOD_PUT},         {"PATCH", AJ_METHOD_PATCH}, {"DELETE", AJ_METHOD_DELETE},
+	{"OPTIONS", AJ_METHOD_OPTIONS},
+};
+
+/* "fetch allow GET,HEAD https://host[:port]/path": the canonical text of a
+ * rule, for sorting, the hash and `profile show`. */
+static void
+rule_text(const struct aj_fetch_rule *r, char *out, size_t len)
+{
+	char methods[64] = "", port[16] = "";
+	bool v6 = strchr(r->host, ':') != NULL;
+
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(method_names); i++)
+		if (r->methods & method_names[i].bit)
+			snprintf(methods + strlen(methods), sizeof(methods) - strlen(methods),
+				 "%s%s", methods[0] ? "," : "", method_names[i].name);
+	if (!((strcmp(r->scheme, "http") == 0 && r->port == 80) ||
+	      (strcmp(r->scheme, "https") == 0 && r->port == 443)))
+		snprintf(port, sizeof(port), ":%u", r->port);
+	snprintf(out, len, "fetch %s %s %s://%s%s%s%s%s", r->allow ? "allow" : "deny", methods,
+		 r->scheme, v6 ? "[" : "", r->host, v6 ? "]" : "", port, r->path);
+}
+
+static int
+cmp_rule(const void *a, const void *b)
+{
+	char ta[AJ_URL_MAX + 400], tb[AJ_URL_MAX + 400];
+
+	rule_text(a, ta, sizeof(ta));
+	rule_text(b, tb, sizeof(tb));
+	return strcmp(ta, tb);
 }
 
 /* Defaults fill what no file said; sets are sorted so the result (and its
@@ -1334,6 +1425,14 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 	pr->allow_unix_sockets = l->socket_unix.set && l->socket_unix.num != 0;
 	pr->kill_on_violation = l->on_violation.set && l->on_violation.num != 0;
 	pr->optional_layers = l->optional;
+	/* Rules are decided as a set (deny wins, order does not matter):
+	 * sorted by their text, the policy hash ignores the file layout. */
+	if (l->n_fetch > 0)
+		qsort(l->fetch, l->n_fetch, sizeof(*l->fetch), cmp_rule);
+	pr->fetch_rules = l->fetch;
+	pr->n_fetch_rules = l->n_fetch;
+	l->fetch = NULL;
+	l->n_fetch = 0;
 	*out = pr;
 	return 0;
 fail:
@@ -1475,6 +1574,11 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 	for (i = 0; i < AJ_ARRAY_SIZE(optional_layers); i++)
 		if (pr->optional_layers & optional_layers[i].bit)
 			bad |= fprintf(f, "optional %s\n", optional_layers[i].name) < 0;
+	for (i = 0; i < pr->n_fetch_rules; i++) {
+		char text[AJ_URL_MAX + 400];
+		rule_text(&pr->fetch_rules[i], text, sizeof(text));
+		bad |= fprintf(f, "%s\n", text) < 0;
+	}
 	bad |= fclose(f) != 0;
 	if (bad) {
 		free(buf);
@@ -1593,6 +1697,18 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 		if (pr->optional_layers & optional_layers[i].bit)
 			bad |= json_array_append_new(opt, json_string(optional_layers[i].name));
 	bad |= json_object_set_new(root, "optional", opt);
+	{
+		json_t *rules = json_array();
+		char text[AJ_URL_MAX + 400];
+
+		for (i = 0; rules != NULL && i < pr->n_fetch_rules; i++) {
+			rule_text(&pr->fetch_rules[i], text, sizeof(text));
+			bad |= json_array_append_new(
+				rules, json_pack("{s:s, s:s}", "rule", text + strlen("fetch "),
+						 "origin", pr->fetch_rules[i].origin));
+		}
+		bad |= json_object_set_new(root, "fetch", rules);
+	}
 	s = bad ? NULL : json_dumps(root, JSON_INDENT(2));
 	json_decref(root);
 	if (s == NULL)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -138,6 +139,48 @@ broker_program(const struct aj_run_options *opts)
 	return opts->broker_path ? opts->broker_path : AJ_LIBEXECDIR "/agentjail-broker";
 }
 
+/* The resolved policy for the broker, as the JSON of `profile show
+ * --json` (rules with their file:line), in a sealed memfd at fd 4: the
+ * broker decides from exactly what the supervisor loaded, never from a
+ * file that could have changed since. */
+static int
+policy_memfd(const struct aj_profile *profile)
+{
+	char *json = NULL;
+	size_t len, done = 0;
+	int fd, r;
+
+	r = aj_profile_format_json(profile, &json);
+	if (r < 0)
+		return r;
+	fd = memfd_create("agentjail-policy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		free(json);
+		return -errno;
+	}
+	len = strlen(json);
+	while (done < len) {
+		ssize_t n = write(fd, json + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EIO;
+			free(json);
+			close(fd);
+			return r;
+		}
+		done += (size_t)n;
+	}
+	free(json);
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
+	    lseek(fd, 0, SEEK_SET) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 /* The broker: its own program, started with posix_spawn (no copy of the
  * supervisor's memory) in its own session (a terminal's ^C is for the
  * agent, forwarded by the supervisor), its end of the socketpair at fd 3
@@ -160,11 +203,16 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 			NULL};
 	char *envp[] = {"AGENTJAIL_FD=3", NULL};
 	pid_t pid;
-	int r, pidfd;
+	int r, pidfd, policy_fd;
 
 	snprintf(parent, sizeof(parent), "%d", (int)getpid());
 	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->uid, (unsigned)id->gid);
-	r = aj_spawn_program(path, argv, envp, broker_end, false, &pid);
+	policy_fd = policy_memfd(opts->profile);
+	if (policy_fd < 0)
+		return aj_err(err, errlen, policy_fd, "%s failed: writing the policy: %s",
+			      aj_step_name(AJ_STEP_BROKER), strerror(-policy_fd));
+	r = aj_spawn_program(path, argv, envp, broker_end, policy_fd, false, &pid);
+	close(policy_fd);
 	if (r != 0)
 		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)",
 			      aj_step_name(AJ_STEP_BROKER), path, strerror(r),

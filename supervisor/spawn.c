@@ -99,8 +99,8 @@ clone3_fork_like(uint64_t flags, int *pidfd)
 }
 
 int
-aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd, bool search,
-		 pid_t *pid)
+aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
+		 int extra_fd, bool search, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -124,8 +124,11 @@ aj_spawn_program(const char *path, char *const argv[], char *const envp[], int d
 	/* dup2 onto itself clears close-on-exec, as POSIX requires. */
 	if (r == 0)
 		r = posix_spawn_file_actions_adddup2(&fa, door_fd, AJ_BROKER_FD);
+	if (r == 0 && extra_fd >= 0)
+		r = posix_spawn_file_actions_adddup2(&fa, extra_fd, AJ_BROKER_FD + 1);
 	if (r == 0)
-		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_BROKER_FD + 1);
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, extra_fd >= 0 ? AJ_BROKER_FD + 2
+										: AJ_BROKER_FD + 1);
 	if (r == 0)
 		r = search ? posix_spawnp(pid, path, &fa, &attr, argv, envp)
 			   : posix_spawn(pid, path, &fa, &attr, argv, envp);
@@ -145,7 +148,8 @@ spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
 	/* posix_spawnp searches the PATH of environ: make it the agent's.
 	 * Init reads nothing from its environment. */
 	environ = plan->envp;
-	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, plan->broker_fd, true, pid);
+	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, plan->broker_fd, -1, true,
+				pid);
 }
 
 /* posix_spawnp reports EACCES when a PATH directory cannot be searched,

@@ -271,3 +271,63 @@ Test(broker, python_client_in_a_jail)
 	cr_assert_not_null(strstr(r.out, "ok a bad fd is broker_unavailable"), "%s", r.out);
 	aj_test_result_free(&r);
 }
+
+/* Fetch rules decide with the one URL normaliser: what would be fetched is
+ * what was matched; deny wins; the deciding rule is named. */
+Test(broker, rules_decide_on_the_normalised_url)
+{
+	static const struct {
+		const char *url;
+		const char *want; /* in stderr; a leading '@' stands for "<profile path>" */
+		int line;         /* the deciding rule's line, 0: none */
+		int status;
+	} cases[] = {
+		{"https://DOCS.example.org./x/../guide",
+		 "GET https://docs.example.org/guide is allowed", 3, 7},
+		{"https://docs.example.org/private/k",
+		 "GET https://docs.example.org/private/k is denied by a fetch deny rule", 4, 3},
+		{"https://docs.example.org:8443/a", "no 'fetch allow' rule matches (default deny)",
+		 0, 3},
+		{"http://docs.example.org/a", "no fetch rule allows GET http://docs.example.org/a",
+		 0, 3},
+		{"https://docs.example.org.evil.org/", "no fetch rule allows", 0, 3},
+		{"https://docs.example.org/%2e%2e/x", "bad_request: encoded dot segment", 0, 8},
+		{"https://user@docs.example.org/", "bad_request: userinfo", 0, 8},
+		{"http://2130706433/", "bad_request: non-canonical IPv4 literal", 0, 8},
+		{"ftp://docs.example.org/", "bad_request:", 0, 8},
+	};
+	char *rules = aj_test_write_file(scratch, "rules.profile",
+					 "env keep PATH\nenv set ASAN_OPTIONS=detect_leaks=0\n"
+					 "fetch allow GET,HEAD https://docs.example.org/**\n"
+					 "fetch deny * https://docs.example.org/private/**\n");
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char script[9000], rule[4200], status[32];
+		const char *argv[] = {aj_test_bin("agentjail"),
+				      "run",
+				      "--profile",
+				      rules,
+				      "--",
+				      "/bin/sh",
+				      "-c",
+				      script,
+				      NULL};
+		struct aj_result r;
+
+		snprintf(script, sizeof(script), "'%s' fetch '%s'; echo exit=$?",
+			 aj_test_bin("agentjail"), cases[i].url);
+		aj_test_exec(argv, -1, &r);
+		snprintf(status, sizeof(status), "exit=%d", cases[i].status);
+		cr_assert_not_null(strstr(r.out, status), "%s: %s / %s", cases[i].url, r.out,
+				   r.err);
+		cr_assert_not_null(strstr(r.err, cases[i].want), "%s: want '%s' in %s",
+				   cases[i].url, cases[i].want, r.err);
+		if (cases[i].line > 0) {
+			snprintf(rule, sizeof(rule), "(rule: %s:%d)", rules, cases[i].line);
+			cr_assert_not_null(strstr(r.err, rule), "%s: want '%s' in %s", cases[i].url,
+					   rule, r.err);
+		}
+		aj_test_result_free(&r);
+	}
+	free(rules);
+}

@@ -1389,10 +1389,11 @@ Test(profile_cli, optional_core_layer, .init = setup_writable, .fini = teardown,
 			   "netns cannot be optional: it is part of the jail's core isolation");
 }
 
-Test(profile_cli, fetch_is_reserved, .init = setup_writable, .fini = teardown, .timeout = 60)
+Test(profile_cli, fetch_options_are_reserved, .init = setup_writable, .fini = teardown,
+     .timeout = 60)
 {
-	expect_bad_profile("bad.profile", "hostname x\nfetch allow GET https://x/\n", 2,
-			   "fetch rules are not supported yet: they arrive with the broker");
+	expect_bad_profile("bad.profile", "hostname x\nfetch allow GET https://x.org/ timeout 5s\n",
+			   2, "fetch allow: options such as 'timeout' are not supported yet");
 }
 
 Test(profile_cli, conflicting_hostname, .init = setup_writable, .fini = teardown, .timeout = 60)

@@ -418,12 +418,52 @@ Test(profile, error_optional)
 	}
 }
 
-Test(profile, error_fetch_is_reserved)
+/* The pattern and method messages are the policy module's; only the
+ * prefix is the parser's. */
+static void
+parse_err_prefix(const char *text, int want, const char *prefix)
 {
-	parse_err("hostname a\nfetch allow GET https://example.org/**\n", -EINVAL,
-		  "t.profile:2: fetch rules are not supported yet: they arrive with the broker");
-	parse_err("fetch", -EINVAL,
-		  "t.profile:1: fetch rules are not supported yet: they arrive with the broker");
+	struct aj_profile *p = NULL;
+	char err[512] = "";
+	int r = aj_profile_parse_string("t", "t.profile", text, &p, err, sizeof(err));
+
+	cr_assert_eq(r, want, "'%s': %d (%s)", text, r, err);
+	cr_assert_null(p);
+	cr_assert_eq(strncmp(err, prefix, strlen(prefix)), 0, "'%s': %s", text, err);
+	cr_assert_gt(strlen(err), strlen(prefix), "no reason after the prefix");
+}
+
+Test(profile, fetch_rules)
+{
+	struct aj_profile *p = parse_ok("fetch deny * https://docs.example.org/private/**\n"
+					"fetch allow GET,HEAD https://DOCS.example.org./**\n"
+					"fetch allow POST http://api.example.com:8080/v1/*\n");
+	char *text = NULL;
+
+	cr_assert_eq(p->n_fetch_rules, 3);
+	cr_assert_eq(aj_profile_format_text(p, &text), 0);
+	/* Sorted by text, normalised (host case, trailing dot, default port). */
+	cr_assert_not_null(strstr(text, "fetch allow GET,HEAD https://docs.example.org/**\n"
+					"fetch allow POST http://api.example.com:8080/v1/*\n"
+					"fetch deny GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS "
+					"https://docs.example.org/private/**\n"),
+			   "%s", text);
+	free(text);
+	aj_profile_free(p);
+}
+
+Test(profile, error_fetch)
+{
+	parse_err("fetch", -EINVAL, "t.profile:1: fetch: missing 'allow' or 'deny'");
+	parse_err("fetch permit GET https://x.org/", -EINVAL,
+		  "t.profile:1: fetch: expected 'allow' or 'deny', got 'permit'");
+	parse_err("fetch allow GET", -EINVAL,
+		  "t.profile:1: fetch allow: expected METHODS URL-PATTERN");
+	parse_err("fetch allow GET https://x.org/ max-body 64K", -EINVAL,
+		  "t.profile:1: fetch allow: options such as 'max-body' are not supported yet (the "
+		  "broker does not enforce them)");
+	parse_err_prefix("fetch allow GET ftp://x.org/", -EINVAL, "t.profile:1: fetch allow: ");
+	parse_err_prefix("fetch allow FETCH https://x.org/", -EINVAL, "t.profile:1: fetch allow: ");
 }
 
 Test(profile, error_conflicts_in_one_file)

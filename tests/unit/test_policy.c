@@ -1,0 +1,316 @@
+/*
+ * Unit tests for the fetch policy (common/policy.c): method lists, URL
+ * patterns, host/port/scheme/method/path matching, deny over allow and
+ * default deny (THREATS 14-15).
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy.h"
+
+static struct aj_fetch_rule *
+rules_new(size_t n)
+{
+	struct aj_fetch_rule *r = calloc(n, sizeof(*r));
+
+	cr_assert_not_null(r);
+	return r;
+}
+
+static void
+rule_set(struct aj_fetch_rule *r, int allow, const char *methods, const char *pattern)
+{
+	char err[256] = "";
+
+	r->allow = allow;
+	cr_assert_eq(aj_policy_parse_methods(methods, &r->methods, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(aj_policy_parse_pattern(pattern, r, err, sizeof(err)), 0, "'%s': %s", pattern,
+		     err);
+	snprintf(r->origin, sizeof(r->origin), "test:%s", pattern);
+}
+
+/* Decision for METHOD on URL under RULES, with *DECIDED. */
+static int
+decide(const struct aj_fetch_rule *rules, size_t n, const char *method, const char *url,
+       size_t *decided)
+{
+	static struct aj_url u;
+	char err[256] = "";
+
+	cr_assert_eq(aj_url_normalise(url, &u, err, sizeof(err)), 0, "'%s': %s", url, err);
+	return aj_policy_decide(rules, n, aj_policy_method_bit(method), &u, decided);
+}
+
+Test(policy, methods)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		unsigned bits;
+	} cases[] = {
+		{"GET", 0, AJ_METHOD_GET},
+		{"GET,HEAD", 0, AJ_METHOD_GET | AJ_METHOD_HEAD},
+		{"OPTIONS,DELETE,PATCH,PUT,POST", 0,
+		 AJ_METHOD_OPTIONS | AJ_METHOD_DELETE | AJ_METHOD_PATCH | AJ_METHOD_PUT |
+			 AJ_METHOD_POST},
+		{"*", 0, AJ_METHOD_ALL},
+		{"get", -EINVAL, 0},
+		{"GET, HEAD", -EINVAL, 0},
+		{"GET,", -EINVAL, 0},
+		{",GET", -EINVAL, 0},
+		{"", -EINVAL, 0},
+		{"GET,GET", -EINVAL, 0},
+		{"CONNECT", -EINVAL, 0},
+		{"TRACE", -EINVAL, 0},
+		{"GET,*", -EINVAL, 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned bits = 12345;
+		char err[256] = "";
+		int rc = aj_policy_parse_methods(cases[i].in, &bits, err, sizeof(err));
+
+		cr_expect_eq(rc, cases[i].rc, "'%s': %d %s", cases[i].in, rc, err);
+		if (cases[i].rc == 0)
+			cr_expect_eq(bits, cases[i].bits, "'%s'", cases[i].in);
+		else
+			cr_expect_eq(bits, 12345, "'%s' wrote its output", cases[i].in);
+	}
+	cr_expect_eq(aj_policy_method_bit("GET"), AJ_METHOD_GET);
+	cr_expect_eq(aj_policy_method_bit("OPTIONS"), AJ_METHOD_OPTIONS);
+	cr_expect_eq(aj_policy_method_bit("get"), 0);
+	cr_expect_eq(aj_policy_method_bit("CONNECT"), 0);
+	cr_expect_eq(aj_policy_method_bit(""), 0);
+}
+
+Test(policy, patterns)
+{
+	static const struct {
+		const char *in;
+		const char *scheme, *host, *path;
+		unsigned port;
+	} ok[] = {
+		{"https://*.example.org:8443/docs/**", "https", "*.example.org", "/docs/**", 8443},
+		{"HTTPS://Example.ORG./", "https", "example.org", "/", 443},
+		{"http://example.org:80", "http", "example.org", "/", 80},
+		{"http://[::FFFF:7f00:1]/x", "http", "::ffff:127.0.0.1", "/x", 80},
+		{"http://127.0.0.2:8080/*/raw", "http", "127.0.0.2", "/*/raw", 8080},
+		{"http://example.org/%7euser/%3a", "http", "example.org", "/~user/%3A", 80},
+	};
+	static const struct {
+		const char *in, *why;
+	} bad[] = {
+		{"ftp://example.org/", "http or https"},
+		{"example.org/", "must look like"},
+		{"http://example.org/?q=1", "query not allowed"},
+		{"http://example.org/#x", "fragment not allowed"},
+		{"http://user@example.org/", "userinfo"},
+		{"http://*/", "only allowed as a leading"},
+		{"http://*example.org/", "only allowed as a leading"},
+		{"http://a.*.org/", "only allowed as a leading"},
+		{"http://*./", "empty host"},
+		{"http://*.127.0.0.1/", "not an IP"},
+		{"http://*.[::1]/", "not an IP"},
+		{"http://127.1/", "non-canonical IPv4"},
+		{"http://example.org:22:1/", "not a decimal"},
+		{"http://example.org/a/../b", "dot segment not allowed in a URL pattern"},
+		{"http://example.org/./b", "dot segment not allowed in a URL pattern"},
+		{"http://example.org/%2e%2e/b", "encoded dot segment"},
+		{"http://example.org/a%2Fb", "encoded slash"},
+		{"http://example.org//b", "empty path segment"},
+		{"http://example.org/***", "ambiguous"},
+		{"http://example.org/a b", "space"},
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct aj_fetch_rule *r = rules_new(1);
+		char err[256] = "";
+
+		cr_expect_eq(aj_policy_parse_pattern(ok[i].in, r, err, sizeof(err)), 0, "'%s': %s",
+			     ok[i].in, err);
+		cr_expect_str_eq(r->scheme, ok[i].scheme, "'%s'", ok[i].in);
+		cr_expect_str_eq(r->host, ok[i].host, "'%s'", ok[i].in);
+		cr_expect_str_eq(r->path, ok[i].path, "'%s'", ok[i].in);
+		cr_expect_eq(r->port, ok[i].port, "'%s'", ok[i].in);
+		free(r);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct aj_fetch_rule *r = rules_new(1);
+		char err[256] = "";
+
+		cr_expect_eq(aj_policy_parse_pattern(bad[i].in, r, err, sizeof(err)), -EINVAL,
+			     "'%s' accepted", bad[i].in);
+		cr_expect(strstr(err, bad[i].why) != NULL, "'%s': got '%s', want '%s'", bad[i].in,
+			  err, bad[i].why);
+		cr_expect_eq(r->host[0], '\0', "'%s' wrote its output", bad[i].in);
+		free(r);
+	}
+}
+
+struct decide_case {
+	const char *method, *url;
+	int allowed;
+};
+
+static void
+check_table(const struct aj_fetch_rule *r, size_t n, const struct decide_case *c, size_t nc)
+{
+	for (size_t i = 0; i < nc; i++) {
+		size_t d = 0;
+
+		cr_expect_eq(decide(r, n, c[i].method, c[i].url, &d), c[i].allowed, "%s %s",
+			     c[i].method, c[i].url);
+		if (!c[i].allowed && d != (size_t)-1)
+			cr_expect_eq(r[d].allow, 0, "%s %s decided by an allow rule", c[i].method,
+				     c[i].url);
+	}
+}
+
+Test(policy, hosts_ports_schemes)
+{
+	struct aj_fetch_rule *r = rules_new(3);
+	static const struct decide_case cases[] = {
+		{"GET", "https://api.example.org/", 1},
+		{"GET", "https://API.Example.org./", 1},
+		{"GET", "https://a.b.example.org/x", 1},
+		{"GET", "https://example.org/", 0},               /* suffix itself */
+		{"GET", "https://evil-example.org/", 0},          /* not below the suffix */
+		{"GET", "https://api.example.org.evil.test/", 0}, /* suffix not at the end */
+		{"GET", "https://api.example.org:22/", 0},        /* port must match */
+		{"GET", "https://api.example.org:8443/", 0},
+		{"GET", "http://api.example.org/", 0},     /* scheme must match */
+		{"GET", "http://api.example.org:443/", 0}, /* scheme, even on 443 */
+		{"GET", "http://exact.test/", 1},
+		{"GET", "http://exact.test:80/", 1},
+		{"GET", "http://sub.exact.test/", 0},
+		{"GET", "http://exact.test:8080/", 0},
+		{"GET", "http://127.0.0.2:8080/", 1},
+		{"GET", "http://127.0.0.1:8080/", 0},
+		{"GET", "http://[::ffff:127.0.0.2]:8080/", 0}, /* mapped is not the v4 rule */
+	};
+
+	rule_set(&r[0], 1, "*", "https://*.example.org/**");
+	rule_set(&r[1], 1, "*", "http://exact.test/**");
+	rule_set(&r[2], 1, "*", "http://127.0.0.2:8080/**");
+	check_table(r, 3, cases, sizeof(cases) / sizeof(cases[0]));
+	free(r);
+}
+
+Test(policy, methods_match)
+{
+	struct aj_fetch_rule *r = rules_new(1);
+	static const struct decide_case cases[] = {
+		{"GET", "http://example.org/", 1},     {"HEAD", "http://example.org/", 1},
+		{"POST", "http://example.org/", 0},    {"DELETE", "http://example.org/", 0},
+		{"CONNECT", "http://example.org/", 0}, {"get", "http://example.org/", 0},
+	};
+
+	rule_set(&r[0], 1, "GET,HEAD", "http://example.org/**");
+	check_table(r, 1, cases, sizeof(cases) / sizeof(cases[0]));
+	free(r);
+}
+
+Test(policy, path_globs)
+{
+	struct aj_fetch_rule *r = rules_new(3);
+	static const struct decide_case cases[] = {
+		{"GET", "http://example.org/docs", 1},
+		{"GET", "http://example.org/docs/", 1},
+		{"GET", "http://example.org/docs/a", 1},
+		{"GET", "http://example.org/docs/a/b", 1},
+		{"GET", "http://example.org/docsx", 0},
+		{"GET", "http://example.org/doc", 0},
+		{"GET", "http://example.org/x/../docs/a", 1},
+		{"GET", "http://example.org/docs/../secret", 0},
+		{"GET", "http://example.org/repo/r1/raw", 1},
+		{"GET", "http://example.org/repo//raw", 0}, /* refused by the normaliser anyway */
+		{"GET", "http://example.org/repo/r1/r2/raw", 0}, /* '*' does not cross '/' */
+		{"GET", "http://example.org/repo/r1/raw/x", 0},
+		{"GET", "http://example.org/files/a.txt", 1},
+		{"GET", "http://example.org/files/x/y/z.txt", 1},
+		{"GET", "http://example.org/files/.txt", 1},
+		{"GET", "http://example.org/files/a.txt/x", 0},
+		{"GET", "http://example.org/", 0},
+	};
+
+	rule_set(&r[0], 1, "GET", "http://example.org/docs/**");
+	rule_set(&r[1], 1, "GET", "http://example.org/repo/*/raw");
+	rule_set(&r[2], 1, "GET", "http://example.org/files/**.txt");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct aj_url u;
+		char err[256];
+		size_t d;
+
+		if (aj_url_normalise(cases[i].url, &u, err, sizeof(err)) != 0) {
+			cr_expect_eq(cases[i].allowed, 0, "%s refused: %s", cases[i].url, err);
+			continue;
+		}
+		cr_expect_eq(aj_policy_decide(r, 3, AJ_METHOD_GET, &u, &d), cases[i].allowed, "%s",
+			     cases[i].url);
+	}
+	free(r);
+}
+
+Test(policy, glob_root_and_star)
+{
+	struct aj_fetch_rule *r = rules_new(2);
+	size_t d;
+
+	rule_set(&r[0], 1, "GET", "http://a.test/**");
+	rule_set(&r[1], 1, "GET", "http://b.test/*");
+	cr_expect_eq(decide(r, 2, "GET", "http://a.test", &d), 1);
+	cr_expect_eq(decide(r, 2, "GET", "http://a.test/x/y/z", &d), 1);
+	cr_expect_eq(decide(r, 2, "GET", "http://b.test/", &d), 1);
+	cr_expect_eq(decide(r, 2, "GET", "http://b.test/x", &d), 1);
+	cr_expect_eq(decide(r, 2, "GET", "http://b.test/x/", &d), 0);
+	free(r);
+}
+
+Test(policy, deny_over_allow_any_order)
+{
+	struct aj_fetch_rule *r = rules_new(2);
+	size_t d = 99;
+
+	rule_set(&r[0], 1, "*", "https://*.example.org/**");
+	rule_set(&r[1], 0, "POST", "https://*.example.org/admin/**");
+	cr_expect_eq(decide(r, 2, "GET", "https://x.example.org/admin/a", &d), 1);
+	cr_expect_eq(d, 0);
+	cr_expect_eq(decide(r, 2, "POST", "https://x.example.org/admin/a", &d), 0);
+	cr_expect_eq(d, 1);
+	cr_expect_eq(decide(r, 2, "POST", "https://x.example.org/admin", &d), 0);
+	cr_expect_eq(d, 1);
+	cr_expect_eq(decide(r, 2, "POST", "https://x.example.org/other", &d), 1);
+	cr_expect_eq(d, 0);
+
+	/* Same rules, deny first. */
+	rule_set(&r[0], 0, "POST", "https://*.example.org/admin/**");
+	rule_set(&r[1], 1, "*", "https://*.example.org/**");
+	cr_expect_eq(decide(r, 2, "POST", "https://x.example.org/admin/a", &d), 0);
+	cr_expect_eq(d, 0);
+	cr_expect_eq(decide(r, 2, "GET", "https://x.example.org/admin/a", &d), 1);
+	cr_expect_eq(d, 1);
+	free(r);
+}
+
+Test(policy, default_deny)
+{
+	struct aj_fetch_rule *r = rules_new(1);
+	size_t d = 0;
+
+	cr_expect_eq(decide(r, 0, "GET", "http://example.org/", &d), 0);
+	cr_expect_eq(d, (size_t)-1);
+	rule_set(&r[0], 1, "GET", "http://example.org/docs/**");
+	cr_expect_eq(decide(r, 1, "GET", "http://other.test/docs/", &d), 0);
+	cr_expect_eq(d, (size_t)-1);
+	cr_expect_eq(decide(r, 1, "GET", "http://example.org/", &d), 0);
+	cr_expect_eq(d, (size_t)-1);
+	/* A method the broker does not know has bit 0 and matches nothing. */
+	cr_expect_eq(decide(r, 1, "TRACE", "http://example.org/docs/", &d), 0);
+	cr_expect_eq(d, (size_t)-1);
+	free(r);
+}
