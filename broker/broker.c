@@ -11,8 +11,10 @@
  *   agentjail-broker --supervisor PID [--user UID:GID] [--policy NAME]
  *
  * Started by the supervisor with posix_spawn.  Before reading anything it
- * ties its life to the supervisor's, and (started by root) becomes UID:GID
- * with no supplementary groups, which clears every capability.
+ * ties its life to the supervisor's, (started by root) becomes UID:GID with
+ * no supplementary groups, which clears every capability, and loads its own
+ * seccomp filter (broker/confine.c): no exec, ptrace, mount, namespaces,
+ * kernel modules.
  */
 #include "config.h"
 
@@ -31,6 +33,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "broker.h"
 #include "internal.h"
 #include "policy.h"
 #include "url.h"
@@ -562,6 +565,14 @@ main(int argc, char **argv)
 
 	if (load_policy(&b, AJ_BROKER_FD + 1) < 0)
 		return AJ_EXIT_SETUP;
+	/* Confined before the first byte from the agent is read. */
+	{
+		char err[256];
+		/* Silent: the supervisor reports it (one line, not a cascade
+		 * when the jail fails for the same reason). */
+		if (aj_broker_confine(err, sizeof(err)) < 0)
+			return AJ_BROKER_EXIT_CONFINE;
+	}
 	b.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
 	if (b.loop == NULL)
 		return fail("ev_default_loop");

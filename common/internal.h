@@ -15,6 +15,9 @@
 
 #define AJ_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
+/* agentjail-broker exit status: it could not load its own seccomp filter. */
+#define AJ_BROKER_EXIT_CONFINE 66
+
 /* The fd number the agent finds the broker on (also in AGENTJAIL_FD). */
 #define AJ_BROKER_FD 3
 

@@ -104,7 +104,11 @@ on_broker_exit(struct ev_loop *loop, ev_io *w, int revents)
 	emit_broker_exit(m, &info, false);
 	/* A clean exit means every agent-side end of the socketpair closed.
 	 * Anything else leaves the agent without its door: say so. */
-	if (!m->plan->quiet && !(info.si_code == CLD_EXITED && info.si_status == 0))
+	if (!m->plan->quiet && info.si_code == CLD_EXITED &&
+	    info.si_status == AJ_BROKER_EXIT_CONFINE)
+		fprintf(stderr, "agentjail: the broker could not load its own seccomp filter; "
+				"the agent can no longer fetch\n");
+	else if (!m->plan->quiet && !(info.si_code == CLD_EXITED && info.si_status == 0))
 		fprintf(stderr,
 			"agentjail: the broker exited (%s %d); the agent can no longer fetch\n",
 			info.si_code == CLD_EXITED ? "status" : "signal", info.si_status);

@@ -331,3 +331,72 @@ Test(broker, rules_decide_on_the_normalised_url)
 	}
 	free(rules);
 }
+
+/* The broker is confined before it reads anything: its own seccomp
+ * filter, no_new_privs, no capabilities, never host root. */
+Test(broker, broker_is_confined)
+{
+	char *events = aj_test_write_file(scratch, "conf.jsonl", "");
+	char flag[4200], script[9000];
+	const char *argv[] = {aj_test_bin("agentjail"),
+			      "run",
+			      "--profile",
+			      profile,
+			      "--events",
+			      events,
+			      "--timeout",
+			      "30",
+			      "--",
+			      "/bin/sh",
+			      "-c",
+			      script,
+			      NULL};
+	pid_t pid;
+	int broker = 0, st;
+
+	snprintf(flag, sizeof(flag), "%s/done", scratch);
+	snprintf(script, sizeof(script), "while [ ! -e '%s' ]; do sleep 0.05; done", flag);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct aj_result r;
+		aj_test_exec(argv, -1, &r);
+		_exit(r.status);
+	}
+	for (int i = 0; i < 100 && broker == 0; i++) {
+		char line[4096];
+		const char *p;
+		FILE *f;
+
+		usleep(50000);
+		f = fopen(events, "r");
+		if (f != NULL && fgets(line, sizeof(line), f) != NULL &&
+		    (p = strstr(line, "\"broker\":")) != NULL)
+			broker = atoi(p + 9);
+		if (f != NULL)
+			fclose(f);
+	}
+	cr_assert_gt(broker, 0, "no start event");
+	{
+		char path[64], status[8192];
+		FILE *f;
+		size_t n;
+
+		snprintf(path, sizeof(path), "/proc/%d/status", broker);
+		f = fopen(path, "r");
+		cr_assert_not_null(f);
+		n = fread(status, 1, sizeof(status) - 1, f);
+		status[n] = '\0';
+		fclose(f);
+		cr_assert_not_null(strstr(status, "\nSeccomp:\t2\n"), "%s", status);
+		cr_assert_not_null(strstr(status, "\nNoNewPrivs:\t1\n"), "%s", status);
+		cr_assert_not_null(strstr(status, "\nCapEff:\t0000000000000000\n"), "%s", status);
+		cr_assert_not_null(strstr(status, "\nCapPrm:\t0000000000000000\n"), "%s", status);
+		cr_assert_null(strstr(status, "\nUid:\t0\t"), "the broker runs as root: %s",
+			       status);
+	}
+	fclose(fopen(flag, "w"));
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+	free(events);
+}
