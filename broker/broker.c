@@ -20,6 +20,7 @@
 
 #include <agentjail/protocol.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ev.h>
 #include <grp.h>
 #include <jansson.h>
@@ -77,6 +78,7 @@ struct channel {
 
 struct broker {
 	const char *policy;
+	pid_t supervisor;
 	struct aj_fetch_rule *rules; /* from the supervisor's resolved policy */
 	size_t n_rules;
 	struct ev_loop *loop;
@@ -129,6 +131,14 @@ send_json(struct channel *b, uint8_t type, uint32_t id, json_t *obj)
 	int n = obj ? aj_proto_frame_json(type, id, obj, buf, sizeof(buf)) : -ENOMEM;
 
 	json_decref(obj);
+	if (n < 0 && type == AJ_MSG_ERROR) {
+		/* Never leave a request unanswered because the answer did
+		 * not fit: a short fixed record instead. */
+		static const char fallback[] = "{\"code\":\"upstream_error\",\"message\":"
+					       "\"the broker's answer did not fit in a frame\"}";
+		n = aj_proto_frame(AJ_MSG_ERROR, 0, id, fallback, sizeof(fallback) - 1, buf,
+				   sizeof(buf));
+	}
 	if (n > 0)
 		(void)send(b->fd, buf, (size_t)n, MSG_NOSIGNAL);
 }
@@ -218,6 +228,20 @@ handle_connect(struct channel *c, struct ev_loop *loop, int fd)
 		close(fd);
 		end_channel(c, loop, "CONNECT with something that is not a unix seqpacket socket");
 		return;
+	}
+	/* The agent's end of the inherited channel (its peer is the
+	 * supervisor, which made the pair) would have the broker talk to
+	 * itself and close the channel every process of the jail shares. */
+	{
+		struct ucred cred;
+		socklen_t clen = sizeof(cred);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
+		    cred.pid == c->broker->supervisor || cred.pid == getpid()) {
+			close(fd);
+			end_channel(c, loop, "CONNECT with a socket that is not a new pair");
+			return;
+		}
 	}
 	open_channel(c->broker, fd);
 }
@@ -314,6 +338,7 @@ handle_request(struct channel *b, struct ev_loop *loop, const struct aj_frame *f
 		goto out;
 	}
 	method = aj_policy_method_bit(req.method);
+	/* Quoted short and escaped: an answer must stay well inside a frame. */
 	aj_log_escape(url->normalised, safe_url, sizeof(safe_url));
 	if (method == 0) {
 		snprintf(msg, sizeof(msg), "method %s is not one a rule can allow", req.method);
@@ -331,7 +356,7 @@ handle_request(struct channel *b, struct ev_loop *loop, const struct aj_frame *f
 	if (!allowed) {
 		if (decided == (size_t)-1)
 			snprintf(msg, sizeof(msg), "no fetch rule allows %s %s", req.method,
-				 url->normalised);
+				 safe_url);
 		else
 			snprintf(msg, sizeof(msg), "%s %s is denied by a fetch deny rule",
 				 req.method, url->normalised);
@@ -484,6 +509,19 @@ load_policy(struct broker *b, int fd)
 	json_t *root, *rules, *item;
 	size_t i;
 
+	/* Only the sealed memfd the supervisor made: nobody can have changed
+	 * it since. */
+	{
+		int seals = fcntl(fd, F_GET_SEALS);
+		int want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+		if (seals < 0 || (seals & want) != want) {
+			fprintf(stderr, "agentjail-broker[%d]: the policy is not a sealed memfd\n",
+				(int)getpid());
+			close(fd);
+			return -1;
+		}
+	}
 	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
 	close(fd);
 	if (root == NULL) {
@@ -492,6 +530,10 @@ load_policy(struct broker *b, int fd)
 		return -1;
 	}
 	rules = json_object_get(root, "fetch");
+	if (!json_is_array(rules)) {
+		json_decref(root);
+		return -1;
+	}
 	if (json_is_string(json_object_get(root, "path")))
 		b->policy = strdup(json_string_value(json_object_get(root, "path")));
 	b->n_rules = json_is_array(rules) ? json_array_size(rules) : 0;
@@ -516,6 +558,8 @@ load_policy(struct broker *b, int fd)
 		methods = strtok_r(NULL, " ", &save);
 		pattern = strtok_r(NULL, " ", &save);
 		if (action == NULL || methods == NULL || pattern == NULL ||
+		    strtok_r(NULL, " ", &save) != NULL ||
+		    (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0) ||
 		    aj_policy_parse_methods(methods, &r->methods, err, sizeof(err)) < 0 ||
 		    aj_policy_parse_pattern(pattern, r, err, sizeof(err)) < 0) {
 			fprintf(stderr, "agentjail-broker[%d]: policy rule '%s' is invalid\n",
@@ -551,6 +595,7 @@ main(int argc, char **argv)
 		return fail("PR_SET_PDEATHSIG");
 	if (supervisor <= 0 || getppid() != supervisor)
 		return AJ_EXIT_SETUP;
+	b.supervisor = supervisor;
 	if (user != NULL && become(user) < 0)
 		return fail("dropping to the profile's user");
 	if (geteuid() == 0 || !has_no_capabilities()) {

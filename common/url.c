@@ -401,6 +401,18 @@ aj_url_normalise_path(const char *s, size_t len, unsigned flags, char *out, size
 		if ((dot || dotdot) && pattern)
 			return aj_err(err, errlen, -EINVAL,
 				      "dot segment not allowed in a URL pattern");
+		/* Servers disagree about these, so a rule could be matched on
+		 * one path and served another: Tomcat, Jetty and Spring cut a
+		 * segment at ';' (path parameters), Windows servers drop a
+		 * trailing '.'.  Refused rather than guessed. */
+		if (!dot && !dotdot &&
+		    (memchr(seg, ';', n) != NULL || memmem(seg, n, "%3B", 3) != NULL))
+			return aj_err(err, errlen, -EINVAL,
+				      "';' (path parameters) not allowed in a path segment");
+		if (!dot && !dotdot && n > 0 && seg[n - 1] == '.')
+			return aj_err(
+				err, errlen, -EINVAL,
+				"a path segment must not end in '.' (servers disagree about it)");
 		if (dotdot) {
 			/* Climbing above the root means the client and the
 			 * server disagree about where the path points. */

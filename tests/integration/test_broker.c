@@ -295,6 +295,13 @@ Test(broker, rules_decide_on_the_normalised_url)
 		{"https://user@docs.example.org/", "bad_request: userinfo", 0, 8},
 		{"http://2130706433/", "bad_request: non-canonical IPv4 literal", 0, 8},
 		{"ftp://docs.example.org/", "bad_request:", 0, 8},
+		/* Paths servers read differently than the matcher would. */
+		{"https://docs.example.org/private;x/a", "bad_request: ';' (path parameters)", 0,
+		 8},
+		{"https://docs.example.org/private%3Bx/a", "bad_request: ';' (path parameters)", 0,
+		 8},
+		{"https://docs.example.org/private./a", "bad_request: a path segment must not end",
+		 0, 8},
 	};
 	char *rules = aj_test_write_file(scratch, "rules.profile",
 					 "env keep PATH\nenv set ASAN_OPTIONS=detect_leaks=0\n"
@@ -399,4 +406,39 @@ Test(broker, broker_is_confined)
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
 	free(events);
+}
+
+/* An answer that would not fit in a frame still arrives (short), rather
+ * than leaving the request hanging. */
+Test(broker, oversized_answer_still_answers)
+{
+	char *rules = aj_test_write_file(scratch, "big.profile",
+					 "env keep PATH\nenv set ASAN_OPTIONS=detect_leaks=0\n"
+					 "fetch allow GET https://docs.example.org/**\n");
+	char url[9000], script[9200];
+	const char *argv[] = {aj_test_bin("agentjail"),
+			      "run",
+			      "--timeout",
+			      "20",
+			      "--profile",
+			      rules,
+			      "--",
+			      "/bin/sh",
+			      "-c",
+			      script,
+			      NULL};
+	struct aj_result r;
+	size_t n = (size_t)snprintf(url, sizeof(url), "https://docs.example.org/?");
+
+	/* '"' is two bytes in JSON: the quoted URL would overflow a frame. */
+	while (n < 8000)
+		url[n++] = '"';
+	url[n] = '\0';
+	snprintf(script, sizeof(script), "'%s' fetch '%s'; echo exit=$?", aj_test_bin("agentjail"),
+		 url);
+	aj_test_exec(argv, -1, &r);
+	cr_assert_eq(r.status, 0, "status %d (124 = it hung): %s", r.status, r.err);
+	cr_assert_not_null(strstr(r.out, "exit=7"), "%s", r.out);
+	aj_test_result_free(&r);
+	free(rules);
 }
