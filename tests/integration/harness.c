@@ -179,3 +179,33 @@ aj_test_has_line(const char *text, const char *line)
 	}
 	return false;
 }
+
+static bool
+is_sanitizer_line(const char *line, size_t len)
+{
+	static const char *const follow_ups[] = {
+		"False positive error reports may follow",
+		"For details see https://github.com/google/sanitizers/issues/189",
+	};
+
+	if (len >= 2 && line[0] == '=' && line[1] == '=')
+		return true;
+	for (size_t i = 0; i < sizeof(follow_ups) / sizeof(follow_ups[0]); i++)
+		if (len == strlen(follow_ups[i]) && strncmp(line, follow_ups[i], len) == 0)
+			return true;
+	return false;
+}
+
+int
+aj_test_count_own_lines(const char *text)
+{
+	int n = 0;
+
+	for (const char *p = text; *p != '\0';) {
+		const char *nl = strchrnul(p, '\n');
+		if (!is_sanitizer_line(p, (size_t)(nl - p)))
+			n++;
+		p = *nl ? nl + 1 : nl;
+	}
+	return n;
+}

@@ -37,6 +37,11 @@ void aj_test_rmrf(const char *path);
 /* Write TEXT to DIR/NAME; returns the new path (malloc'd). */
 char *aj_test_write_file(const char *dir, const char *name, const char *text);
 
+/* Lines of TEXT that are the program's own: in the sanitizer build the
+ * ASan runtime adds warnings of its own (about the jail's separate
+ * stacks), which are not agentjail's output. */
+int aj_test_count_own_lines(const char *text);
+
 /* Does the text contain LINE as a whole line? */
 bool aj_test_has_line(const char *text, const char *line);
 

@@ -70,36 +70,6 @@ run_without(long nr, const char *errno_name, struct aj_result *res)
 	aj_test_exec(argv, -1, res);
 }
 
-static bool
-is_sanitizer_line(const char *line, size_t len)
-{
-	static const char *const follow_ups[] = {
-		"False positive error reports may follow",
-		"For details see https://github.com/google/sanitizers/issues/189",
-	};
-
-	if (len >= 2 && line[0] == '=' && line[1] == '=')
-		return true;
-	for (size_t i = 0; i < sizeof(follow_ups) / sizeof(follow_ups[0]); i++)
-		if (len == strlen(follow_ups[i]) && strncmp(line, follow_ups[i], len) == 0)
-			return true;
-	return false;
-}
-
-static int
-count_own_lines(const char *text)
-{
-	int n = 0;
-
-	for (const char *p = text; *p != '\0';) {
-		const char *nl = strchrnul(p, '\n');
-		if (!is_sanitizer_line(p, (size_t)(nl - p)))
-			n++;
-		p = *nl ? nl + 1 : nl;
-	}
-	return n;
-}
-
 static void
 assert_stopped(const struct aj_result *res, const char *step, const char *hint)
 {
@@ -112,8 +82,8 @@ assert_stopped(const struct aj_result *res, const char *step, const char *hint)
 	/* One clear line, not a cascade.  In the ASan build the sanitizer's
 	 * runtime may add its own warnings (the vfork-style intermediate runs
 	 * on a separate stack); those are not agentjail's output. */
-	cr_assert_eq(count_own_lines(res->err), 1, "expected exactly one line on stderr: %s",
-		     res->err);
+	cr_assert_eq(aj_test_count_own_lines(res->err), 1,
+		     "expected exactly one line on stderr: %s", res->err);
 }
 
 /* `try no-userns -- CMD` runs CMD in a user namespace whose

@@ -402,38 +402,6 @@ has_substr(const char *text, const char *needle)
 	return strstr(text, needle) != NULL;
 }
 
-/* Lines of stderr that are agentjail's, not the ASan runtime's (in the
- * sanitizer build it warns about the jail's separate stacks). */
-static bool
-is_sanitizer_line(const char *line, size_t len)
-{
-	static const char *const follow_ups[] = {
-		"False positive error reports may follow",
-		"For details see https://github.com/google/sanitizers/issues/189",
-	};
-
-	if (len >= 2 && line[0] == '=' && line[1] == '=')
-		return true;
-	for (size_t i = 0; i < sizeof(follow_ups) / sizeof(follow_ups[0]); i++)
-		if (len == strlen(follow_ups[i]) && strncmp(line, follow_ups[i], len) == 0)
-			return true;
-	return false;
-}
-
-static int
-count_own_lines(const char *text)
-{
-	int n = 0;
-
-	for (const char *p = text; *p != '\0';) {
-		const char *nl = strchrnul(p, '\n');
-		if (!is_sanitizer_line(p, (size_t)(nl - p)))
-			n++;
-		p = *nl ? nl + 1 : nl;
-	}
-	return n;
-}
-
 /* ---- 1. each escape attempt: one violation event ----------------------------- */
 
 struct attempt {
@@ -1350,7 +1318,7 @@ Test(violations, quiet_keeps_the_events_but_not_the_summary, .timeout = 60)
 	       NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "socket-inet EPERM\n", SHOWFMT, SHOWARGS(r));
-	cr_assert_eq(count_own_lines(r.err), 0, "--quiet, yet: " SHOWFMT, SHOWARGS(r));
+	cr_assert_eq(aj_test_count_own_lines(r.err), 0, "--quiet, yet: " SHOWFMT, SHOWARGS(r));
 	text = slurp(events);
 	stream_parse(&s, text, false);
 	cr_assert_str_eq(str_of(only(&s, "violation"), "summary"), "socket AF_INET", "%s", text);
