@@ -87,15 +87,9 @@ aj_policy_parse_pattern(const char *pattern, struct aj_fetch_rule *rule, char *e
 	if (len >= AJ_URL_MAX)
 		return aj_err(err, errlen, -EINVAL, "URL pattern longer than %d bytes",
 			      AJ_URL_MAX - 1);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)pattern[i];
-
-		if (c <= 0x20 || c >= 0x7f)
-			return aj_err(err, errlen, -EINVAL,
-				      "URL pattern contains a space, control character or "
-				      "non-ASCII byte (0x%02x at offset %zu)",
-				      c, i);
-	}
+	rc = aj_url_check_bytes(pattern, len, "URL pattern", err, errlen);
+	if (rc < 0)
+		return rc;
 	if (strchr(pattern, '#') != NULL)
 		return aj_err(err, errlen, -EINVAL, "fragment not allowed in a URL pattern");
 	if (strchr(pattern, '?') != NULL)

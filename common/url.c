@@ -455,6 +455,21 @@ check_query(const char *s, size_t len, char *err, size_t errlen)
 }
 
 int
+aj_url_check_bytes(const char *s, size_t len, const char *what, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c <= 0x20 || c >= 0x7f)
+			return aj_err(err, errlen, -EINVAL,
+				      "%s contains a space, control character or non-ASCII "
+				      "byte (0x%02x at offset %zu)",
+				      what, c, i);
+	}
+	return 0;
+}
+
+int
 aj_url_normalise(const char *in, struct aj_url *out, char *err, size_t errlen)
 {
 	struct aj_url u;
@@ -469,15 +484,9 @@ aj_url_normalise(const char *in, struct aj_url *out, char *err, size_t errlen)
 		return aj_err(err, errlen, -EINVAL, "URL longer than %d bytes", AJ_URL_MAX - 1);
 	if (len == 0)
 		return aj_err(err, errlen, -EINVAL, "empty URL");
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c <= 0x20 || c >= 0x7f)
-			return aj_err(err, errlen, -EINVAL,
-				      "URL contains a space, control character or non-ASCII "
-				      "byte (0x%02x at offset %zu)",
-				      c, i);
-	}
+	rc = aj_url_check_bytes(in, len, "URL", err, errlen);
+	if (rc < 0)
+		return rc;
 	memset(&u, 0, sizeof(u));
 
 	colon = strchr(in, ':');

@@ -54,6 +54,10 @@ int aj_url_normalise_path(const char *s, size_t len, unsigned flags, char *out, 
 /* 80 for "http", 443 for "https", 0 for anything else.  S[0..LEN) is
  * compared case-insensitively; the lower-case name goes to SCHEME (6 bytes)
  * when it is known. */
+/* Only printable ASCII without spaces in S (LEN bytes): what a URL or a URL
+ * pattern may hold.  WHAT names it in the message.  Returns 0 or -EINVAL. */
+int aj_url_check_bytes(const char *s, size_t len, const char *what, char *err, size_t errlen);
+
 unsigned aj_url_scheme_port(const char *s, size_t len, char *scheme);
 
 #endif /* AJ_URL_H */

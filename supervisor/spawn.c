@@ -55,11 +55,6 @@ struct sync_msg {
 	char detail[240];
 };
 
-/* Signals the jail's init forwards to the agent's process group. */
-static const int forwarded_signals[] = {
-	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
-};
-
 #define JAIL_NS_FLAGS                                                                              \
 	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 
@@ -313,8 +308,10 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	 * its own): start from the defaults, with what init waits for held. */
 	sigemptyset(&waitset);
 	sigaddset(&waitset, SIGCHLD);
-	for (size_t i = 0; i < AJ_ARRAY_SIZE(forwarded_signals); i++)
-		sigaddset(&waitset, forwarded_signals[i]);
+	/* The supervisor's list: what it forwards, init passes on to the
+	 * agent's process group. */
+	for (size_t i = 0; i < AJ_N_FORWARDED_SIGNALS; i++)
+		sigaddset(&waitset, aj_forwarded_signals[i]);
 	reset_signal_handlers();
 	if (sigprocmask(SIG_SETMASK, &waitset, NULL) < 0)
 		child_fail(sync_fd, AJ_STEP_NONE, errno, "sigprocmask");

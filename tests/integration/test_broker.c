@@ -40,6 +40,28 @@ teardown(void)
 
 TestSuite(broker, .init = setup, .fini = teardown, .timeout = 60);
 
+/* The broker's pid, from the start event of EVENTS (up to 5 s); 0 if none. */
+static int
+wait_broker_pid(const char *events)
+{
+	for (int i = 0; i < 100; i++) {
+		char line[4096];
+		const char *p = NULL;
+		FILE *f;
+
+		usleep(50000);
+		f = fopen(events, "r");
+		if (f == NULL)
+			continue;
+		if (fgets(line, sizeof(line), f) != NULL)
+			p = strstr(line, "\"broker\":");
+		fclose(f);
+		if (p != NULL)
+			return atoi(p + 9);
+	}
+	return 0;
+}
+
 static void
 jail_sh(struct aj_result *res, const char *script)
 {
@@ -207,20 +229,8 @@ Test(broker, dead_broker_is_reported_and_nothing_hangs)
 			_exit(r.status);
 		}
 		{
-			char line[4096] = "";
-			const char *p;
-			int broker = 0;
-			FILE *f;
+			int broker = wait_broker_pid(events);
 
-			for (int i = 0; i < 100 && broker == 0; i++) {
-				usleep(50000);
-				f = fopen(events, "r");
-				if (f != NULL && fgets(line, sizeof(line), f) != NULL &&
-				    (p = strstr(line, "\"broker\":")) != NULL)
-					broker = atoi(p + 9);
-				if (f != NULL)
-					fclose(f);
-			}
 			cr_assert_gt(broker, 0, "no start event with the broker pid");
 			cr_assert_eq(kill(broker, SIGKILL), 0);
 			usleep(100000);
@@ -370,19 +380,7 @@ Test(broker, broker_is_confined)
 		aj_test_exec(argv, -1, &r);
 		_exit(r.status);
 	}
-	for (int i = 0; i < 100 && broker == 0; i++) {
-		char line[4096];
-		const char *p;
-		FILE *f;
-
-		usleep(50000);
-		f = fopen(events, "r");
-		if (f != NULL && fgets(line, sizeof(line), f) != NULL &&
-		    (p = strstr(line, "\"broker\":")) != NULL)
-			broker = atoi(p + 9);
-		if (f != NULL)
-			fclose(f);
-	}
+	broker = wait_broker_pid(events);
 	cr_assert_gt(broker, 0, "no start event");
 	{
 		char path[64], status[8192];
