@@ -1,27 +1,28 @@
 /*
  * agentjail-broker: the agent's one door (docs/PROTOCOL.md).
  *
- * This version speaks the wire protocol — handshake, framing, permit table,
- * error records — and answers every request `denied`: fetch rules and the
- * fetcher arrive with the broker issue.  Everything the agent sends is
- * untrusted: each frame is decoded with its length checked before use, a
- * malformed one ends the channel with one ERROR record, and nothing here
- * can take the supervisor down with it.
+ * This file speaks the wire protocol -- handshake, framing, permit table,
+ * error records -- and decides each request with the profile's rules on the
+ * normalised URL; broker/fetch.c performs the allowed ones.  Everything the
+ * agent sends is untrusted: each frame is decoded with its length checked
+ * before use, a malformed one ends the channel with one ERROR record, and
+ * nothing here can take the supervisor down with it.
  *
  *   agentjail-broker --supervisor PID [--user UID:GID] [--policy NAME]
  *
- * Started by the supervisor with posix_spawn.  Before reading anything it
- * ties its life to the supervisor's, (started by root) becomes UID:GID with
- * no supplementary groups, which clears every capability, and loads its own
- * seccomp filter (broker/confine.c): no exec, ptrace, mount, namespaces,
- * kernel modules.
+ * Started by the supervisor with posix_spawn: the inherited channel at fd
+ * 3, the resolved policy (a sealed memfd) at 4, the audit pipe at 5.
+ * Before reading anything it ties its life to the supervisor's, (started
+ * by root) becomes UID:GID with no supplementary groups, which clears every
+ * capability, and loads its own seccomp filter (broker/confine.c): no exec,
+ * ptrace, mount, namespaces, kernel modules.
  */
 #include "config.h"
 
 #include <agentjail/protocol.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
 #include <linux/capability.h>
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -36,8 +38,6 @@
 
 #include "broker.h"
 #include "internal.h"
-#include "policy.h"
-#include "url.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 /* ASan builds: LeakSanitizer's exit-time check ptraces the process, which
@@ -55,10 +55,15 @@ __asan_default_options(void)
 /* The broker exits with this when the agent broke the protocol. */
 #define BROKER_EXIT_PROTOCOL 65
 
-enum phase {
-	PHASE_HELLO, /* only HELLO is permitted */
-	PHASE_READY, /* requests and their frames */
-};
+/* The fds the supervisor hands over (see supervisor/run.c). */
+#define POLICY_FD (AJ_BROKER_FD + 1)
+#define AUDIT_FD (AJ_BROKER_FD + 2)
+
+/* Where Debian keeps the system's CA certificates (package ca-certificates). */
+#define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
+
+/* Response body bytes the agent may receive before it grants more. */
+#define INITIAL_WINDOW 262144
 
 /* Which message types the agent may send in each phase (OpenSSH's
  * monitor_permit, as a table). */
@@ -76,24 +81,9 @@ static const bool permitted[2][AJ_MSG__MAX + 1] = {
  * never read each other's answers). */
 #define MAX_CHANNELS 64
 
-struct broker;
-
-struct channel {
-	struct broker *broker;
-	int fd; /* -1: slot free */
-	ev_io io;
-	enum phase phase;
-	/* Requests whose body the agent is still sending: their BODY frames
-	 * are read and dropped until END.  Bounded by AJ_PROTO_MAX_IN_FLIGHT. */
-	uint32_t open_bodies[AJ_PROTO_MAX_IN_FLIGHT];
-	size_t n_open_bodies;
-};
-
 struct broker {
-	const char *policy;
+	struct aj_policy policy;
 	pid_t supervisor;
-	struct aj_fetch_rule *rules; /* from the supervisor's resolved policy */
-	size_t n_rules;
 	struct ev_loop *loop;
 	struct channel channels[MAX_CHANNELS];
 	size_t n_open;
@@ -136,11 +126,174 @@ become(const char *spec)
 	return 0;
 }
 
-/* Send a JSON frame; a peer that went away is not an error of ours. */
-static void
-send_json(struct channel *b, uint8_t type, uint32_t id, json_t *obj)
+/* ---- sending -------------------------------------------------------------- */
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
+
+/* One frame, with FD alongside when >= 0.  Returns bytes sent or -errno. */
+static ssize_t
+send_frame(int sock, const uint8_t *frame, size_t len, int fd)
 {
-	uint8_t buf[AJ_PROTO_HEADER_SIZE + AJ_PROTO_MAX_JSON];
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = (void *)frame, .iov_len = len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	ssize_t n;
+
+	if (fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = control.buf;
+		mh.msg_controllen = sizeof(control.buf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+static void
+want_writable(struct channel *c)
+{
+	if (!ev_is_active(&c->wio))
+		ev_io_start(c->broker->loop, &c->wio);
+}
+
+void
+aj_channel_send(struct channel *c, const uint8_t *frame, size_t len, int fd)
+{
+	struct outframe *o;
+
+	if (c->fd < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (c->out_head == NULL) {
+		ssize_t n = send_frame(c->fd, frame, len, fd);
+
+		if (n >= 0 || n != -EAGAIN) {
+			/* Sent, or the agent went away (its end is closed: the
+			 * read side will notice). */
+			if (fd >= 0)
+				close(fd);
+			return;
+		}
+	}
+	/* The socket is full: keep the frame until it has room.  Only
+	 * control frames queue (at most two per open request); bodies pause
+	 * their transfer instead. */
+	o = malloc(sizeof(*o) + len);
+	if (o == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	o->next = NULL;
+	o->fd = fd;
+	o->len = len;
+	memcpy(o->data, frame, len);
+	if (c->out_tail != NULL)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	c->out_tail = o;
+	want_writable(c);
+}
+
+static void
+drop_queue(struct channel *c)
+{
+	while (c->out_head != NULL) {
+		struct outframe *o = c->out_head;
+
+		c->out_head = o->next;
+		if (o->fd >= 0)
+			close(o->fd);
+		free(o);
+	}
+	c->out_tail = NULL;
+}
+
+static void
+on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct channel *c = w->data;
+
+	while (c->out_head != NULL) {
+		struct outframe *o = c->out_head;
+		ssize_t n = send_frame(c->fd, o->data, o->len, o->fd);
+
+		if (n == -EAGAIN)
+			return;
+		c->out_head = o->next;
+		if (c->out_head == NULL)
+			c->out_tail = NULL;
+		if (o->fd >= 0)
+			close(o->fd);
+		free(o);
+	}
+	ev_io_stop(loop, w);
+	aj_fetch_resume(c);
+}
+
+int
+aj_channel_send_body(struct channel *c, uint32_t id, const void *data, size_t len, bool end)
+{
+	static uint8_t buf[AJ_PROTO_HEADER_SIZE + AJ_PROTO_MAX_PAYLOAD];
+	const uint8_t *p = data;
+
+	if (c->fd < 0)
+		return -EPIPE;
+	if (c->out_head != NULL) {
+		want_writable(c);
+		return -EAGAIN;
+	}
+	do {
+		size_t chunk = len < AJ_PROTO_MAX_PAYLOAD ? len : AJ_PROTO_MAX_PAYLOAD;
+		bool last = end && chunk == len;
+		int n = aj_proto_frame(AJ_MSG_BODY, last ? AJ_FLAG_END : 0, id, p, chunk, buf,
+				       sizeof(buf));
+		ssize_t sent;
+
+		if (n < 0)
+			return -EPIPE;
+		if (c->out_head != NULL) {
+			/* An earlier part is queued: keep the order. */
+			aj_channel_send(c, buf, (size_t)n, -1);
+			p += chunk;
+			len -= chunk;
+			continue;
+		}
+		sent = send_frame(c->fd, buf, (size_t)n, -1);
+		if (sent == -EAGAIN && p == data) {
+			want_writable(c);
+			return -EAGAIN; /* nothing went: the caller keeps it all */
+		}
+		if (sent == -EAGAIN) {
+			/* Part went: the rest waits in the queue, in order. */
+			aj_channel_send(c, buf, (size_t)n, -1);
+		} else if (sent < 0) {
+			return -EPIPE;
+		}
+		p += chunk;
+		len -= chunk;
+	} while (len > 0);
+	return 0;
+}
+
+void
+aj_channel_send_json(struct channel *c, uint8_t type, uint32_t id, json_t *obj, int fd)
+{
+	static uint8_t buf[AJ_PROTO_HEADER_SIZE + AJ_PROTO_MAX_JSON];
 	int n = obj ? aj_proto_frame_json(type, id, obj, buf, sizeof(buf)) : -ENOMEM;
 
 	json_decref(obj);
@@ -153,28 +306,78 @@ send_json(struct channel *b, uint8_t type, uint32_t id, json_t *obj)
 				   sizeof(buf));
 	}
 	if (n > 0)
-		(void)send(b->fd, buf, (size_t)n, MSG_NOSIGNAL);
+		aj_channel_send(c, buf, (size_t)n, fd);
+	else if (fd >= 0)
+		close(fd);
 }
 
-static void
-send_error(struct channel *b, uint32_t id, const char *code, const char *rule, const char *msg)
+void
+aj_channel_send_error(struct channel *c, uint32_t id, const char *code, const char *rule,
+		      const char *msg)
 {
 	json_t *obj = json_pack("{s:s, s:s}", "code", code, "message", msg);
 
 	if (obj != NULL && rule != NULL)
 		json_object_set_new(obj, "rule", json_string(rule));
-	send_json(b, AJ_MSG_ERROR, id, obj);
+	aj_channel_send_json(c, AJ_MSG_ERROR, id, obj, -1);
 }
 
+/* ---- requests --------------------------------------------------------------- */
+
+static struct aj_req *
+find_req(struct channel *c, uint32_t id)
+{
+	for (size_t i = 0; i < c->n_reqs; i++)
+		if (c->reqs[i]->id == id)
+			return c->reqs[i];
+	return NULL;
+}
+
+static void
+free_req(struct aj_req *r)
+{
+	for (size_t i = 0; i < r->n_headers; i++) {
+		free(r->headers[i][0]);
+		free(r->headers[i][1]);
+	}
+	free(r->headers);
+	free(r->body);
+	free(r);
+}
+
+void
+aj_req_finish(struct aj_req *r)
+{
+	struct channel *c = r->ch;
+
+	for (size_t i = 0; i < c->n_reqs; i++) {
+		if (c->reqs[i] == r) {
+			c->reqs[i] = c->reqs[--c->n_reqs];
+			break;
+		}
+	}
+	free_req(r);
+}
+
+/* The channel is gone: every request on it is abandoned. */
 static void
 close_channel(struct channel *c)
 {
 	struct broker *b = c->broker;
 
+	while (c->n_reqs > 0) {
+		struct aj_req *r = c->reqs[c->n_reqs - 1];
+
+		if (r->fetch != NULL)
+			aj_fetch_cancel(r); /* finishes R */
+		else
+			aj_req_finish(r);
+	}
 	ev_io_stop(b->loop, &c->io);
+	ev_io_stop(b->loop, &c->wio);
+	drop_queue(c);
 	close(c->fd);
 	c->fd = -1;
-	c->n_open_bodies = 0;
 	/* The last channel gone: every agent-side end is closed. */
 	if (--b->n_open == 0)
 		ev_break(b->loop, EVBREAK_ALL);
@@ -184,16 +387,18 @@ close_channel(struct channel *c)
  * (escaped: the reason may quote what the agent sent), then close it.
  * Other channels are not affected. */
 static void
-end_channel(struct channel *b, struct ev_loop *loop, const char *reason)
+end_channel(struct channel *c, const char *reason)
 {
 	char safe[512];
 
-	send_error(b, 0, AJ_ERR_BAD_REQUEST, NULL, reason);
+	/* The record goes out even if answers are queued: best effort,
+	 * blocking for it would let the agent stall the broker. */
+	aj_channel_send_error(c, 0, AJ_ERR_BAD_REQUEST, NULL, reason);
 	aj_log_escape(reason, safe, sizeof(safe));
 	fprintf(stderr, "agentjail-broker[%d]: protocol error, closing the channel: %s\n",
 		(int)getpid(), safe);
-	b->broker->exit_status = BROKER_EXIT_PROTOCOL;
-	close_channel(b);
+	c->broker->exit_status = BROKER_EXIT_PROTOCOL;
+	close_channel(c);
 }
 
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
@@ -212,6 +417,8 @@ open_channel(struct broker *b, int fd)
 		c->phase = PHASE_HELLO;
 		ev_io_init(&c->io, on_readable, fd, EV_READ);
 		c->io.data = c;
+		ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
+		c->wio.data = c;
 		ev_io_start(b->loop, &c->io);
 		b->n_open++;
 		return;
@@ -219,7 +426,9 @@ open_channel(struct broker *b, int fd)
 	/* Full: the new channel hears why, and is closed. */
 	{
 		struct channel tmp = {.broker = b, .fd = fd};
-		send_error(&tmp, 0, AJ_ERR_RATE_LIMITED, NULL, "too many channels open at once");
+		aj_channel_send_error(&tmp, 0, AJ_ERR_RATE_LIMITED, NULL,
+				      "too many channels open at once");
+		drop_queue(&tmp);
 	}
 	close(fd);
 }
@@ -227,19 +436,19 @@ open_channel(struct broker *b, int fd)
 /* CONNECT: the fd must be one end of an AF_UNIX SOCK_SEQPACKET pair; any
  * other kind of file would have the broker write frames into it. */
 static void
-handle_connect(struct channel *c, struct ev_loop *loop, int fd)
+handle_connect(struct channel *c, int fd)
 {
 	int type = 0, domain = 0;
 	socklen_t len = sizeof(int);
 
 	if (fd < 0) {
-		end_channel(c, loop, "CONNECT without a socket (SCM_RIGHTS)");
+		end_channel(c, "CONNECT without a socket (SCM_RIGHTS)");
 		return;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET ||
 	    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 || domain != AF_UNIX) {
 		close(fd);
-		end_channel(c, loop, "CONNECT with something that is not a unix seqpacket socket");
+		end_channel(c, "CONNECT with something that is not a unix seqpacket socket");
 		return;
 	}
 	/* The agent's end of the inherited channel (its peer is the
@@ -252,157 +461,318 @@ handle_connect(struct channel *c, struct ev_loop *loop, int fd)
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
 		    cred.pid == c->broker->supervisor || cred.pid == getpid()) {
 			close(fd);
-			end_channel(c, loop, "CONNECT with a socket that is not a new pair");
+			end_channel(c, "CONNECT with a socket that is not a new pair");
 			return;
 		}
+	}
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+		close(fd);
+		return;
 	}
 	open_channel(c->broker, fd);
 }
 
-static bool
-take_open_body(struct channel *b, uint32_t id)
-{
-	for (size_t i = 0; i < b->n_open_bodies; i++) {
-		if (b->open_bodies[i] == id) {
-			b->open_bodies[i] = b->open_bodies[--b->n_open_bodies];
-			return true;
-		}
-	}
-	return false;
-}
-
-static bool
-is_open_body(const struct channel *b, uint32_t id)
-{
-	for (size_t i = 0; i < b->n_open_bodies; i++)
-		if (b->open_bodies[i] == id)
-			return true;
-	return false;
-}
-
 static void
-handle_hello(struct channel *b, struct ev_loop *loop, const uint8_t *payload, size_t len)
+handle_hello(struct channel *c, const uint8_t *payload, size_t len)
 {
 	char err[256];
 	json_t *hello = NULL, *version;
 
 	if (aj_proto_parse_json(payload, len, &hello, err, sizeof(err)) < 0) {
-		end_channel(b, loop, err);
+		end_channel(c, err);
 		return;
 	}
 	version = json_object_get(hello, "version");
 	if (!json_is_integer(version) || json_integer_value(version) != AJ_PROTO_VERSION) {
 		json_decref(hello);
-		end_channel(b, loop, "HELLO: this broker speaks protocol version 1");
+		end_channel(c, "HELLO: this broker speaks protocol version 1");
 		return;
 	}
 	json_decref(hello);
-	b->phase = PHASE_READY;
-	send_json(b, AJ_MSG_WELCOME, 0,
-		  json_pack("{s:i, s:s, s:i, s:i, s:i}", "version", AJ_PROTO_VERSION, "broker",
-			    "agentjail-broker/" PACKAGE_VERSION, "max_payload",
-			    AJ_PROTO_MAX_PAYLOAD, "max_in_flight", AJ_PROTO_MAX_IN_FLIGHT, "window",
-			    262144));
+	c->phase = PHASE_READY;
+	aj_channel_send_json(c, AJ_MSG_WELCOME, 0,
+			     json_pack("{s:i, s:s, s:i, s:i, s:i}", "version", AJ_PROTO_VERSION,
+				       "broker", "agentjail-broker/" PACKAGE_VERSION, "max_payload",
+				       AJ_PROTO_MAX_PAYLOAD, "max_in_flight",
+				       AJ_PROTO_MAX_IN_FLIGHT, "window", INITIAL_WINDOW),
+			     -1);
+}
+
+/* Headers the broker never relays as the agent wrote them: the
+ * connection's own (hop-by-hop, RFC 9110 7.6.1) and those it sets itself. */
+static const char *const dropped_headers[] = {
+	"Connection",
+	"Keep-Alive",
+	"Proxy-Connection",
+	"Proxy-Authorization",
+	"Proxy-Authenticate",
+	"TE",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+	"Content-Length",
+	"Expect",
+};
+
+static bool
+header_in_list(const char *name, const char *list)
+{
+	/* LIST is a Connection header value: comma-separated names. */
+	size_t n = strlen(name);
+
+	while (*list != '\0') {
+		size_t len;
+
+		list += strspn(list, " \t,");
+		len = strcspn(list, " \t,");
+		if (len == n && strncasecmp(list, name, n) == 0)
+			return true;
+		list += len;
+	}
+	return false;
+}
+
+/* Keep what may go upstream of the agent's headers.  Returns 0, or -1
+ * with MSG (a Host header that names another authority). */
+static int
+filter_headers(struct aj_req *r, struct aj_proto_request *req, char *msg, size_t msglen)
+{
+	const char *connection = "";
+	char authority[300];
+	bool v6 = r->url.host_kind == AJ_HOST_IPV6;
+	bool credentials = r->rule != NULL && (r->rule->options & AJ_RULE_CREDENTIALS);
+
+	if (r->url.port == aj_url_scheme_port(r->url.scheme, strlen(r->url.scheme), NULL))
+		snprintf(authority, sizeof(authority), "%s%s%s", v6 ? "[" : "", r->url.host,
+			 v6 ? "]" : "");
+	else
+		snprintf(authority, sizeof(authority), "%s%s%s:%u", v6 ? "[" : "", r->url.host,
+			 v6 ? "]" : "", r->url.port);
+	for (size_t i = 0; i < req->n_headers; i++)
+		if (strcasecmp(req->headers[i][0], "Connection") == 0)
+			connection = req->headers[i][1];
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const char *name = req->headers[i][0], *value = req->headers[i][1];
+		bool drop = header_in_list(name, connection);
+
+		for (size_t k = 0; k < AJ_ARRAY_SIZE(dropped_headers); k++)
+			drop |= strcasecmp(name, dropped_headers[k]) == 0;
+		if (strcasecmp(name, "Host") == 0) {
+			/* Domain fronting: the Host is the URL's, always. */
+			if (strcasecmp(value, authority) != 0) {
+				char esc[300];
+
+				aj_log_escape(value, esc, sizeof(esc));
+				snprintf(msg, msglen,
+					 "Host header '%s' does not name the URL's authority '%s'",
+					 esc, authority);
+				return -1;
+			}
+			drop = true;
+		}
+		if (!credentials &&
+		    (strcasecmp(name, "Cookie") == 0 || strcasecmp(name, "Authorization") == 0))
+			drop = true;
+		if (drop)
+			continue;
+		r->headers[r->n_headers][0] = req->headers[i][0];
+		r->headers[r->n_headers][1] = req->headers[i][1];
+		req->headers[i][0] = req->headers[i][1] = NULL;
+		r->n_headers++;
+	}
+	return 0;
+}
+
+/* A request refused before any fetch: the answer and the audit record. */
+static void
+refuse(struct aj_req *r, const char *code, const char *rule, const char *msg)
+{
+	struct aj_audit_record rec = {
+		.req = r,
+		.decision = strcmp(code, AJ_ERR_DENIED) == 0 ? "denied" : "refused",
+		.rule = rule,
+		.error = code,
+	};
+
+	aj_channel_send_error(r->ch, r->id, code, rule, msg);
+	aj_audit(&rec);
 }
 
 static void
-handle_request(struct channel *b, struct ev_loop *loop, const struct aj_frame *f,
-	       const uint8_t *payload)
+handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *payload)
 {
+	struct broker *b = c->broker;
 	struct aj_proto_request req = {0};
 	char err[512], msg[AJ_URL_MAX + 1200], rule[600], safe_url[256];
-	struct aj_url *url = NULL;
 	size_t decided = (size_t)-1;
-	unsigned method;
+	struct aj_req *r;
 	int allowed;
 	json_t *json = NULL;
 
 	/* Not JSON at all ends the channel; JSON that is not a valid request
 	 * fails that request only. */
 	if (aj_proto_parse_json(payload, f->length, &json, err, sizeof(err)) < 0) {
-		end_channel(b, loop, err);
+		end_channel(c, err);
 		return;
 	}
 	json_decref(json);
-	if (is_open_body(b, f->id)) {
-		end_channel(b, loop, "REQUEST reuses the id of a request still sending its body");
+	if (find_req(c, f->id) != NULL) {
+		end_channel(c, "REQUEST reuses the id of a request still open");
 		return;
 	}
-	if (!(f->flags & AJ_FLAG_END)) {
-		if (b->n_open_bodies == AJ_PROTO_MAX_IN_FLIGHT) {
-			end_channel(b, loop, "more requests sending bodies than max_in_flight");
-			return;
-		}
-		b->open_bodies[b->n_open_bodies++] = f->id;
+	if (c->n_reqs == AJ_PROTO_MAX_IN_FLIGHT) {
+		end_channel(c, "more requests open than max_in_flight");
+		return;
 	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL) {
+		aj_channel_send_error(c, f->id, AJ_ERR_UPSTREAM, NULL, "out of memory");
+		return;
+	}
+	r->ch = c;
+	r->id = f->id;
+	r->started = ev_now(b->loop);
+	r->body_open = !(f->flags & AJ_FLAG_END);
+	c->reqs[c->n_reqs++] = r;
+	/* From here on R is answered exactly once; while its body is still
+	 * coming, it stays in the table so the BODY frames find it. */
 	if (aj_proto_parse_request(payload, f->length, &req, err, sizeof(err)) < 0) {
-		send_error(b, f->id, AJ_ERR_BAD_REQUEST, NULL, err);
-		return;
+		snprintf(r->method, sizeof(r->method), "?");
+		refuse(r, AJ_ERR_BAD_REQUEST, NULL, err);
+		goto done;
 	}
-	/* One URL parser: what is matched is what would be fetched. */
-	url = calloc(1, sizeof(*url));
-	if (url == NULL) {
-		send_error(b, f->id, AJ_ERR_UPSTREAM, NULL, "out of memory");
-		aj_proto_request_clear(&req);
-		return;
+	snprintf(r->method, sizeof(r->method), "%s", req.method);
+	r->memfd = req.deliver_memfd;
+	/* One URL parser: what is matched is what is fetched. */
+	if (aj_url_normalise(req.url, &r->url, err, sizeof(err)) < 0) {
+		refuse(r, AJ_ERR_BAD_REQUEST, NULL, err);
+		goto done;
 	}
-	if (aj_url_normalise(req.url, url, err, sizeof(err)) < 0) {
-		send_error(b, f->id, AJ_ERR_BAD_REQUEST, NULL, err);
-		goto out;
-	}
-	method = aj_policy_method_bit(req.method);
+	r->method_bit = aj_policy_method_bit(req.method);
 	/* Quoted short and escaped: an answer must stay well inside a frame. */
-	aj_log_escape(url->normalised, safe_url, sizeof(safe_url));
-	if (method == 0) {
+	aj_log_escape(r->url.normalised, safe_url, sizeof(safe_url));
+	if (r->method_bit == 0) {
 		snprintf(msg, sizeof(msg), "method %s is not one a rule can allow", req.method);
-		send_error(b, f->id, AJ_ERR_BAD_REQUEST, NULL, msg);
-		goto out;
+		refuse(r, AJ_ERR_BAD_REQUEST, NULL, msg);
+		goto done;
 	}
-	allowed = aj_policy_decide(b->broker->rules, b->broker->n_rules, method, url, &decided);
+	if (r->body_open && (r->method_bit & (AJ_METHOD_GET | AJ_METHOD_HEAD))) {
+		/* A body on GET is how requests get smuggled past a proxy. */
+		snprintf(msg, sizeof(msg), "%s with a body is refused", req.method);
+		refuse(r, AJ_ERR_BAD_REQUEST, NULL, msg);
+		goto done;
+	}
+	allowed = aj_policy_decide(b->policy.rules, b->policy.n_rules, r->method_bit, &r->url,
+				   &decided);
 	if (decided == (size_t)-1)
 		snprintf(rule, sizeof(rule), "%s: no 'fetch allow' rule matches (default deny)",
-			 b->broker->policy);
+			 b->policy.path);
 	else
-		snprintf(rule, sizeof(rule), "%s", b->broker->rules[decided].origin);
-	fprintf(stderr, "agentjail-broker[%d]: %s %s %s (%s)\n", (int)getpid(),
-		allowed ? "allowed" : "denied", req.method, safe_url, rule);
+		snprintf(rule, sizeof(rule), "%s", b->policy.rules[decided].origin);
 	if (!allowed) {
 		if (decided == (size_t)-1)
 			snprintf(msg, sizeof(msg), "no fetch rule allows %s %s", req.method,
 				 safe_url);
 		else
 			snprintf(msg, sizeof(msg), "%s %s is denied by a fetch deny rule",
-				 req.method, url->normalised);
-		send_error(b, f->id, AJ_ERR_DENIED, rule, msg);
-		goto out;
+				 req.method, safe_url);
+		refuse(r, AJ_ERR_DENIED, rule, msg);
+		goto done;
 	}
-	/* Allowed by policy; the fetcher (libcurl) is not in this version. */
-	snprintf(msg, sizeof(msg),
-		 "%s %s is allowed by %s, but this broker does not perform fetches yet", req.method,
-		 url->normalised, rule);
-	send_error(b, f->id, AJ_ERR_UPSTREAM, rule, msg);
-out:
-	free(url);
+	r->rule = &b->policy.rules[decided];
+	r->headers = req.n_headers ? calloc(req.n_headers, sizeof(*r->headers)) : NULL;
+	if (req.n_headers && r->headers == NULL) {
+		refuse(r, AJ_ERR_UPSTREAM, NULL, "out of memory");
+		goto done;
+	}
+	if (filter_headers(r, &req, msg, sizeof(msg)) < 0) {
+		refuse(r, AJ_ERR_BAD_REQUEST, NULL, msg);
+		goto done;
+	}
 	aj_proto_request_clear(&req);
+	if (!r->body_open)
+		aj_fetch_start(r);
+	return;
+done:
+	aj_proto_request_clear(&req);
+	/* Answered: what is left of its body is read and dropped. */
+	r->body_refused = true;
+	if (!r->body_open)
+		aj_req_finish(r);
 }
 
 static void
-handle_frame(struct channel *c, struct ev_loop *loop, const uint8_t *buf, size_t len, int fd)
+handle_body(struct channel *c, const struct aj_frame *f, const uint8_t *payload)
+{
+	struct aj_req *r = find_req(c, f->id);
+	uint64_t limit;
+
+	if (r == NULL || !r->body_open) {
+		end_channel(c, "BODY for a request that is not sending one");
+		return;
+	}
+	if (f->flags & AJ_FLAG_END)
+		r->body_open = false;
+	if (r->body_refused) {
+		if (!r->body_open)
+			aj_req_finish(r);
+		return;
+	}
+	limit = aj_policy_limit(r->rule, &c->broker->policy.limits, AJ_LIMIT_MAX_BODY);
+	if (r->body_len + f->length > limit) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "the request body is over the limit of %llu bytes",
+			 (unsigned long long)limit);
+		refuse(r, AJ_ERR_TOO_LARGE, r->rule->origin, msg);
+		r->body_refused = true;
+		free(r->body);
+		r->body = NULL;
+		if (!r->body_open)
+			aj_req_finish(r);
+		return;
+	}
+	if (r->body_len + f->length > r->body_cap) {
+		size_t cap = r->body_cap ? r->body_cap : 16384;
+		uint8_t *grown;
+
+		while (cap < r->body_len + f->length)
+			cap *= 2;
+		grown = realloc(r->body, cap);
+		if (grown == NULL) {
+			refuse(r, AJ_ERR_UPSTREAM, NULL, "out of memory");
+			r->body_refused = true;
+			if (!r->body_open)
+				aj_req_finish(r);
+			return;
+		}
+		r->body = grown;
+		r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, payload, f->length);
+	r->body_len += f->length;
+	if (!r->body_open)
+		aj_fetch_start(r);
+}
+
+static void
+handle_frame(struct channel *c, const uint8_t *buf, size_t len, int fd)
 {
 	struct aj_frame f;
 	const uint8_t *payload;
+	struct aj_req *r;
 	char err[256];
 
 	if (aj_proto_decode(buf, len, &f, &payload, err, sizeof(err)) < 0) {
 		if (fd >= 0)
 			close(fd);
-		end_channel(c, loop, err);
+		end_channel(c, err);
 		return;
 	}
 	/* At most one fd per message, and only where the type says so. */
 	if (fd >= 0 && f.type != AJ_MSG_CONNECT) {
 		close(fd);
-		end_channel(c, loop, "a file descriptor is only accepted with CONNECT");
+		end_channel(c, "a file descriptor is only accepted with CONNECT");
 		return;
 	}
 	if (!permitted[c->phase][f.type]) {
@@ -410,34 +780,42 @@ handle_frame(struct channel *c, struct ev_loop *loop, const uint8_t *buf, size_t
 			close(fd);
 		snprintf(err, sizeof(err), "%s is not permitted %s", aj_proto_type_name(f.type),
 			 c->phase == PHASE_HELLO ? "before HELLO" : "after HELLO");
-		end_channel(c, loop, err);
+		end_channel(c, err);
 		return;
 	}
 	switch (f.type) {
 	case AJ_MSG_CONNECT:
-		handle_connect(c, loop, fd);
+		handle_connect(c, fd);
 		break;
 	case AJ_MSG_HELLO:
-		handle_hello(c, loop, payload, f.length);
+		handle_hello(c, payload, f.length);
 		break;
 	case AJ_MSG_REQUEST:
-		handle_request(c, loop, &f, payload);
+		handle_request(c, &f, payload);
 		break;
 	case AJ_MSG_BODY:
-		/* The request was already answered; its body is dropped. */
-		if (!is_open_body(c, f.id)) {
-			end_channel(c, loop, "BODY for a request that is not sending one");
-			return;
-		}
-		if (f.flags & AJ_FLAG_END)
-			take_open_body(c, f.id);
+		handle_body(c, &f, payload);
 		break;
 	case AJ_MSG_WINDOW:
+		/* A late frame for a finished request is normal. */
+		r = find_req(c, f.id);
+		if (r != NULL && r->fetch != NULL)
+			aj_fetch_window(r, (uint32_t)payload[0] | (uint32_t)payload[1] << 8 |
+						   (uint32_t)payload[2] << 16 |
+						   (uint32_t)payload[3] << 24);
+		break;
 	case AJ_MSG_CANCEL:
-		/* Every request is answered at once: nothing to credit or to
-		 * cancel (a late frame for a finished request is normal). */
-		if (f.type == AJ_MSG_CANCEL)
-			take_open_body(c, f.id);
+		r = find_req(c, f.id);
+		if (r == NULL)
+			break;
+		if (r->fetch != NULL) {
+			aj_fetch_cancel(r);
+		} else if (r->body_open) {
+			/* Its remaining BODY frames are dropped. */
+			if (!r->body_refused)
+				refuse(r, AJ_ERR_BAD_REQUEST, NULL, "cancelled by the agent");
+			r->body_refused = true;
+		}
 		break;
 	default:
 		break;
@@ -499,16 +877,67 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	if (extra > 0 || (mh.msg_flags & MSG_CTRUNC)) {
 		if (fd >= 0)
 			close(fd);
-		end_channel(c, loop, "more than one file descriptor in a message");
+		end_channel(c, "more than one file descriptor in a message");
 		return;
 	}
 	if ((size_t)n > sizeof(buf) - 1) {
 		if (fd >= 0)
 			close(fd);
-		end_channel(c, loop, "frame longer than the 65536-byte payload limit");
+		end_channel(c, "frame longer than the 65536-byte payload limit");
 		return;
 	}
-	handle_frame(c, loop, buf, (size_t)n, fd);
+	handle_frame(c, buf, (size_t)n, fd);
+}
+
+/* ---- the policy -------------------------------------------------------------- */
+
+/* Append the file at PATH (if it exists) to the CA blob. */
+static int
+append_file(struct aj_policy *p, const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char chunk[65536];
+	size_t n;
+
+	if (f == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		char *grown = realloc(p->ca_blob, p->ca_len + n + 1);
+
+		if (grown == NULL) {
+			fclose(f);
+			return -1;
+		}
+		p->ca_blob = grown;
+		memcpy(p->ca_blob + p->ca_len, chunk, n);
+		p->ca_len += n;
+		p->ca_blob[p->ca_len] = '\0';
+	}
+	fclose(f);
+	return 0;
+}
+
+static int
+append_text(struct aj_policy *p, const char *text)
+{
+	size_t n = strlen(text);
+	char *grown = realloc(p->ca_blob, p->ca_len + n + 2);
+
+	if (grown == NULL)
+		return -1;
+	p->ca_blob = grown;
+	p->ca_blob[p->ca_len++] = '\n';
+	memcpy(p->ca_blob + p->ca_len, text, n + 1);
+	p->ca_len += n;
+	return 0;
+}
+
+static int
+policy_error(json_t *root, const char *what)
+{
+	fprintf(stderr, "agentjail-broker[%d]: the policy is invalid: %s\n", (int)getpid(), what);
+	json_decref(root);
+	return -1;
 }
 
 /* The resolved policy the supervisor loaded, from the sealed memfd at
@@ -516,10 +945,11 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
  * with the same functions, so the broker's view is exactly the
  * supervisor's; any doubt refuses to start (fail closed). */
 static int
-load_policy(struct broker *b, int fd)
+load_policy(struct aj_policy *p, int fd)
 {
 	json_error_t jerr;
-	json_t *root, *rules, *item;
+	json_t *root, *rules, *item, *limits, *addrs, *ca;
+	const char *key;
 	size_t i;
 
 	/* Only the sealed memfd the supervisor made: nobody can have changed
@@ -543,45 +973,65 @@ load_policy(struct broker *b, int fd)
 		return -1;
 	}
 	rules = json_object_get(root, "fetch");
-	if (!json_is_array(rules)) {
-		json_decref(root);
-		return -1;
-	}
+	limits = json_object_get(root, "fetch_limits");
+	addrs = json_object_get(root, "fetch_addresses");
+	if (!json_is_array(rules) || !json_is_object(limits) || !json_is_array(addrs))
+		return policy_error(root, "fetch, fetch_limits or fetch_addresses missing");
 	if (json_is_string(json_object_get(root, "path")))
-		b->policy = strdup(json_string_value(json_object_get(root, "path")));
-	b->n_rules = json_is_array(rules) ? json_array_size(rules) : 0;
-	b->rules = calloc(b->n_rules ? b->n_rules : 1, sizeof(*b->rules));
-	if (b->rules == NULL || b->policy == NULL) {
-		json_decref(root);
-		return -1;
-	}
+		p->path = strdup(json_string_value(json_object_get(root, "path")));
+	p->n_rules = json_array_size(rules);
+	p->rules = calloc(p->n_rules ? p->n_rules : 1, sizeof(*p->rules));
+	p->n_addresses = json_array_size(addrs);
+	p->addresses = calloc(p->n_addresses ? p->n_addresses : 1, sizeof(*p->addresses));
+	if (p->rules == NULL || p->path == NULL || p->addresses == NULL)
+		return policy_error(root, "out of memory");
 	json_array_foreach(rules, i, item)
 	{
 		const char *text = json_string_value(json_object_get(item, "rule"));
 		const char *origin = json_string_value(json_object_get(item, "origin"));
-		char copy[AJ_URL_MAX + 64], err[512], *action, *methods, *pattern, *save = NULL;
-		struct aj_fetch_rule *r = &b->rules[i];
+		char copy[AJ_URL_MAX + 512], err[512];
 
-		if (text == NULL || origin == NULL || strlen(text) >= sizeof(copy)) {
-			json_decref(root);
-			return -1;
-		}
+		if (text == NULL || origin == NULL || strlen(text) >= sizeof(copy))
+			return policy_error(root, "a rule without text or origin");
 		snprintf(copy, sizeof(copy), "%s", text);
-		action = strtok_r(copy, " ", &save);
-		methods = strtok_r(NULL, " ", &save);
-		pattern = strtok_r(NULL, " ", &save);
-		if (action == NULL || methods == NULL || pattern == NULL ||
-		    strtok_r(NULL, " ", &save) != NULL ||
-		    (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0) ||
-		    aj_policy_parse_methods(methods, &r->methods, err, sizeof(err)) < 0 ||
-		    aj_policy_parse_pattern(pattern, r, err, sizeof(err)) < 0) {
-			fprintf(stderr, "agentjail-broker[%d]: policy rule '%s' is invalid\n",
-				(int)getpid(), text);
-			json_decref(root);
-			return -1;
-		}
-		r->allow = strcmp(action, "allow") == 0;
-		snprintf(r->origin, sizeof(r->origin), "%s", origin);
+		if (aj_policy_parse_rule(copy, &p->rules[i], err, sizeof(err)) < 0)
+			return policy_error(root, err);
+		snprintf(p->rules[i].origin, sizeof(p->rules[i].origin), "%s", origin);
+	}
+	json_object_foreach(limits, key, item)
+	{
+		char value[32], err[256];
+		int k;
+
+		for (k = 0; k < AJ_LIMIT__COUNT; k++)
+			if (strcmp(key, aj_policy_limit_name(k)) == 0)
+				break;
+		if (k == AJ_LIMIT__COUNT || !json_is_integer(item))
+			return policy_error(root, "an unknown limit");
+		aj_policy_format_limit(k, (uint64_t)json_integer_value(item), value, sizeof(value));
+		if (aj_policy_parse_limit(key, value, &p->limits, err, sizeof(err)) < 0)
+			return policy_error(root, err);
+	}
+	if (p->limits.set != (1u << AJ_LIMIT__COUNT) - 1)
+		return policy_error(root, "a limit is missing");
+	json_array_foreach(addrs, i, item)
+	{
+		char err[256];
+
+		if (!json_is_string(item) ||
+		    aj_cidr_parse(json_string_value(item), &p->addresses[i], err, sizeof(err)) < 0)
+			return policy_error(root, "an address range");
+	}
+	/* The system's CAs, then the profile's: read now, before the broker
+	 * is confined, and handed to libcurl from memory. */
+	if (append_file(p, SYSTEM_CA_BUNDLE) < 0)
+		return policy_error(root, "reading " SYSTEM_CA_BUNDLE);
+	ca = json_object_get(root, "fetch_ca");
+	if (ca != NULL) {
+		const char *pem = json_string_value(json_object_get(ca, "pem"));
+
+		if (pem == NULL || append_text(p, pem) < 0)
+			return policy_error(root, "fetch_ca");
 	}
 	json_decref(root);
 	return 0;
@@ -591,17 +1041,16 @@ int
 main(int argc, char **argv)
 {
 	const char *fdenv = getenv("AGENTJAIL_FD");
-	static struct broker b = {.policy = "the profile"};
+	static struct broker b = {.policy.path = "the profile"};
 	int fd = fdenv ? atoi(fdenv) : AJ_BROKER_FD;
 	pid_t supervisor = 0;
 	const char *user = NULL;
+
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--supervisor") == 0)
 			supervisor = (pid_t)atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--user") == 0)
 			user = argv[i + 1];
-		else if (strcmp(argv[i], "--policy") == 0)
-			b.policy = argv[i + 1];
 	}
 	/* Die with the supervisor; if it is already gone, leave now. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
@@ -621,7 +1070,13 @@ main(int argc, char **argv)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != supervisor)
 		return AJ_EXIT_SETUP;
 
-	if (load_policy(&b, AJ_BROKER_FD + 1) < 0)
+	if (load_policy(&b.policy, POLICY_FD) < 0)
+		return AJ_EXIT_SETUP;
+	aj_audit_init(fcntl(AUDIT_FD, F_GETFD) >= 0 ? AUDIT_FD : -1);
+	b.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
+	if (b.loop == NULL)
+		return fail("ev_default_loop");
+	if (aj_fetch_init(b.loop, &b.policy) < 0)
 		return AJ_EXIT_SETUP;
 	/* Confined before the first byte from the agent is read. */
 	{
@@ -631,11 +1086,10 @@ main(int argc, char **argv)
 		if (aj_broker_confine(err, sizeof(err)) < 0)
 			return AJ_BROKER_EXIT_CONFINE;
 	}
-	b.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
-	if (b.loop == NULL)
-		return fail("ev_default_loop");
 	for (size_t i = 0; i < MAX_CHANNELS; i++)
 		b.channels[i].fd = -1;
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		return fail("O_NONBLOCK on the channel");
 	open_channel(&b, fd);
 	ev_run(b.loop, 0);
 	return b.exit_status;

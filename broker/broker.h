@@ -4,9 +4,134 @@
 #ifndef AJ_BROKER_H
 #define AJ_BROKER_H
 
+#include <agentjail/protocol.h>
+#include <ev.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-/* ---- broker/confine.c ---------------------------------------------------- */
+#include "addr.h"
+#include "policy.h"
+#include "url.h"
+
+struct json_t;
+
+/* ---- broker/broker.c: channels and frames --------------------------------- */
+
+/* The resolved policy, from the supervisor (see load_policy()). */
+struct aj_policy {
+	const char *path; /* the profile, for messages */
+	struct aj_fetch_rule *rules;
+	size_t n_rules;
+	struct aj_fetch_limits limits; /* every value set */
+	struct aj_cidr *addresses;     /* `fetch address allow` */
+	size_t n_addresses;
+	char *ca_blob; /* the system CAs and the profile's, PEM */
+	size_t ca_len;
+};
+
+/* A control frame waiting for room in the channel's socket buffer. */
+struct outframe {
+	struct outframe *next;
+	int fd; /* passed with the frame (memfd hand-over), or -1 */
+	size_t len;
+	uint8_t data[];
+};
+
+enum phase {
+	PHASE_HELLO, /* only HELLO is permitted */
+	PHASE_READY, /* requests and their frames */
+};
+
+struct aj_req;
+
+struct channel {
+	struct broker *broker;
+	int fd;    /* -1: slot free */
+	ev_io io;  /* readable */
+	ev_io wio; /* writable, while frames wait or transfers are paused */
+	enum phase phase;
+	struct aj_req *reqs[AJ_PROTO_MAX_IN_FLIGHT]; /* open requests, unordered */
+	size_t n_reqs;
+	struct outframe *out_head, *out_tail;
+};
+
+/* One request from the agent, from REQUEST to its last frame. */
+struct aj_req {
+	struct channel *ch;
+	uint32_t id;
+	char method[16];
+	unsigned method_bit;
+	struct aj_url url;                /* the current hop, normalised */
+	const struct aj_fetch_rule *rule; /* what allowed the first hop (its limits) */
+	char *(*headers)[2];              /* the agent's, filtered, owned */
+	size_t n_headers;
+	uint8_t *body; /* the request body, collected before the fetch */
+	size_t body_len, body_cap;
+	bool body_open;         /* BODY frames still expected */
+	bool body_refused;      /* too large: drop the rest until END */
+	bool memfd;             /* "deliver":"memfd" */
+	double started;         /* ev_now() at REQUEST */
+	struct aj_fetch *fetch; /* fetch.c's state once started, else NULL */
+};
+
+/* Queue or send one complete frame (with FD passed alongside if >= 0;
+ * the channel takes it).  Frames leave in order. */
+void aj_channel_send(struct channel *c, const uint8_t *frame, size_t len, int fd);
+
+/* Serialize OBJ (a reference is taken) into a frame and send it. */
+void aj_channel_send_json(struct channel *c, uint8_t type, uint32_t id, struct json_t *obj, int fd);
+
+void aj_channel_send_error(struct channel *c, uint32_t id, const char *code, const char *rule,
+			   const char *msg);
+
+/* A BODY frame straight to the socket: 0, or -EAGAIN when the socket is
+ * full or control frames are waiting (the caller pauses and is resumed by
+ * aj_fetch_resume()), or -EPIPE. */
+int aj_channel_send_body(struct channel *c, uint32_t id, const void *data, size_t len, bool end);
+
+/* The request is over: forget and free it (its fetch must be gone). */
+void aj_req_finish(struct aj_req *r);
+
+/* ---- broker/fetch.c: libcurl's multi interface on the libev loop ---------- */
+
+/* Once, before the broker is confined: libcurl's global state, the host's
+ * own addresses.  Returns 0 or -1 with a message on stderr. */
+int aj_fetch_init(struct ev_loop *loop, const struct aj_policy *policy);
+
+/* Start R (decided allowed, body complete).  Limits (concurrency, rate)
+ * may answer it at once; either way R is answered and finished in time. */
+void aj_fetch_start(struct aj_req *r);
+
+/* WINDOW: the agent consumed CREDIT more bytes. */
+void aj_fetch_window(struct aj_req *r, uint32_t credit);
+
+/* The channel has room again: resume its paused transfers. */
+void aj_fetch_resume(struct channel *c);
+
+/* CANCEL, or the channel went away: stop R's transfer now, answer nothing. */
+void aj_fetch_cancel(struct aj_req *r);
+
+/* ---- broker/audit.c: one JSON line per request ------------------------------ */
+
+/* Where audit lines go (the supervisor's pipe), or -1. */
+void aj_audit_init(int fd);
+
+struct aj_audit_record {
+	const struct aj_req *req;
+	const char *decision; /* "allowed" or "denied" */
+	const char *rule;     /* "file:line", or a reason */
+	const char *address;  /* connected address, or NULL */
+	int status;           /* HTTP status, or 0 */
+	uint64_t bytes_out;   /* response body bytes sent to the agent */
+	const char *error;    /* AJ_ERR_* code, or NULL */
+	const char *url;      /* the URL at the end (after redirects), or NULL: req->url */
+	unsigned redirects;
+};
+
+void aj_audit(const struct aj_audit_record *rec);
+
+/* ---- broker/confine.c ------------------------------------------------------ */
 
 /* Load the broker's own seccomp filter (needs no_new_privs or CAP_SYS_ADMIN;
  * sets no_new_privs).  Returns 0 or -errno with ERR. */

@@ -9,14 +9,16 @@
  */
 #include "config.h"
 
+/* Before seccomp.h: its <elf.h> defines EV_NONE, which libev (in broker.h)
+ * declares as an enum constant. */
+#include "broker.h"
+
 #include <errno.h>
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-
-#include "broker.h"
 
 static const char *const refused[] = {
 	/* running other programs */

@@ -1,70 +1,456 @@
 /*
- * The agent side of the broker protocol: one fetch at a time over the
- * inherited socket.  The broker is trusted no more than it must be: every
- * frame is decoded with its length checked, and anything unexpected is
- * reported as the broker being unavailable rather than believed.
+ * The agent side of the broker protocol: a private channel (CONNECT, HELLO,
+ * WELCOME) and requests over it, one at a time: the request body streamed
+ * out in BODY frames, the response streamed in with flow control, or
+ * handed over as a sealed memfd.
+ *
+ * The broker is trusted no more than it must be: every frame is decoded
+ * with its length checked, the JSON members are type-checked, the body
+ * may not outrun the credit granted or the length announced, and a memfd
+ * is believed only once sealed.  Anything unexpected is reported as the
+ * broker being unavailable rather than believed, and ends the channel.
  */
 #include "config.h"
 
 #include <agentjail/client.h>
 #include <agentjail/protocol.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "internal.h"
 
+/* What a memfd must carry before its size and contents are believed. */
+#define REQUIRED_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* Received fds per message we make room for: one is allowed, the room for
+ * more lets the extras be received and closed instead of silently lost. */
+#define MAX_RECV_FDS 4
+
+struct aj_client {
+	int fd;               /* our end of the private channel; -1 once it is dead */
+	uint32_t last_id;     /* ids are never reused: late frames of a cancelled
+			       * request cannot be taken for the next one's */
+	uint32_t window;      /* WELCOME "window": response bytes in flight per request */
+	uint32_t max_payload; /* WELCOME "max_payload": largest BODY we send */
+	char why[200];        /* why the channel is dead */
+	uint8_t out[AJ_PROTO_HEADER_SIZE + AJ_PROTO_MAX_JSON];
+	/* One byte more than the largest frame: a longer message shows as
+	 * truncated (MSG_TRUNC) instead of being cut silently. */
+	uint8_t in[AJ_PROTO_HEADER_SIZE + AJ_PROTO_MAX_PAYLOAD + 1];
+	uint8_t body[AJ_PROTO_MAX_PAYLOAD]; /* request body read from an fd */
+};
+
+/* One frame from the broker. */
+struct frame {
+	struct aj_frame hdr;
+	const uint8_t *payload; /* into the client's buffer */
+	int fd;                 /* a passed fd (close-on-exec), or -1 */
+};
+
+static void
+result_init(struct aj_fetch_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->length = -1;
+	res->body_fd = -1;
+}
+
+/* An error record; STATUS stays, so an ERROR after RESPONSE keeps it. */
 static void
 set_error(struct aj_fetch_result *res, const char *code, const char *message)
 {
-	res->status = 0;
 	snprintf(res->code, sizeof(res->code), "%s", code);
 	snprintf(res->message, sizeof(res->message), "%s", message);
 	res->rule[0] = '\0';
 }
 
-static int
-send_frame_json(int fd, uint8_t type, uint16_t flags, uint32_t id, json_t *obj)
+/* The channel cannot be trusted any more: close it, remember why, and
+ * report the current request as broker_unavailable. */
+static void
+kill_channel(struct aj_client *c, struct aj_fetch_result *res, const char *why)
 {
-	static uint8_t buf[AJ_PROTO_HEADER_SIZE + AJ_PROTO_MAX_JSON];
-	int n = obj ? aj_proto_frame_json(type, id, obj, buf, sizeof(buf)) : -ENOMEM;
+	if (c->fd >= 0) {
+		close(c->fd);
+		c->fd = -1;
+		snprintf(c->why, sizeof(c->why), "%s", why);
+	}
+	if (res != NULL)
+		set_error(res, AJ_ERR_UNAVAILABLE, why);
+}
+
+static int
+send_frame(struct aj_client *c, uint8_t type, uint16_t flags, uint32_t id, const void *payload,
+	   size_t len)
+{
+	struct aj_frame hdr = {.version = AJ_PROTO_VERSION,
+			       .type = type,
+			       .flags = flags,
+			       .id = id,
+			       .length = (uint32_t)len};
+	uint8_t head[AJ_PROTO_HEADER_SIZE];
+	struct iovec iov[2] = {{.iov_base = head, .iov_len = sizeof(head)},
+			       {.iov_base = (void *)payload, .iov_len = len}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len > 0 ? 2 : 1};
+	ssize_t n;
+
+	if (len > AJ_PROTO_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	aj_proto_encode_header(&hdr, head);
+	do
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	return (size_t)n == sizeof(head) + len ? 0 : -EPIPE;
+}
+
+/* Serialize OBJ (a reference taken) into one frame and send it. */
+static int
+send_json(struct aj_client *c, uint8_t type, uint32_t id, json_t *obj)
+{
+	int n = obj ? aj_proto_frame_json(type, id, obj, c->out, sizeof(c->out)) : -ENOMEM;
 
 	json_decref(obj);
 	if (n < 0)
 		return n;
-	if (flags != 0) {
-		struct aj_frame hdr = {.version = AJ_PROTO_VERSION,
-				       .type = type,
-				       .flags = flags,
-				       .id = id,
-				       .length = (uint32_t)n - AJ_PROTO_HEADER_SIZE};
-		aj_proto_encode_header(&hdr, buf);
-	}
-	return send(fd, buf, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -errno;
+	return send_frame(c, type, 0, id, c->out + AJ_PROTO_HEADER_SIZE,
+			  (size_t)n - AJ_PROTO_HEADER_SIZE);
 }
 
-/* One frame from the broker; 0 on EOF, 1 with *F and *PAYLOAD, -errno. */
-static int
-recv_frame(int fd, uint8_t *buf, size_t cap, struct aj_frame *f, const uint8_t **payload)
+static void
+send_u32(struct aj_client *c, uint8_t type, uint32_t id, uint32_t v)
 {
-	char err[256];
+	uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+
+	(void)send_frame(c, type, 0, id, le, sizeof(le));
+}
+
+/* Abandon request ID.  A failure to send shows on the next read. */
+static void
+send_cancel(struct aj_client *c, uint32_t id)
+{
+	if (c->fd >= 0)
+		(void)send_frame(c, AJ_MSG_CANCEL, 0, id, NULL, 0);
+}
+
+/* One frame, with at most one passed fd.  Returns 1, 0 on EOF, -EBADMSG
+ * with WHY for anything malformed, or -errno. */
+static int
+recv_frame(struct aj_client *c, struct frame *out, char *why, size_t whylen)
+{
+	union {
+		char buf[CMSG_SPACE(MAX_RECV_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} control;
+	struct iovec iov = {.iov_base = c->in, .iov_len = sizeof(c->in)};
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = control.buf,
+			    .msg_controllen = sizeof(control.buf)};
+	int fds[MAX_RECV_FDS], n_fds = 0;
+	char err[200];
 	ssize_t n;
 
 	do
-		n = recv(fd, buf, cap, MSG_TRUNC);
+		n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return n == 0 ? 0 : -errno;
-	if ((size_t)n > cap)
-		return -EMSGSIZE;
-	if (aj_proto_decode(buf, (size_t)n, f, payload, err, sizeof(err)) < 0)
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t k;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k && n_fds < MAX_RECV_FDS; i++)
+			memcpy(&fds[n_fds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+	}
+	out->fd = -1;
+	if (n_fds > 1 || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
+		for (int i = 0; i < n_fds; i++)
+			close(fds[i]);
+		snprintf(why, whylen, "the broker sent %s",
+			 mh.msg_flags & MSG_TRUNC ? "a frame over the size limit"
+						  : "more than one file descriptor");
 		return -EBADMSG;
+	}
+	if (n == 0 && n_fds == 0)
+		return 0;
+	if (aj_proto_decode(c->in, (size_t)n, &out->hdr, &out->payload, err, sizeof(err)) < 0) {
+		if (n_fds == 1)
+			close(fds[0]);
+		snprintf(why, whylen, "the broker sent a malformed frame: %s", err);
+		return -EBADMSG;
+	}
+	if (n_fds == 1)
+		out->fd = fds[0];
 	return 1;
 }
+
+/* ---- JSON from the broker: every member's type is checked ------------ */
+
+/* A string member without NUL bytes; NULL if absent or null.  -EBADMSG
+ * if it is there with another type. */
+static int
+get_string(json_t *obj, const char *key, const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+		return -EBADMSG;
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* An integer member in [MIN, MAX]; -EBADMSG if absent, null or otherwise. */
+static int
+get_int(json_t *obj, const char *key, json_int_t min, json_int_t max, json_int_t *out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+		return -EBADMSG;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/* An ERROR payload into RES.  Returns 0 or -EBADMSG with WHY. */
+static int
+take_error(const struct frame *f, struct aj_fetch_result *res, char *why, size_t whylen)
+{
+	const char *code, *message, *rule;
+	json_t *obj;
+	int r;
+
+	if (aj_proto_parse_json(f->payload, f->hdr.length, &obj, why, whylen) < 0)
+		return -EBADMSG;
+	r = get_string(obj, "code", &code);
+	if (r == 0)
+		r = get_string(obj, "message", &message);
+	if (r == 0)
+		r = get_string(obj, "rule", &rule);
+	if (r == 0 && (code == NULL || code[0] == '\0' || strlen(code) >= sizeof(res->code)))
+		r = -EBADMSG;
+	if (r < 0) {
+		snprintf(why, whylen, "the broker sent an ERROR without a proper code");
+	} else {
+		set_error(res, code, message ? message : "");
+		snprintf(res->rule, sizeof(res->rule), "%s", rule ? rule : "");
+	}
+	json_decref(obj);
+	return r;
+}
+
+/* An RFC 9110 token, as the protocol requires of header names. */
+static bool
+is_token(const char *s)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= 'A' && ch <= 'Z') || (ch != '\0' && strchr(extra, ch) != NULL)))
+			return false;
+	}
+	return true;
+}
+
+static bool
+is_header_value(const char *s)
+{
+	if (strlen(s) > AJ_PROTO_MAX_HEADER_VALUE)
+		return false;
+	for (; *s != '\0'; s++)
+		if (*s == '\r' || *s == '\n')
+			return false;
+	return true;
+}
+
+/*
+ * A RESPONSE payload: status, headers, length, url into RES and HEADERS
+ * (pointing into *OBJ, which the caller releases).  Returns 0 or -EBADMSG
+ * with WHY.
+ */
+static int
+take_response(const struct frame *f, struct aj_fetch_result *res, json_t **obj,
+	      struct aj_client_header *headers, size_t *n_headers, char *why, size_t whylen)
+{
+	json_t *hdrs, *length, *h;
+	const char *url;
+	json_int_t status, len;
+	size_t i;
+
+	*n_headers = 0;
+	if (aj_proto_parse_json(f->payload, f->hdr.length, obj, why, whylen) < 0)
+		return -EBADMSG;
+	if (get_int(*obj, "status", 100, 599, &status) < 0) {
+		snprintf(why, whylen, "the broker sent a RESPONSE without a valid status");
+		return -EBADMSG;
+	}
+	length = json_object_get(*obj, "length");
+	if (length == NULL || json_is_null(length)) {
+		len = -1;
+	} else if (get_int(*obj, "length", 0, INT64_MAX, &len) < 0) {
+		snprintf(why, whylen, "the broker sent a RESPONSE with an invalid length");
+		return -EBADMSG;
+	}
+	if (get_string(*obj, "url", &url) < 0 || (url != NULL && strlen(url) > AJ_PROTO_MAX_URL)) {
+		snprintf(why, whylen, "the broker sent a RESPONSE with an invalid url");
+		return -EBADMSG;
+	}
+	hdrs = json_object_get(*obj, "headers");
+	if (hdrs != NULL &&
+	    (!json_is_array(hdrs) || json_array_size(hdrs) > AJ_PROTO_MAX_HEADERS)) {
+		snprintf(why, whylen,
+			 "the broker sent RESPONSE headers that are not a list of "
+			 "at most %d",
+			 AJ_PROTO_MAX_HEADERS);
+		return -EBADMSG;
+	}
+	json_array_foreach(hdrs, i, h)
+	{
+		json_t *name = json_array_get(h, 0), *value = json_array_get(h, 1);
+
+		if (!json_is_array(h) || json_array_size(h) != 2 || !json_is_string(name) ||
+		    !json_is_string(value) ||
+		    strlen(json_string_value(name)) != json_string_length(name) ||
+		    strlen(json_string_value(value)) != json_string_length(value) ||
+		    strlen(json_string_value(name)) > AJ_PROTO_MAX_HEADER_NAME ||
+		    !is_token(json_string_value(name)) ||
+		    !is_header_value(json_string_value(value))) {
+			snprintf(why, whylen, "the broker sent an invalid RESPONSE header #%zu",
+				 i + 1);
+			return -EBADMSG;
+		}
+		headers[i].name = json_string_value(name);
+		headers[i].value = json_string_value(value);
+	}
+	*n_headers = json_array_size(hdrs);
+	res->status = (int)status;
+	res->length = len;
+	snprintf(res->url, sizeof(res->url), "%s", url ? url : "");
+	return 0;
+}
+
+/* ---- local I/O --------------------------------------------------------- */
+
+static int
+write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+
+			(void)poll(&pfd, 1, -1);
+			continue;
+		}
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Up to CAP bytes of FD, short only at its end.  Returns the count or -errno. */
+static ssize_t
+read_full(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0;
+
+	while (got < cap) {
+		ssize_t n = read(fd, buf + got, cap - got);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = {.fd = fd, .events = POLLIN};
+
+			(void)poll(&pfd, 1, -1);
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* SIZE bytes of MEMFD, from offset 0 (its file offset is shared with the
+ * broker's and means nothing), to OUT_FD. */
+static int
+copy_memfd(int memfd, int out_fd, uint64_t size, uint8_t *buf, size_t cap)
+{
+	off_t off = 0;
+
+	while ((uint64_t)off < size) {
+		size_t want = size - (uint64_t)off > (1u << 30) ? (1u << 30)
+								: (size_t)(size - (uint64_t)off);
+		ssize_t n = sendfile(out_fd, memfd, &off, want);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS))
+			break; /* OUT_FD cannot take sendfile: copy by hand */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd pfd = {.fd = out_fd, .events = POLLOUT};
+
+			(void)poll(&pfd, 1, -1);
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* sealed against shrinking: cannot happen */
+	}
+	while ((uint64_t)off < size) {
+		size_t want = size - (uint64_t)off > cap ? cap : (size_t)(size - (uint64_t)off);
+		ssize_t n = pread(memfd, buf, want, off);
+		int r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		r = write_all(out_fd, buf, (size_t)n);
+		if (r < 0)
+			return r;
+		off += n;
+	}
+	return 0;
+}
+
+/* ---- the channel ------------------------------------------------------- */
 
 /* A private channel: one end of a fresh socketpair goes to the broker
  * over the shared fd (CONNECT), so no other process of the jail can read
@@ -103,7 +489,9 @@ open_channel(int shared)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &sv[1], sizeof(int));
-	r = sendmsg(shared, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(frame) ? 0 : -errno;
+	do
+		r = sendmsg(shared, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(frame) ? 0 : -errno;
+	while (r == -EINTR);
 	close(sv[1]);
 	if (r < 0) {
 		close(sv[0]);
@@ -112,143 +500,543 @@ open_channel(int shared)
 	return sv[0];
 }
 
-static void
-copy_string(json_t *obj, const char *key, char *out, size_t len)
+/* $AGENTJAIL_FD, or -1. */
+static int
+env_fd(void)
 {
-	const char *s = json_string_value(json_object_get(obj, key));
+	const char *env = getenv("AGENTJAIL_FD");
+	char *end;
+	long v;
 
-	snprintf(out, len, "%s", s ? s : "");
+	if (env == NULL || *env == '\0')
+		return -1;
+	errno = 0;
+	v = strtol(env, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0 || v > INT_MAX)
+		return -1;
+	return (int)v;
 }
 
+/* WELCOME: version 1 and the limits this client obeys. */
 static int
-fetch_on(int fd, const char *method, const char *url, const char *const *headers, int out_fd,
-	 struct aj_fetch_result *res)
+take_welcome(struct aj_client *c, const struct frame *f)
 {
-	static uint8_t buf[AJ_PROTO_HEADER_SIZE + AJ_PROTO_MAX_PAYLOAD + 1];
-	json_t *req, *hdrs;
-	struct aj_frame f;
-	const uint8_t *payload;
-	char err[256];
+	char why[256];
+	json_int_t version, window, max_payload;
+	json_t *obj;
 	int r;
 
-	hdrs = json_array();
+	if (aj_proto_parse_json(f->payload, f->hdr.length, &obj, why, sizeof(why)) < 0)
+		return -EBADMSG;
+	r = get_int(obj, "version", AJ_PROTO_VERSION, AJ_PROTO_VERSION, &version);
+	if (r == 0)
+		r = get_int(obj, "window", 1, UINT32_MAX, &window);
+	if (r == 0)
+		r = get_int(obj, "max_payload", 1, AJ_PROTO_MAX_PAYLOAD, &max_payload);
+	json_decref(obj);
+	if (r < 0)
+		return r;
+	c->window = (uint32_t)window;
+	c->max_payload = (uint32_t)max_payload;
+	return 0;
+}
+
+/* HELLO, then WELCOME or an ERROR.  Returns 0 or a negative errno as
+ * aj_client_open() documents. */
+static int
+handshake(struct aj_client *c)
+{
+	struct aj_fetch_result res;
+	struct frame f;
+	char why[256];
+	int r;
+
+	/* A refusal (rate_limited) may already be waiting, and the broker may
+	 * have closed its end after it: read the answer even if HELLO cannot
+	 * be sent. */
+	(void)send_json(c, AJ_MSG_HELLO, 0,
+			json_pack("{s:i, s:s}", "version", AJ_PROTO_VERSION, "client",
+				  "libagentjail/" PACKAGE_VERSION));
+	r = recv_frame(c, &f, why, sizeof(why));
+	if (r <= 0)
+		return r == -ENOMEM ? r : -ECONNREFUSED;
+	if (f.fd >= 0)
+		close(f.fd);
+	if (f.fd < 0 && f.hdr.type == AJ_MSG_WELCOME)
+		return take_welcome(c, &f) < 0 ? -ECONNREFUSED : 0;
+	if (f.fd < 0 && f.hdr.type == AJ_MSG_ERROR && f.hdr.id == 0 &&
+	    take_error(&f, &res, why, sizeof(why)) == 0)
+		return strcmp(res.code, AJ_ERR_RATE_LIMITED) == 0 ? -EAGAIN : -EPROTO;
+	return -ECONNREFUSED;
+}
+
+struct aj_client *
+aj_client_open(int fd, int *err)
+{
+	struct aj_client *c;
+	int r;
+
+	if (fd < 0)
+		fd = env_fd();
+	if (fd < 0) {
+		*err = -EBADF;
+		return NULL;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	c->fd = open_channel(fd);
+	if (c->fd < 0) {
+		/* Not a socket, or nobody at the other end. */
+		r = c->fd;
+		free(c);
+		*err = r == -EMFILE || r == -ENFILE || r == -ENOMEM ? r
+		       : r == -EBADF || r == -ENOTSOCK              ? -EBADF
+								    : -ECONNREFUSED;
+		return NULL;
+	}
+	r = handshake(c);
+	if (r < 0) {
+		aj_client_close(c);
+		*err = r;
+		return NULL;
+	}
+	return c;
+}
+
+void
+aj_client_close(struct aj_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+}
+
+void
+aj_client_req_init(struct aj_client_req *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->method = "GET";
+	req->body_fd = -1;
+	req->out_fd = -1;
+}
+
+/* ---- one request --------------------------------------------------------- */
+
+/* "Name: value" strings as the protocol's [[name, value], ...]. */
+static int
+build_headers(const char *const *headers, json_t **out)
+{
+	json_t *list = json_array();
+	size_t n = 0;
+
+	if (list == NULL)
+		return -ENOMEM;
 	for (const char *const *h = headers; h && *h; h++) {
 		const char *colon = strchr(*h, ':');
 		const char *value;
 
-		if (colon == NULL || colon == *h) {
-			json_decref(hdrs);
+		if (colon == NULL || colon == *h || ++n > AJ_PROTO_MAX_HEADERS) {
+			json_decref(list);
 			return -EINVAL;
 		}
 		for (value = colon + 1; *value == ' ' || *value == '\t'; value++)
 			;
-		json_array_append_new(hdrs, json_pack("[s#, s]", *h, (int)(colon - *h), value));
+		if (json_array_append_new(list,
+					  json_pack("[s#, s]", *h, (int)(colon - *h), value)) < 0) {
+			json_decref(list);
+			return -ENOMEM;
+		}
 	}
-	if (send_frame_json(fd, AJ_MSG_HELLO, 0, 0,
-			    json_pack("{s:i, s:s}", "version", AJ_PROTO_VERSION, "client",
-				      "agentjail-fetch/" PACKAGE_VERSION)) < 0) {
-		json_decref(hdrs);
-		set_error(res, AJ_ERR_UNAVAILABLE, "the broker is gone (sending HELLO)");
-		return 0;
-	}
-	r = recv_frame(fd, buf, sizeof(buf) - 1, &f, &payload);
-	if (r <= 0 || f.type != AJ_MSG_WELCOME) {
-		json_decref(hdrs);
-		set_error(res, AJ_ERR_UNAVAILABLE, "the broker did not answer HELLO");
-		return 0;
-	}
-	req = json_pack("{s:s, s:s, s:o}", "method", method, "url", url, "headers", hdrs);
-	if (send_frame_json(fd, AJ_MSG_REQUEST, AJ_FLAG_END, 1, req) < 0) {
-		set_error(res, AJ_ERR_UNAVAILABLE, "the broker is gone (sending the request)");
-		return 0;
-	}
-	for (;;) {
-		json_t *meta = NULL;
+	*out = list;
+	return 0;
+}
 
-		r = recv_frame(fd, buf, sizeof(buf) - 1, &f, &payload);
+/*
+ * While the body goes out, the broker may already have refused the request
+ * (too_large, denied): take any waiting frame without blocking.  Returns 1
+ * when the request is over (RES says why), 0 to go on.
+ */
+static int
+check_early_answer(struct aj_client *c, uint32_t id, struct aj_fetch_result *res)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	struct frame f;
+	char why[256];
+	int r;
+
+	while (poll(&pfd, 1, 0) > 0) {
+		r = recv_frame(c, &f, why, sizeof(why));
 		if (r <= 0) {
-			set_error(res, AJ_ERR_UNAVAILABLE,
-				  r == 0 ? "the broker closed the channel"
-					 : "the broker sent a malformed frame");
-			return 0;
+			kill_channel(c, res,
+				     r == 0          ? "the broker closed the channel"
+				     : r == -EBADMSG ? why
+						     : "reading from the broker failed");
+			return 1;
 		}
-		if (f.id != 1 && !(f.type == AJ_MSG_ERROR && f.id == 0))
-			continue; /* not ours: this client has one request */
-		switch (f.type) {
-		case AJ_MSG_ERROR:
-			if (aj_proto_parse_json(payload, f.length, &meta, err, sizeof(err)) < 0) {
-				set_error(res, AJ_ERR_UNAVAILABLE, err);
-				return 0;
-			}
-			copy_string(meta, "code", res->code, sizeof(res->code));
-			copy_string(meta, "message", res->message, sizeof(res->message));
-			copy_string(meta, "rule", res->rule, sizeof(res->rule));
-			json_decref(meta);
-			if (res->code[0] == '\0')
-				snprintf(res->code, sizeof(res->code), "%s", AJ_ERR_UPSTREAM);
-			return 0;
-		case AJ_MSG_RESPONSE:
-			if (aj_proto_parse_json(payload, f.length, &meta, err, sizeof(err)) < 0) {
-				set_error(res, AJ_ERR_UNAVAILABLE, err);
-				return 0;
-			}
-			res->status = (int)json_integer_value(json_object_get(meta, "status"));
-			json_decref(meta);
-			break;
-		case AJ_MSG_BODY: {
-			size_t done = 0;
-			uint8_t credit[4];
-			uint8_t frame[AJ_PROTO_HEADER_SIZE + 4];
+		if (f.fd >= 0) {
+			close(f.fd);
+			kill_channel(c, res, "the broker passed a file descriptor out of place");
+			return 1;
+		}
+		if (f.hdr.id != id && f.hdr.id != 0)
+			continue; /* a late frame of an abandoned request */
+		if (f.hdr.type != AJ_MSG_ERROR) {
+			kill_channel(c, res,
+				     "the broker answered before the request body was sent");
+			return 1;
+		}
+		if (take_error(&f, res, why, sizeof(why)) < 0) {
+			kill_channel(c, res, why);
+			return 1;
+		}
+		if (f.hdr.id == 0) {
+			/* The channel itself failed; the broker closes it. */
+			close(c->fd);
+			c->fd = -1;
+			snprintf(c->why, sizeof(c->why), "the broker closed the channel (%s)",
+				 res->code);
+			return 1;
+		}
+		send_cancel(c, id); /* the rest of the body is not wanted */
+		return 1;
+	}
+	return 0;
+}
 
-			while (done < f.length) {
-				ssize_t w = write(out_fd, payload + done, f.length - done);
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0)
-					return -errno;
-				done += (size_t)w;
-			}
-			if (f.flags & AJ_FLAG_END)
-				return 0;
-			/* Consumed: the broker may send as much again. */
-			credit[0] = (uint8_t)f.length;
-			credit[1] = (uint8_t)(f.length >> 8);
-			credit[2] = (uint8_t)(f.length >> 16);
-			credit[3] = (uint8_t)(f.length >> 24);
-			if (aj_proto_frame(AJ_MSG_WINDOW, 0, 1, credit, 4, frame, sizeof(frame)) >
-			    0)
-				(void)send(fd, frame, sizeof(frame), MSG_NOSIGNAL);
-			break;
-		}
-		default:
-			break;
+/* Sends a BODY frame; a failure ends the channel.  Returns 0 or 1 (over). */
+static int
+send_body(struct aj_client *c, uint32_t id, const void *p, size_t len, bool last,
+	  struct aj_fetch_result *res)
+{
+	if (check_early_answer(c, id, res))
+		return 1;
+	if (send_frame(c, AJ_MSG_BODY, last ? AJ_FLAG_END : 0, id, p, len) < 0) {
+		kill_channel(c, res, "the broker is gone (sending the request body)");
+		return 1;
+	}
+	return 0;
+}
+
+/* REQUEST and the body after it.  Returns 0 (the answer is next), 1 (over:
+ * RES says why) or -errno. */
+static int
+send_request(struct aj_client *c, uint32_t id, const struct aj_client_req *req, json_t *meta,
+	     struct aj_fetch_result *res)
+{
+	const size_t chunk = c->max_payload;
+	ssize_t n = 0;
+	bool end;
+	int r;
+
+	if (req->flags & AJ_CLIENT_BODY_FD) {
+		/* Read ahead: an empty body is a REQUEST with END. */
+		n = read_full(req->body_fd, c->body, chunk);
+		if (n < 0) {
+			json_decref(meta);
+			snprintf(res->message, sizeof(res->message), "reading the request body: %s",
+				 strerror((int)-n));
+			return (int)n;
 		}
 	}
+	r = aj_proto_frame_json(AJ_MSG_REQUEST, id, meta, c->out, sizeof(c->out));
+	json_decref(meta);
+	if (r < 0)
+		return r == -EMSGSIZE ? r : -ENOMEM;
+	end = (req->flags & AJ_CLIENT_BODY_FD) ? n == 0 : req->body_len == 0;
+	r = send_frame(c, AJ_MSG_REQUEST, end ? AJ_FLAG_END : 0, id, c->out + AJ_PROTO_HEADER_SIZE,
+		       (size_t)r - AJ_PROTO_HEADER_SIZE);
+	if (r < 0) {
+		kill_channel(c, res, "the broker is gone (sending the request)");
+		return 1;
+	}
+	if (end)
+		return 0;
+	if (req->flags & AJ_CLIENT_BODY_FD) {
+		/* A short read means the end: the last frame says so. */
+		for (;;) {
+			bool last = (size_t)n < chunk;
+
+			if (send_body(c, id, c->body, (size_t)n, last, res))
+				return 1;
+			if (last)
+				return 0;
+			n = read_full(req->body_fd, c->body, chunk);
+			if (n < 0) {
+				send_cancel(c, id);
+				snprintf(res->message, sizeof(res->message),
+					 "reading the request body: %s", strerror((int)-n));
+				return (int)n;
+			}
+			if (n == 0) /* it ended on a full chunk */
+				return send_body(c, id, NULL, 0, true, res);
+		}
+	}
+	for (size_t off = 0; off < req->body_len; off += chunk) {
+		size_t len = req->body_len - off < chunk ? req->body_len - off : chunk;
+
+		if (send_body(c, id, (const uint8_t *)req->body + off, len,
+			      off + len == req->body_len, res))
+			return 1;
+	}
+	return 0;
+}
+
+/* The RESPONSE of a memfd delivery: check the fd, then copy or hand it
+ * over.  Returns 0 (RES complete or an error record) or -errno. */
+static int
+take_memfd(struct aj_client *c, int memfd, const struct aj_client_req *req,
+	   struct aj_fetch_result *res)
+{
+	struct stat st;
+	int seals = fcntl(memfd, F_GET_SEALS);
+	int r;
+
+	if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS || fstat(memfd, &st) < 0 ||
+	    !S_ISREG(st.st_mode) || res->length < 0 || st.st_size != res->length) {
+		close(memfd);
+		kill_channel(c, res,
+			     "the broker's memfd is not sealed or its size is not the length");
+		return 0;
+	}
+	res->received = (uint64_t)st.st_size;
+	if (req->out_fd < 0) {
+		(void)lseek(memfd, 0, SEEK_SET);
+		res->body_fd = memfd;
+		return 0;
+	}
+	r = copy_memfd(memfd, req->out_fd, (uint64_t)st.st_size, c->body, sizeof(c->body));
+	close(memfd);
+	if (r < 0)
+		snprintf(res->message, sizeof(res->message), "writing the response body: %s",
+			 strerror(-r));
+	return r;
+}
+
+/* No body follows a HEAD request or these statuses, whatever the length
+ * says (RFC 9110, 6.4.1). */
+static bool
+has_no_body(const struct aj_client_req *req, int status)
+{
+	return strcmp(req->method, "HEAD") == 0 || status < 200 || status == 204 || status == 304;
+}
+
+/* RESPONSE and BODY frames (or an ERROR) for request ID.  Returns 0 with
+ * RES complete or an error record, or -errno (see aj_client_request). */
+static int
+read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
+	    struct aj_fetch_result *res)
+{
+	uint64_t credit = c->window, ungranted = 0;
+	bool answered = false;
+	struct frame f;
+	char why[256];
+	int r;
+
+	for (;;) {
+		r = recv_frame(c, &f, why, sizeof(why));
+		if (r <= 0) {
+			kill_channel(c, res,
+				     r == 0          ? "the broker closed the channel"
+				     : r == -EBADMSG ? why
+						     : "reading from the broker failed");
+			return 0;
+		}
+		if (f.hdr.type != AJ_MSG_RESPONSE && f.hdr.type != AJ_MSG_BODY &&
+		    f.hdr.type != AJ_MSG_ERROR) {
+			if (f.fd >= 0)
+				close(f.fd);
+			snprintf(why, sizeof(why), "the broker sent %s",
+				 aj_proto_type_name(f.hdr.type));
+			kill_channel(c, res, why);
+			return 0;
+		}
+		if (f.hdr.id != id && f.hdr.id != 0) {
+			/* A late frame of an abandoned request (its memfd too). */
+			if (f.fd >= 0)
+				close(f.fd);
+			continue;
+		}
+		if (f.fd >= 0 && !(f.hdr.type == AJ_MSG_RESPONSE &&
+				   (req->flags & AJ_CLIENT_MEMFD) && !answered)) {
+			close(f.fd);
+			kill_channel(c, res, "the broker passed a file descriptor out of place");
+			return 0;
+		}
+		if (f.hdr.type == AJ_MSG_ERROR) {
+			if (take_error(&f, res, why, sizeof(why)) < 0) {
+				kill_channel(c, res, why);
+				return 0;
+			}
+			if (f.hdr.id == 0) {
+				close(c->fd);
+				c->fd = -1;
+				snprintf(c->why, sizeof(c->why),
+					 "the broker closed the channel (%s)", res->code);
+			}
+			return 0;
+		}
+		if (f.hdr.type == AJ_MSG_RESPONSE) {
+			struct aj_client_header headers[AJ_PROTO_MAX_HEADERS];
+			size_t n_headers;
+			json_t *obj = NULL;
+
+			if (answered) {
+				kill_channel(c, res, "the broker sent a second RESPONSE");
+				r = 0;
+			} else if (take_response(&f, res, &obj, headers, &n_headers, why,
+						 sizeof(why)) < 0) {
+				kill_channel(c, res, why);
+				r = 0;
+			} else if ((req->flags & AJ_CLIENT_MEMFD) && f.fd < 0) {
+				kill_channel(c, res, "the broker sent no memfd with the RESPONSE");
+				r = 0;
+			} else {
+				answered = true;
+				r = req->on_response
+					    ? req->on_response(res, headers, n_headers, req->arg)
+					    : 0;
+				if (r < 0)
+					send_cancel(c, id);
+				else if (r > 0)
+					r = 0;
+			}
+			json_decref(obj);
+			if (f.fd >= 0 && (r < 0 || res->code[0] != '\0')) {
+				close(f.fd);
+				return r;
+			}
+			if (r < 0 || res->code[0] != '\0')
+				return r;
+			if (f.fd >= 0)
+				return take_memfd(c, f.fd, req, res);
+			continue;
+		}
+
+		/* BODY: within the credit granted and the length announced. */
+		if (!answered) {
+			kill_channel(c, res, "the broker sent BODY before RESPONSE");
+			return 0;
+		}
+		if ((req->flags & AJ_CLIENT_MEMFD) || f.hdr.length > credit ||
+		    (res->length >= 0 && res->received + f.hdr.length > (uint64_t)res->length)) {
+			kill_channel(c, res,
+				     (req->flags & AJ_CLIENT_MEMFD)
+					     ? "the broker sent BODY after a memfd"
+				     : f.hdr.length > credit
+					     ? "the broker sent more than the window allows"
+					     : "the broker sent more than the announced length");
+			return 0;
+		}
+		credit -= f.hdr.length;
+		res->received += f.hdr.length;
+		if (req->out_fd >= 0 && f.hdr.length > 0) {
+			r = write_all(req->out_fd, f.payload, f.hdr.length);
+			if (r < 0) {
+				send_cancel(c, id);
+				snprintf(res->message, sizeof(res->message),
+					 "writing the response body: %s", strerror(-r));
+				return r;
+			}
+		}
+		if (f.hdr.flags & AJ_FLAG_END) {
+			if (res->length >= 0 && res->received < (uint64_t)res->length &&
+			    !has_no_body(req, res->status)) {
+				snprintf(why, sizeof(why),
+					 "the body ended after %llu of %lld bytes",
+					 (unsigned long long)res->received, (long long)res->length);
+				set_error(res, AJ_ERR_UPSTREAM, why);
+			}
+			return 0;
+		}
+		/* Consumed: grant it back once half the window is, so the
+		 * broker never waits on a client that keeps up. */
+		ungranted += f.hdr.length;
+		if (ungranted >= (c->window + 1) / 2) {
+			send_u32(c, AJ_MSG_WINDOW, id, (uint32_t)ungranted);
+			credit += ungranted;
+			ungranted = 0;
+		}
+	}
+}
+
+int
+aj_client_request(struct aj_client *c, const struct aj_client_req *req, struct aj_fetch_result *res)
+{
+	json_t *meta, *hdrs = NULL;
+	uint32_t id;
+	int r;
+
+	result_init(res);
+	if (req->url == NULL || req->method == NULL ||
+	    (req->body != NULL && (req->flags & AJ_CLIENT_BODY_FD)) ||
+	    (req->body == NULL && req->body_len > 0) ||
+	    ((req->flags & AJ_CLIENT_BODY_FD) && req->body_fd < 0) ||
+	    (req->flags & ~(unsigned)(AJ_CLIENT_MEMFD | AJ_CLIENT_BODY_FD)))
+		return -EINVAL;
+	r = build_headers(req->headers, &hdrs);
+	if (r < 0)
+		return r;
+	if (c->fd < 0) {
+		json_decref(hdrs);
+		set_error(res, AJ_ERR_UNAVAILABLE, c->why);
+		return 0;
+	}
+	meta = json_pack("{s:s, s:s, s:o}", "method", req->method, "url", req->url, "headers",
+			 hdrs);
+	/* "stream" is the default: said only when it is not, which older
+	 * brokers also understand. */
+	if (meta != NULL && (req->flags & AJ_CLIENT_MEMFD) &&
+	    json_object_set_new(meta, "deliver", json_string("memfd")) < 0) {
+		json_decref(meta);
+		meta = NULL;
+	}
+	if (meta == NULL)
+		return -ENOMEM;
+	if (++c->last_id == 0)
+		c->last_id = 1;
+	id = c->last_id;
+	r = send_request(c, id, req, meta, res);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	return read_answer(c, id, req, res);
 }
 
 int
 aj_client_fetch(int fd, const char *method, const char *url, const char *const *headers, int out_fd,
 		struct aj_fetch_result *res)
 {
-	const char *env = getenv("AGENTJAIL_FD");
-	int ch, r;
+	struct aj_client_req req;
+	struct aj_client *c;
+	int err, r;
 
-	memset(res, 0, sizeof(*res));
+	result_init(res);
 	for (const char *const *h = headers; h && *h; h++)
 		if (strchr(*h, ':') == NULL || **h == ':')
 			return -EINVAL;
-	if (fd < 0)
-		fd = env ? atoi(env) : -1;
-	if (fd < 0) {
-		set_error(res, AJ_ERR_UNAVAILABLE, "AGENTJAIL_FD is not set: not inside a jail?");
+	aj_client_req_init(&req);
+	req.method = method;
+	req.url = url;
+	req.headers = headers;
+	req.out_fd = out_fd;
+	c = aj_client_open(fd, &err);
+	if (c == NULL) {
+		if (err == -ENOMEM)
+			return err;
+		set_error(res, err == -EAGAIN ? AJ_ERR_RATE_LIMITED : AJ_ERR_UNAVAILABLE,
+			  err == -EBADF ? "no broker socket ($AGENTJAIL_FD unset or not a socket): "
+					  "not inside a jail?"
+			  : err == -EAGAIN ? "the broker serves too many channels"
+			  : err == -EMFILE || err == -ENFILE
+				  ? "no file descriptor left for a channel"
+				  : "the broker is gone (opening a channel)");
 		return 0;
 	}
-	ch = open_channel(fd);
-	if (ch < 0) {
-		set_error(res, AJ_ERR_UNAVAILABLE, "the broker is gone (opening a channel)");
-		return 0;
-	}
-	r = fetch_on(ch, method, url, headers, out_fd, res);
-	close(ch);
+	r = aj_client_request(c, &req, res);
+	aj_client_close(c);
 	return r;
 }

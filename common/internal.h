@@ -53,7 +53,8 @@ enum aj_layer {
 	AJ_LAYER_SYSFS = 1u << 1,    /* a fresh sysfs showing the jail's own network */
 };
 
-struct aj_fetch_rule;
+#include "policy.h"
+struct aj_cidr;
 
 struct aj_profile {
 	char *name;      /* as asked for */
@@ -74,6 +75,11 @@ struct aj_profile {
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 	struct aj_fetch_rule *fetch_rules; /* `fetch allow|deny ...` (common/policy.h) */
 	size_t n_fetch_rules;
+	struct aj_fetch_limits fetch_limits; /* `fetch limit ...`, defaults filled in */
+	struct aj_cidr *fetch_addresses;     /* `fetch address allow ...`, sorted */
+	size_t n_fetch_addresses;
+	char *fetch_ca;     /* `fetch ca FILE`: absolute path, or NULL */
+	char *fetch_ca_pem; /* its text, read when the profile was loaded */
 };
 
 /* Name and resource of an rlimit kind ("nofile", RLIMIT_NOFILE). */
@@ -244,9 +250,10 @@ struct aj_spawn_plan {
 /* posix_spawn PATH (searched on the PATH of environ when SEARCH) in a new
  * session, with default signal dispositions and an empty signal mask,
  * DOOR_FD placed at AJ_BROKER_FD (inheritable), EXTRA_FD (if >= 0) at
- * AJ_BROKER_FD + 1, and every other fd above 2 closed.  Returns 0 or a positive errno, posix_spawn's convention. */
+ * AJ_BROKER_FD + 1, AUDIT_FD (if >= 0, with EXTRA_FD) at AJ_BROKER_FD + 2,
+ * and every other fd above 2 closed.  Returns 0 or a positive errno, posix_spawn's convention. */
 int aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
-		     int extra_fd, bool search, pid_t *pid);
+		     int extra_fd, int audit_fd, bool search, pid_t *pid);
 
 struct aj_jail {
 	pid_t pid;       /* jail init, in the supervisor's pid namespace */
@@ -274,6 +281,7 @@ struct aj_monitor_plan {
 	int status_fd;   /* the jail's setup channel: the agent's raw status, or -1 */
 	struct aj_events *events;
 	struct aj_violations *violations; /* NULL if not reported */
+	struct aj_audit *audit;           /* the broker's records, or NULL */
 	int broker_pidfd;                 /* -1 if none */
 	double timeout_sec;
 	bool forward_signals;
@@ -302,6 +310,22 @@ const char *aj_events_jail_id(const struct aj_events *ev);
 /* Emit one event of TYPE with the members of FIELDS (a JSON object; the
  * reference is taken).  EV may be NULL. */
 void aj_events_emit(struct aj_events *ev, const char *type, struct json_t *fields);
+
+/* ---- supervisor/audit.c: the broker's audit records -------------------- */
+
+struct aj_audit;
+
+/* Records go to OUT (not owned; -1: only the event stream) and to EVENTS
+ * as `fetch` events.  *BROKER_END is the pipe's write end for the broker
+ * (close-on-exec; the caller closes it once the broker has it). */
+int aj_audit_new(int out, struct aj_events *events, const char *policy_sha256, int *broker_end,
+		 struct aj_audit **a);
+int aj_audit_fd(const struct aj_audit *a);
+/* Handle what the pipe holds; 1 at EOF. */
+int aj_audit_read(struct aj_audit *a);
+void aj_audit_counts(const struct aj_audit *a, unsigned long long *allowed,
+		     unsigned long long *denied);
+void aj_audit_free(struct aj_audit *a);
 
 /* ---- supervisor/violations.c: escape attempts, heard and answered -------- */
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -228,4 +229,290 @@ aj_policy_decide(const struct aj_fetch_rule *rules, size_t n, unsigned method_bi
 	}
 	*decided = allow;
 	return allow != (size_t)-1;
+}
+
+/* ---- limits and rule options ---------------------------------------------- */
+
+static const struct {
+	const char *name;
+	uint64_t fallback; /* the profile-wide default */
+	uint64_t max;      /* larger values are typos, not policies */
+} limit_kinds[AJ_LIMIT__COUNT] = {
+	[AJ_LIMIT_MAX_BODY] = {"max-body", 1ull << 20, 1ull << 40},
+	[AJ_LIMIT_RESPONSE] = {"response", 64ull << 20, 1ull << 40},
+	[AJ_LIMIT_TIMEOUT] = {"timeout", 30000, 24ull * 3600 * 1000},
+	[AJ_LIMIT_CONCURRENCY] = {"concurrency", 64, 4096},
+	[AJ_LIMIT_RATE] = {"rate", 6000, 1000000},
+	[AJ_LIMIT_REDIRECTS] = {"redirects", 5, 20},
+};
+
+const char *
+aj_policy_limit_name(enum aj_limit_kind kind)
+{
+	return (unsigned)kind < AJ_LIMIT__COUNT ? limit_kinds[kind].name : NULL;
+}
+
+static int
+limit_kind(const char *key)
+{
+	for (int k = 0; k < AJ_LIMIT__COUNT; k++)
+		if (strcmp(key, limit_kinds[k].name) == 0)
+			return k;
+	return -1;
+}
+
+/* Digits only, no sign, no leading zero (but "0"), no overflow. */
+static int
+parse_count(const char *s, const char **end, uint64_t *out)
+{
+	uint64_t v = 0;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return -ERANGE;
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	*end = p;
+	*out = v;
+	return 0;
+}
+
+static int
+parse_limit_value(enum aj_limit_kind kind, const char *value, uint64_t *out)
+{
+	const char *end;
+	uint64_t v, mult = 1;
+	int r;
+
+	if (kind == AJ_LIMIT_MAX_BODY || kind == AJ_LIMIT_RESPONSE)
+		return aj_profile_parse_size(value, out);
+	r = parse_count(value, &end, &v);
+	if (r < 0)
+		return r;
+	if (kind == AJ_LIMIT_TIMEOUT) {
+		if (strcmp(end, "ms") == 0)
+			mult = 1;
+		else if (*end == '\0' || strcmp(end, "s") == 0)
+			mult = 1000;
+		else if (strcmp(end, "m") == 0)
+			mult = 60000;
+		else
+			return -EINVAL;
+	} else if (kind == AJ_LIMIT_RATE) {
+		if (strcmp(end, "/min") == 0)
+			mult = 1;
+		else if (strcmp(end, "/s") == 0)
+			mult = 60;
+		else
+			return -EINVAL;
+	} else if (*end != '\0') {
+		return -EINVAL;
+	}
+	if (v > UINT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+static const char *const limit_expect[AJ_LIMIT__COUNT] = {
+	[AJ_LIMIT_MAX_BODY] = "a size such as 64K or 10M",
+	[AJ_LIMIT_RESPONSE] = "a size such as 64K or 10M",
+	[AJ_LIMIT_TIMEOUT] = "a duration such as 500ms, 30s or 2m",
+	[AJ_LIMIT_CONCURRENCY] = "a number of requests",
+	[AJ_LIMIT_RATE] = "a rate such as 600/min or 10/s",
+	[AJ_LIMIT_REDIRECTS] = "a number of hops",
+};
+
+int
+aj_policy_parse_limit(const char *key, const char *value, struct aj_fetch_limits *limits, char *err,
+		      size_t errlen)
+{
+	int k = limit_kind(key);
+	char esc[256];
+	uint64_t v;
+	int r;
+
+	if (k < 0) {
+		aj_log_escape(key, esc, sizeof(esc));
+		return aj_err(err, errlen, -EINVAL,
+			      "unknown limit '%s' (max-body, response, timeout, concurrency, rate, "
+			      "redirects)",
+			      esc);
+	}
+	if (value == NULL)
+		return aj_err(err, errlen, -EINVAL, "%s: missing value (%s)", key, limit_expect[k]);
+	if (limits->set & (1u << k))
+		return aj_err(err, errlen, -EINVAL, "%s given twice", key);
+	aj_log_escape(value, esc, sizeof(esc));
+	r = parse_limit_value((enum aj_limit_kind)k, value, &v);
+	if (r == -ERANGE || (r == 0 && v > limit_kinds[k].max))
+		return aj_err(err, errlen, -EINVAL, "%s: '%s' is too large", key, esc);
+	if (r < 0)
+		return aj_err(err, errlen, -EINVAL, "%s: invalid value '%s' (expected %s)", key,
+			      esc, limit_expect[k]);
+	/* Zero redirects means "never follow"; zero of anything else would
+	 * refuse every request, which `fetch deny` says more clearly. */
+	if (v == 0 && k != AJ_LIMIT_REDIRECTS)
+		return aj_err(err, errlen, -EINVAL,
+			      "%s: must be above zero (use 'fetch deny' to "
+			      "refuse requests)",
+			      key);
+	limits->value[k] = v;
+	limits->set |= 1u << k;
+	return 0;
+}
+
+void
+aj_policy_format_limit(enum aj_limit_kind kind, uint64_t value, char *out, size_t len)
+{
+	if (kind == AJ_LIMIT_TIMEOUT)
+		snprintf(out, len, "%llums", (unsigned long long)value);
+	else if (kind == AJ_LIMIT_RATE)
+		snprintf(out, len, "%llu/min", (unsigned long long)value);
+	else
+		snprintf(out, len, "%llu", (unsigned long long)value);
+}
+
+uint64_t
+aj_policy_limit(const struct aj_fetch_rule *rule, const struct aj_fetch_limits *global,
+		enum aj_limit_kind kind)
+{
+	if (rule != NULL && (rule->limits.set & (1u << kind)))
+		return rule->limits.value[kind];
+	if (global->set & (1u << kind))
+		return global->value[kind];
+	return limit_kinds[kind].fallback;
+}
+
+void
+aj_policy_limit_defaults(struct aj_fetch_limits *global)
+{
+	for (int k = 0; k < AJ_LIMIT__COUNT; k++) {
+		if (!(global->set & (1u << k)))
+			global->value[k] = limit_kinds[k].fallback;
+		global->set |= 1u << k;
+	}
+}
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} rule_flags[] = {
+	{"credentials", AJ_RULE_CREDENTIALS},
+	{"sensitive-query", AJ_RULE_SENSITIVE_QUERY},
+};
+
+static char *
+next_word(char **cursor)
+{
+	char *s = *cursor, *start;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '\0') {
+		*cursor = s;
+		return NULL;
+	}
+	start = s;
+	while (*s != '\0' && *s != ' ' && *s != '\t')
+		s++;
+	if (*s != '\0')
+		*s++ = '\0';
+	*cursor = s;
+	return start;
+}
+
+static int
+parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *err, size_t errlen)
+{
+	char esc[256];
+
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(rule_flags); i++) {
+		if (strcmp(word, rule_flags[i].name) != 0)
+			continue;
+		if (!rule->allow)
+			return aj_err(err, errlen, -EINVAL,
+				      "'%s' only makes sense on an allow rule", word);
+		if (rule->options & rule_flags[i].bit)
+			return aj_err(err, errlen, -EINVAL, "%s given twice", word);
+		rule->options |= rule_flags[i].bit;
+		return 0;
+	}
+	if (limit_kind(word) < 0) {
+		aj_log_escape(word, esc, sizeof(esc));
+		return aj_err(err, errlen, -EINVAL,
+			      "unknown option '%s' (max-body, response, timeout, concurrency, "
+			      "rate, redirects, credentials, sensitive-query)",
+			      esc);
+	}
+	if (!rule->allow)
+		return aj_err(err, errlen, -EINVAL, "limits only make sense on an allow rule");
+	return aj_policy_parse_limit(word, next_word(cursor), &rule->limits, err, errlen);
+}
+
+int
+aj_policy_parse_rule(char *line, struct aj_fetch_rule *rule, char *err, size_t errlen)
+{
+	char *cursor = line, *word;
+	char *action = next_word(&cursor), *method_list = next_word(&cursor);
+	char *pattern = next_word(&cursor);
+	struct aj_fetch_rule r;
+	int rc;
+
+	if (action == NULL)
+		return aj_err(err, errlen, -EINVAL, "missing 'allow' or 'deny'");
+	if (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0)
+		return aj_err(err, errlen, -EINVAL, "expected 'allow' or 'deny'");
+	if (method_list == NULL || pattern == NULL)
+		return aj_err(err, errlen, -EINVAL, "expected METHODS URL-PATTERN");
+	memset(&r, 0, sizeof(r));
+	r.allow = strcmp(action, "allow") == 0;
+	if ((rc = aj_policy_parse_methods(method_list, &r.methods, err, errlen)) < 0 ||
+	    (rc = aj_policy_parse_pattern(pattern, &r, err, errlen)) < 0)
+		return rc;
+	while ((word = next_word(&cursor)) != NULL)
+		if ((rc = parse_option(&cursor, word, &r, err, errlen)) < 0)
+			return rc;
+	memcpy(r.origin, rule->origin, sizeof(r.origin));
+	*rule = r;
+	return 0;
+}
+
+void
+aj_policy_rule_text(const struct aj_fetch_rule *r, char *out, size_t len)
+{
+	char port[16] = "";
+	bool v6 = strchr(r->host, ':') != NULL;
+	size_t n;
+
+	n = (size_t)snprintf(out, len, "%s ", r->allow ? "allow" : "deny");
+	for (size_t i = 0, first = 1; i < AJ_ARRAY_SIZE(methods); i++) {
+		if (!(r->methods & methods[i].bit))
+			continue;
+		n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0, "%s%s",
+				      first ? "" : ",", methods[i].name);
+		first = 0;
+	}
+	if (!((strcmp(r->scheme, "http") == 0 && r->port == 80) ||
+	      (strcmp(r->scheme, "https") == 0 && r->port == 443)))
+		snprintf(port, sizeof(port), ":%u", r->port);
+	n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0, " %s://%s%s%s%s%s",
+			      r->scheme, v6 ? "[" : "", r->host, v6 ? "]" : "", port, r->path);
+	for (int k = 0; k < AJ_LIMIT__COUNT; k++) {
+		char value[32];
+
+		if (!(r->limits.set & (1u << k)))
+			continue;
+		aj_policy_format_limit((enum aj_limit_kind)k, r->limits.value[k], value,
+				       sizeof(value));
+		n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0, " %s %s",
+				      limit_kinds[k].name, value);
+	}
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(rule_flags); i++)
+		if (r->options & rule_flags[i].bit)
+			n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0,
+					      " %s", rule_flags[i].name);
 }

@@ -7,6 +7,7 @@
 #define AJ_POLICY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "url.h"
 
@@ -22,20 +23,75 @@ enum {
 
 #define AJ_METHOD_ALL 127u
 
-struct aj_fetch_rule {
-	int allow;             /* 1 allow, 0 deny */
-	unsigned methods;      /* AJ_METHOD_* bits; "*" means all of them */
-	char scheme[6];        /* "http" or "https" */
-	char host[256];        /* exact name/IP (normalised as in aj_url), or "*.suffix"
-				  (any name strictly below suffix, never suffix itself,
-				  never IPs) */
-	unsigned port;         /* explicit or scheme default */
-	char path[AJ_URL_MAX]; /* glob over the normalised path: '*' within one segment,
-				  '**' across segments (incl. empty); other chars literal;
-				  a trailing slash-star-star also matches the bare
-				  prefix dir */
-	char origin[512];      /* "file:line" of the rule, for audit and errors */
+/* Limits a profile sets for all fetches (`fetch limit KEY VALUE...`) or
+ * for the requests one rule decides (`fetch allow ... KEY VALUE`). */
+enum aj_limit_kind {
+	AJ_LIMIT_MAX_BODY,    /* "max-body SIZE": request body bytes */
+	AJ_LIMIT_RESPONSE,    /* "response SIZE": response body bytes */
+	AJ_LIMIT_TIMEOUT,     /* "timeout DURATION": whole request, in ms */
+	AJ_LIMIT_CONCURRENCY, /* "concurrency N": requests in flight */
+	AJ_LIMIT_RATE,        /* "rate N/min": requests started per minute */
+	AJ_LIMIT_REDIRECTS,   /* "redirects N": hops followed */
+	AJ_LIMIT__COUNT
 };
+
+struct aj_fetch_limits {
+	uint64_t value[AJ_LIMIT__COUNT];
+	unsigned set; /* bit (1 << kind) for each value given */
+};
+
+/* Rule options without a value. */
+#define AJ_RULE_CREDENTIALS 1u     /* "credentials": Cookie and Authorization pass */
+#define AJ_RULE_SENSITIVE_QUERY 2u /* "sensitive-query": the query is never logged */
+
+struct aj_fetch_rule {
+	int allow;                     /* 1 allow, 0 deny */
+	unsigned methods;              /* AJ_METHOD_* bits; "*" means all of them */
+	char scheme[6];                /* "http" or "https" */
+	char host[256];                /* exact name/IP (normalised as in aj_url), or "*.suffix"
+					  (any name strictly below suffix, never suffix itself,
+					  never IPs) */
+	unsigned port;                 /* explicit or scheme default */
+	char path[AJ_URL_MAX];         /* glob over the normalised path: '*' within one segment,
+					  '**' across segments (incl. empty); other chars literal;
+					  a trailing slash-star-star also matches the bare
+					  prefix dir */
+	struct aj_fetch_limits limits; /* this rule's own, over the profile's */
+	unsigned options;              /* AJ_RULE_* */
+	char origin[512];              /* "file:line" of the rule, for audit and errors */
+};
+
+/* The name of a limit ("max-body"), or NULL. */
+const char *aj_policy_limit_name(enum aj_limit_kind kind);
+
+/* Parse one limit: KEY ("timeout") and VALUE ("30s") into LIMITS.  Sizes take
+ * K/M/G suffixes, durations ms/s/m (a bare number is seconds), rates "N/min"
+ * or "N/s".  A key given twice, an unknown key, zero where zero makes no
+ * sense: -EINVAL with ERR. */
+int aj_policy_parse_limit(const char *key, const char *value, struct aj_fetch_limits *limits,
+			  char *err, size_t errlen);
+
+/* The canonical text of one limit value: "1048576", "30000ms", "600/min". */
+void aj_policy_format_limit(enum aj_limit_kind kind, uint64_t value, char *out, size_t len);
+
+/* Parse a rule: "allow|deny METHODS URL-PATTERN [OPTION...]" where an option
+ * is a limit ("max-body 64K") or a flag ("credentials", "sensitive-query";
+ * allow rules only).  LINE is modified (split into tokens).  ORIGIN is not
+ * touched.  Returns 0 or -EINVAL with ERR. */
+int aj_policy_parse_rule(char *line, struct aj_fetch_rule *rule, char *err, size_t errlen);
+
+/* The canonical text of a rule, as aj_policy_parse_rule() reads it back:
+ * "allow GET,HEAD https://host[:port]/path max-body 65536 credentials". */
+void aj_policy_rule_text(const struct aj_fetch_rule *rule, char *out, size_t len);
+
+/* The limit that applies to a request RULE decided (NULL: none): the
+ * rule's own value, else GLOBAL's. */
+uint64_t aj_policy_limit(const struct aj_fetch_rule *rule, const struct aj_fetch_limits *global,
+			 enum aj_limit_kind kind);
+
+/* Fill what GLOBAL does not set with the defaults: max-body 1M, response
+ * 64M, timeout 30s, concurrency 64, rate 6000/min, redirects 5. */
+void aj_policy_limit_defaults(struct aj_fetch_limits *global);
 
 /* Parse "GET,HEAD" (comma list, case-sensitive uppercase, no spaces, no
  * duplicates) or "*" into *OUT.  Returns 0 or -EINVAL. */

@@ -26,6 +26,7 @@
 #include <sha2.h>
 
 #include "internal.h"
+#include "addr.h"
 #include "policy.h"
 
 #ifndef AJ_PROFILEDIR
@@ -38,6 +39,7 @@
 #define PROFILE_MAX_INCLUDES 128        /* include directives per load */
 #define PROFILE_MAX_ENV 256             /* distinct names, keep and set each */
 #define PROFILE_MAX_FETCH 256           /* fetch rules in one profile */
+#define FETCH_CA_MAX (1u << 20)         /* bytes of a `fetch ca` file */
 #define HOSTNAME_MAX 64
 #define USER_MAX 32
 #define TMPFS_MIN (1024 * 1024)
@@ -110,6 +112,10 @@ struct layer {
 	unsigned optional;
 	struct aj_fetch_rule *fetch; /* in the order read; includes after the file's own */
 	size_t n_fetch;
+	struct slot fetch_limits[AJ_LIMIT__COUNT];
+	struct slot fetch_ca; /* text: the absolute path */
+	struct aj_cidr *addresses;
+	size_t n_addresses;
 };
 
 struct file_id {
@@ -230,6 +236,10 @@ layer_free(struct layer *l)
 		free(l->env_keep[i]);
 	free(l->env_keep);
 	free(l->fetch);
+	free(l->addresses);
+	slot_clear(&l->fetch_ca);
+	for (size_t k = 0; k < AJ_LIMIT__COUNT; k++)
+		slot_clear(&l->fetch_limits[k]);
 	for (i = 0; i < l->n_env_set; i++) {
 		free(l->env_set[i].name);
 		slot_clear(&l->env_set[i].value);
@@ -516,6 +526,7 @@ env_set_slot(const struct parser *p, struct layer *l, const char *name, struct s
 }
 
 static int fetch_add(const struct parser *p, struct layer *l, const struct aj_fetch_rule *rule);
+static int address_add(const struct parser *p, struct layer *l, const struct aj_cidr *c);
 
 static int
 merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
@@ -542,6 +553,17 @@ merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 			return r;
 	for (i = 0; i < src->n_fetch; i++)
 		if ((r = fetch_add(p, dst, &src->fetch[i])) < 0)
+			return r;
+	for (i = 0; i < AJ_LIMIT__COUNT; i++) {
+		snprintf(what, sizeof(what), "fetch limit %s", aj_policy_limit_name(i));
+		if ((r = merge_slot(p, &dst->fetch_limits[i], &src->fetch_limits[i], what, true)) <
+		    0)
+			return r;
+	}
+	if ((r = merge_slot(p, &dst->fetch_ca, &src->fetch_ca, "fetch ca", false)) < 0)
+		return r;
+	for (i = 0; i < src->n_addresses; i++)
+		if ((r = address_add(p, dst, &src->addresses[i])) < 0)
 			return r;
 	for (i = 0; i < src->n_env_set; i++) {
 		if ((r = env_set_slot(p, dst, src->env_set[i].name, &s)) < 0)
@@ -1125,8 +1147,45 @@ do_optional(struct parser *p, char *rest)
 	return perr(p, -EINVAL, "optional: unknown layer '%s' (expected cgroupns or sysfs)", layer);
 }
 
-/* Reserved now so that a profile written for the broker fails loudly on this
- * release instead of running with its fetch rules silently ignored. */
+/* The whole of a small regular file, NUL-terminated.  Returns 0, -EFBIG
+ * past MAX bytes, or -errno. */
+static int
+read_small_file(const char *path, size_t max, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+	char *buf;
+	size_t n = 0;
+	ssize_t got;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	buf = malloc(max + 2);
+	if (buf == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	while ((got = read(fd, buf + n, max + 1 - n)) > 0 && n + (size_t)got <= max)
+		n += (size_t)got;
+	close(fd);
+	if (got < 0) {
+		free(buf);
+		return -EIO;
+	}
+	if (got > 0) {
+		free(buf);
+		return -EFBIG;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
 static int
 fetch_add(const struct parser *p, struct layer *l, const struct aj_fetch_rule *rule)
 {
@@ -1142,35 +1201,131 @@ fetch_add(const struct parser *p, struct layer *l, const struct aj_fetch_rule *r
 	return 0;
 }
 
-/* fetch allow|deny METHODS URL-PATTERN: the broker's rules (deny wins;
- * nothing matching means denied).  Per-rule options (max-body, timeout,
- * ...) are reserved: refused until the broker enforces them, so a profile
- * never promises a limit that is not applied. */
+static int
+address_add(const struct parser *p, struct layer *l, const struct aj_cidr *c)
+{
+	struct aj_cidr *grown;
+
+	for (size_t i = 0; i < l->n_addresses; i++)
+		if (memcmp(&l->addresses[i], c, sizeof(*c)) == 0)
+			return 0;
+	if (l->n_addresses == PROFILE_MAX_FETCH)
+		return perr(p, -EINVAL, "fetch address: more than %d ranges", PROFILE_MAX_FETCH);
+	grown = realloc(l->addresses, (l->n_addresses + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return nomem(p->ctx);
+	grown[l->n_addresses++] = *c;
+	l->addresses = grown;
+	return 0;
+}
+
+/* fetch limit KEY VALUE [KEY VALUE]...: limits for every fetch (a rule's
+ * own limits win for the requests it decides). */
+static int
+do_fetch_limit(struct parser *p, char *rest)
+{
+	struct aj_fetch_limits seen = {0};
+	char *key, err[512];
+	int r, n = 0;
+
+	while ((key = next_token(&rest)) != NULL) {
+		char *value = next_token(&rest);
+		int k;
+
+		if (aj_policy_parse_limit(key, value, &seen, err, sizeof(err)) < 0)
+			return perr(p, -EINVAL, "fetch limit: %s", err);
+		for (k = 0; k < AJ_LIMIT__COUNT; k++)
+			if (strcmp(key, aj_policy_limit_name(k)) == 0)
+				break;
+		r = set_own(p, &p->layer->fetch_limits[k], key, value, seen.value[k], true);
+		if (r < 0)
+			return r;
+		n++;
+	}
+	if (n == 0)
+		return perr(p, -EINVAL,
+			    "fetch limit: expected KEY VALUE pairs (max-body, "
+			    "response, timeout, concurrency, rate, redirects)");
+	return 0;
+}
+
+/* fetch address allow CIDR: the broker may connect to these addresses even
+ * though they are loopback, private, link-local... (SSRF checks). */
+static int
+do_fetch_address(struct parser *p, char *rest)
+{
+	char *action = next_token(&rest), *range = next_token(&rest), err[256];
+	struct aj_cidr c;
+	int r;
+
+	if (action == NULL || strcmp(action, "allow") != 0 || range == NULL)
+		return perr(p, -EINVAL, "fetch address: expected 'allow ADDRESS[/PREFIX]'");
+	if ((r = no_more(p, &rest, "fetch address")) < 0)
+		return r;
+	if (aj_cidr_parse(range, &c, err, sizeof(err)) < 0)
+		return perr(p, -EINVAL, "fetch address: %s", err);
+	return address_add(p, p->layer, &c);
+}
+
+/* fetch ca FILE: a PEM file of CA certificates the broker trusts besides
+ * the system's (private PKI, tests).  Read now, so a missing or unreadable
+ * file is an error of the profile, with its line. */
+static int
+do_fetch_ca(struct parser *p, char *rest)
+{
+	char *file = next_token(&rest), *dir, *path, *text = NULL;
+	size_t len = 0;
+	int r;
+
+	if (file == NULL)
+		return perr(p, -EINVAL, "fetch ca: missing FILE");
+	if ((r = no_more(p, &rest, "fetch ca")) < 0)
+		return r;
+	dir = dir_of(p->path);
+	path = file[0] == '/' || dir == NULL ? strdup(file) : path_join(dir, file, "");
+	free(dir);
+	if (path == NULL)
+		return nomem(p->ctx);
+	r = read_small_file(path, FETCH_CA_MAX, &text, &len);
+	if (r == 0 && strstr(text, "-----BEGIN CERTIFICATE-----") == NULL)
+		r = -EBADMSG;
+	free(text);
+	if (r < 0) {
+		r = perr(p, -EINVAL, "fetch ca: %s: %s", path,
+			 r == -EBADMSG ? "no PEM certificate in it"
+			 : r == -EFBIG ? "larger than 1 MiB"
+				       : strerror(-r));
+		free(path);
+		return r;
+	}
+	r = set_own(p, &p->layer->fetch_ca, "fetch ca", path, 0, false);
+	free(path);
+	return r;
+}
+
+/* fetch allow|deny METHODS URL-PATTERN [OPTION...]: the broker's rules
+ * (deny wins; nothing matching means denied); fetch limit|address|ca. */
 static int
 do_fetch(struct parser *p, char *rest)
 {
-	char *action = next_token(&rest), *methods = next_token(&rest);
-	char *pattern = next_token(&rest), *extra = next_token(&rest);
 	struct aj_fetch_rule rule;
-	char err[512];
+	char *word, *cursor = rest, err[512];
 
-	if (action == NULL)
-		return perr(p, -EINVAL, "fetch: missing 'allow' or 'deny'");
-	if (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0)
-		return perr(p, -EINVAL, "fetch: expected 'allow' or 'deny', got '%s'", action);
-	if (methods == NULL || pattern == NULL)
-		return perr(p, -EINVAL, "fetch %s: expected METHODS URL-PATTERN", action);
-	if (extra != NULL)
-		return perr(p, -EINVAL,
-			    "fetch %s: options such as '%s' are not supported yet (the broker does "
-			    "not enforce them)",
-			    action, extra);
+	word = next_token(&cursor);
+	if (word != NULL && strcmp(word, "limit") == 0)
+		return do_fetch_limit(p, cursor);
+	if (word != NULL && strcmp(word, "address") == 0)
+		return do_fetch_address(p, cursor);
+	if (word != NULL && strcmp(word, "ca") == 0)
+		return do_fetch_ca(p, cursor);
+	if (word == NULL || (strcmp(word, "allow") != 0 && strcmp(word, "deny") != 0))
+		return perr(p, -EINVAL, "fetch: expected allow, deny, limit, address or ca");
+	/* next_token cut the action off: put the line back together. */
+	if (*cursor != '\0')
+		cursor[-1] = ' ';
 	memset(&rule, 0, sizeof(rule));
-	rule.allow = strcmp(action, "allow") == 0;
-	if (aj_policy_parse_methods(methods, &rule.methods, err, sizeof(err)) < 0)
-		return perr(p, -EINVAL, "fetch %s: %s", action, err);
-	if (aj_policy_parse_pattern(pattern, &rule, err, sizeof(err)) < 0)
-		return perr(p, -EINVAL, "fetch %s: %s", action, err);
+	if (aj_policy_parse_rule(rest, &rule, err, sizeof(err)) < 0)
+		return perr(p, -EINVAL, "fetch %s: %s", word, err);
 	snprintf(rule.origin, sizeof(rule.origin), "%s:%u", p->path, p->line);
 	return fetch_add(p, p->layer, &rule);
 }
@@ -1326,35 +1481,26 @@ aj_profile_free(struct aj_profile *profile)
 	free_strv(profile->env_keep, profile->n_env_keep);
 	free_strv(profile->env_set, profile->n_env_set);
 	free(profile->fetch_rules);
+	free(profile->fetch_addresses);
+	free(profile->fetch_ca);
+	free(profile->fetch_ca_pem);
 	free(profile);
 }
 
-static const struct {
-	const char *name;
-	unsigned bit;
-} method_names[] = {
-	{"GET", AJ_METHOD_GET},         {"HEAD", AJ_METHOD_HEAD},   {"POST", AJ_METHOD_POST},
-	{"PUT", AJ_METHOD_PUT},         {"PATCH", AJ_METHOD_PATCH}, {"DELETE", AJ_METHOD_DELETE},
-	{"OPTIONS", AJ_METHOD_OPTIONS},
-};
-
-/* "fetch allow GET,HEAD https://host[:port]/path": the canonical text of a
- * rule, for sorting, the hash and `profile show`. */
+/* "fetch allow GET,HEAD https://host[:port]/path ...": the canonical text
+ * of a rule, for sorting, the hash and `profile show`. */
 static void
 rule_text(const struct aj_fetch_rule *r, char *out, size_t len)
 {
-	char methods[64] = "", port[16] = "";
-	bool v6 = strchr(r->host, ':') != NULL;
+	size_t n = (size_t)snprintf(out, len, "fetch ");
 
-	for (size_t i = 0; i < AJ_ARRAY_SIZE(method_names); i++)
-		if (r->methods & method_names[i].bit)
-			snprintf(methods + strlen(methods), sizeof(methods) - strlen(methods),
-				 "%s%s", methods[0] ? "," : "", method_names[i].name);
-	if (!((strcmp(r->scheme, "http") == 0 && r->port == 80) ||
-	      (strcmp(r->scheme, "https") == 0 && r->port == 443)))
-		snprintf(port, sizeof(port), ":%u", r->port);
-	snprintf(out, len, "fetch %s %s %s://%s%s%s%s%s", r->allow ? "allow" : "deny", methods,
-		 r->scheme, v6 ? "[" : "", r->host, v6 ? "]" : "", port, r->path);
+	aj_policy_rule_text(r, out + n, len - n);
+}
+
+static int
+cmp_cidr(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct aj_cidr));
 }
 
 static int
@@ -1433,6 +1579,27 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 	pr->n_fetch_rules = l->n_fetch;
 	l->fetch = NULL;
 	l->n_fetch = 0;
+	for (i = 0; i < AJ_LIMIT__COUNT; i++) {
+		if (!l->fetch_limits[i].set)
+			continue;
+		pr->fetch_limits.value[i] = l->fetch_limits[i].num;
+		pr->fetch_limits.set |= 1u << i;
+	}
+	aj_policy_limit_defaults(&pr->fetch_limits);
+	if (l->n_addresses > 0)
+		qsort(l->addresses, l->n_addresses, sizeof(*l->addresses), cmp_cidr);
+	pr->fetch_addresses = l->addresses;
+	pr->n_fetch_addresses = l->n_addresses;
+	l->addresses = NULL;
+	l->n_addresses = 0;
+	if (l->fetch_ca.set) {
+		size_t len;
+
+		pr->fetch_ca = strdup(l->fetch_ca.text);
+		if (pr->fetch_ca == NULL ||
+		    read_small_file(pr->fetch_ca, FETCH_CA_MAX, &pr->fetch_ca_pem, &len) < 0)
+			goto fail;
+	}
 	*out = pr;
 	return 0;
 fail:
@@ -1579,6 +1746,22 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 		rule_text(&pr->fetch_rules[i], text, sizeof(text));
 		bad |= fprintf(f, "%s\n", text) < 0;
 	}
+	bad |= fprintf(f, "fetch limit") < 0;
+	for (i = 0; i < AJ_LIMIT__COUNT; i++) {
+		char value[32];
+
+		aj_policy_format_limit(i, pr->fetch_limits.value[i], value, sizeof(value));
+		bad |= fprintf(f, " %s %s", aj_policy_limit_name(i), value) < 0;
+	}
+	bad |= fprintf(f, "\n") < 0;
+	for (i = 0; i < pr->n_fetch_addresses; i++) {
+		char text[64];
+
+		aj_cidr_format(&pr->fetch_addresses[i], text, sizeof(text));
+		bad |= fprintf(f, "fetch address allow %s\n", text) < 0;
+	}
+	if (pr->fetch_ca != NULL)
+		bad |= fprintf(f, "fetch ca %s\n", pr->fetch_ca) < 0;
 	bad |= fclose(f) != 0;
 	if (bad) {
 		free(buf);
@@ -1708,6 +1891,25 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 						 "origin", pr->fetch_rules[i].origin));
 		}
 		bad |= json_object_set_new(root, "fetch", rules);
+	}
+	{
+		json_t *limits = json_object(), *addrs = json_array();
+		char text[64];
+
+		for (i = 0; limits != NULL && i < AJ_LIMIT__COUNT; i++)
+			bad |= json_object_set_new(
+				limits, aj_policy_limit_name(i),
+				json_integer((json_int_t)pr->fetch_limits.value[i]));
+		bad |= json_object_set_new(root, "fetch_limits", limits);
+		for (i = 0; addrs != NULL && i < pr->n_fetch_addresses; i++) {
+			aj_cidr_format(&pr->fetch_addresses[i], text, sizeof(text));
+			bad |= json_array_append_new(addrs, json_string(text));
+		}
+		bad |= json_object_set_new(root, "fetch_addresses", addrs);
+		if (pr->fetch_ca != NULL)
+			bad |= json_object_set_new(root, "fetch_ca",
+						   json_pack("{s:s, s:s}", "path", pr->fetch_ca,
+							     "pem", pr->fetch_ca_pem));
 	}
 	s = bad ? NULL : json_dumps(root, JSON_INDENT(2));
 	json_decref(root);

@@ -24,7 +24,7 @@
 static const char *const type_names[] = {
 	[AJ_MSG_HELLO] = "HELLO",   [AJ_MSG_WELCOME] = "WELCOME",   [AJ_MSG_REQUEST] = "REQUEST",
 	[AJ_MSG_BODY] = "BODY",     [AJ_MSG_RESPONSE] = "RESPONSE", [AJ_MSG_WINDOW] = "WINDOW",
-	[AJ_MSG_CANCEL] = "CANCEL", [AJ_MSG_ERROR] = "ERROR", [AJ_MSG_CONNECT] = "CONNECT",
+	[AJ_MSG_CANCEL] = "CANCEL", [AJ_MSG_ERROR] = "ERROR",       [AJ_MSG_CONNECT] = "CONNECT",
 };
 
 const char *
@@ -439,6 +439,15 @@ aj_proto_parse_request(const uint8_t *payload, size_t len, struct aj_proto_reque
 			url = v;
 		} else if (strcmp(key, "headers") == 0) {
 			headers = v;
+		} else if (strcmp(key, "deliver") == 0) {
+			const char *d = json_string_value(v);
+
+			if (d == NULL || (strcmp(d, "stream") != 0 && strcmp(d, "memfd") != 0)) {
+				r = aj_err(err, errlen, -EBADMSG,
+					   "\"deliver\" must be \"stream\" or \"memfd\"");
+				goto out;
+			}
+			req.deliver_memfd = strcmp(d, "memfd") == 0;
 		} else {
 			/* A member this broker does not know could be one the
 			 * agent relies on: refuse rather than ignore it. */

@@ -34,6 +34,7 @@ struct monitor {
 	ev_io jail_w;
 	ev_io broker_w;
 	ev_io listener_w;
+	ev_io audit_w;
 	ev_timer timeout_w;
 	ev_timer flush_w;
 	bool killed_for_violation;
@@ -112,6 +113,15 @@ on_broker_exit(struct ev_loop *loop, ev_io *w, int revents)
 		fprintf(stderr,
 			"agentjail: the broker exited (%s %d); the agent can no longer fetch\n",
 			info.si_code == CLD_EXITED ? "status" : "signal", info.si_status);
+}
+
+static void
+on_audit(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct monitor *m = w->data;
+
+	if (aj_audit_read(m->plan->audit) != 0)
+		ev_io_stop(loop, w);
 }
 
 static void
@@ -247,6 +257,11 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 		m.flush_w.data = &m;
 		ev_timer_start(m.loop, &m.flush_w);
 	}
+	if (plan->audit != NULL) {
+		ev_io_init(&m.audit_w, on_audit, aj_audit_fd(plan->audit), EV_READ);
+		m.audit_w.data = &m;
+		ev_io_start(m.loop, &m.audit_w);
+	}
 	if (plan->timeout_sec > 0) {
 		ev_timer_init(&m.timeout_w, on_timeout, plan->timeout_sec, 0.);
 		m.timeout_w.data = &m;
@@ -276,6 +291,9 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 			ev_signal_stop(m.loop, &m.sig_w[i]);
 	ev_loop_destroy(m.loop);
 	stop_broker(&m);
+	/* The broker is gone: its last records are in the pipe, then EOF. */
+	if (plan->audit != NULL)
+		(void)aj_audit_read(plan->audit);
 
 	if (m.status < 0)
 		return aj_err(err, errlen, -EIO, "the event loop ended before the jail did");

@@ -188,7 +188,7 @@ policy_memfd(const struct aj_profile *profile)
  * no_new_privs, and dies with the supervisor (see broker/broker.c). */
 static int
 start_broker(const struct aj_run_options *opts, const struct identity *id, int broker_end,
-	     pid_t *pid_out, int *pidfd_out, char *err, size_t errlen)
+	     int audit_end, pid_t *pid_out, int *pidfd_out, char *err, size_t errlen)
 {
 	const char *path = broker_program(opts);
 	char parent[32], user[64];
@@ -211,7 +211,7 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 	if (policy_fd < 0)
 		return aj_err(err, errlen, policy_fd, "%s failed: writing the policy: %s",
 			      aj_step_name(AJ_STEP_BROKER), strerror(-policy_fd));
-	r = aj_spawn_program(path, argv, envp, broker_end, policy_fd, false, &pid);
+	r = aj_spawn_program(path, argv, envp, broker_end, policy_fd, audit_end, false, &pid);
 	close(policy_fd);
 	if (r != 0)
 		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)",
@@ -264,23 +264,24 @@ emit_start(struct aj_events *events, const struct aj_run_options *opts, const st
 }
 
 static void
-emit_exit(struct aj_events *events, struct aj_violations *violations, int status, int signal,
-	  const struct timespec *started, bool quiet)
+emit_exit(struct aj_events *events, struct aj_violations *violations, struct aj_audit *audit,
+	  int status, int signal, const struct timespec *started, bool quiet)
 {
-	unsigned long long total = aj_violations_total(violations);
+	unsigned long long total = aj_violations_total(violations), allowed, denied;
 	struct timespec now;
 	double ms;
 
 	aj_violations_flush(violations);
+	aj_audit_counts(audit, &allowed, &denied);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	ms = (double)(now.tv_sec - started->tv_sec) * 1e3 +
 	     (double)(now.tv_nsec - started->tv_nsec) / 1e6;
 	aj_events_emit(events, "exit",
 		       json_pack("{s:i, s:o, s:f, s:{s:I, s:I}, s:I, s:o}", "status", status,
 				 "signal", signal > 0 ? json_integer(signal) : json_null(),
-				 "duration_ms", ms, "fetches", "allowed", (json_int_t)0, "denied",
-				 (json_int_t)0, "violations", (json_int_t)total, "violation_counts",
-				 aj_violations_counts(violations)));
+				 "duration_ms", ms, "fetches", "allowed", (json_int_t)allowed,
+				 "denied", (json_int_t)denied, "violations", (json_int_t)total,
+				 "violation_counts", aj_violations_counts(violations)));
 	if (total > 0 && !quiet) {
 		char what[1024];
 		aj_violations_describe(violations, what, sizeof(what));
@@ -308,6 +309,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	int agent_signal = 0;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;
+	struct aj_audit *audit = NULL;
 	struct timespec started;
 	struct aj_monitor_plan mplan;
 	struct protected_paths protect = {0};
@@ -369,9 +371,23 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	}
 
 	/* 3. The broker, before the jail, so the agent's first request finds it. */
-	r = start_broker(opts, &id, pair[0], &broker_pid, &broker_pidfd, err, errlen);
-	if (r < 0)
-		goto out;
+	{
+		char hex[65] = "";
+		int audit_end = -1;
+
+		(void)aj_profile_sha256(opts->profile, hex);
+		r = aj_audit_new(opts->audit_to_fd ? opts->audit_fd : -1, events, hex, &audit_end,
+				 &audit);
+		if (r < 0) {
+			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
+			goto out;
+		}
+		r = start_broker(opts, &id, pair[0], audit_end, &broker_pid, &broker_pidfd, err,
+				 errlen);
+		close(audit_end);
+		if (r < 0)
+			goto out;
+	}
 	close(pair[0]);
 	pair[0] = -1;
 
@@ -438,6 +454,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		.status_fd = jail.sync_fd,
 		.events = events,
 		.violations = violations,
+		.audit = audit,
 		.broker_pidfd = broker_pidfd,
 		.timeout_sec = opts->timeout_sec,
 		.forward_signals = opts->forward_signals,
@@ -456,13 +473,14 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	close(broker_pidfd);
 	broker_pidfd = -1;
 	if (r == 0)
-		emit_exit(events, violations, *status, agent_signal, &started, opts->quiet);
+		emit_exit(events, violations, audit, *status, agent_signal, &started, opts->quiet);
 out:
 	if (jail.listener_fd >= 0)
 		close(jail.listener_fd);
 	if (jail.sync_fd >= 0)
 		close(jail.sync_fd);
 	aj_violations_free(violations);
+	aj_audit_free(audit);
 	aj_events_free(events);
 	if (pair[0] >= 0)
 		close(pair[0]);

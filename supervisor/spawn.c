@@ -95,7 +95,7 @@ clone3_fork_like(uint64_t flags, int *pidfd)
 
 int
 aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
-		 int extra_fd, bool search, pid_t *pid)
+		 int extra_fd, int audit_fd, bool search, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -121,9 +121,11 @@ aj_spawn_program(const char *path, char *const argv[], char *const envp[], int d
 		r = posix_spawn_file_actions_adddup2(&fa, door_fd, AJ_BROKER_FD);
 	if (r == 0 && extra_fd >= 0)
 		r = posix_spawn_file_actions_adddup2(&fa, extra_fd, AJ_BROKER_FD + 1);
+	if (r == 0 && extra_fd >= 0 && audit_fd >= 0)
+		r = posix_spawn_file_actions_adddup2(&fa, audit_fd, AJ_BROKER_FD + 2);
 	if (r == 0)
-		r = posix_spawn_file_actions_addclosefrom_np(&fa, extra_fd >= 0 ? AJ_BROKER_FD + 2
-										: AJ_BROKER_FD + 1);
+		r = posix_spawn_file_actions_addclosefrom_np(
+			&fa, AJ_BROKER_FD + 1 + (extra_fd >= 0) + (extra_fd >= 0 && audit_fd >= 0));
 	if (r == 0)
 		r = search ? posix_spawnp(pid, path, &fa, &attr, argv, envp)
 			   : posix_spawn(pid, path, &fa, &attr, argv, envp);
@@ -143,8 +145,8 @@ spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
 	/* posix_spawnp searches the PATH of environ: make it the agent's.
 	 * Init reads nothing from its environment. */
 	environ = plan->envp;
-	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, plan->broker_fd, -1, true,
-				pid);
+	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, plan->broker_fd, -1, -1,
+				true, pid);
 }
 
 /* posix_spawnp reports EACCES when a PATH directory cannot be searched,

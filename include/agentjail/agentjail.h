@@ -71,6 +71,8 @@ struct aj_run_options {
 	void *on_event_arg;
 	bool events_to_fd; /* also write the events, one per line, to EVENTS_FD */
 	int events_fd;     /* not closed by aj_run */
+	bool audit_to_fd;  /* write the broker's audit records, one per line, to AUDIT_FD */
+	int audit_fd;      /* not closed by aj_run */
 };
 
 /*

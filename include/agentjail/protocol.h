@@ -26,7 +26,7 @@ extern "C" {
 #define AJ_PROTO_MAX_JSON 16384    /* a metadata payload */
 #define AJ_PROTO_MAX_URL 8192      /* bytes of a request's URL */
 #define AJ_PROTO_MAX_HEADERS 64    /* header fields in a request or response */
-#define AJ_PROTO_MAX_IN_FLIGHT 64  /* requests open at once on one channel */
+#define AJ_PROTO_MAX_IN_FLIGHT 256 /* requests open at once on one channel */
 
 enum aj_msg_type {
 	AJ_MSG_HELLO = 1,    /* agent -> broker, id 0: {"version":1,"client":"..."} */
@@ -84,8 +84,9 @@ const char *aj_proto_type_name(unsigned type);
 
 /*
  * A parsed REQUEST payload:
- *   {"method":"GET","url":"https://...","headers":[["Accept","text/html"],...]}
- * ("headers" optional).  Unknown members, wrong types, a method that is not
+ *   {"method":"GET","url":"https://...","headers":[["Accept","text/html"],...],
+ *    "deliver":"stream"}
+ * ("headers" and "deliver" ("stream" or "memfd") optional).  Unknown members, wrong types, a method that is not
  * 1-15 uppercase letters, a URL that is empty, longer than AJ_PROTO_MAX_URL
  * or holds a control character, space or non-ASCII byte, more than
  * AJ_PROTO_MAX_HEADERS headers, a header name that is not an RFC 9110 token
@@ -102,6 +103,7 @@ struct aj_proto_request {
 	char *url;           /* owned */
 	char *(*headers)[2]; /* owned array of {name, value} */
 	size_t n_headers;
+	int deliver_memfd; /* "deliver":"memfd": the body as a sealed memfd */
 };
 
 /* Parse PAYLOAD into *OUT (written only on success; release it with

@@ -1389,11 +1389,11 @@ Test(profile_cli, optional_core_layer, .init = setup_writable, .fini = teardown,
 			   "netns cannot be optional: it is part of the jail's core isolation");
 }
 
-Test(profile_cli, fetch_options_are_reserved, .init = setup_writable, .fini = teardown,
-     .timeout = 60)
+Test(profile_cli, unknown_fetch_option, .init = setup_writable, .fini = teardown, .timeout = 60)
 {
-	expect_bad_profile("bad.profile", "hostname x\nfetch allow GET https://x.org/ timeout 5s\n",
-			   2, "fetch allow: options such as 'timeout' are not supported yet");
+	expect_bad_profile("bad.profile",
+			   "hostname x\nfetch allow GET https://x.org/ colour blue\n", 2,
+			   "fetch allow: unknown option 'colour'");
 }
 
 Test(profile_cli, conflicting_hostname, .init = setup_writable, .fini = teardown, .timeout = 60)

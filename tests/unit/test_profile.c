@@ -454,16 +454,91 @@ Test(profile, fetch_rules)
 
 Test(profile, error_fetch)
 {
-	parse_err("fetch", -EINVAL, "t.profile:1: fetch: missing 'allow' or 'deny'");
+	parse_err("fetch", -EINVAL, "t.profile:1: fetch: expected allow, deny, limit, address or ca");
 	parse_err("fetch permit GET https://x.org/", -EINVAL,
-		  "t.profile:1: fetch: expected 'allow' or 'deny', got 'permit'");
+		  "t.profile:1: fetch: expected allow, deny, limit, address or ca");
 	parse_err("fetch allow GET", -EINVAL,
 		  "t.profile:1: fetch allow: expected METHODS URL-PATTERN");
-	parse_err("fetch allow GET https://x.org/ max-body 64K", -EINVAL,
-		  "t.profile:1: fetch allow: options such as 'max-body' are not supported yet (the "
-		  "broker does not enforce them)");
+	parse_err("fetch allow GET https://x.org/ max-body", -EINVAL,
+		  "t.profile:1: fetch allow: max-body: missing value (a size such as 64K or 10M)");
+	parse_err("fetch allow GET https://x.org/ max-body 64Q", -EINVAL,
+		  "t.profile:1: fetch allow: max-body: invalid value '64Q' (expected a size such as "
+		  "64K or 10M)");
+	parse_err("fetch allow GET https://x.org/ timeout 5s timeout 6s", -EINVAL,
+		  "t.profile:1: fetch allow: timeout given twice");
+	parse_err("fetch allow GET https://x.org/ rate 0/min", -EINVAL,
+		  "t.profile:1: fetch allow: rate: must be above zero (use 'fetch deny' to refuse "
+		  "requests)");
+	parse_err("fetch allow GET https://x.org/ rate 10", -EINVAL,
+		  "t.profile:1: fetch allow: rate: invalid value '10' (expected a rate such as "
+		  "600/min or 10/s)");
+	parse_err("fetch allow GET https://x.org/ colour blue", -EINVAL,
+		  "t.profile:1: fetch allow: unknown option 'colour' (max-body, response, timeout, "
+		  "concurrency, rate, redirects, credentials, sensitive-query)");
+	parse_err("fetch deny GET https://x.org/ credentials", -EINVAL,
+		  "t.profile:1: fetch deny: 'credentials' only makes sense on an allow rule");
+	parse_err("fetch deny GET https://x.org/ timeout 5s", -EINVAL,
+		  "t.profile:1: fetch deny: limits only make sense on an allow rule");
+	parse_err("fetch limit", -EINVAL,
+		  "t.profile:1: fetch limit: expected KEY VALUE pairs (max-body, response, timeout, "
+		  "concurrency, rate, redirects)");
+	parse_err("fetch limit response", -EINVAL,
+		  "t.profile:1: fetch limit: response: missing value (a size such as 64K or 10M)");
+	parse_err("fetch limit redirects 21", -EINVAL,
+		  "t.profile:1: fetch limit: redirects: '21' is too large");
+	parse_err("fetch limit timeout 5s\nfetch limit timeout 6s\n", -EINVAL,
+		  "t.profile:2: conflicting 'timeout' (already set to '5s' at t.profile:1)");
+	parse_err("fetch address allow 10.0.0.1/8", -EINVAL,
+		  "t.profile:1: fetch address: 10.0.0.1/8: host bits set; did you mean 10.0.0.0/8?");
+	parse_err("fetch address deny 10.0.0.0/8", -EINVAL,
+		  "t.profile:1: fetch address: expected 'allow ADDRESS[/PREFIX]'");
+	parse_err("fetch ca", -EINVAL, "t.profile:1: fetch ca: missing FILE");
+	parse_err("fetch ca /nonexistent/ca.pem", -EINVAL,
+		  "t.profile:1: fetch ca: /nonexistent/ca.pem: No such file or directory");
+	parse_err("fetch ca /etc/hostname", -EINVAL,
+		  "t.profile:1: fetch ca: /etc/hostname: no PEM certificate in it");
 	parse_err_prefix("fetch allow GET ftp://x.org/", -EINVAL, "t.profile:1: fetch allow: ");
 	parse_err_prefix("fetch allow FETCH https://x.org/", -EINVAL, "t.profile:1: fetch allow: ");
+}
+
+Test(profile, fetch_limits_and_options)
+{
+	struct aj_profile *p =
+		parse_ok("fetch allow POST https://api.example.com/v1/erasure max-body 64K "
+			 "credentials timeout 2m\n"
+			 "fetch limit response 50M timeout 30s concurrency 64 rate 10/s\n"
+			 "fetch address allow 127.0.0.2\n"
+			 "fetch address allow 10.0.0.0/8\n");
+	char *t = text_of(p), *again;
+	struct aj_profile *q;
+
+	cr_assert_eq(p->n_fetch_rules, 1);
+	cr_assert_eq(p->fetch_rules[0].limits.value[AJ_LIMIT_MAX_BODY], 65536);
+	cr_assert_eq(p->fetch_rules[0].limits.value[AJ_LIMIT_TIMEOUT], 120000);
+	cr_assert_eq(p->fetch_rules[0].options, AJ_RULE_CREDENTIALS);
+	cr_assert_eq(p->fetch_limits.value[AJ_LIMIT_RESPONSE], 50u << 20);
+	cr_assert_eq(p->fetch_limits.value[AJ_LIMIT_RATE], 600);
+	/* Defaults fill the rest. */
+	cr_assert_eq(p->fetch_limits.value[AJ_LIMIT_MAX_BODY], 1u << 20);
+	cr_assert_eq(p->fetch_limits.value[AJ_LIMIT_REDIRECTS], 5);
+	cr_assert_eq(p->n_fetch_addresses, 2);
+	cr_assert(strstr(t, "fetch allow POST https://api.example.com/v1/erasure max-body 65536 "
+			    "timeout 120000ms credentials\n") != NULL,
+		  "%s", t);
+	cr_assert(strstr(t, "fetch limit max-body 1048576 response 52428800 timeout 30000ms "
+			    "concurrency 64 rate 600/min redirects 5\n") != NULL,
+		  "%s", t);
+	cr_assert(strstr(t, "fetch address allow 10.0.0.0/8\nfetch address allow 127.0.0.2\n") !=
+			  NULL,
+		  "%s", t);
+	/* The canonical text reads back to itself. */
+	q = parse_ok(t);
+	again = text_of(q);
+	cr_assert_str_eq(t, again);
+	free(again);
+	free(t);
+	aj_profile_free(q);
+	aj_profile_free(p);
 }
 
 Test(profile, error_conflicts_in_one_file)
@@ -966,7 +1041,9 @@ Test(profile, canonical_text)
 			    "socket unix allow\n"
 			    "on-violation deny\n"
 			    "optional cgroupns\n"
-			    "optional sysfs\n");
+			    "optional sysfs\n"
+			    "fetch limit max-body 1048576 response 67108864 timeout 30000ms "
+			    "concurrency 64 rate 6000/min redirects 5\n");
 	free(t);
 	aj_profile_free(p);
 
@@ -977,7 +1054,9 @@ Test(profile, canonical_text)
 			    "rlimit core 0\n"
 			    "tmpfs-size 67108864\n"
 			    "socket unix deny\n"
-			    "on-violation deny\n");
+			    "on-violation deny\n"
+			    "fetch limit max-body 1048576 response 67108864 timeout 30000ms "
+			    "concurrency 64 rate 6000/min redirects 5\n");
 	free(t);
 	aj_profile_free(p);
 }

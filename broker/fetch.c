@@ -1,0 +1,881 @@
+/*
+ * The broker's fetcher: libcurl's multi interface driven by the broker's
+ * libev loop (one thread, no polling, no thread per request; libcurl's
+ * resolver threads aside).
+ *
+ * What it guarantees, beyond "fetch the URL":
+ *  - it fetches exactly the normalised URL the policy decided on, with
+ *    Host and TLS SNI taken from it (CURLOPT_PATH_AS_IS: libcurl does not
+ *    rewrite the path behind the matcher's back);
+ *  - every address is checked right before the socket is made
+ *    (CURLOPT_OPENSOCKETFUNCTION): the address checked is the address
+ *    connected to, so DNS rebinding cannot slip a second answer in, and a
+ *    refused address never sees a packet;
+ *  - redirects are never followed by libcurl: each Location is normalised
+ *    and decided like a new request (redirect());
+ *  - limits hold whatever upstream does: response size, time, concurrency,
+ *    rate; a slow reader pauses its transfer (WINDOW credit) instead of
+ *    making the broker buffer.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "internal.h"
+
+/* Headers of one response the agent gets at most, in JSON bytes: well
+ * inside a RESPONSE frame (AJ_PROTO_MAX_JSON), with room for the rest. */
+#define RESPONSE_HEADER_BUDGET 12288
+
+/* The host's own addresses, besides loopback: connecting to them is
+ * connecting to a service on this machine. */
+#define MAX_LOCAL_ADDRESSES 64
+
+struct aj_fetch {
+	struct aj_req *req;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE];
+	const struct aj_fetch_rule *hop_rule; /* what allowed the current hop */
+	unsigned hops;                        /* redirects followed so far */
+	double deadline;                      /* ev_now() by which it must be done */
+	uint64_t max_response;
+	json_t *resp_headers; /* this hop's, filtered */
+	size_t resp_header_bytes;
+	char *location;
+	bool headers_done;  /* this hop's header block has ended */
+	bool redirecting;   /* this hop's answer is a redirect to follow */
+	bool response_sent; /* RESPONSE went to the agent */
+	bool paused;
+	int64_t credit; /* response bytes the agent will still take */
+	uint64_t bytes_out;
+	int memfd;           /* "deliver":"memfd": the body collects here */
+	const char *error;   /* AJ_ERR_* a callback decided, or NULL */
+	const char *refused; /* why an address was refused, or NULL */
+	char refused_addr[INET6_ADDRSTRLEN];
+	char address[INET6_ADDRSTRLEN]; /* the last address connected to */
+	size_t rule_slot;               /* index of req->rule, for its counters */
+};
+
+/* A socket libcurl asked us to watch. */
+struct sock_watch {
+	ev_io io;
+	curl_socket_t fd;
+};
+
+/* Requests per minute, as a token bucket refilled continuously. */
+struct bucket {
+	double tokens;
+	double last;
+};
+
+static struct {
+	struct ev_loop *loop;
+	const struct aj_policy *policy;
+	CURLM *multi;
+	ev_timer timer;
+	unsigned in_flight;
+	unsigned *rule_in_flight; /* per rule, parallel to policy->rules */
+	struct bucket rate;
+	struct bucket *rule_rate;
+	struct aj_cidr local[MAX_LOCAL_ADDRESSES];
+	size_t n_local;
+} F;
+
+static void check_done(void);
+
+/* ---- libcurl <-> libev ------------------------------------------------------ */
+
+static void
+on_socket_event(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct sock_watch *s = (struct sock_watch *)w;
+	int running, flags = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
+			     (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+
+	curl_multi_socket_action(F.multi, s->fd, flags, &running);
+	check_done();
+}
+
+static int
+on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct sock_watch *s = socketp;
+	int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s != NULL) {
+			ev_io_stop(F.loop, &s->io);
+			free(s);
+			curl_multi_assign(F.multi, fd, NULL);
+		}
+		return 0;
+	}
+	if (s == NULL) {
+		s = calloc(1, sizeof(*s));
+		if (s == NULL)
+			return -1;
+		s->fd = fd;
+		curl_multi_assign(F.multi, fd, s);
+	} else {
+		ev_io_stop(F.loop, &s->io);
+	}
+	ev_io_init(&s->io, on_socket_event, fd, events);
+	ev_io_start(F.loop, &s->io);
+	return 0;
+}
+
+static void
+on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	int running;
+
+	curl_multi_socket_action(F.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done();
+}
+
+static int
+on_timer_change(CURLM *multi, long timeout_ms, void *userp)
+{
+	ev_timer_stop(F.loop, &F.timer);
+	if (timeout_ms >= 0) {
+		ev_timer_set(&F.timer, (double)timeout_ms / 1000.0, 0.0);
+		ev_timer_start(F.loop, &F.timer);
+	}
+	return 0;
+}
+
+/* ---- addresses -------------------------------------------------------------- */
+
+static void
+cidr_of(const struct sockaddr *sa, struct aj_cidr *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->family = sa->sa_family;
+	if (sa->sa_family == AF_INET) {
+		memcpy(c->addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+		c->prefix = 32;
+	} else {
+		memcpy(c->addr, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+		c->prefix = 128;
+	}
+}
+
+static void
+collect_local_addresses(void)
+{
+	struct ifaddrs *list, *i;
+
+	if (getifaddrs(&list) < 0)
+		return;
+	for (i = list; i != NULL && F.n_local < MAX_LOCAL_ADDRESSES; i = i->ifa_next)
+		if (i->ifa_addr != NULL &&
+		    (i->ifa_addr->sa_family == AF_INET || i->ifa_addr->sa_family == AF_INET6))
+			cidr_of(i->ifa_addr, &F.local[F.n_local++]);
+	freeifaddrs(list);
+}
+
+/* Why the broker must not connect to SA for F, or NULL. */
+static const char *
+address_refused(const struct aj_fetch *f, const struct sockaddr *sa)
+{
+	const struct aj_policy *p = F.policy;
+	const char *reason = aj_addr_special(sa);
+
+	if (reason == NULL) {
+		for (size_t i = 0; i < F.n_local; i++)
+			if (aj_cidr_contains(&F.local[i], sa))
+				reason = "an address of this host";
+	}
+	if (reason == NULL)
+		return NULL;
+	/* Named explicitly: a `fetch address allow` range... */
+	for (size_t i = 0; i < p->n_addresses; i++)
+		if (aj_cidr_contains(&p->addresses[i], sa))
+			return NULL;
+	/* ...or the IP literal of the rule that allowed this hop. */
+	if (f->req->url.host_kind != AJ_HOST_NAME &&
+	    strcmp(f->hop_rule->host, f->req->url.host) == 0) {
+		char text[INET6_ADDRSTRLEN];
+
+		aj_addr_format(sa, text, sizeof(text));
+		if (strcmp(text, f->req->url.host) == 0)
+			return NULL;
+	}
+	return reason;
+}
+
+/* Every connection libcurl makes starts here: the one place an address is
+ * checked, right before the socket exists. */
+static curl_socket_t
+on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct aj_fetch *f = clientp;
+	const char *why;
+	int fd;
+
+	if (purpose != CURLSOCKTYPE_IPCXN || (a->family != AF_INET && a->family != AF_INET6))
+		return CURL_SOCKET_BAD;
+	why = address_refused(f, &a->addr);
+	if (why != NULL) {
+		f->refused = why;
+		aj_addr_format(&a->addr, f->refused_addr, sizeof(f->refused_addr));
+		return CURL_SOCKET_BAD;
+	}
+	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd >= 0)
+		aj_addr_format(&a->addr, f->address, sizeof(f->address));
+	return fd;
+}
+
+/* ---- answers to the agent ---------------------------------------------------- */
+
+static void
+send_response(struct aj_fetch *f, int fd)
+{
+	struct aj_req *r = f->req;
+	curl_off_t length = -1;
+	long status = 0;
+	json_t *obj;
+
+	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (f->memfd >= 0)
+		length = (curl_off_t)f->bytes_out;
+	else if (r->method_bit != AJ_METHOD_HEAD && status != 204 && status != 304)
+		curl_easy_getinfo(f->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+	obj = json_pack("{s:i, s:O, s:o, s:s}", "status", (int)status, "headers",
+			f->resp_headers ? f->resp_headers : json_array(), "length",
+			length >= 0 ? json_integer((json_int_t)length) : json_null(), "url",
+			r->url.normalised);
+	f->response_sent = true;
+	aj_channel_send_json(r->ch, AJ_MSG_RESPONSE, r->id, obj, fd);
+}
+
+static void
+send_end(struct aj_fetch *f)
+{
+	uint8_t frame[AJ_PROTO_HEADER_SIZE];
+	int n = aj_proto_frame(AJ_MSG_BODY, AJ_FLAG_END, f->req->id, NULL, 0, frame, sizeof(frame));
+
+	if (n > 0)
+		aj_channel_send(f->req->ch, frame, (size_t)n, -1);
+}
+
+/* ---- libcurl callbacks ------------------------------------------------------- */
+
+/* Response headers a client never gets: the connection's own. */
+static bool
+hop_by_hop(const char *name, size_t len)
+{
+	static const char *const names[] = {
+		"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade",
+		"Trailer",    "TE"};
+
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(names); i++)
+		if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+static bool
+is_redirect(long status)
+{
+	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+static void
+end_of_headers(struct aj_fetch *f)
+{
+	struct aj_req *r = f->req;
+	long status = 0;
+
+	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status >= 100 && status < 200) {
+		/* An interim answer: the real one follows. */
+		json_decref(f->resp_headers);
+		f->resp_headers = NULL;
+		f->resp_header_bytes = 0;
+		return;
+	}
+	f->headers_done = true;
+	/* "redirects 0" hands the 3xx itself to the agent. */
+	if (is_redirect(status) && f->location != NULL &&
+	    aj_policy_limit(r->rule, &F.policy->limits, AJ_LIMIT_REDIRECTS) > 0) {
+		f->redirecting = true;
+		return;
+	}
+	if (f->memfd < 0)
+		send_response(f, -1);
+}
+
+static size_t
+on_header(char *data, size_t size, size_t n, void *userp)
+{
+	struct aj_fetch *f = userp;
+	size_t len = size * n, name_len;
+	const char *colon, *value;
+	size_t value_len;
+
+	if (f->headers_done) /* trailers */
+		return len;
+	if (len >= 4 && memcmp(data, "HTTP", 4) == 0) {
+		/* A new status line: a new header block. */
+		json_decref(f->resp_headers);
+		f->resp_headers = NULL;
+		f->resp_header_bytes = 0;
+		free(f->location);
+		f->location = NULL;
+		return len;
+	}
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+		len--;
+	if (len == 0) {
+		end_of_headers(f);
+		return size * n;
+	}
+	colon = memchr(data, ':', len);
+	/* Obsolete line folding, or no name: dropped, not glued together. */
+	if (colon == NULL || colon == data || data[0] == ' ' || data[0] == '\t')
+		return size * n;
+	name_len = (size_t)(colon - data);
+	value = colon + 1;
+	while (value < data + len && (*value == ' ' || *value == '\t'))
+		value++;
+	value_len = (size_t)(data + len - value);
+	if (memchr(value, '\0', value_len) != NULL)
+		return size * n;
+	if (name_len == 8 && strncasecmp(data, "Location", 8) == 0) {
+		free(f->location);
+		f->location = strndup(value, value_len);
+	}
+	if (hop_by_hop(data, name_len))
+		return size * n;
+	if (f->resp_headers == NULL)
+		f->resp_headers = json_array();
+	/* Over the budget: left out rather than failing the whole answer. */
+	if (f->resp_headers != NULL && json_array_size(f->resp_headers) < AJ_PROTO_MAX_HEADERS &&
+	    f->resp_header_bytes + name_len + value_len + 8 <= RESPONSE_HEADER_BUDGET) {
+		json_t *pair = json_pack("[s#, s#]", data, (int)name_len, value, (int)value_len);
+
+		/* NULL when not UTF-8: such a header is left out too. */
+		if (pair != NULL) {
+			json_array_append_new(f->resp_headers, pair);
+			f->resp_header_bytes += name_len + value_len + 8;
+		}
+	}
+	return size * n;
+}
+
+static size_t
+on_data(char *data, size_t size, size_t n, void *userp)
+{
+	struct aj_fetch *f = userp;
+	struct aj_req *r = f->req;
+	size_t len = size * n;
+	int rc;
+
+	if (f->redirecting)
+		return len; /* the body of a redirect is not the agent's */
+	if (f->bytes_out + len > f->max_response) {
+		f->error = AJ_ERR_TOO_LARGE;
+		return 0;
+	}
+	if (f->memfd >= 0) {
+		for (size_t done = 0; done < len;) {
+			ssize_t w = write(f->memfd, data + done, len - done);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return 0;
+			done += (size_t)w;
+		}
+		f->bytes_out += len;
+		return len;
+	}
+	/* Out of credit: libcurl keeps this chunk and stops reading from
+	 * upstream until WINDOW (the credit may go below zero by at most one
+	 * chunk, so a chunk larger than the window cannot stall forever). */
+	if (f->credit <= 0) {
+		f->paused = true;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	rc = aj_channel_send_body(r->ch, r->id, data, len, false);
+	if (rc == -EAGAIN) {
+		f->paused = true;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	if (rc < 0)
+		return 0;
+	f->credit -= (int64_t)len;
+	f->bytes_out += len;
+	return len;
+}
+
+/* ---- one hop ----------------------------------------------------------------- */
+
+static bool
+is_credential(const char *name)
+{
+	return strcasecmp(name, "Cookie") == 0 || strcasecmp(name, "Authorization") == 0;
+}
+
+static int
+setup_hop(struct aj_fetch *f)
+{
+	struct aj_req *r = f->req;
+	double left = f->deadline - ev_now(F.loop);
+	struct curl_blob ca = {
+		.data = F.policy->ca_blob, .len = F.policy->ca_len, .flags = CURL_BLOB_NOCOPY};
+	bool credentials = (f->hop_rule->options & AJ_RULE_CREDENTIALS) != 0;
+	CURL *e = curl_easy_init();
+
+	if (e == NULL)
+		return -1;
+	f->easy = e;
+	f->headers_done = f->redirecting = false;
+	f->refused = NULL;
+	f->errbuf[0] = '\0';
+	/* Headers: the agent's (filtered in broker.c; credentials only where
+	 * this hop's rule allows them), and empty values to keep libcurl from
+	 * adding Expect or its own Accept. */
+	curl_slist_free_all(f->hdrs);
+	f->hdrs = curl_slist_append(NULL, "Expect:");
+	for (size_t i = 0; f->hdrs != NULL && i < r->n_headers; i++) {
+		char *line;
+
+		if (is_credential(r->headers[i][0]) && !credentials)
+			continue;
+		if (asprintf(&line, "%s: %s", r->headers[i][0], r->headers[i][1]) < 0)
+			return -1;
+		f->hdrs = curl_slist_append(f->hdrs, line);
+		free(line);
+	}
+	if (f->hdrs == NULL)
+		return -1;
+	curl_easy_setopt(e, CURLOPT_URL, r->url.normalised);
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Every request resolves afresh: whatever a name says now, the address
+	 * connected to is the one checked (on_open_socket). */
+	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
+	/* No proxy from the environment, no netrc, no cookie engine. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, f->hdrs);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, f->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, f);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)AJ_PROTO_MAX_PAYLOAD);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_response);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left > 0.001 ? (long)(left * 1000.0) : 1L);
+	if (r->method_bit == AJ_METHOD_HEAD) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else if (r->method_bit != AJ_METHOD_GET) {
+		if (r->method_bit != AJ_METHOD_POST)
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+		/* Methods that carry a body always say how long it is. */
+		if (r->body_len > 0 ||
+		    (r->method_bit & (AJ_METHOD_POST | AJ_METHOD_PUT | AJ_METHOD_PATCH))) {
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? (char *)r->body : "");
+			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+		}
+	}
+	if (curl_multi_add_handle(F.multi, e) != CURLM_OK)
+		return -1;
+	return 0;
+}
+
+static void
+release(struct aj_fetch *f)
+{
+	if (f->easy != NULL) {
+		curl_multi_remove_handle(F.multi, f->easy);
+		curl_easy_cleanup(f->easy);
+		f->easy = NULL;
+	}
+}
+
+/* The request is over, one way or the other: audit, free, finish. */
+static void
+finish(struct aj_fetch *f, const char *error, const char *decision, const char *rule)
+{
+	struct aj_req *r = f->req;
+	long status = 0;
+	struct aj_audit_record rec = {
+		.req = r,
+		.decision = decision,
+		.rule = rule != NULL ? rule : f->hop_rule->origin,
+		.address = f->address[0] ? f->address : NULL,
+		.bytes_out = f->bytes_out,
+		.error = error,
+		.redirects = f->hops,
+	};
+
+	if (f->easy != NULL && f->headers_done)
+		curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+	rec.status = (int)status;
+	aj_audit(&rec);
+	release(f);
+	F.in_flight--;
+	F.rule_in_flight[f->rule_slot]--;
+	curl_slist_free_all(f->hdrs);
+	json_decref(f->resp_headers);
+	free(f->location);
+	if (f->memfd >= 0)
+		close(f->memfd);
+	r->fetch = NULL;
+	free(f);
+	aj_req_finish(r);
+}
+
+/* Fail R with CODE; after RESPONSE the ERROR takes the final BODY's place. */
+static void fail(struct aj_fetch *f, const char *code, const char *rule, const char *decision,
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void
+fail(struct aj_fetch *f, const char *code, const char *rule, const char *decision, const char *fmt,
+     ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	aj_channel_send_error(f->req->ch, f->req->id, code, rule, msg);
+	finish(f, code, decision, rule);
+}
+
+/* The hop answered with a redirect: decide the next URL like a new
+ * request, then fetch it, or end the request. */
+static void
+redirect(struct aj_fetch *f)
+{
+	struct aj_req *r = f->req;
+	const struct aj_policy *p = F.policy;
+	uint64_t max = aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_REDIRECTS);
+	char err[512], safe[256], rule[600];
+	struct aj_url next;
+	size_t decided = (size_t)-1;
+	long status = 0;
+	CURLU *u;
+	char *target = NULL;
+	int ok;
+
+	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (f->hops >= max) {
+		fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "more than %llu redirects",
+		     (unsigned long long)max);
+		return;
+	}
+	/* Relative references resolve against the URL this hop fetched. */
+	u = curl_url();
+	ok = u != NULL && curl_url_set(u, CURLUPART_URL, r->url.normalised, 0) == CURLUE_OK &&
+	     curl_url_set(u, CURLUPART_URL, f->location, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+	     curl_url_get(u, CURLUPART_URL, &target, 0) == CURLUE_OK;
+	curl_url_cleanup(u);
+	aj_log_escape(f->location, safe, sizeof(safe));
+	if (!ok || aj_url_normalise(target, &next, err, sizeof(err)) < 0) {
+		curl_free(target);
+		snprintf(rule, sizeof(rule), "redirect hop %u", f->hops + 1);
+		fail(f, AJ_ERR_DENIED, rule, "denied", "redirect hop %u to '%s' refused: %s",
+		     f->hops + 1, safe, ok ? err : "not a URL");
+		return;
+	}
+	curl_free(target);
+	/* 303, and 301/302 after POST, continue as GET without a body (as
+	 * browsers do); 307 and 308 repeat the request as it was. */
+	if (status == 303 ||
+	    ((status == 301 || status == 302) && r->method_bit == AJ_METHOD_POST)) {
+		if (r->method_bit != AJ_METHOD_HEAD) {
+			r->method_bit = AJ_METHOD_GET;
+			snprintf(r->method, sizeof(r->method), "GET");
+		}
+		free(r->body);
+		r->body = NULL;
+		r->body_len = 0;
+	}
+	aj_log_escape(next.normalised, safe, sizeof(safe));
+	if (!aj_policy_decide(p->rules, p->n_rules, r->method_bit, &next, &decided)) {
+		if (decided == (size_t)-1)
+			snprintf(rule, sizeof(rule),
+				 "%s: no 'fetch allow' rule matches (default deny)", p->path);
+		else
+			snprintf(rule, sizeof(rule), "%s", p->rules[decided].origin);
+		fail(f, AJ_ERR_DENIED, rule, "denied", "redirect hop %u to %s %s is denied",
+		     f->hops + 1, r->method, safe);
+		return;
+	}
+	release(f);
+	f->hops++;
+	r->url = next;
+	f->hop_rule = &p->rules[decided];
+	json_decref(f->resp_headers);
+	f->resp_headers = NULL;
+	f->resp_header_bytes = 0;
+	free(f->location);
+	f->location = NULL;
+	f->address[0] = '\0';
+	if (setup_hop(f) < 0)
+		fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "out of memory");
+}
+
+static void
+seal_and_send(struct aj_fetch *f)
+{
+	int fd = f->memfd;
+
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 ||
+	    lseek(fd, 0, SEEK_SET) < 0) {
+		fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "sealing the response memfd failed");
+		return;
+	}
+	f->memfd = -1; /* the channel owns it now */
+	send_response(f, fd);
+	finish(f, NULL, "allowed", NULL);
+}
+
+static void
+transfer_done(struct aj_fetch *f, CURLcode rc)
+{
+	struct aj_req *r = f->req;
+	char host[300];
+
+	if (rc == CURLE_OK && f->redirecting) {
+		redirect(f);
+		return;
+	}
+	if (rc == CURLE_OK) {
+		if (f->memfd >= 0) {
+			seal_and_send(f);
+			return;
+		}
+		if (!f->response_sent)
+			send_response(f, -1);
+		send_end(f);
+		finish(f, NULL, "allowed", NULL);
+		return;
+	}
+	snprintf(host, sizeof(host), "%s", r->url.host);
+	if (f->error != NULL || rc == CURLE_FILESIZE_EXCEEDED)
+		fail(f, AJ_ERR_TOO_LARGE, f->hop_rule->origin, "allowed",
+		     "the response is over the limit of %llu bytes",
+		     (unsigned long long)f->max_response);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		fail(f, AJ_ERR_TIMEOUT, f->hop_rule->origin, "allowed",
+		     "no complete answer from %s within the time limit of %.3g s", host,
+		     (double)aj_policy_limit(r->rule, &F.policy->limits, AJ_LIMIT_TIMEOUT) /
+			     1000.0);
+	else if (f->refused != NULL && f->address[0] == '\0')
+		fail(f, AJ_ERR_DENIED, "address check", "denied",
+		     "%s resolves to %s, %s: refused (a profile may allow it with 'fetch "
+		     "address allow %s')",
+		     host, f->refused_addr, f->refused, f->refused_addr);
+	else
+		fail(f, AJ_ERR_UPSTREAM, f->hop_rule->origin, "allowed", "%s: %s",
+		     curl_easy_strerror(rc), f->errbuf[0] ? f->errbuf : "no detail");
+}
+
+static void
+check_done(void)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(F.multi, &left)) != NULL) {
+		struct aj_fetch *f = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+		if (f != NULL)
+			transfer_done(f, m->data.result);
+	}
+}
+
+/* ---- limits ----------------------------------------------------------------- */
+
+static bool
+take_token(struct bucket *b, uint64_t per_minute, double now)
+{
+	double cap = (double)per_minute;
+
+	if (b->last == 0) {
+		b->tokens = cap;
+		b->last = now;
+	}
+	b->tokens += (now - b->last) * cap / 60.0;
+	if (b->tokens > cap)
+		b->tokens = cap;
+	b->last = now;
+	if (b->tokens < 1.0)
+		return false;
+	b->tokens -= 1.0;
+	return true;
+}
+
+/* ---- the API ---------------------------------------------------------------- */
+
+int
+aj_fetch_init(struct ev_loop *loop, const struct aj_policy *policy)
+{
+	F.loop = loop;
+	F.policy = policy;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "agentjail-broker[%d]: libcurl failed to initialise\n",
+			(int)getpid());
+		return -1;
+	}
+	F.multi = curl_multi_init();
+	F.rule_in_flight = calloc(policy->n_rules + 1, sizeof(*F.rule_in_flight));
+	F.rule_rate = calloc(policy->n_rules + 1, sizeof(*F.rule_rate));
+	if (F.multi == NULL || F.rule_in_flight == NULL || F.rule_rate == NULL) {
+		fprintf(stderr, "agentjail-broker[%d]: out of memory\n", (int)getpid());
+		return -1;
+	}
+	curl_multi_setopt(F.multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(F.multi, CURLMOPT_TIMERFUNCTION, on_timer_change);
+	ev_init(&F.timer, on_timer);
+	collect_local_addresses();
+	return 0;
+}
+
+void
+aj_fetch_start(struct aj_req *r)
+{
+	const struct aj_policy *p = F.policy;
+	size_t slot = (size_t)(r->rule - p->rules);
+	uint64_t concurrency = aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_CONCURRENCY);
+	uint64_t rate = aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_RATE);
+	double now = ev_now(F.loop);
+	struct aj_fetch *f;
+	char msg[256];
+
+	/* A rule's own limit bounds its requests; the profile's bounds all. */
+	if (F.in_flight >= p->limits.value[AJ_LIMIT_CONCURRENCY] ||
+	    F.rule_in_flight[slot] >= concurrency) {
+		snprintf(msg, sizeof(msg), "more than %llu requests in flight",
+			 (unsigned long long)(F.rule_in_flight[slot] >= concurrency
+						      ? concurrency
+						      : p->limits.value[AJ_LIMIT_CONCURRENCY]));
+		goto limited;
+	}
+	if (((r->rule->limits.set & (1u << AJ_LIMIT_RATE)) &&
+	     !take_token(&F.rule_rate[slot], rate, now)) ||
+	    !take_token(&F.rate, p->limits.value[AJ_LIMIT_RATE], now)) {
+		snprintf(msg, sizeof(msg), "more than %llu requests per minute",
+			 (unsigned long long)((r->rule->limits.set & (1u << AJ_LIMIT_RATE))
+						      ? rate
+						      : p->limits.value[AJ_LIMIT_RATE]));
+		goto limited;
+	}
+	f = calloc(1, sizeof(*f));
+	if (f == NULL) {
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto limited;
+	}
+	f->req = r;
+	f->hop_rule = r->rule;
+	f->rule_slot = slot;
+	f->memfd = -1;
+	f->credit = 262144;
+	f->deadline = r->started +
+		      (double)aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_TIMEOUT) / 1000.0;
+	f->max_response = aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_RESPONSE);
+	r->fetch = f;
+	F.in_flight++;
+	F.rule_in_flight[slot]++;
+	if (r->memfd) {
+		f->memfd = memfd_create("agentjail-response", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		if (f->memfd < 0) {
+			fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "memfd_create: %s",
+			     strerror(errno));
+			return;
+		}
+	}
+	if (setup_hop(f) < 0)
+		fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "out of memory");
+	return;
+limited : {
+	struct aj_audit_record rec = {.req = r,
+				      .decision = "allowed",
+				      .rule = r->rule->origin,
+				      .error = AJ_ERR_RATE_LIMITED};
+
+	aj_channel_send_error(r->ch, r->id, AJ_ERR_RATE_LIMITED, r->rule->origin, msg);
+	aj_audit(&rec);
+	aj_req_finish(r);
+}
+}
+
+static void
+unpause(struct aj_fetch *f)
+{
+	f->paused = false;
+	/* May call on_data at once, which may pause again. */
+	curl_easy_pause(f->easy, CURLPAUSE_CONT);
+}
+
+void
+aj_fetch_window(struct aj_req *r, uint32_t credit)
+{
+	struct aj_fetch *f = r->fetch;
+
+	/* Bounded: a huge grant cannot overflow the counter. */
+	if (f->credit < INT64_MAX / 2)
+		f->credit += credit;
+	if (f->paused && f->credit > 0 && r->ch->out_head == NULL)
+		unpause(f);
+}
+
+void
+aj_fetch_resume(struct channel *c)
+{
+	/* Unpausing never finishes a transfer on the spot (libcurl reports
+	 * that through check_done()), so the table stays as it is. */
+	for (size_t i = 0; i < c->n_reqs && c->out_head == NULL; i++) {
+		struct aj_fetch *f = c->reqs[i]->fetch;
+
+		if (f == NULL || !f->paused || f->credit <= 0)
+			continue;
+		unpause(f);
+		/* Paused again with credit left: the socket is full. */
+		if (f->paused && f->credit > 0)
+			break;
+	}
+}
+
+void
+aj_fetch_cancel(struct aj_req *r)
+{
+	finish(r->fetch, "cancelled", "allowed", NULL);
+}

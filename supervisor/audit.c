@@ -1,0 +1,169 @@
+/*
+ * The supervisor's side of the broker's audit trail: the broker writes one
+ * JSON line per request into a pipe; here each line is parsed (the broker
+ * is less trusted than we are: it parses the internet), stamped with the
+ * jail id and the policy's sha256, written to --audit, emitted as a `fetch`
+ * event, and counted for the `exit` event.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* A record is short (the URL is at most 8 KiB); a longer line is not one. */
+#define AUDIT_LINE_MAX 32768
+
+struct aj_audit {
+	int in;  /* the pipe's read end (owned) */
+	int out; /* --audit, or -1 (not owned) */
+	bool out_failed;
+	struct aj_events *events;
+	char policy_sha256[65];
+	char buf[AUDIT_LINE_MAX];
+	size_t len;
+	bool skipping; /* inside an overlong line */
+	unsigned long long allowed, denied;
+};
+
+int
+aj_audit_new(int out, struct aj_events *events, const char *policy_sha256, int *broker_end,
+	     struct aj_audit **outp)
+{
+	struct aj_audit *a = calloc(1, sizeof(*a));
+	int p[2];
+
+	if (a == NULL)
+		return -ENOMEM;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		free(a);
+		return -errno;
+	}
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) < 0) {
+		int e = errno;
+		close(p[0]);
+		close(p[1]);
+		free(a);
+		return -e;
+	}
+	a->in = p[0];
+	a->out = out;
+	a->events = events;
+	snprintf(a->policy_sha256, sizeof(a->policy_sha256), "%s", policy_sha256);
+	*broker_end = p[1];
+	*outp = a;
+	return 0;
+}
+
+int
+aj_audit_fd(const struct aj_audit *a)
+{
+	return a->in;
+}
+
+static void
+write_line(struct aj_audit *a, char *line, size_t len)
+{
+	line[len] = '\n';
+	for (size_t off = 0; off < len + 1 && !a->out_failed;) {
+		ssize_t n = write(a->out, line + off, len + 1 - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			a->out_failed = true;
+			fprintf(stderr,
+				"agentjail: writing the audit log failed: %s; audit "
+				"records still reach the event stream\n",
+				strerror(errno));
+			return;
+		}
+		off += (size_t)n;
+	}
+}
+
+static void
+handle_line(struct aj_audit *a, const char *line, size_t len)
+{
+	json_error_t jerr;
+	json_t *rec = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	const char *decision = json_string_value(json_object_get(rec, "decision"));
+	char *text;
+
+	if (!json_is_object(rec) || decision == NULL) {
+		fprintf(stderr, "agentjail: the broker wrote an audit line that is not a record; "
+				"dropped\n");
+		json_decref(rec);
+		return;
+	}
+	if (strcmp(decision, "allowed") == 0)
+		a->allowed++;
+	else
+		a->denied++;
+	json_object_set_new(rec, "jail", json_string(aj_events_jail_id(a->events)));
+	json_object_set_new(rec, "policy_sha256", json_string(a->policy_sha256));
+	if (a->out >= 0) {
+		text = json_dumps(rec, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
+		if (text != NULL)
+			write_line(a, text, strlen(text));
+		free(text);
+	}
+	json_object_del(rec, "jail"); /* every event carries it already */
+	aj_events_emit(a->events, "fetch", rec);
+}
+
+/* Whatever the pipe holds now; complete lines are handled.  Returns 1 at
+ * EOF (the broker is gone), else 0. */
+int
+aj_audit_read(struct aj_audit *a)
+{
+	for (;;) {
+		ssize_t n = read(a->in, a->buf + a->len, sizeof(a->buf) - a->len);
+		char *nl;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n == 0;
+		a->len += (size_t)n;
+		while ((nl = memchr(a->buf, '\n', a->len)) != NULL) {
+			size_t line = (size_t)(nl - a->buf);
+
+			if (!a->skipping)
+				handle_line(a, a->buf, line);
+			a->skipping = false;
+			memmove(a->buf, nl + 1, a->len - line - 1);
+			a->len -= line + 1;
+		}
+		if (a->len == sizeof(a->buf)) {
+			fprintf(stderr,
+				"agentjail: the broker wrote an audit line over %d bytes; "
+				"dropped\n",
+				AUDIT_LINE_MAX);
+			a->len = 0;
+			a->skipping = true;
+		}
+	}
+}
+
+void
+aj_audit_counts(const struct aj_audit *a, unsigned long long *allowed, unsigned long long *denied)
+{
+	*allowed = a ? a->allowed : 0;
+	*denied = a ? a->denied : 0;
+}
+
+void
+aj_audit_free(struct aj_audit *a)
+{
+	if (a == NULL)
+		return;
+	close(a->in);
+	free(a);
+}

@@ -1,0 +1,783 @@
+/*
+ * The broker's fetches, end to end: a real jail runs `agentjail fetch` (or
+ * the Python client, or a raw protocol driver) against real HTTP and HTTPS
+ * servers this test starts on the host's 127.0.0.1, with a CA it makes.
+ * Every security claim is an attempt with its exact failure.  The cases
+ * that name addresses outside loopback run in ssrf_lab (test_ssrf.c).
+ */
+#include "config.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "servers.h"
+
+static char *scratch;
+static struct aj_server http;
+
+static void
+setup(void)
+{
+	scratch = aj_test_scratch();
+	/* The jail's user (nobody, when started by root) writes results here. */
+	chmod(scratch, 0777);
+	cr_assert_eq(aj_server_start_http(&http, "127.0.0.1", NULL, scratch), 0,
+		     "cannot start the test HTTP server");
+}
+
+static void
+teardown(void)
+{
+	aj_server_stop(&http);
+	aj_test_rmrf(scratch);
+	free(scratch);
+}
+
+TestSuite(fetch, .init = setup, .fini = teardown, .timeout = 120);
+
+/* A profile: the test's lines, formatted, after a base that keeps the
+ * sanitizer's leak check out of the jail (it would ptrace). */
+static char *
+write_profile(const char *fmt, ...)
+{
+	char body[8192], text[8400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(body, sizeof(body), fmt, ap);
+	va_end(ap);
+	snprintf(text, sizeof(text),
+		 "env keep PATH AJ URL TLS\nenv set ASAN_OPTIONS=detect_leaks=0\n%s", body);
+	return aj_test_write_file(scratch, "fetch.profile", text);
+}
+
+/* Run SCRIPT (sh) in a jail with PROFILE; $AJ is agentjail, $PY the
+ * Python client's directory, $DRIVER the protocol driver.  The audit
+ * records go to scratch/audit.jsonl, the events to scratch/events.jsonl. */
+static void
+jail_sh(struct aj_result *res, const char *profile, const char *script)
+{
+	char audit[4096], events[4096];
+	const char *argv[] = {aj_test_bin("agentjail"),
+			      "run",
+			      "--profile",
+			      profile,
+			      "--audit",
+			      audit,
+			      "--events",
+			      events,
+			      "--",
+			      "/bin/sh",
+			      "-c",
+			      script,
+			      NULL};
+
+	snprintf(audit, sizeof(audit), "%s/audit.jsonl", scratch);
+	snprintf(events, sizeof(events), "%s/events.jsonl", scratch);
+	unlink(audit);
+	unlink(events);
+	setenv("AJ", aj_test_bin("agentjail"), 1);
+	setenv("URL", http.url, 1);
+	aj_test_exec(argv, -1, res);
+}
+
+#define SHOW(r) "status %d\n--- out:\n%s\n--- err:\n%s", (r).status, (r).out, (r).err
+
+/* The audit records of the last run, as a JSON array. */
+static json_t *
+audit_records(const char *name)
+{
+	char path[4096], line[65536];
+	json_t *all = json_array();
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", scratch, name);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "no %s", path);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		json_error_t err;
+		json_t *rec = json_loads(line, 0, &err);
+
+		cr_assert_not_null(rec, "%s: not JSON: %s (%s)", name, line, err.text);
+		json_array_append_new(all, rec);
+	}
+	fclose(f);
+	return all;
+}
+
+static const char *
+str(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+	return s ? s : "(none)";
+}
+
+/* ---- allowed requests ----------------------------------------------------- */
+
+Test(fetch, allowed_get_streams_the_body_and_is_audited)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	struct aj_result r;
+	json_t *audit, *rec, *events, *exitev = NULL;
+	size_t i;
+
+	jail_sh(&r, prof, "$AJ fetch \"$URL/page.html\"; echo \"exit=$?\"");
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_not_null(strstr(r.out, "<h1>Hello from the test site</h1>"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "GET /page.html"), 1);
+
+	audit = audit_records("audit.jsonl");
+	cr_assert_eq(json_array_size(audit), 1);
+	rec = json_array_get(audit, 0);
+	cr_assert_str_eq(str(rec, "decision"), "allowed");
+	cr_assert_str_eq(str(rec, "method"), "GET");
+	cr_assert_eq(json_integer_value(json_object_get(rec, "status")), 200);
+	cr_assert_str_eq(str(rec, "address"), "127.0.0.1");
+	cr_assert(json_integer_value(json_object_get(rec, "bytes_out")) > 30);
+	cr_assert_not_null(strstr(str(rec, "rule"), "fetch.profile:3"), "%s", str(rec, "rule"));
+	cr_assert_eq(strlen(str(rec, "policy_sha256")), 64);
+	cr_assert_eq(strlen(str(rec, "jail")), 32);
+
+	/* The same record is a `fetch` event; `exit` counts it. */
+	events = audit_records("events.jsonl");
+	json_array_foreach(events, i, rec)
+	{
+		if (strcmp(str(rec, "type"), "fetch") == 0)
+			cr_assert_str_eq(str(rec, "url"), str(json_array_get(audit, 0), "url"));
+		if (strcmp(str(rec, "type"), "exit") == 0)
+			exitev = rec;
+	}
+	cr_assert_not_null(exitev);
+	cr_assert_eq(
+		json_integer_value(json_object_get(json_object_get(exitev, "fetches"), "allowed")),
+		1);
+	json_decref(events);
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, head_and_headers_with_i)
+{
+	char *prof = write_profile("fetch allow GET,HEAD http://127.0.0.1:%d/**\n", http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof,
+		"$AJ fetch -i -X HEAD \"$URL/bytes/1000\"; echo \"exit=$?\"; "
+		"$AJ fetch -i \"$URL/headers-out?Set-Cookie=a%3Db\" ; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "HTTP/1.1 200"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "Content-Length: 1000"), SHOW(r));
+	/* A response's own cookies reach the agent. */
+	cr_assert_not_null(strstr(r.out, "Set-Cookie: a=b"), SHOW(r));
+	cr_assert_null(strstr(r.out, "Connection:"), "hop-by-hop header relayed: " SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0\n"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "HEAD /bytes/1000"), 1);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, post_bodies_arrive_whole)
+{
+	char *prof = write_profile("fetch allow POST,PUT http://127.0.0.1:%d/echo\n", http.port);
+	struct aj_result r;
+
+	/* 300 KiB: several BODY frames. */
+	jail_sh(&r, prof,
+		"head -c 307200 /dev/zero | tr '\\0' x > /tmp/body; "
+		"$AJ fetch -d 'a=1&b=2' \"$URL/echo\"; echo; "
+		"$AJ fetch -X PUT --data-binary @/tmp/body \"$URL/echo\"; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "\"method\": \"POST\""), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "\"body\": \"a=1&b=2\""), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "\"method\": \"PUT\""), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "\"body_length\": 307200"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* ---- the policy ----------------------------------------------------------- */
+
+Test(fetch, denials_name_the_rule)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/docs/**\n"
+				   "fetch deny GET http://127.0.0.1:%d/docs/private/**\n",
+				   http.port, http.port);
+	struct aj_result r;
+	char script[2048];
+
+	snprintf(script, sizeof(script),
+		 "for u in \"-X POST $URL/docs/a\" \"$URL/other\" "
+		 "\"http://127.0.0.1:%d/docs/a\" \"https://127.0.0.1:%d/docs/a\" "
+		 "\"http://127.0.0.2:%d/docs/a\" \"$URL/docs/private/x\"; do "
+		 "$AJ fetch $u; echo \"exit=$?\"; done",
+		 http.port + 1, http.port, http.port);
+	jail_sh(&r, prof, script);
+	/* method, path, port, scheme, host: no rule; then deny over allow. */
+	cr_assert_not_null(strstr(r.out, "exit=3\nexit=3\nexit=3\nexit=3\nexit=3\nexit=3\n"),
+			   SHOW(r));
+	cr_assert_not_null(strstr(r.err, "denied: no fetch rule allows POST"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "is denied by a fetch deny rule (rule: "), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "fetch.profile:4)"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "/docs"), 0, "a denied request reached the server");
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, urls_are_fetched_as_normalised)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/echo/b\n"
+				   "fetch allow GET http://localhost:%d/echo/b\n"
+				   "fetch address allow 127.0.0.1\nfetch address allow ::1\n",
+				   http.port, http.port);
+	struct aj_result r;
+	char script[2048];
+
+	snprintf(script, sizeof(script),
+		 "$AJ fetch \"$URL/echo/a/../b\"; echo \"exit=$?\"; "
+		 "$AJ fetch \"http://LOCALHOST.:%d/echo/b\"; echo \"exit=$?\"; "
+		 "$AJ fetch \"$URL/echo/%%2e%%2e/b\"; echo \"exit=$?\"; "
+		 "$AJ fetch \"$URL/echo%%2Fb\"; echo \"exit=$?\"; "
+		 "$AJ fetch \"http://user@127.0.0.1:%d/echo/b\"; echo \"exit=$?\"",
+		 http.port, http.port);
+	jail_sh(&r, prof, script);
+	/* Dot segments resolved, host case and trailing dot normalised: the
+	 * server sees the clean path; encoded dots and slashes and userinfo
+	 * are refused. */
+	cr_assert_not_null(strstr(r.out, "\"path\": \"/echo/b\""), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0\n"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=8\nexit=8\nexit=8\n"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "GET /echo/b"), 2, SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, ".."), 0);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* ---- addresses --------------------------------------------------------------- */
+
+Test(fetch, a_name_for_loopback_needs_an_explicit_rule)
+{
+	char *prof = write_profile("fetch allow GET http://localhost:%d/**\n", http.port);
+	struct aj_result r;
+	char script[1024];
+
+	snprintf(script, sizeof(script), "$AJ fetch http://localhost:%d/page.html; echo exit=$?",
+		 http.port);
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "exit=3"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "loopback: refused"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "/page.html"), 0);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, host_header_cannot_front_another_domain)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof,
+		"$AJ fetch -H 'Host: evil.example' \"$URL/echo\"; echo \"exit=$?\"; "
+		"$AJ fetch -H \"Host: ${URL#http://}\" -H 'Cookie: s=1' -H 'Authorization: Basic "
+		"x' "
+		"-H 'Connection: close, X-Drop' -H 'X-Drop: 1' -H 'X-Keep: 2' -H 'TE: trailers' "
+		"-H 'Transfer-Encoding: chunked' \"$URL/echo\"; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "exit=8\n"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "Host header 'evil.example' does not name"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "\"X-Keep\", \"2\""), SHOW(r));
+	cr_assert_null(strstr(r.out, "Cookie"), SHOW(r));
+	cr_assert_null(strstr(r.out, "Authorization"), SHOW(r));
+	cr_assert_null(strstr(r.out, "X-Drop"), SHOW(r));
+	cr_assert_null(strstr(r.out, "chunked"), SHOW(r));
+	cr_assert_null(strstr(r.out, "\"TE\""), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, credentials_pass_only_where_a_rule_says_so)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/echo credentials\n", http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof, "$AJ fetch -H 'Authorization: Bearer t0k' \"$URL/echo\"");
+	cr_assert_not_null(strstr(r.out, "\"Authorization\", \"Bearer t0k\""), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* ---- redirects ----------------------------------------------------------------- */
+
+Test(fetch, redirects_are_decided_hop_by_hop)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/redirect/**\n"
+				   "fetch allow GET http://127.0.0.1:%d/page.html\n",
+				   http.port, http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof,
+		"$AJ fetch \"$URL/redirect/302?to=/page.html\"; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/redirect/301?to=$URL/echo\"; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/redirect/307?to=file:///etc/passwd\"; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "Hello from the test site"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0\nexit=3\nexit=3\n"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "redirect hop 1 to GET http://127.0.0.1:"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "redirect hop 1 to 'file:///etc/passwd' refused"),
+			   SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "GET /echo"), 0, "a denied hop was fetched");
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, redirect_loops_end_at_the_limit)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/** redirects 3\n", http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof,
+		"$AJ fetch \"$URL/redirect/302?to=/redirect/302%3Fto%3D/redirect/"
+		"302%253Fto%253D/redirect/302%25253Fto%25253D/page.html\"; "
+		"echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "exit=7"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "more than 3 redirects"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* ---- limits ------------------------------------------------------------------ */
+
+Test(fetch, limits_hold)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/bytes/** response 4K\n"
+				   "fetch allow GET http://127.0.0.1:%d/slow/** timeout 500ms\n"
+				   "fetch allow POST http://127.0.0.1:%d/echo max-body 1K\n"
+				   "fetch allow GET http://127.0.0.1:%d/page.html rate 2/min\n",
+				   http.port, http.port, http.port, http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof,
+		"$AJ fetch \"$URL/bytes/4096\" >/dev/null; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/bytes/5000\" >/dev/null; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/bytes/5000?chunked=1\" >/dev/null; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/slow/5000\"; echo \"exit=$?\"; "
+		"head -c 2000 /dev/zero > /tmp/b; $AJ fetch --data-binary @/tmp/b \"$URL/echo\"; "
+		"echo \"exit=$?\"; "
+		"for i in 1 2 3; do $AJ fetch \"$URL/page.html\" >/dev/null; echo \"exit=$?\"; "
+		"done");
+	cr_assert_not_null(strstr(r.out, "exit=0\nexit=5\nexit=5\nexit=4\nexit=5\n"
+					 "exit=0\nexit=0\nexit=9\n"),
+			   SHOW(r));
+	cr_assert_not_null(strstr(r.err, "too_large: the response is over the limit of 4096"),
+			   SHOW(r));
+	cr_assert_not_null(strstr(r.err, "timeout: no complete answer from 127.0.0.1"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "the request body is over the limit of 1024"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "rate_limited: more than 2 requests per minute"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "POST /echo"), 0);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* ---- TLS ------------------------------------------------------------------------ */
+
+Test(fetch, https_is_verified_against_system_and_profile_cas)
+{
+	static const char *const hosts[] = {"127.0.0.1", "localhost", NULL};
+	char certs[4096], ca[4200], wrong[4200];
+	struct aj_server tls = {0};
+	struct aj_result r;
+	char *prof;
+
+	snprintf(certs, sizeof(certs), "%s/certs", scratch);
+	cr_assert_eq(aj_make_ca(certs, hosts), 0);
+	cr_assert_eq(aj_server_start_http(&tls, "127.0.0.1", certs, scratch), 0);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	snprintf(wrong, sizeof(wrong), "%s/wrong-ca.pem", certs);
+
+	prof = write_profile("fetch allow GET https://127.0.0.1:%d/**\nfetch ca %s\n", tls.port,
+			     ca);
+	setenv("TLS", tls.url, 1);
+	jail_sh(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "Hello from the test site"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+
+	/* The system store alone, and a CA that signed nothing: refused. */
+	prof = write_profile("fetch allow GET https://127.0.0.1:%d/**\n", tls.port);
+	jail_sh(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "exit=7"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "certificate"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+	prof = write_profile("fetch allow GET https://127.0.0.1:%d/**\nfetch ca %s\n", tls.port,
+			     wrong);
+	jail_sh(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "exit=7"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+	cr_assert_eq(aj_server_log_count(&tls, "/page.html"), 1);
+	aj_server_stop(&tls);
+}
+
+/* ---- audit ------------------------------------------------------------------------ */
+
+Test(fetch, sensitive_queries_never_reach_the_audit)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/echo sensitive-query\n",
+				   http.port);
+	struct aj_result r;
+	json_t *audit;
+
+	jail_sh(&r, prof, "$AJ fetch -H 'Authorization: Bearer s3cret' \"$URL/echo?token=s3cret\"");
+	cr_assert_eq(r.status, 0, SHOW(r));
+	audit = audit_records("audit.jsonl");
+	cr_assert_eq(json_array_size(audit), 1);
+	cr_assert(strstr(str(json_array_get(audit, 0), "url"), "?(redacted)") != NULL);
+	json_decref(audit);
+	{
+		char path[4096], buf[65536] = "";
+		FILE *f;
+		size_t n;
+
+		snprintf(path, sizeof(path), "%s/audit.jsonl", scratch);
+		f = fopen(path, "r");
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		cr_assert_null(strstr(buf, "s3cret"), "%s", buf);
+		snprintf(path, sizeof(path), "%s/events.jsonl", scratch);
+		f = fopen(path, "r");
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		buf[n] = '\0';
+		fclose(f);
+		cr_assert_null(strstr(buf, "s3cret"), "%s", buf);
+	}
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* ---- SSRF: in a network namespace of the test's own, holding only lo ---------- */
+
+Test(fetch, ssrf_addresses_redirects_and_rebinding_in_a_closed_netns)
+{
+	const char *src = getenv("AJ_TEST_SRCDIR") ? getenv("AJ_TEST_SRCDIR") : AJ_SRCDIR;
+	char lab[4096], resolv[4096], script[4096], *resolv_file;
+	struct aj_result r;
+
+	snprintf(lab, sizeof(lab), "%s/lab", scratch);
+	cr_assert_eq(mkdir(lab, 0777), 0);
+	resolv_file = aj_test_write_file(scratch, "resolv.conf", "nameserver 127.0.0.1\n");
+	snprintf(resolv, sizeof(resolv), "%s", resolv_file);
+	free(resolv_file);
+	snprintf(script, sizeof(script), "%s/tests/integration/servers/ssrf-lab", src);
+	{
+		const char *argv[] = {aj_test_bin("tests/integration/netlab"),
+				      "--resolv",
+				      resolv,
+				      "--",
+				      "/bin/sh",
+				      script,
+				      aj_test_bin("agentjail"),
+				      lab,
+				      NULL};
+		aj_test_exec(argv, -1, &r);
+	}
+	cr_assert_eq(r.status, 0, SHOW(r));
+	/* Names for metadata, private, shared and loopback addresses, and
+	 * redirects to them: refused by the address check (denied), not by a
+	 * failed connection (upstream_error, 7). */
+	cr_assert_not_null(strstr(r.out, "case metadata exit=3\n"
+					 "case private exit=3\n"
+					 "case shared exit=3\n"
+					 "case loopback-name exit=3\n"
+					 "case v6-metadata exit=3\n"
+					 "case redirect-metadata exit=3\n"
+					 "case redirect-private exit=3\n"
+					 "case redirect-private-literal exit=3\n"),
+			   SHOW(r));
+	{
+		char errpath[4200], err[65536] = "";
+		FILE *f;
+		size_t n;
+
+		snprintf(errpath, sizeof(errpath), "%s/err", lab);
+		f = fopen(errpath, "r");
+		cr_assert_not_null(f);
+		n = fread(err, 1, sizeof(err) - 1, f);
+		err[n] = '\0';
+		fclose(f);
+		cr_assert_not_null(strstr(err, "metadata.test resolves to 169.254.169.254, cloud "
+					       "metadata: refused"),
+				   "%s", err);
+		cr_assert_not_null(strstr(err, "10.1.2.3, private (RFC 1918): refused"), "%s", err);
+		cr_assert_not_null(strstr(err, "fd00:ec2::254, cloud metadata"), "%s", err);
+		cr_assert_not_null(strstr(err, "redirect hop 1 to GET http://10.1.2.3:"), "%s",
+				   err);
+		cr_assert_not_null(strstr(err, "rebind.test resolves to 127.0.0.1, loopback: "
+					       "refused"),
+				   "%s", err);
+	}
+	/* A rule naming the address lets the check pass; there is no route. */
+	cr_assert_not_null(strstr(r.out, "case named-metadata exit=7\n"), SHOW(r));
+	/* Rebinding: the name alternates between 127.0.0.2 (allowed by
+	 * `fetch address allow`) and 127.0.0.1 (not): every answer that said
+	 * 127.0.0.1 was refused, and the server there saw nothing. */
+	cr_assert_not_null(strstr(r.out, "case rebind exit=0\n"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "case rebind exit=3\n"), SHOW(r));
+	cr_assert_null(strstr(r.out, "case rebind exit=7"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "web1 requests 0\n"), SHOW(r));
+	cr_assert_null(strstr(r.out, "web2 requests 0\n"), SHOW(r));
+	aj_test_result_free(&r);
+}
+
+/* ---- streaming, flow control, many requests ---------------------------------- */
+
+/* The protocol driver (tests/integration/proto-driver.py), as staged. */
+static const char *
+driver(void)
+{
+	static char path[4096];
+	const char *staged = getenv("AJ_TEST_PYDIR");
+
+	if (staged != NULL)
+		snprintf(path, sizeof(path), "%s/proto-driver.py", staged);
+	else
+		snprintf(path, sizeof(path), "%s/tests/integration/proto-driver.py", AJ_SRCDIR);
+	return path;
+}
+
+/* Start the jail in the background (stdout/stderr to scratch files). */
+static pid_t
+jail_bg(const char *profile, const char *script)
+{
+	char events[4200], out[4200];
+	pid_t pid;
+
+	snprintf(events, sizeof(events), "%s/events.jsonl", scratch);
+	snprintf(out, sizeof(out), "%s/bg.out", scratch);
+	unlink(events);
+	setenv("AJ", aj_test_bin("agentjail"), 1);
+	setenv("URL", http.url, 1);
+	pid = fork();
+	cr_assert_neq(pid, -1);
+	if (pid == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int nul = open("/dev/null", O_RDONLY);
+
+		dup2(nul, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl(aj_test_bin("agentjail"), "agentjail", "run", "--profile", profile,
+		      "--events", events, "--", "/bin/sh", "-c", script, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static int
+wait_status(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static char *
+slurp(const char *name)
+{
+	char path[4200];
+	static char buf[1 << 16];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", scratch, name);
+	buf[0] = '\0';
+	f = fopen(path, "r");
+	if (f == NULL)
+		return buf;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+/* Wait (up to 60 s) until scratch/NAME holds NEEDLE. */
+static bool
+wait_for(const char *name, const char *needle)
+{
+	for (int i = 0; i < 600; i++) {
+		if (strstr(slurp(name), needle) != NULL)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
+static int
+broker_pid(void)
+{
+	const char *p;
+
+	cr_assert(wait_for("events.jsonl", "\"broker\":"), "no start event");
+	p = strstr(slurp("events.jsonl"), "\"broker\":");
+	return atoi(p + 9);
+}
+
+/* The broker's peak resident memory so far, in KiB. */
+static long
+broker_peak_kb(int pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f, "the broker (pid %d) is gone", pid);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kb = atol(line + 6);
+	fclose(f);
+	return kb;
+}
+
+/* The broker's memory may not grow with the size of what it relays:
+ * 256 MiB through it, or a reader that stops, stay within this. */
+#define BROKER_FLAT_KB (48 * 1024)
+
+Test(fetch, a_256_mib_download_streams_with_flat_broker_memory)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/** response 512M "
+				   "timeout 120s\n",
+				   http.port);
+	char script[16384];
+	pid_t pid;
+	long kb;
+	int bp;
+
+	snprintf(script, sizeof(script),
+		 "$AJ fetch \"$URL/bytes/268435456\" | wc -c > '%s/count'; "
+		 "echo done > '%s/done'; sleep 2",
+		 scratch, scratch);
+	pid = jail_bg(prof, script);
+	bp = broker_pid();
+	cr_assert(wait_for("done", "done"), "the download did not finish: %s", slurp("bg.out"));
+	kb = broker_peak_kb(bp);
+	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	cr_assert_eq(atol(slurp("count")), 268435456L, "bytes: %s", slurp("count"));
+	cr_assert_lt(kb, BROKER_FLAT_KB, "broker peak RSS %ld KiB", kb);
+	free(prof);
+}
+
+Test(fetch, a_reader_that_stops_pauses_its_transfer)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/** response 1G\n", http.port);
+	char script[16384];
+	pid_t pid;
+	long kb;
+	int bp;
+
+	snprintf(script, sizeof(script),
+		 "python3 -B '%s' stall \"$URL/bytes/1073741824\" 3 > '%s/drv' 2>&1; "
+		 "echo done > '%s/done'; sleep 1",
+		 driver(), scratch, scratch);
+	pid = jail_bg(prof, script);
+	bp = broker_pid();
+	cr_assert(wait_for("done", "done"), "%s", slurp("bg.out"));
+	kb = broker_peak_kb(bp);
+	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	cr_assert_not_null(strstr(slurp("drv"), "ok stalled reader; another channel served"), "%s",
+			   slurp("drv"));
+	cr_assert_lt(kb, BROKER_FLAT_KB, "broker peak RSS %ld KiB", kb);
+	free(prof);
+}
+
+Test(fetch, two_hundred_requests_in_flight_on_one_channel)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n"
+				   "fetch limit concurrency 256\n",
+				   http.port);
+	struct aj_result r;
+	char script[16384];
+
+	snprintf(script, sizeof(script), "python3 -B '%s' concurrent \"$URL/bytes/20000\" 200",
+		 driver());
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_not_null(strstr(r.out, "ok 200 requests on one channel"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "GET /bytes/20000"), 200);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, concurrency_beyond_the_limit_is_rate_limited)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/** concurrency 2\n", http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof,
+		"for i in 1 2 3 4; do ($AJ fetch \"$URL/slow/1500\" >/dev/null; echo \"exit=$?\") "
+		"& "
+		"done; wait");
+	cr_assert_not_null(strstr(r.out, "exit=9"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "rate_limited: more than 2 requests in flight"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, memfd_hand_over_is_sealed)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	struct aj_result r;
+	char script[16384];
+
+	snprintf(script, sizeof(script), "python3 -B '%s' memfd \"$URL/bytes/1000000\" 1000000",
+		 driver());
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "ok memfd of 1000000 bytes, sealed"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, broker_killed_mid_request_is_reported_and_nothing_hangs)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	char script[16384];
+	pid_t pid;
+	int bp;
+
+	snprintf(script, sizeof(script),
+		 "python3 -B '%s' slowfetch \"$URL/slow/30000\" > '%s/drv' 2>&1; "
+		 "$AJ fetch \"$URL/page.html\"; echo \"exit=$?\"",
+		 driver(), scratch);
+	pid = jail_bg(prof, script);
+	bp = broker_pid();
+	cr_assert(wait_for("drv", "waiting"), "%s", slurp("bg.out"));
+	cr_assert_eq(kill(bp, SIGKILL), 0);
+	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	cr_assert_not_null(strstr(slurp("drv"), "ended: EOF"), "%s", slurp("drv"));
+	/* A later client gets broker_unavailable (6) at once. */
+	cr_assert_not_null(strstr(slurp("bg.out"), "exit=6"), "%s", slurp("bg.out"));
+	cr_assert_not_null(strstr(slurp("bg.out"), "the broker exited (signal 9)"), "%s",
+			   slurp("bg.out"));
+	cr_assert_not_null(strstr(slurp("events.jsonl"), "\"expected\":false"), "%s",
+			   slurp("events.jsonl"));
+	free(prof);
+}
