@@ -97,17 +97,34 @@ struct protected_paths {
 	char xdg_profiles[4096];
 	char profile_file[4096];
 	char events_file[4096];
-	const char *list[5];
+	char audit_file[4096];
+	const char *list[6];
 };
+
+/* The path of FD if it is a regular file, into OUT (PATH_MAX); else "". */
+static void
+regular_file_path(int fd, char *out, size_t len)
+{
+	struct stat st;
+	char link[64];
+	ssize_t n;
+
+	out[0] = '\0';
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, out, len - 1);
+	if (n > 0 && out[0] == '/')
+		out[n] = '\0';
+	else
+		out[0] = '\0';
+}
 
 static void
 protected_paths_init(struct protected_paths *pp, const struct aj_profile *profile, const char *cwd,
-		     int events_fd)
+		     int events_fd, int audit_fd)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-	struct stat st;
-	char link[64];
-	ssize_t len;
 	size_t n = 0;
 
 	if (cwd != NULL && snprintf(pp->cwd_profiles, sizeof(pp->cwd_profiles), "%s/profiles",
@@ -121,15 +138,13 @@ protected_paths_init(struct protected_paths *pp, const struct aj_profile *profil
 		pp->list[n++] = pp->xdg_profiles;
 	if (realpath(profile->path, pp->profile_file) != NULL)
 		pp->list[n++] = pp->profile_file;
-	/* The audit trail of this very run must not be the agent's to edit. */
-	if (events_fd >= 0 && fstat(events_fd, &st) == 0 && S_ISREG(st.st_mode)) {
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", events_fd);
-		len = readlink(link, pp->events_file, sizeof(pp->events_file) - 1);
-		if (len > 0 && pp->events_file[0] == '/') {
-			pp->events_file[len] = '\0';
-			pp->list[n++] = pp->events_file;
-		}
-	}
+	/* The records of this very run must not be the agent's to edit. */
+	regular_file_path(events_fd, pp->events_file, sizeof(pp->events_file));
+	if (pp->events_file[0] != '\0')
+		pp->list[n++] = pp->events_file;
+	regular_file_path(audit_fd, pp->audit_file, sizeof(pp->audit_file));
+	if (pp->audit_file[0] != '\0')
+		pp->list[n++] = pp->audit_file;
 	pp->list[n] = NULL;
 }
 
@@ -393,7 +408,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 
 	/* 4. The jail. */
 	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)),
-			     opts->events_to_fd ? opts->events_fd : -1);
+			     opts->events_to_fd ? opts->events_fd : -1,
+			     opts->audit_to_fd ? opts->audit_fd : -1);
 	{
 		struct aj_spawn_plan plan = {
 			.profile = opts->profile,

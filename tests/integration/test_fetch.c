@@ -84,8 +84,9 @@ jail_sh(struct aj_result *res, const char *profile, const char *script)
 
 	snprintf(audit, sizeof(audit), "%s/audit.jsonl", scratch);
 	snprintf(events, sizeof(events), "%s/events.jsonl", scratch);
-	unlink(audit);
-	unlink(events);
+	/* Emptied, not removed: a test may have made them writable for all. */
+	(void)truncate(audit, 0);
+	(void)truncate(events, 0);
 	setenv("AJ", aj_test_bin("agentjail"), 1);
 	setenv("URL", http.url, 1);
 	aj_test_exec(argv, -1, res);
@@ -114,6 +115,8 @@ audit_records(const char *name)
 	fclose(f);
 	return all;
 }
+
+static char *slurp(const char *name);
 
 static const char *
 str(json_t *obj, const char *key)
@@ -464,6 +467,33 @@ Test(fetch, sensitive_queries_never_reach_the_audit)
 		fclose(f);
 		cr_assert_null(strstr(buf, "s3cret"), "%s", buf);
 	}
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(fetch, the_audit_trail_is_read_only_in_the_jail)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	char script[8192];
+	struct aj_result r;
+
+	char path[4200];
+	int fd;
+
+	/* Writable for everyone on the host: only the jail's mount stops it. */
+	snprintf(path, sizeof(path), "%s/audit.jsonl", scratch);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0666);
+	cr_assert_geq(fd, 0);
+	fchmod(fd, 0666);
+	close(fd);
+	snprintf(script, sizeof(script),
+		 "$AJ fetch \"$URL/page.html\" >/dev/null; "
+		 "echo '{\"decision\":\"forged\"}' >> '%s/audit.jsonl'; echo \"exit=$?\"",
+		 scratch);
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "exit=2"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "Read-only file system"), SHOW(r));
+	cr_assert_null(strstr(slurp("audit.jsonl"), "forged"));
 	aj_test_result_free(&r);
 	free(prof);
 }
