@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "http.h"
 #include "internal.h"
 
 /* Headers of one response the agent gets at most, in JSON bytes: well
@@ -277,20 +278,6 @@ send_end(struct aj_fetch *f)
 
 /* ---- libcurl callbacks ------------------------------------------------------- */
 
-/* Response headers a client never gets: the connection's own. */
-static bool
-hop_by_hop(const char *name, size_t len)
-{
-	static const char *const names[] = {
-		"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade",
-		"Trailer",    "TE"};
-
-	for (size_t i = 0; i < AJ_ARRAY_SIZE(names); i++)
-		if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
-			return true;
-	return false;
-}
-
 static bool
 is_redirect(long status)
 {
@@ -326,55 +313,45 @@ static size_t
 on_header(char *data, size_t size, size_t n, void *userp)
 {
 	struct aj_fetch *f = userp;
-	size_t len = size * n, name_len;
-	const char *colon, *value;
-	size_t value_len;
+	struct aj_http_field h;
 
 	if (f->headers_done) /* trailers */
-		return len;
-	if (len >= 4 && memcmp(data, "HTTP", 4) == 0) {
-		/* A new status line: a new header block. */
+		return size * n;
+	switch (aj_http_parse_line(data, size * n, &h)) {
+	case AJ_HTTP_STATUS:
+		/* A new header block (after an interim answer). */
 		json_decref(f->resp_headers);
 		f->resp_headers = NULL;
 		f->resp_header_bytes = 0;
 		free(f->location);
 		f->location = NULL;
-		return len;
-	}
-	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
-		len--;
-	if (len == 0) {
+		return size * n;
+	case AJ_HTTP_END:
 		end_of_headers(f);
 		return size * n;
+	case AJ_HTTP_SKIP:
+		return size * n;
+	case AJ_HTTP_FIELD:
+		break;
 	}
-	colon = memchr(data, ':', len);
-	/* Obsolete line folding, or no name: dropped, not glued together. */
-	if (colon == NULL || colon == data || data[0] == ' ' || data[0] == '\t')
-		return size * n;
-	name_len = (size_t)(colon - data);
-	value = colon + 1;
-	while (value < data + len && (*value == ' ' || *value == '\t'))
-		value++;
-	value_len = (size_t)(data + len - value);
-	if (memchr(value, '\0', value_len) != NULL)
-		return size * n;
-	if (name_len == 8 && strncasecmp(data, "Location", 8) == 0) {
+	if (h.name_len == 8 && strncasecmp(h.name, "Location", 8) == 0) {
 		free(f->location);
-		f->location = strndup(value, value_len);
+		f->location = strndup(h.value, h.value_len);
 	}
-	if (hop_by_hop(data, name_len))
+	if (aj_http_hop_by_hop(h.name, h.name_len))
 		return size * n;
 	if (f->resp_headers == NULL)
 		f->resp_headers = json_array();
 	/* Over the budget: left out rather than failing the whole answer. */
 	if (f->resp_headers != NULL && json_array_size(f->resp_headers) < AJ_PROTO_MAX_HEADERS &&
-	    f->resp_header_bytes + name_len + value_len + 8 <= RESPONSE_HEADER_BUDGET) {
-		json_t *pair = json_pack("[s#, s#]", data, (int)name_len, value, (int)value_len);
+	    f->resp_header_bytes + h.name_len + h.value_len + 8 <= RESPONSE_HEADER_BUDGET) {
+		json_t *pair =
+			json_pack("[s#, s#]", h.name, (int)h.name_len, h.value, (int)h.value_len);
 
 		/* NULL when not UTF-8: such a header is left out too. */
 		if (pair != NULL) {
 			json_array_append_new(f->resp_headers, pair);
-			f->resp_header_bytes += name_len + value_len + 8;
+			f->resp_header_bytes += h.name_len + h.value_len + 8;
 		}
 	}
 	return size * n;

@@ -686,8 +686,25 @@ broker_peak_kb(int pid)
 }
 
 /* The broker's memory may not grow with the size of what it relays:
- * 256 MiB through it, or a reader that stops, stay within this. */
+ * 256 MiB through it, or a reader that stops, stay within this.  In the
+ * sanitizer build the broker is built with ASan, whose quarantine keeps
+ * freed memory on purpose (up to 256 MiB): its RSS says nothing about the
+ * broker's, so there the bound is checked by the normal build only. */
 #define BROKER_FLAT_KB (48 * 1024)
+#if defined(__SANITIZE_ADDRESS__)
+#define BROKER_MEMORY_MEASURED false
+#else
+#define BROKER_MEMORY_MEASURED true
+#endif
+
+static void
+assert_broker_flat(long kb)
+{
+	if (BROKER_MEMORY_MEASURED)
+		cr_assert_lt(kb, BROKER_FLAT_KB, "broker peak RSS %ld KiB", kb);
+	else
+		cr_log_info("ASan build: broker peak RSS %ld KiB not checked (quarantine)", kb);
+}
 
 Test(fetch, a_256_mib_download_streams_with_flat_broker_memory)
 {
@@ -709,7 +726,7 @@ Test(fetch, a_256_mib_download_streams_with_flat_broker_memory)
 	kb = broker_peak_kb(bp);
 	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
 	cr_assert_eq(atol(slurp("count")), 268435456L, "bytes: %s", slurp("count"));
-	cr_assert_lt(kb, BROKER_FLAT_KB, "broker peak RSS %ld KiB", kb);
+	assert_broker_flat(kb);
 	free(prof);
 }
 
@@ -733,7 +750,7 @@ Test(fetch, a_reader_that_stops_pauses_its_transfer)
 	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
 	cr_assert_not_null(strstr(slurp("drv"), "ok stalled reader; another channel served"), "%s",
 			   slurp("drv"));
-	cr_assert_lt(kb, BROKER_FLAT_KB, "broker peak RSS %ld KiB", kb);
+	assert_broker_flat(kb);
 	free(prof);
 }
 

@@ -1,0 +1,72 @@
+/*
+ * HTTP response header lines (see http.h).
+ */
+#include "config.h"
+
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+#include "internal.h"
+
+/* RFC 9110 tchar. */
+static bool
+is_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool
+is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+enum aj_http_line
+aj_http_parse_line(const char *line, size_t len, struct aj_http_field *out)
+{
+	const char *colon, *value, *end;
+
+	if (len >= 5 && memcmp(line, "HTTP/", 5) == 0)
+		return AJ_HTTP_STATUS;
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len == 0)
+		return AJ_HTTP_END;
+	colon = memchr(line, ':', len);
+	if (colon == NULL || colon == line)
+		return AJ_HTTP_SKIP;
+	for (const char *p = line; p < colon; p++)
+		if (!is_tchar((unsigned char)*p))
+			return AJ_HTTP_SKIP; /* also a leading blank: obsolete folding */
+	value = colon + 1;
+	end = line + len;
+	while (value < end && is_blank(*value))
+		value++;
+	while (end > value && is_blank(end[-1]))
+		end--;
+	for (const char *p = value; p < end; p++)
+		if (*p == '\0' || *p == '\r' || *p == '\n')
+			return AJ_HTTP_SKIP;
+	out->name = line;
+	out->name_len = (size_t)(colon - line);
+	out->value = value;
+	out->value_len = (size_t)(end - value);
+	return AJ_HTTP_FIELD;
+}
+
+bool
+aj_http_hop_by_hop(const char *name, size_t len)
+{
+	static const char *const names[] = {
+		"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade",
+		"Trailer",    "TE"};
+
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(names); i++)
+		if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
+			return true;
+	return false;
+}

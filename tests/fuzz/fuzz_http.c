@@ -1,0 +1,35 @@
+/*
+ * libFuzzer target for the broker's reading of upstream header lines
+ * (common/http.c): whatever the line, a field's name is a non-empty token
+ * inside the line and its value holds no NUL, CR or LF, so nothing a
+ * server sends can split or forge a header the agent receives.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *line = (const char *)data;
+	struct aj_http_field f;
+
+	if (aj_http_parse_line(line, size, &f) != AJ_HTTP_FIELD)
+		return 0;
+	if (f.name != line || f.name_len == 0 || f.name_len >= size)
+		abort();
+	if (f.value < line + f.name_len + 1 || f.value + f.value_len > line + size)
+		abort();
+	if (memchr(f.value, '\0', f.value_len) || memchr(f.value, '\r', f.value_len) ||
+	    memchr(f.value, '\n', f.value_len) || memchr(f.name, ':', f.name_len) ||
+	    memchr(f.name, ' ', f.name_len))
+		abort();
+	(void)aj_http_hop_by_hop(f.name, f.name_len);
+	return 0;
+}
