@@ -61,6 +61,7 @@ struct aj_profile {
 	char *path;      /* the top file */
 	char *hostname;  /* `hostname NAME`, default "agentjail" */
 	char *user;      /* `user NAME`: host user when started by root, default "nobody" */
+	char *broker_user; /* `broker-user NAME`: the broker's, the same way */
 	char **env_keep; /* `env keep NAME...`: sorted, unique */
 	size_t n_env_keep;
 	char **env_set; /* `env set NAME=VALUE`: "NAME=VALUE", sorted by NAME */

@@ -103,7 +103,7 @@ struct env_var {
 
 /* What one file (with its includes merged) says. */
 struct layer {
-	struct slot hostname, user, tmpfs_size, socket_unix, on_violation;
+	struct slot hostname, user, broker_user, tmpfs_size, socket_unix, on_violation;
 	struct slot rlimits[AJ_RLIMIT__COUNT];
 	char **env_keep;
 	size_t n_env_keep;
@@ -227,6 +227,7 @@ layer_free(struct layer *l)
 		return;
 	slot_clear(&l->hostname);
 	slot_clear(&l->user);
+	slot_clear(&l->broker_user);
 	slot_clear(&l->tmpfs_size);
 	slot_clear(&l->socket_unix);
 	slot_clear(&l->on_violation);
@@ -538,6 +539,7 @@ merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 
 	if ((r = merge_slot(p, &dst->hostname, &src->hostname, "hostname", false)) < 0 ||
 	    (r = merge_slot(p, &dst->user, &src->user, "user", false)) < 0 ||
+	    (r = merge_slot(p, &dst->broker_user, &src->broker_user, "broker-user", false)) < 0 ||
 	    (r = merge_slot(p, &dst->tmpfs_size, &src->tmpfs_size, "tmpfs-size", true)) < 0 ||
 	    (r = merge_slot(p, &dst->socket_unix, &src->socket_unix, "socket unix", true)) < 0 ||
 	    (r = merge_slot(p, &dst->on_violation, &src->on_violation, "on-violation", true)) < 0)
@@ -926,31 +928,48 @@ do_hostname(struct parser *p, char *rest)
 	return set_own(p, &p->layer->hostname, "hostname", name, 0, false);
 }
 
+/* A host user name or id: `user` (the agent's) and `broker-user`. */
 static int
-do_user(struct parser *p, char *rest)
+user_slot(struct parser *p, char *rest, const char *what, struct slot *slot)
 {
 	char *name = next_token(&rest);
 	size_t len, i;
 	int r;
 
 	if (name == NULL)
-		return perr(p, -EINVAL, "user: missing NAME");
-	if ((r = no_more(p, &rest, "user")) < 0)
+		return perr(p, -EINVAL, "%s: missing NAME", what);
+	if ((r = no_more(p, &rest, what)) < 0)
 		return r;
 	len = strlen(name);
 	if (len > USER_MAX)
-		return perr(p, -EINVAL, "user: '%s' is longer than %d characters", name, USER_MAX);
+		return perr(p, -EINVAL, "%s: '%s' is longer than %d characters", what, name,
+			    USER_MAX);
 	for (i = 0; i < len; i++)
 		if (!is_alnum(name[i]) && name[i] != '.' && name[i] != '_' && name[i] != '-')
 			return perr(p, -EINVAL,
-				    "user: invalid character in '%s' (letters, digits, '.', '_' "
+				    "%s: invalid character in '%s' (letters, digits, '.', '_' "
 				    "and '-' only)",
-				    name);
+				    what, name);
 	/* A leading '-' would read as an option to anything the name is
 	 * ever handed to. */
 	if (name[0] == '-')
-		return perr(p, -EINVAL, "user: '%s' must not start with '-'", name);
-	return set_own(p, &p->layer->user, "user", name, 0, false);
+		return perr(p, -EINVAL, "%s: '%s' must not start with '-'", what, name);
+	return set_own(p, slot, what, name, 0, false);
+}
+
+static int
+do_user(struct parser *p, char *rest)
+{
+	return user_slot(p, rest, "user", &p->layer->user);
+}
+
+/* broker-user NAME: the host user the broker runs as when agentjail is
+ * started by root; a user of its own keeps the agent's uid from owning
+ * anything of the broker's. */
+static int
+do_broker_user(struct parser *p, char *rest)
+{
+	return user_slot(p, rest, "broker-user", &p->layer->broker_user);
 }
 
 static int
@@ -1334,11 +1353,17 @@ static const struct {
 	const char *name;
 	int (*fn)(struct parser *p, char *rest);
 } directives[] = {
-	{"include", do_include}, {"hostname", do_hostname},
-	{"user", do_user},       {"env", do_env},
-	{"rlimit", do_rlimit},   {"tmpfs-size", do_tmpfs_size},
-	{"socket", do_socket},   {"optional", do_optional},
-	{"fetch", do_fetch},     {"on-violation", do_on_violation},
+	{"include", do_include},
+	{"hostname", do_hostname},
+	{"user", do_user},
+	{"broker-user", do_broker_user},
+	{"env", do_env},
+	{"rlimit", do_rlimit},
+	{"tmpfs-size", do_tmpfs_size},
+	{"socket", do_socket},
+	{"optional", do_optional},
+	{"fetch", do_fetch},
+	{"on-violation", do_on_violation},
 };
 
 /* ---- files ----------------------------------------------------------------- */
@@ -1478,6 +1503,7 @@ aj_profile_free(struct aj_profile *profile)
 	free(profile->path);
 	free(profile->hostname);
 	free(profile->user);
+	free(profile->broker_user);
 	free_strv(profile->env_keep, profile->n_env_keep);
 	free_strv(profile->env_set, profile->n_env_set);
 	free(profile->fetch_rules);
@@ -1528,7 +1554,9 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 	pr->path = strdup(path);
 	pr->hostname = strdup(l->hostname.set ? l->hostname.text : DEFAULT_HOSTNAME);
 	pr->user = strdup(l->user.set ? l->user.text : DEFAULT_USER);
-	if (pr->name == NULL || pr->path == NULL || pr->hostname == NULL || pr->user == NULL)
+	pr->broker_user = strdup(l->broker_user.set ? l->broker_user.text : DEFAULT_USER);
+	if (pr->name == NULL || pr->path == NULL || pr->hostname == NULL || pr->user == NULL ||
+	    pr->broker_user == NULL)
 		goto fail;
 
 	/* env_keep_add() already made the names unique. */
@@ -1718,6 +1746,7 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 		return -ENOMEM;
 	bad |= fprintf(f, "hostname %s\n", pr->hostname) < 0;
 	bad |= fprintf(f, "user %s\n", pr->user) < 0;
+	bad |= fprintf(f, "broker-user %s\n", pr->broker_user) < 0;
 	if (pr->n_env_keep > 0) {
 		bad |= fputs("env keep", f) < 0;
 		for (i = 0; i < pr->n_env_keep; i++)
@@ -1847,6 +1876,7 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 	bad |= json_object_set_new(root, "sha256", json_string(hex));
 	bad |= json_object_set_new(root, "hostname", json_str(pr->hostname));
 	bad |= json_object_set_new(root, "user", json_str(pr->user));
+	bad |= json_object_set_new(root, "broker_user", json_str(pr->broker_user));
 	for (i = 0; i < pr->n_env_keep; i++)
 		bad |= json_array_append_new(keep, json_str(pr->env_keep[i]));
 	bad |= json_object_set_new(root, "env_keep", keep);

@@ -31,57 +31,77 @@
 #define AJ_LIBEXECDIR "/usr/local/libexec/agentjail"
 #endif
 
+/* Who the agent and the broker run as.  Started by root: the profile's
+ * `user` and `broker-user`, never uid 0.  Otherwise: the caller. */
 struct identity {
 	uid_t uid;
 	gid_t gid;
+	uid_t broker_uid;
+	gid_t broker_gid;
 	bool drop; /* started by root: become uid/gid before anything runs */
 };
 
-/* Who the agent (and the broker) run as.  Started by root: the profile's
- * user, never uid 0.  Otherwise: the caller. */
+/* NAME (a user name or id; ROLE is the directive that named it) as a
+ * host uid and gid, never root's. */
 static int
-resolve_identity(const struct aj_profile *profile, struct identity *id, char *err, size_t errlen)
+resolve_user(const struct aj_profile *profile, const char *name, const char *role, uid_t *uid,
+	     gid_t *gid, char *err, size_t errlen)
 {
 	struct passwd pw, *res = NULL;
 	char buf[4096], *end;
 	unsigned long n;
 
+	errno = 0;
+	n = strtoul(name, &end, 10);
+	if (*end == '\0' && end != name) {
+		/* (uid_t)-1 means "unchanged" to set*id: never a valid id. */
+		if (errno != 0 || n >= (unsigned long)(uid_t)-1)
+			return aj_err(err, errlen, -EINVAL, "profile %s: %s id %s is out of range",
+				      profile->path, role, name);
+		if (getpwuid_r((uid_t)n, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
+			*uid = (uid_t)n;
+			*gid = (gid_t)n;
+			res = NULL;
+		}
+	} else if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
+		return aj_err(err, errlen, -ENOENT,
+			      "profile %s: %s '%s' does not exist on this host (it is the user "
+			      "the %s runs as when agentjail is started by root)",
+			      profile->path, role, name,
+			      strcmp(role, "user") == 0 ? "agent" : "broker");
+	}
+	if (res != NULL) {
+		*uid = res->pw_uid;
+		*gid = res->pw_gid;
+	}
+	if (*uid == 0 || *gid == 0)
+		return aj_err(err, errlen, -EPERM,
+			      "profile %s: refusing to run the %s as host root (%s '%s')",
+			      profile->path, strcmp(role, "user") == 0 ? "agent" : "broker", role,
+			      name);
+	return 0;
+}
+
+static int
+resolve_identity(const struct aj_profile *profile, struct identity *id, char *err, size_t errlen)
+{
+	int r;
+
 	if (getuid() != geteuid())
 		return aj_err(err, errlen, -EPERM,
 			      "agentjail must not run set-user-ID: install it as a normal program");
 	if (geteuid() != 0) {
-		id->uid = getuid();
-		id->gid = getgid();
+		id->uid = id->broker_uid = getuid();
+		id->gid = id->broker_gid = getgid();
 		id->drop = false;
 		return 0;
 	}
-	errno = 0;
-	n = strtoul(profile->user, &end, 10);
-	if (*end == '\0' && end != profile->user) {
-		/* (uid_t)-1 means "unchanged" to set*id: never a valid id. */
-		if (errno != 0 || n >= (unsigned long)(uid_t)-1)
-			return aj_err(err, errlen, -EINVAL,
-				      "profile %s: user id %s is out of range", profile->path,
-				      profile->user);
-		if (getpwuid_r((uid_t)n, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
-			id->uid = (uid_t)n;
-			id->gid = (gid_t)n;
-			res = NULL;
-		}
-	} else if (getpwnam_r(profile->user, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
-		return aj_err(err, errlen, -ENOENT,
-			      "profile %s: user '%s' does not exist on this host (it is the user "
-			      "the agent runs as when agentjail is started by root)",
-			      profile->path, profile->user);
-	}
-	if (res != NULL) {
-		id->uid = res->pw_uid;
-		id->gid = res->pw_gid;
-	}
-	if (id->uid == 0 || id->gid == 0)
-		return aj_err(err, errlen, -EPERM,
-			      "profile %s: refusing to run the agent as host root (user '%s')",
-			      profile->path, profile->user);
+	r = resolve_user(profile, profile->user, "user", &id->uid, &id->gid, err, errlen);
+	if (r == 0)
+		r = resolve_user(profile, profile->broker_user, "broker-user", &id->broker_uid,
+				 &id->broker_gid, err, errlen);
+	if (r < 0)
+		return r;
 	id->drop = true;
 	return 0;
 }
@@ -221,7 +241,7 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 	int r, pidfd, policy_fd;
 
 	snprintf(parent, sizeof(parent), "%d", (int)getpid());
-	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->uid, (unsigned)id->gid);
+	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->broker_uid, (unsigned)id->broker_gid);
 	policy_fd = policy_memfd(opts->profile);
 	if (policy_fd < 0)
 		return aj_err(err, errlen, policy_fd, "%s failed: writing the policy: %s",

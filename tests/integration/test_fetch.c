@@ -828,3 +828,38 @@ Test(fetch, broker_killed_mid_request_is_reported_and_nothing_hangs)
 			   slurp("events.jsonl"));
 	free(prof);
 }
+
+/* Started by root, the broker runs as `broker-user`, not as the agent's
+ * user (an ordinary caller's jail and broker both run as the caller). */
+Test(fetch, the_broker_runs_as_its_own_user)
+{
+	char *prof = write_profile("broker-user 4242\nfetch allow GET http://127.0.0.1:%d/**\n",
+				   http.port);
+	char script[8192], path[64], line[256];
+	unsigned uid = 0, want = geteuid() == 0 ? 4242 : (unsigned)getuid();
+	pid_t pid;
+	FILE *f;
+	int bp;
+
+	snprintf(script, sizeof(script),
+		 "$AJ fetch \"$URL/page.html\" > '%s/page'; id -u > '%s/agent-uid'; "
+		 "echo done > '%s/done'; sleep 1",
+		 scratch, scratch, scratch);
+	pid = jail_bg(prof, script);
+	bp = broker_pid();
+	cr_assert(wait_for("done", "done"), "%s", slurp("bg.out"));
+	snprintf(path, sizeof(path), "/proc/%d/status", bp);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "Uid:", 4) == 0)
+			uid = (unsigned)atoi(line + 4);
+	fclose(f);
+	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	cr_assert_eq(uid, want, "broker uid %u", uid);
+	cr_assert_not_null(strstr(slurp("page"), "Hello from the test site"), "%s",
+			   slurp("bg.out"));
+	if (geteuid() == 0)
+		cr_assert_neq(atoi(slurp("agent-uid")), 4242);
+	free(prof);
+}

@@ -1031,6 +1031,7 @@ Test(profile, canonical_text)
 
 	cr_assert_str_eq(t, "hostname h\n"
 			    "user bob\n"
+			    "broker-user nobody\n"
 			    "env keep PATH TERM\n"
 			    "env set A=\n"
 			    "env set Z=last one\n"
@@ -1051,6 +1052,7 @@ Test(profile, canonical_text)
 	t = text_of(p);
 	cr_assert_str_eq(t, "hostname agentjail\n"
 			    "user nobody\n"
+			    "broker-user nobody\n"
 			    "rlimit core 0\n"
 			    "tmpfs-size 67108864\n"
 			    "socket unix deny\n"

@@ -1,0 +1,101 @@
+/*
+ * fetch-loop: N sequential GETs of one URL through the agentjail broker,
+ * over ONE client channel (aj_client_open once, aj_client_request per
+ * fetch), each timed with clock_gettime(CLOCK_MONOTONIC).  Runs inside a
+ * jail (the broker socket is $AGENTJAIL_FD).  Used by scripts/bench-fetch;
+ * its twin bench/curl-loop.c does the same with libcurl on the host.
+ *
+ *   fetch-loop [-n N] [-w WARMUP] URL
+ *
+ * Prints one line per timed fetch: "NANOSECONDS BYTES".  The body is
+ * discarded (out_fd -1).  A fetch that is not a complete 200 answer is
+ * reported on stderr and makes the exit status 1 (after the loop).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <agentjail/client.h>
+
+static long long
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int
+usage(void)
+{
+	fprintf(stderr, "usage: fetch-loop [-n N] [-w WARMUP] URL\n");
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	long n = 1000, warmup = 0, failed = 0;
+	struct aj_client *c;
+	struct aj_client_req req;
+	static struct aj_fetch_result res;
+	long long *ns;
+	unsigned long long *bytes;
+	int opt, err = 0;
+
+	while ((opt = getopt(argc, argv, "n:w:")) != -1) {
+		switch (opt) {
+		case 'n': n = atol(optarg); break;
+		case 'w': warmup = atol(optarg); break;
+		default: return usage();
+		}
+	}
+	if (optind != argc - 1 || n < 1 || warmup < 0)
+		return usage();
+	ns = calloc((size_t)n, sizeof(*ns));
+	bytes = calloc((size_t)n, sizeof(*bytes));
+	if (ns == NULL || bytes == NULL) {
+		fprintf(stderr, "fetch-loop: out of memory\n");
+		return 1;
+	}
+	c = aj_client_open(-1, &err);
+	if (c == NULL) {
+		fprintf(stderr, "fetch-loop: aj_client_open: %s\n", strerror(-err));
+		return 1;
+	}
+	aj_client_req_init(&req);
+	req.url = argv[optind];
+	req.out_fd = -1;
+	for (long i = -warmup; i < n; i++) {
+		long long t0 = now_ns(), t1;
+		int r = aj_client_request(c, &req, &res);
+
+		t1 = now_ns();
+		if (r < 0 || res.code[0] != '\0' || res.status != 200 ||
+		    (res.length >= 0 && res.received != (uint64_t)res.length)) {
+			if (failed++ < 5)
+				fprintf(stderr, "fetch-loop: fetch %ld: %s%s%s (status %d)\n", i,
+					r < 0 ? strerror(-r) : res.code,
+					res.message[0] ? ": " : "", res.message, res.status);
+			if (r == 0 && strcmp(res.code, AJ_ERR_UNAVAILABLE) == 0)
+				break;
+		}
+		if (i >= 0) {
+			ns[i] = t1 - t0;
+			bytes[i] = res.received;
+		}
+	}
+	aj_client_close(c);
+	for (long i = 0; i < n; i++)
+		printf("%lld %llu\n", ns[i], bytes[i]);
+	if (failed > 0) {
+		fprintf(stderr, "fetch-loop: %ld of %ld fetches failed\n", failed, n + warmup);
+		return 1;
+	}
+	return 0;
+}
