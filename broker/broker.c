@@ -548,9 +548,34 @@ filter_headers(struct aj_req *r, struct aj_proto_request *req, char *msg, size_t
 	else
 		snprintf(authority, sizeof(authority), "%s%s%s:%u", v6 ? "[" : "", r->url.host,
 			 v6 ? "]" : "", r->url.port);
-	for (size_t i = 0; i < req->n_headers; i++)
-		if (strcasecmp(req->headers[i][0], "Connection") == 0)
-			connection = req->headers[i][1];
+	r->declared_length = -1;
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const char *name = req->headers[i][0], *value = req->headers[i][1];
+		char *end;
+
+		if (strcasecmp(name, "Connection") == 0)
+			connection = value;
+		/* Message framing is the broker's: a smuggling attempt (CL.TE,
+		 * TE.CL, two lengths) is refused, not quietly repaired. */
+		if (strcasecmp(name, "Transfer-Encoding") == 0) {
+			snprintf(msg, msglen,
+				 "Transfer-Encoding is refused: the broker frames "
+				 "the body itself");
+			return -1;
+		}
+		if (strcasecmp(name, "Content-Length") == 0) {
+			bool twice = r->declared_length >= 0;
+
+			errno = 0;
+			r->declared_length = strtoll(value, &end, 10);
+			if (twice || value[0] < '0' || value[0] > '9' || errno != 0 ||
+			    *end != '\0') {
+				snprintf(msg, msglen,
+					 "Content-Length must appear once, as a plain number");
+				return -1;
+			}
+		}
+	}
 	for (size_t i = 0; i < req->n_headers; i++) {
 		const char *name = req->headers[i][0], *value = req->headers[i][1];
 		bool drop = header_in_list(name, connection);
@@ -581,6 +606,17 @@ filter_headers(struct aj_req *r, struct aj_proto_request *req, char *msg, size_t
 		r->n_headers++;
 	}
 	return 0;
+}
+
+/* The body is complete: an announced length must be its length. */
+static int
+check_length(const struct aj_req *r, char *msg, size_t msglen)
+{
+	if (r->declared_length < 0 || (unsigned long long)r->declared_length == r->body_len)
+		return 0;
+	snprintf(msg, msglen, "Content-Length %lld does not match the body (%zu bytes)",
+		 r->declared_length, r->body_len);
+	return -1;
 }
 
 /* A request refused before any fetch: the answer and the audit record. */
@@ -685,7 +721,8 @@ handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *paylo
 		refuse(r, AJ_ERR_UPSTREAM, NULL, "out of memory");
 		goto done;
 	}
-	if (filter_headers(r, &req, msg, sizeof(msg)) < 0) {
+	if (filter_headers(r, &req, msg, sizeof(msg)) < 0 ||
+	    (!r->body_open && r->declared_length > 0 && check_length(r, msg, sizeof(msg)) < 0)) {
 		refuse(r, AJ_ERR_BAD_REQUEST, NULL, msg);
 		goto done;
 	}
@@ -751,8 +788,16 @@ handle_body(struct channel *c, const struct aj_frame *f, const uint8_t *payload)
 	}
 	memcpy(r->body + r->body_len, payload, f->length);
 	r->body_len += f->length;
-	if (!r->body_open)
+	if (!r->body_open) {
+		char msg[160];
+
+		if (check_length(r, msg, sizeof(msg)) < 0) {
+			refuse(r, AJ_ERR_BAD_REQUEST, NULL, msg);
+			aj_req_finish(r);
+			return;
+		}
 		aj_fetch_start(r);
+	}
 }
 
 static void

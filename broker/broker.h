@@ -68,11 +68,12 @@ struct aj_req {
 	size_t n_headers;
 	uint8_t *body; /* the request body, collected before the fetch */
 	size_t body_len, body_cap;
-	bool body_open;         /* BODY frames still expected */
-	bool body_refused;      /* too large: drop the rest until END */
-	bool memfd;             /* "deliver":"memfd" */
-	double started;         /* ev_now() at REQUEST */
-	struct aj_fetch *fetch; /* fetch.c's state once started, else NULL */
+	bool body_open;            /* BODY frames still expected */
+	bool body_refused;         /* too large: drop the rest until END */
+	bool memfd;                /* "deliver":"memfd" */
+	long long declared_length; /* the agent's Content-Length, or -1 */
+	double started;            /* ev_now() at REQUEST */
+	struct aj_fetch *fetch;    /* fetch.c's state once started, else NULL */
 };
 
 /* Queue or send one complete frame (with FD passed alongside if >= 0;

@@ -147,7 +147,7 @@ aj_policy_parse_pattern(const char *pattern, struct aj_fetch_rule *rule, char *e
  * the text positions: linear per pattern token, so no pattern can make the
  * broker backtrack exponentially. */
 static bool
-glob_match(const char *pat, size_t m, const char *text, size_t n)
+glob_match_sep(const char *pat, size_t m, const char *text, size_t n, char sep)
 {
 	bool a[AJ_URL_MAX + 1], b[AJ_URL_MAX + 1];
 	bool *cur = a, *nxt = b, *t;
@@ -162,7 +162,7 @@ glob_match(const char *pat, size_t m, const char *text, size_t n)
 
 			nxt[0] = cur[0];
 			for (size_t j = 1; j <= n; j++)
-				nxt[j] = cur[j] || (nxt[j - 1] && (cross || text[j - 1] != '/'));
+				nxt[j] = cur[j] || (nxt[j - 1] && (cross || text[j - 1] != sep));
 			k += cross ? 2 : 1;
 		} else {
 			nxt[0] = false;
@@ -175,6 +175,26 @@ glob_match(const char *pat, size_t m, const char *text, size_t n)
 		nxt = t;
 	}
 	return cur[n];
+}
+
+static bool
+glob_match(const char *pat, size_t m, const char *text, size_t n)
+{
+	return glob_match_sep(pat, m, text, n, '/');
+}
+
+/* A rule's query pattern: none given, any query (or none) matches;
+ * "none", no query at all; else a glob over the whole query as sent, where
+ * '*' stays within one parameter (never crosses '&'). */
+static bool
+query_match(const struct aj_fetch_rule *r, const struct aj_url *url)
+{
+	if (r->query[0] == '\0')
+		return true;
+	if (strcmp(r->query, "none") == 0)
+		return !url->has_query || url->query[0] == '\0';
+	return url->has_query &&
+	       glob_match_sep(r->query, strlen(r->query), url->query, strlen(url->query), '&');
 }
 
 static bool
@@ -208,7 +228,8 @@ static bool
 rule_match(const struct aj_fetch_rule *r, unsigned method_bit, const struct aj_url *url)
 {
 	return (r->methods & method_bit) != 0 && strcmp(r->scheme, url->scheme) == 0 &&
-	       r->port == url->port && host_match(r->host, url) && path_match(r->path, url->path);
+	       r->port == url->port && host_match(r->host, url) && path_match(r->path, url->path) &&
+	       query_match(r, url);
 }
 
 int
@@ -441,11 +462,31 @@ parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *
 		rule->options |= rule_flags[i].bit;
 		return 0;
 	}
+	if (strcmp(word, "query") == 0) {
+		const char *q = next_word(cursor);
+		size_t len = q ? strlen(q) : 0;
+
+		if (q == NULL)
+			return aj_err(err, errlen, -EINVAL,
+				      "query: missing PATTERN (e.g. 'q=*', or 'none')");
+		if (rule->query[0] != '\0')
+			return aj_err(err, errlen, -EINVAL, "query given twice");
+		if (len >= sizeof(rule->query))
+			return aj_err(err, errlen, -EINVAL, "query: pattern longer than %zu bytes",
+				      sizeof(rule->query) - 1);
+		if (aj_url_check_bytes(q, len, "query pattern", err, errlen) < 0)
+			return -EINVAL;
+		if (strchr(q, '#') != NULL || strchr(q, '?') != NULL)
+			return aj_err(err, errlen, -EINVAL,
+				      "query: the pattern is what follows '?' (no '?' or '#')");
+		memcpy(rule->query, q, len + 1);
+		return 0;
+	}
 	if (limit_kind(word) < 0) {
 		aj_log_escape(word, esc, sizeof(esc));
 		return aj_err(err, errlen, -EINVAL,
-			      "unknown option '%s' (max-body, response, timeout, concurrency, "
-			      "rate, redirects, credentials, sensitive-query)",
+			      "unknown option '%s' (query, max-body, response, timeout, "
+			      "concurrency, rate, redirects, credentials, sensitive-query)",
 			      esc);
 	}
 	if (!rule->allow)
@@ -501,6 +542,9 @@ aj_policy_rule_text(const struct aj_fetch_rule *r, char *out, size_t len)
 		snprintf(port, sizeof(port), ":%u", r->port);
 	n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0, " %s://%s%s%s%s%s",
 			      r->scheme, v6 ? "[" : "", r->host, v6 ? "]" : "", port, r->path);
+	if (r->query[0] != '\0')
+		n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0, " query %s",
+				      r->query);
 	for (int k = 0; k < AJ_LIMIT__COUNT; k++) {
 		char value[32];
 

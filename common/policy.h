@@ -56,6 +56,8 @@ struct aj_fetch_rule {
 					  '**' across segments (incl. empty); other chars literal;
 					  a trailing slash-star-star also matches the bare
 					  prefix dir */
+	char query[256]; /* "query PATTERN": "" any, "none", or a glob over the query
+			    ('*' within one parameter, '**' across '&') */
 	struct aj_fetch_limits limits; /* this rule's own, over the profile's */
 	unsigned options;              /* AJ_RULE_* */
 	char origin[512];              /* "file:line" of the rule, for audit and errors */

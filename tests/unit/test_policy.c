@@ -314,3 +314,81 @@ Test(policy, default_deny)
 	cr_expect_eq(d, (size_t)-1);
 	free(r);
 }
+
+/* Whole rule lines, as the profile and the broker read them. */
+static void
+rule_line(struct aj_fetch_rule *r, const char *line)
+{
+	char copy[1024], err[256] = "";
+
+	snprintf(copy, sizeof(copy), "%s", line);
+	cr_assert_eq(aj_policy_parse_rule(copy, r, err, sizeof(err)), 0, "'%s': %s", line, err);
+}
+
+Test(policy, query_rules)
+{
+	struct aj_fetch_rule *r = rules_new(3);
+	size_t d;
+
+	rule_line(&r[0], "allow GET https://api.test/search query q=*");
+	rule_line(&r[1], "allow GET https://api.test/page query none");
+	rule_line(&r[2], "deny GET https://api.test/search query **token=**");
+	cr_expect_eq(decide(r, 3, "GET", "https://api.test/search?q=cats", &d), 1);
+	/* '*' stays within one parameter. */
+	cr_expect_eq(decide(r, 3, "GET", "https://api.test/search?q=cats&x=1", &d), 0);
+	cr_expect_eq(decide(r, 3, "GET", "https://api.test/search", &d), 0);
+	cr_expect_eq(decide(r, 3, "GET", "https://api.test/page", &d), 1);
+	cr_expect_eq(decide(r, 3, "GET", "https://api.test/page?", &d), 1);
+	cr_expect_eq(decide(r, 3, "GET", "https://api.test/page?a=1", &d), 0);
+	/* Deny wins, '**' crosses '&'. */
+	cr_expect_eq(decide(r, 3, "GET", "https://api.test/search?q=token=1", &d), 0);
+	cr_expect_eq(d, 2);
+	free(r);
+}
+
+Test(policy, rule_lines_read_back_to_themselves)
+{
+	static const char *const lines[] = {
+		"allow GET,HEAD https://docs.test/** query none",
+		"allow POST https://api.test/v1/erasure max-body 65536 timeout 10000ms credentials",
+		"allow GET https://api.test/search query q=* response 1024 rate 60/min "
+		"sensitive-query",
+		"deny GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS http://x.test:8080/a",
+	};
+	struct aj_fetch_rule r;
+	char text[2048];
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		memset(&r, 0, sizeof(r));
+		rule_line(&r, lines[i]);
+		aj_policy_rule_text(&r, text, sizeof(text));
+		cr_expect_str_eq(text, lines[i]);
+	}
+}
+
+Test(policy, bad_rule_lines)
+{
+	static const struct {
+		const char *line, *err;
+	} cases[] = {
+		{"allow GET https://a.test/ query",
+		 "query: missing PATTERN (e.g. 'q=*', or 'none')"},
+		{"allow GET https://a.test/ query a query b", "query given twice"},
+		{"allow GET https://a.test/ query ?a", "query: the pattern is what follows '?' (no "
+						       "'?' or '#')"},
+		{"allow GET https://a.test/ timeout", "timeout: missing value (a duration such as "
+						      "500ms, 30s or 2m)"},
+		{"allow GET https://a.test/ concurrency 0", "concurrency: must be above zero (use "
+							    "'fetch deny' to refuse requests)"},
+	};
+	char copy[512], err[256];
+	struct aj_fetch_rule r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&r, 0, sizeof(r));
+		snprintf(copy, sizeof(copy), "%s", cases[i].line);
+		cr_expect_eq(aj_policy_parse_rule(copy, &r, err, sizeof(err)), -EINVAL, "%s",
+			     cases[i].line);
+		cr_expect_str_eq(err, cases[i].err, "%s", cases[i].line);
+	}
+}

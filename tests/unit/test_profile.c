@@ -473,8 +473,8 @@ Test(profile, error_fetch)
 		  "t.profile:1: fetch allow: rate: invalid value '10' (expected a rate such as "
 		  "600/min or 10/s)");
 	parse_err("fetch allow GET https://x.org/ colour blue", -EINVAL,
-		  "t.profile:1: fetch allow: unknown option 'colour' (max-body, response, timeout, "
-		  "concurrency, rate, redirects, credentials, sensitive-query)");
+		  "t.profile:1: fetch allow: unknown option 'colour' (query, max-body, response, "
+		  "timeout, concurrency, rate, redirects, credentials, sensitive-query)");
 	parse_err("fetch deny GET https://x.org/ credentials", -EINVAL,
 		  "t.profile:1: fetch deny: 'credentials' only makes sense on an allow rule");
 	parse_err("fetch deny GET https://x.org/ timeout 5s", -EINVAL,
