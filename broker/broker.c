@@ -130,34 +130,12 @@ become(const char *spec)
 
 static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 
-/* One frame, with FD alongside when >= 0.  Returns bytes sent or -errno. */
+/* One frame, with FD alongside when >= 0, never blocking.  Returns bytes
+ * sent or -errno. */
 static ssize_t
 send_frame(int sock, const uint8_t *frame, size_t len, int fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {.iov_base = (void *)frame, .iov_len = len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	ssize_t n;
-
-	if (fd >= 0) {
-		struct cmsghdr *cm;
-
-		memset(&control, 0, sizeof(control));
-		mh.msg_control = control.buf;
-		mh.msg_controllen = sizeof(control.buf);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	}
-	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	return n < 0 ? -errno : n;
+	return aj_send_with_fd(sock, frame, len, fd, MSG_DONTWAIT);
 }
 
 static void
@@ -876,41 +854,16 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	/* One byte more than the largest frame: a longer message shows as
 	 * truncated (MSG_TRUNC) instead of being cut silently. */
 	static uint8_t buf[AJ_PROTO_HEADER_SIZE + AJ_PROTO_MAX_PAYLOAD + 1];
-	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = control.buf,
-			    .msg_controllen = sizeof(control.buf)};
-	struct cmsghdr *cm;
-	int fd = -1, extra = 0;
-	ssize_t n = recvmsg(c->fd, &mh, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	bool bad_fds;
+	int fd;
+	ssize_t n =
+		aj_recv_with_fd(c->fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT, &fd, &bad_fds);
 
 	if (n < 0) {
-		if (errno == EAGAIN || errno == EINTR)
+		if (n == -EAGAIN)
 			return;
 		close_channel(c);
 		return;
-	}
-	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-		size_t nfds;
-		int fds[4];
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		memcpy(fds, CMSG_DATA(cm), nfds * sizeof(int));
-		for (size_t i = 0; i < nfds; i++) {
-			if (fd < 0)
-				fd = fds[i];
-			else {
-				close(fds[i]);
-				extra++;
-			}
-		}
 	}
 	if (n == 0) {
 		if (fd >= 0)
@@ -919,9 +872,7 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		close_channel(c);
 		return;
 	}
-	if (extra > 0 || (mh.msg_flags & MSG_CTRUNC)) {
-		if (fd >= 0)
-			close(fd);
+	if (bad_fds) {
 		end_channel(c, "more than one file descriptor in a message");
 		return;
 	}

@@ -35,10 +35,6 @@
 /* What a memfd must carry before its size and contents are believed. */
 #define REQUIRED_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
-/* Received fds per message we make room for: one is allowed, the room for
- * more lets the extras be received and closed instead of silently lost. */
-#define MAX_RECV_FDS 4
-
 struct aj_client {
 	int fd;               /* our end of the private channel; -1 once it is dead */
 	uint32_t last_id;     /* ids are never reused: late frames of a cancelled
@@ -151,52 +147,30 @@ send_cancel(struct aj_client *c, uint32_t id)
 static int
 recv_frame(struct aj_client *c, struct frame *out, char *why, size_t whylen)
 {
-	union {
-		char buf[CMSG_SPACE(MAX_RECV_FDS * sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {.iov_base = c->in, .iov_len = sizeof(c->in)};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = control.buf,
-			    .msg_controllen = sizeof(control.buf)};
-	int fds[MAX_RECV_FDS], n_fds = 0;
 	char err[200];
-	ssize_t n;
+	bool bad_fds;
+	int fd;
+	ssize_t n = aj_recv_with_fd(c->fd, c->in, sizeof(c->in), MSG_TRUNC, &fd, &bad_fds);
 
-	do
-		n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return -errno;
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-		size_t k;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < k && n_fds < MAX_RECV_FDS; i++)
-			memcpy(&fds[n_fds++], CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-	}
+		return (int)n;
 	out->fd = -1;
-	if (n_fds > 1 || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
-		for (int i = 0; i < n_fds; i++)
-			close(fds[i]);
+	if (bad_fds || (size_t)n > sizeof(c->in)) {
+		if (fd >= 0)
+			close(fd);
 		snprintf(why, whylen, "the broker sent %s",
-			 mh.msg_flags & MSG_TRUNC ? "a frame over the size limit"
-						  : "more than one file descriptor");
+			 bad_fds ? "more than one file descriptor" : "a frame over the size limit");
 		return -EBADMSG;
 	}
-	if (n == 0 && n_fds == 0)
+	if (n == 0 && fd < 0)
 		return 0;
 	if (aj_proto_decode(c->in, (size_t)n, &out->hdr, &out->payload, err, sizeof(err)) < 0) {
-		if (n_fds == 1)
-			close(fds[0]);
+		if (fd >= 0)
+			close(fd);
 		snprintf(why, whylen, "the broker sent a malformed frame: %s", err);
 		return -EBADMSG;
 	}
-	if (n_fds == 1)
-		out->fd = fds[0];
+	out->fd = fd;
 	return 1;
 }
 
@@ -459,17 +433,8 @@ static int
 open_channel(int shared)
 {
 	uint8_t frame[AJ_PROTO_HEADER_SIZE];
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {.iov_base = frame, .iov_len = sizeof(frame)};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = control.buf,
-			    .msg_controllen = sizeof(control.buf)};
-	struct cmsghdr *cm;
-	int sv[2], r;
+	int sv[2];
+	ssize_t n;
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -errno;
@@ -478,24 +443,11 @@ open_channel(int shared)
 		close(sv[1]);
 		return -EMSGSIZE;
 	}
-	memset(&control, 0, sizeof(control));
-	cm = CMSG_FIRSTHDR(&mh);
-	if (cm == NULL) {
-		close(sv[0]);
-		close(sv[1]);
-		return -EINVAL;
-	}
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &sv[1], sizeof(int));
-	do
-		r = sendmsg(shared, &mh, MSG_NOSIGNAL) == (ssize_t)sizeof(frame) ? 0 : -errno;
-	while (r == -EINTR);
+	n = aj_send_with_fd(shared, frame, sizeof(frame), sv[1], 0);
 	close(sv[1]);
-	if (r < 0) {
+	if (n != (ssize_t)sizeof(frame)) {
 		close(sv[0]);
-		return r;
+		return n < 0 ? (int)n : -EIO;
 	}
 	return sv[0];
 }

@@ -312,6 +312,21 @@ const char *aj_events_jail_id(const struct aj_events *ev);
  * reference is taken).  EV may be NULL. */
 void aj_events_emit(struct aj_events *ev, const char *type, struct json_t *fields);
 
+/* ---- common/fdpass.c: file descriptors over unix sockets ---------------- */
+
+/* Send LEN bytes at BUF as one message on SOCK (sendmsg FLAGS, MSG_NOSIGNAL
+ * added; EINTR retried), with FD alongside (SCM_RIGHTS) when FD >= 0.
+ * Returns the bytes sent or -errno. */
+ssize_t aj_send_with_fd(int sock, const void *buf, size_t len, int fd, int flags);
+
+/* Receive one message into BUF (CAP bytes; recvmsg FLAGS, close-on-exec
+ * added; EINTR retried).  *FD is the one fd passed with it, or -1.  When
+ * the sender passed more than one, or the control data was cut, every fd
+ * is closed, *FD is -1 and *BAD_FDS true: the caller treats the message as
+ * a protocol error.  Returns the length (the real one with MSG_TRUNC) or
+ * -errno. */
+ssize_t aj_recv_with_fd(int sock, void *buf, size_t cap, int flags, int *fd, bool *bad_fds);
+
 /* ---- supervisor/audit.c: the broker's audit records -------------------- */
 
 struct aj_audit;

@@ -378,42 +378,14 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 static int
 recv_msg(int fd, struct sync_msg *msg, int *passed)
 {
-	union {
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {.iov_base = msg, .iov_len = sizeof(*msg)};
-	struct msghdr mh = {.msg_iov = &iov,
-			    .msg_iovlen = 1,
-			    .msg_control = control.buf,
-			    .msg_controllen = sizeof(control.buf)};
-	struct cmsghdr *c;
-	ssize_t n;
+	bool bad_fds;
+	ssize_t n = aj_recv_with_fd(fd, msg, sizeof(*msg), 0, passed, &bad_fds);
 
-	*passed = -1;
-	do
-		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return -errno;
-	for (c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
-		size_t nfds;
-		int fds[2];
-
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-			continue;
-		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
-		/* Exactly one fd is taken; any other count is closed. */
-		for (size_t i = 0; i < nfds; i++) {
-			if (nfds == 1 && *passed < 0)
-				*passed = fds[i];
-			else
-				close(fds[i]);
-		}
-		if (nfds != 1)
-			return -EPROTO;
-	}
+		return (int)n;
+	/* Exactly one fd is taken; any other count is a broken message. */
+	if (bad_fds)
+		return -EPROTO;
 	/* At most one fd, and only where the message type says so. */
 	if (*passed >= 0 && (n != (ssize_t)sizeof(*msg) || msg->type != SYNC_LISTENER)) {
 		close(*passed);
@@ -422,7 +394,7 @@ recv_msg(int fd, struct sync_msg *msg, int *passed)
 	}
 	if (n == 0)
 		return 0;
-	if ((size_t)n != sizeof(*msg) || (mh.msg_flags & MSG_CTRUNC)) {
+	if ((size_t)n != sizeof(*msg)) {
 		if (*passed >= 0)
 			close(*passed);
 		*passed = -1;
@@ -438,26 +410,11 @@ static void
 send_listener(int sync_fd, int fd)
 {
 	struct sync_msg msg = {.type = SYNC_LISTENER};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} control;
-	struct iovec iov = {.iov_base = &msg, .iov_len = sizeof(msg)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-	struct cmsghdr *c;
+	ssize_t n = aj_send_with_fd(sync_fd, &msg, sizeof(msg), fd, 0);
 
-	if (fd >= 0) {
-		memset(&control, 0, sizeof(control));
-		mh.msg_control = control.buf;
-		mh.msg_controllen = sizeof(control.buf);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	}
-	if (sendmsg(sync_fd, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(msg))
-		child_fail(sync_fd, AJ_STEP_SECCOMP, errno, "passing the notification listener");
+	if (n != (ssize_t)sizeof(msg))
+		child_fail(sync_fd, AJ_STEP_SECCOMP, n < 0 ? (int)-n : EIO,
+			   "passing the notification listener");
 }
 
 static int

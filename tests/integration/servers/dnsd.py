@@ -28,8 +28,8 @@ import signal
 import socket
 import struct
 import sys
-import threading
-import time
+
+from lifecycle import watch_parent, write_ready
 
 TYPE_A = 1
 TYPE_AAAA = 28
@@ -154,26 +154,6 @@ def answer(zone, query):
     # Owner name: a pointer to the question's name at offset 12.
     rr = struct.pack("!HHHIH", 0xC00C, qtype, CLASS_IN, 0, len(rdata)) + rdata
     return reply(rcode, question, rr, 1), "%s %s %s" % (logname, tname, ip)
-
-
-def write_ready(path, port):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
-def watch_parent():
-    parent = os.getppid()
-    if parent == 1:
-        return
-
-    def loop():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=loop, daemon=True).start()
 
 
 def main():

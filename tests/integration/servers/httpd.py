@@ -39,6 +39,8 @@ import ssl
 import sys
 import threading
 import time
+
+from lifecycle import watch_parent, write_ready
 import urllib.parse
 
 CHUNK = 64 * 1024
@@ -337,26 +339,6 @@ class Server(http.server.ThreadingHTTPServer):
         if isinstance(exc, QUIET_ERRORS):
             return
         super().handle_error(request, client_address)
-
-
-def write_ready(path, port):
-    tmp = "%s.tmp.%d" % (path, os.getpid())
-    with open(tmp, "w") as f:
-        f.write("%d\n" % port)
-    os.replace(tmp, path)
-
-
-def watch_parent():
-    parent = os.getppid()
-    if parent == 1:
-        return
-
-    def loop():
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(0)
-
-    threading.Thread(target=loop, daemon=True).start()
 
 
 def main():
