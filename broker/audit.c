@@ -31,8 +31,7 @@ loggable_url(const struct aj_req *r, const char *url, char *out, size_t len)
 {
 	const char *q;
 
-	if (r->rule == NULL || !(r->rule->options & AJ_RULE_SENSITIVE_QUERY) ||
-	    (q = strchr(url, '?')) == NULL) {
+	if (!(r->options & AJ_RULE_SENSITIVE_QUERY) || (q = strchr(url, '?')) == NULL) {
 		snprintf(out, len, "%s", url);
 		return;
 	}
@@ -59,13 +58,15 @@ aj_audit(const struct aj_audit_record *rec)
 		 now.tv_nsec / 1000000);
 	loggable_url(r, rec->url ? rec->url : (r->url.normalised[0] ? r->url.normalised : ""), url,
 		     sizeof(url));
-	obj = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s*, s:s*, s:i, s:I, s:I, s:I, s:s*, s:i}",
+	obj = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s*, s:s*, s:i, s:I, s:I, s:I, s:s*, s:i, "
+			"s:i, s:b}",
 			"time", when, "request", (json_int_t)r->id, "method", r->method, "url", url,
 			"decision", rec->decision, "rule", rec->rule, "address", rec->address,
 			"status", rec->status, "bytes_in", (json_int_t)r->body_len, "bytes_out",
 			(json_int_t)rec->bytes_out, "duration_ms",
 			(json_int_t)((ev_now(ev_default_loop(0)) - r->started) * 1000.0), "error",
-			rec->error, "redirects", (int)rec->redirects);
+			rec->error, "redirects", (int)rec->redirects, "hop", (int)rec->hop, "final",
+			!rec->intermediate);
 	line = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(obj);
 	if (line == NULL)

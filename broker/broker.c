@@ -65,6 +65,13 @@ __asan_default_options(void)
 /* Response body bytes the agent may receive before it grants more. */
 #define INITIAL_WINDOW 262144
 
+/* Answers queued for an agent that does not read them, per channel,
+ * before the broker stops reading that channel. */
+#define OUT_QUEUE_MAX (256 * 1024)
+
+/* A channel must say HELLO this soon after it opens. */
+#define HELLO_DEADLINE 10.0
+
 /* Which message types the agent may send in each phase (OpenSSH's
  * monitor_permit, as a table). */
 static const bool permitted[2][AJ_MSG__MAX + 1] = {
@@ -88,6 +95,13 @@ struct broker {
 	struct channel channels[MAX_CHANNELS];
 	size_t n_open;
 	int exit_status;
+	size_t body_bytes, body_budget; /* request bodies held, and at most */
+	/* Every REQUEST, whatever becomes of it, takes a token of the
+	 * profile's rate; without one the broker stops reading until one is
+	 * due (back-pressure: no answer, no audit line to flood the disk). */
+	double tokens, tokens_at;
+	bool throttled;
+	ev_timer throttle;
 };
 
 static int
@@ -179,6 +193,11 @@ aj_channel_send(struct channel *c, const uint8_t *frame, size_t len, int fd)
 	o->fd = fd;
 	o->len = len;
 	memcpy(o->data, frame, len);
+	c->out_bytes += len;
+	/* An agent that sends but does not read answers is not read either,
+	 * until it catches up: the queue stays bounded. */
+	if (c->out_bytes > OUT_QUEUE_MAX && ev_is_active(&c->io))
+		ev_io_stop(c->broker->loop, &c->io);
 	if (c->out_tail != NULL)
 		c->out_tail->next = o;
 	else
@@ -199,6 +218,7 @@ drop_queue(struct channel *c)
 		free(o);
 	}
 	c->out_tail = NULL;
+	c->out_bytes = 0;
 }
 
 static void
@@ -215,11 +235,14 @@ on_writable(struct ev_loop *loop, ev_io *w, int revents)
 		c->out_head = o->next;
 		if (c->out_head == NULL)
 			c->out_tail = NULL;
+		c->out_bytes -= o->len;
 		if (o->fd >= 0)
 			close(o->fd);
 		free(o);
 	}
 	ev_io_stop(loop, w);
+	if (!ev_is_active(&c->io) && !c->broker->throttled)
+		ev_io_start(loop, &c->io);
 	aj_fetch_resume(c);
 }
 
@@ -311,15 +334,25 @@ find_req(struct channel *c, uint32_t id)
 	return NULL;
 }
 
+void
+aj_req_drop_body(struct aj_req *r)
+{
+	r->ch->broker->body_bytes -= r->body_cap;
+	free(r->body);
+	r->body = NULL;
+	r->body_cap = 0;
+}
+
 static void
 free_req(struct aj_req *r)
 {
+	ev_timer_stop(r->ch->broker->loop, &r->body_timer);
+	aj_req_drop_body(r);
 	for (size_t i = 0; i < r->n_headers; i++) {
 		free(r->headers[i][0]);
 		free(r->headers[i][1]);
 	}
 	free(r->headers);
-	free(r->body);
 	free(r);
 }
 
@@ -353,6 +386,7 @@ close_channel(struct channel *c)
 	}
 	ev_io_stop(b->loop, &c->io);
 	ev_io_stop(b->loop, &c->wio);
+	ev_timer_stop(b->loop, &c->hello);
 	drop_queue(c);
 	close(c->fd);
 	c->fd = -1;
@@ -382,7 +416,17 @@ end_channel(struct channel *c, const char *reason)
 static void on_readable(struct ev_loop *loop, ev_io *w, int revents);
 
 static void
-open_channel(struct broker *b, int fd)
+on_hello_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct channel *c = w->data;
+
+	end_channel(c, "no HELLO within 10 seconds of CONNECT");
+}
+
+/* A new channel on FD.  DEADLINE: it must say HELLO soon (channels opened
+ * with CONNECT; the inherited one waits for as long as the agent likes). */
+static void
+open_channel(struct broker *b, int fd, bool deadline)
 {
 	for (size_t i = 0; i < MAX_CHANNELS; i++) {
 		struct channel *c = &b->channels[i];
@@ -397,16 +441,26 @@ open_channel(struct broker *b, int fd)
 		c->io.data = c;
 		ev_io_init(&c->wio, on_writable, fd, EV_WRITE);
 		c->wio.data = c;
-		ev_io_start(b->loop, &c->io);
+		ev_timer_init(&c->hello, on_hello_deadline, HELLO_DEADLINE, 0.);
+		c->hello.data = c;
+		if (deadline)
+			ev_timer_start(b->loop, &c->hello);
+		if (!b->throttled)
+			ev_io_start(b->loop, &c->io);
 		b->n_open++;
 		return;
 	}
-	/* Full: the new channel hears why, and is closed. */
+	/* Full: the new channel hears why (one try, never queued: it is not
+	 * a channel of ours), and is closed. */
 	{
-		struct channel tmp = {.broker = b, .fd = fd};
-		aj_channel_send_error(&tmp, 0, AJ_ERR_RATE_LIMITED, NULL,
-				      "too many channels open at once");
-		drop_queue(&tmp);
+		static const char why[] = "{\"code\":\"rate_limited\",\"message\":"
+					  "\"too many channels open at once\"}";
+		uint8_t frame[AJ_PROTO_HEADER_SIZE + sizeof(why)];
+		int n = aj_proto_frame(AJ_MSG_ERROR, 0, 0, why, sizeof(why) - 1, frame,
+				       sizeof(frame));
+
+		if (n > 0)
+			(void)send_frame(fd, frame, (size_t)n, -1);
 	}
 	close(fd);
 }
@@ -447,7 +501,7 @@ handle_connect(struct channel *c, int fd)
 		close(fd);
 		return;
 	}
-	open_channel(c->broker, fd);
+	open_channel(c->broker, fd, true);
 }
 
 static void
@@ -467,6 +521,7 @@ handle_hello(struct channel *c, const uint8_t *payload, size_t len)
 		return;
 	}
 	json_decref(hello);
+	ev_timer_stop(c->broker->loop, &c->hello);
 	c->phase = PHASE_READY;
 	aj_channel_send_json(c, AJ_MSG_WELCOME, 0,
 			     json_pack("{s:i, s:s, s:i, s:i, s:i}", "version", AJ_PROTO_VERSION,
@@ -474,6 +529,46 @@ handle_hello(struct channel *c, const uint8_t *payload, size_t len)
 				       AJ_PROTO_MAX_PAYLOAD, "max_in_flight",
 				       AJ_PROTO_MAX_IN_FLIGHT, "window", INITIAL_WINDOW),
 			     -1);
+}
+
+static void
+on_throttle_end(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct broker *b = w->data;
+
+	b->throttled = false;
+	for (size_t i = 0; i < MAX_CHANNELS; i++) {
+		struct channel *c = &b->channels[i];
+
+		if (c->fd >= 0 && c->out_bytes <= OUT_QUEUE_MAX && !ev_is_active(&c->io))
+			ev_io_start(loop, &c->io);
+	}
+}
+
+/* One REQUEST read: its token of the profile's rate.  Out of tokens, the
+ * broker reads no channel until the next one is due. */
+static void
+charge_request(struct broker *b)
+{
+	double rate = (double)b->policy.limits.value[AJ_LIMIT_RATE] / 60.0; /* per second */
+	double now = ev_now(b->loop);
+
+	if (b->tokens_at == 0)
+		b->tokens = rate * 60.0;
+	else
+		b->tokens += (now - b->tokens_at) * rate;
+	if (b->tokens > rate * 60.0)
+		b->tokens = rate * 60.0;
+	b->tokens_at = now;
+	b->tokens -= 1.0;
+	if (b->tokens >= 1.0)
+		return;
+	b->throttled = true;
+	for (size_t i = 0; i < MAX_CHANNELS; i++)
+		if (b->channels[i].fd >= 0)
+			ev_io_stop(b->loop, &b->channels[i].io);
+	ev_timer_set(&b->throttle, (1.0 - b->tokens) / rate, 0.);
+	ev_timer_start(b->loop, &b->throttle);
 }
 
 /* Headers the broker never relays as the agent wrote them: the
@@ -518,7 +613,7 @@ filter_headers(struct aj_req *r, struct aj_proto_request *req, char *msg, size_t
 	const char *connection = "";
 	char authority[300];
 	bool v6 = r->url.host_kind == AJ_HOST_IPV6;
-	bool credentials = r->rule != NULL && (r->rule->options & AJ_RULE_CREDENTIALS);
+	bool credentials = (r->options & AJ_RULE_CREDENTIALS) != 0;
 
 	if (r->url.port == aj_url_scheme_port(r->url.scheme, strlen(r->url.scheme), NULL))
 		snprintf(authority, sizeof(authority), "%s%s%s", v6 ? "[" : "", r->url.host,
@@ -612,6 +707,8 @@ refuse(struct aj_req *r, const char *code, const char *rule, const char *msg)
 	aj_audit(&rec);
 }
 
+static void on_body_deadline(struct ev_loop *loop, ev_timer *w, int revents);
+
 static void
 handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *payload)
 {
@@ -638,6 +735,7 @@ handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *paylo
 		end_channel(c, "more requests open than max_in_flight");
 		return;
 	}
+	charge_request(b);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		aj_channel_send_error(c, f->id, AJ_ERR_UPSTREAM, NULL, "out of memory");
@@ -645,6 +743,8 @@ handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *paylo
 	}
 	r->ch = c;
 	r->id = f->id;
+	ev_init(&r->body_timer, on_body_deadline);
+	r->body_timer.data = r;
 	r->started = ev_now(b->loop);
 	r->body_open = !(f->flags & AJ_FLAG_END);
 	c->reqs[c->n_reqs++] = r;
@@ -659,6 +759,12 @@ handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *paylo
 	r->memfd = req.deliver_memfd;
 	/* One URL parser: what is matched is what is fetched. */
 	if (aj_url_normalise(req.url, &r->url, err, sizeof(err)) < 0) {
+		/* The audit keeps what was asked for (escaped, short, without
+		 * its query): a malformed URL is often a probe. */
+		char raw[300];
+
+		snprintf(raw, sizeof(raw), "%.*s", (int)strcspn(req.url, "?#"), req.url);
+		aj_log_escape(raw, r->url.normalised, 512);
 		refuse(r, AJ_ERR_BAD_REQUEST, NULL, err);
 		goto done;
 	}
@@ -694,6 +800,8 @@ handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *paylo
 		goto done;
 	}
 	r->rule = &b->policy.rules[decided];
+	aj_policy_effective(b->policy.rules, b->policy.n_rules, r->method_bit, &r->url, &r->limits,
+			    &r->options);
 	r->headers = req.n_headers ? calloc(req.n_headers, sizeof(*r->headers)) : NULL;
 	if (req.n_headers && r->headers == NULL) {
 		refuse(r, AJ_ERR_UPSTREAM, NULL, "out of memory");
@@ -705,8 +813,16 @@ handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *paylo
 		goto done;
 	}
 	aj_proto_request_clear(&req);
-	if (!r->body_open)
+	if (!r->body_open) {
 		aj_fetch_start(r);
+		return;
+	}
+	/* The body must arrive within the request's time limit. */
+	ev_timer_set(&r->body_timer,
+		     (double)aj_policy_limit(&r->limits, &b->policy.limits, AJ_LIMIT_TIMEOUT) /
+			     1000.0,
+		     0.);
+	ev_timer_start(b->loop, &r->body_timer);
 	return;
 done:
 	aj_proto_request_clear(&req);
@@ -716,11 +832,34 @@ done:
 		aj_req_finish(r);
 }
 
+/* The request is answered while its body is still coming: what is left of
+ * the body is read and dropped until END. */
+static void
+refuse_body(struct aj_req *r, const char *code, const char *rule, const char *msg)
+{
+	refuse(r, code, rule, msg);
+	r->body_refused = true;
+	aj_req_drop_body(r);
+	if (!r->body_open)
+		aj_req_finish(r);
+}
+
+static void
+on_body_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct aj_req *r = w->data;
+
+	refuse_body(r, AJ_ERR_TIMEOUT, r->rule->origin,
+		    "the request body did not arrive within the time limit");
+}
+
 static void
 handle_body(struct channel *c, const struct aj_frame *f, const uint8_t *payload)
 {
+	struct broker *b = c->broker;
 	struct aj_req *r = find_req(c, f->id);
 	uint64_t limit;
+	char msg[160];
 
 	if (r == NULL || !r->body_open) {
 		end_channel(c, "BODY for a request that is not sending one");
@@ -733,18 +872,11 @@ handle_body(struct channel *c, const struct aj_frame *f, const uint8_t *payload)
 			aj_req_finish(r);
 		return;
 	}
-	limit = aj_policy_limit(r->rule, &c->broker->policy.limits, AJ_LIMIT_MAX_BODY);
+	limit = aj_policy_limit(&r->limits, &b->policy.limits, AJ_LIMIT_MAX_BODY);
 	if (r->body_len + f->length > limit) {
-		char msg[160];
-
 		snprintf(msg, sizeof(msg), "the request body is over the limit of %llu bytes",
 			 (unsigned long long)limit);
-		refuse(r, AJ_ERR_TOO_LARGE, r->rule->origin, msg);
-		r->body_refused = true;
-		free(r->body);
-		r->body = NULL;
-		if (!r->body_open)
-			aj_req_finish(r);
+		refuse_body(r, AJ_ERR_TOO_LARGE, r->rule->origin, msg);
 		return;
 	}
 	if (r->body_len + f->length > r->body_cap) {
@@ -753,22 +885,25 @@ handle_body(struct channel *c, const struct aj_frame *f, const uint8_t *payload)
 
 		while (cap < r->body_len + f->length)
 			cap *= 2;
-		grown = realloc(r->body, cap);
-		if (grown == NULL) {
-			refuse(r, AJ_ERR_UPSTREAM, NULL, "out of memory");
-			r->body_refused = true;
-			if (!r->body_open)
-				aj_req_finish(r);
+		/* All channels' bodies together stay within the budget. */
+		if (b->body_bytes + (cap - r->body_cap) > b->body_budget) {
+			refuse_body(r, AJ_ERR_RATE_LIMITED, NULL,
+				    "the broker holds too many request bodies at once");
 			return;
 		}
+		grown = realloc(r->body, cap);
+		if (grown == NULL) {
+			refuse_body(r, AJ_ERR_UPSTREAM, NULL, "out of memory");
+			return;
+		}
+		b->body_bytes += cap - r->body_cap;
 		r->body = grown;
 		r->body_cap = cap;
 	}
 	memcpy(r->body + r->body_len, payload, f->length);
 	r->body_len += f->length;
 	if (!r->body_open) {
-		char msg[160];
-
+		ev_timer_stop(b->loop, &r->body_timer);
 		if (check_length(r, msg, sizeof(msg)) < 0) {
 			refuse(r, AJ_ERR_BAD_REQUEST, NULL, msg);
 			aj_req_finish(r);
@@ -833,11 +968,9 @@ handle_frame(struct channel *c, const uint8_t *buf, size_t len, int fd)
 			break;
 		if (r->fetch != NULL) {
 			aj_fetch_cancel(r);
-		} else if (r->body_open) {
+		} else if (r->body_open && !r->body_refused) {
 			/* Its remaining BODY frames are dropped. */
-			if (!r->body_refused)
-				refuse(r, AJ_ERR_BAD_REQUEST, NULL, "cancelled by the agent");
-			r->body_refused = true;
+			refuse_body(r, AJ_ERR_BAD_REQUEST, NULL, "cancelled by the agent");
 		}
 		break;
 	default:
@@ -934,6 +1067,20 @@ policy_error(json_t *root, const char *what)
 	fprintf(stderr, "agentjail-broker[%d]: the policy is invalid: %s\n", (int)getpid(), what);
 	json_decref(root);
 	return -1;
+}
+
+/* Request bodies held at once, all channels together: room for the
+ * largest body a rule allows, twice, and never less than 64 MiB. */
+static size_t
+body_budget(const struct aj_policy *p)
+{
+	uint64_t largest = p->limits.value[AJ_LIMIT_MAX_BODY];
+
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].limits.set & (1u << AJ_LIMIT_MAX_BODY) &&
+		    p->rules[i].limits.value[AJ_LIMIT_MAX_BODY] > largest)
+			largest = p->rules[i].limits.value[AJ_LIMIT_MAX_BODY];
+	return (size_t)(largest > (32u << 20) ? 2 * largest : 64u << 20);
 }
 
 /* The resolved policy the supervisor loaded, from the sealed memfd at
@@ -1068,6 +1215,7 @@ main(int argc, char **argv)
 
 	if (load_policy(&b.policy, POLICY_FD) < 0)
 		return AJ_EXIT_SETUP;
+	b.body_budget = body_budget(&b.policy);
 	aj_audit_init(fcntl(AUDIT_FD, F_GETFD) >= 0 ? AUDIT_FD : -1);
 	b.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
 	if (b.loop == NULL)
@@ -1086,7 +1234,9 @@ main(int argc, char **argv)
 		b.channels[i].fd = -1;
 	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
 		return fail("O_NONBLOCK on the channel");
-	open_channel(&b, fd);
+	ev_init(&b.throttle, on_throttle_end);
+	b.throttle.data = &b;
+	open_channel(&b, fd, false);
 	ev_run(b.loop, 0);
 	return b.exit_status;
 }

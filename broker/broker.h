@@ -54,6 +54,8 @@ struct channel {
 	struct aj_req *reqs[AJ_PROTO_MAX_IN_FLIGHT]; /* open requests, unordered */
 	size_t n_reqs;
 	struct outframe *out_head, *out_tail;
+	size_t out_bytes; /* queued */
+	ev_timer hello;   /* the HELLO deadline */
 };
 
 /* One request from the agent, from REQUEST to its last frame. */
@@ -63,7 +65,9 @@ struct aj_req {
 	char method[16];
 	unsigned method_bit;
 	struct aj_url url;                /* the current hop, normalised */
-	const struct aj_fetch_rule *rule; /* what allowed the first hop (its limits) */
+	const struct aj_fetch_rule *rule; /* what allowed the first hop (its origin) */
+	struct aj_fetch_limits limits;    /* of every allow rule matching any hop, merged */
+	unsigned options;                 /* AJ_RULE_*, merged the same way */
 	char *(*headers)[2];              /* the agent's, filtered, owned */
 	size_t n_headers;
 	uint8_t *body; /* the request body, collected before the fetch */
@@ -73,6 +77,7 @@ struct aj_req {
 	bool memfd;                /* "deliver":"memfd" */
 	long long declared_length; /* the agent's Content-Length, or -1 */
 	double started;            /* ev_now() at REQUEST */
+	ev_timer body_timer;       /* the body must be complete by the time limit */
 	struct aj_fetch *fetch;    /* fetch.c's state once started, else NULL */
 };
 
@@ -90,6 +95,9 @@ void aj_channel_send_error(struct channel *c, uint32_t id, const char *code, con
  * full or control frames are waiting (the caller pauses and is resumed by
  * aj_fetch_resume()), or -EPIPE. */
 int aj_channel_send_body(struct channel *c, uint32_t id, const void *data, size_t len, bool end);
+
+/* Free R's request body (keeping the broker's count of body bytes). */
+void aj_req_drop_body(struct aj_req *r);
 
 /* The request is over: forget and free it (its fetch must be gone). */
 void aj_req_finish(struct aj_req *r);
@@ -128,6 +136,8 @@ struct aj_audit_record {
 	const char *error;    /* AJ_ERR_* code, or NULL */
 	const char *url;      /* the URL at the end (after redirects), or NULL: req->url */
 	unsigned redirects;
+	unsigned hop;      /* 0: the URL the agent asked for; N: the Nth redirect's */
+	bool intermediate; /* a hop that redirected: the request goes on */
 };
 
 void aj_audit(const struct aj_audit_record *rec);

@@ -64,6 +64,7 @@ struct aj_fetch {
 	bool paused;
 	int64_t credit; /* response bytes the agent will still take */
 	uint64_t bytes_out;
+	uint64_t discarded;  /* bytes of redirect bodies read and dropped */
 	int memfd;           /* "deliver":"memfd": the body collects here */
 	const char *error;   /* AJ_ERR_* a callback decided, or NULL */
 	const char *refused; /* why an address was refused, or NULL */
@@ -91,7 +92,6 @@ static struct {
 	ev_timer timer;
 	unsigned in_flight;
 	unsigned *rule_in_flight; /* per rule, parallel to policy->rules */
-	struct bucket rate;
 	struct bucket *rule_rate;
 	struct aj_cidr local[MAX_LOCAL_ADDRESSES];
 	size_t n_local;
@@ -248,6 +248,7 @@ on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 static void
 send_response(struct aj_fetch *f, int fd)
 {
+	const size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII;
 	struct aj_req *r = f->req;
 	curl_off_t length = -1;
 	long status = 0;
@@ -258,10 +259,17 @@ send_response(struct aj_fetch *f, int fd)
 		length = (curl_off_t)f->bytes_out;
 	else if (r->method_bit != AJ_METHOD_HEAD && status != 204 && status != 304)
 		curl_easy_getinfo(f->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-	obj = json_pack("{s:i, s:O, s:o, s:s}", "status", (int)status, "headers",
-			f->resp_headers ? f->resp_headers : json_array(), "length",
+	obj = json_pack("{s:i, s:o, s:o, s:s}", "status", (int)status, "headers",
+			f->resp_headers ? json_incref(f->resp_headers) : json_array(), "length",
 			length >= 0 ? json_integer((json_int_t)length) : json_null(), "url",
 			r->url.normalised);
+	/* The answer always goes out: what does not fit in a frame (headers
+	 * were budgeted, but the URL escapes too) is left out, headers
+	 * first, then the URL (the agent knows what it asked for). */
+	if (obj != NULL && json_dumpb(obj, NULL, 0, flags) > AJ_PROTO_MAX_JSON)
+		json_object_set_new(obj, "headers", json_array());
+	if (obj != NULL && json_dumpb(obj, NULL, 0, flags) > AJ_PROTO_MAX_JSON)
+		json_object_set_new(obj, "url", json_null());
 	f->response_sent = true;
 	aj_channel_send_json(r->ch, AJ_MSG_RESPONSE, r->id, obj, fd);
 }
@@ -301,7 +309,7 @@ end_of_headers(struct aj_fetch *f)
 	f->headers_done = true;
 	/* "redirects 0" hands the 3xx itself to the agent. */
 	if (is_redirect(status) && f->location != NULL &&
-	    aj_policy_limit(r->rule, &F.policy->limits, AJ_LIMIT_REDIRECTS) > 0) {
+	    aj_policy_limit(&r->limits, &F.policy->limits, AJ_LIMIT_REDIRECTS) > 0) {
 		f->redirecting = true;
 		return;
 	}
@@ -342,16 +350,20 @@ on_header(char *data, size_t size, size_t n, void *userp)
 		return size * n;
 	if (f->resp_headers == NULL)
 		f->resp_headers = json_array();
-	/* Over the budget: left out rather than failing the whole answer. */
-	if (f->resp_headers != NULL && json_array_size(f->resp_headers) < AJ_PROTO_MAX_HEADERS &&
-	    f->resp_header_bytes + h.name_len + h.value_len + 8 <= RESPONSE_HEADER_BUDGET) {
+	/* Over the budget (in JSON bytes, escapes included): left out rather
+	 * than failing the whole answer. */
+	if (f->resp_headers != NULL && json_array_size(f->resp_headers) < AJ_PROTO_MAX_HEADERS) {
 		json_t *pair =
 			json_pack("[s#, s#]", h.name, (int)h.name_len, h.value, (int)h.value_len);
-
 		/* NULL when not UTF-8: such a header is left out too. */
-		if (pair != NULL) {
+		size_t bytes =
+			pair ? json_dumpb(pair, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII) + 1 : 0;
+
+		if (pair != NULL && f->resp_header_bytes + bytes <= RESPONSE_HEADER_BUDGET) {
 			json_array_append_new(f->resp_headers, pair);
-			f->resp_header_bytes += h.name_len + h.value_len + 8;
+			f->resp_header_bytes += bytes;
+		} else {
+			json_decref(pair);
 		}
 	}
 	return size * n;
@@ -365,8 +377,16 @@ on_data(char *data, size_t size, size_t n, void *userp)
 	size_t len = size * n;
 	int rc;
 
-	if (f->redirecting)
-		return len; /* the body of a redirect is not the agent's */
+	if (f->redirecting) {
+		/* The body of a redirect is not the agent's; it is bounded all
+		 * the same. */
+		f->discarded += len;
+		if (f->discarded > f->max_response) {
+			f->error = AJ_ERR_TOO_LARGE;
+			return 0;
+		}
+		return len;
+	}
 	if (f->bytes_out + len > f->max_response) {
 		f->error = AJ_ERR_TOO_LARGE;
 		return 0;
@@ -418,7 +438,7 @@ setup_hop(struct aj_fetch *f)
 	double left = f->deadline - ev_now(F.loop);
 	struct curl_blob ca = {
 		.data = F.policy->ca_blob, .len = F.policy->ca_len, .flags = CURL_BLOB_NOCOPY};
-	bool credentials = (f->hop_rule->options & AJ_RULE_CREDENTIALS) != 0;
+	bool credentials = (r->options & AJ_RULE_CREDENTIALS) != 0;
 	CURL *e = curl_easy_init();
 
 	if (e == NULL)
@@ -515,10 +535,19 @@ finish(struct aj_fetch *f, const char *error, const char *decision, const char *
 		.bytes_out = f->bytes_out,
 		.error = error,
 		.redirects = f->hops,
+		.hop = f->hops,
 	};
 
 	if (f->easy != NULL && f->headers_done)
 		curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+	/* A reused connection did not pass through on_open_socket. */
+	if (f->easy != NULL && f->address[0] == '\0') {
+		char *ip = NULL;
+
+		if (curl_easy_getinfo(f->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != NULL)
+			snprintf(f->address, sizeof(f->address), "%s", ip);
+		rec.address = f->address[0] ? f->address : NULL;
+	}
 	rec.status = (int)status;
 	aj_audit(&rec);
 	release(f);
@@ -552,6 +581,33 @@ fail(struct aj_fetch *f, const char *code, const char *rule, const char *decisio
 	finish(f, code, decision, rule);
 }
 
+static bool take_token(struct bucket *b, uint64_t per_minute, double now);
+
+/* One audit record for a hop that answered with a redirect (the request
+ * goes on; its final record comes later). */
+static void
+audit_hop(struct aj_fetch *f)
+{
+	long status = 0;
+	char *ip = NULL;
+	struct aj_audit_record rec = {
+		.req = f->req,
+		.decision = "allowed",
+		.rule = f->hop_rule->origin,
+		.redirects = f->hops,
+		.hop = f->hops,
+		.intermediate = true,
+	};
+
+	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+	rec.status = (int)status;
+	if (f->address[0] == '\0' &&
+	    curl_easy_getinfo(f->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != NULL)
+		snprintf(f->address, sizeof(f->address), "%s", ip);
+	rec.address = f->address[0] ? f->address : NULL;
+	aj_audit(&rec);
+}
+
 /* The hop answered with a redirect: decide the next URL like a new
  * request, then fetch it, or end the request. */
 static void
@@ -559,14 +615,16 @@ redirect(struct aj_fetch *f)
 {
 	struct aj_req *r = f->req;
 	const struct aj_policy *p = F.policy;
-	uint64_t max = aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_REDIRECTS);
+	uint64_t max = aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_REDIRECTS);
 	char err[512], safe[256], rule[600];
 	struct aj_url next;
+	struct aj_fetch_limits hop_limits;
+	unsigned hop_options;
 	size_t decided = (size_t)-1;
 	long status = 0;
 	CURLU *u;
 	char *target = NULL;
-	int ok;
+	int ok, allowed;
 
 	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (f->hops >= max) {
@@ -589,6 +647,8 @@ redirect(struct aj_fetch *f)
 		return;
 	}
 	curl_free(target);
+	audit_hop(f);
+	f->hops++;
 	/* 303, and 301/302 after POST, continue as GET without a body (as
 	 * browsers do); 307 and 308 repeat the request as it was. */
 	if (status == 303 ||
@@ -597,25 +657,46 @@ redirect(struct aj_fetch *f)
 			r->method_bit = AJ_METHOD_GET;
 			snprintf(r->method, sizeof(r->method), "GET");
 		}
-		free(r->body);
-		r->body = NULL;
+		aj_req_drop_body(r);
 		r->body_len = 0;
 	}
+	/* From here on the request is about NEXT: its audit record names it,
+	 * and every rule matching it adds its restrictions. */
 	aj_log_escape(next.normalised, safe, sizeof(safe));
-	if (!aj_policy_decide(p->rules, p->n_rules, r->method_bit, &next, &decided)) {
+	allowed = aj_policy_decide(p->rules, p->n_rules, r->method_bit, &next, &decided);
+	aj_policy_effective(p->rules, p->n_rules, r->method_bit, &next, &hop_limits, &hop_options);
+	aj_policy_tighten(&r->limits, &r->options, &hop_limits, hop_options);
+	r->url = next;
+	f->headers_done = false;
+	f->address[0] = '\0';
+	if (!allowed) {
 		if (decided == (size_t)-1)
 			snprintf(rule, sizeof(rule),
 				 "%s: no 'fetch allow' rule matches (default deny)", p->path);
 		else
 			snprintf(rule, sizeof(rule), "%s", p->rules[decided].origin);
 		fail(f, AJ_ERR_DENIED, rule, "denied", "redirect hop %u to %s %s is denied",
-		     f->hops + 1, r->method, safe);
+		     f->hops, r->method, safe);
 		return;
 	}
-	release(f);
-	f->hops++;
-	r->url = next;
 	f->hop_rule = &p->rules[decided];
+	if (r->body_len > aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_MAX_BODY)) {
+		fail(f, AJ_ERR_TOO_LARGE, f->hop_rule->origin, "allowed",
+		     "redirect hop %u: the request body is over the limit of %llu bytes", f->hops,
+		     (unsigned long long)aj_policy_limit(&r->limits, &p->limits,
+							 AJ_LIMIT_MAX_BODY));
+		return;
+	}
+	if ((f->hop_rule->limits.set & (1u << AJ_LIMIT_RATE)) &&
+	    !take_token(&F.rule_rate[decided], f->hop_rule->limits.value[AJ_LIMIT_RATE],
+			ev_now(F.loop))) {
+		fail(f, AJ_ERR_RATE_LIMITED, f->hop_rule->origin, "allowed",
+		     "redirect hop %u: more than %llu requests per minute", f->hops,
+		     (unsigned long long)f->hop_rule->limits.value[AJ_LIMIT_RATE]);
+		return;
+	}
+	f->max_response = aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_RESPONSE);
+	release(f);
 	json_decref(f->resp_headers);
 	f->resp_headers = NULL;
 	f->resp_header_bytes = 0;
@@ -670,7 +751,7 @@ transfer_done(struct aj_fetch *f, CURLcode rc)
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
 		fail(f, AJ_ERR_TIMEOUT, f->hop_rule->origin, "allowed",
 		     "no complete answer from %s within the time limit of %.3g s", host,
-		     (double)aj_policy_limit(r->rule, &F.policy->limits, AJ_LIMIT_TIMEOUT) /
+		     (double)aj_policy_limit(&r->limits, &F.policy->limits, AJ_LIMIT_TIMEOUT) /
 			     1000.0);
 	else if (f->refused != NULL && f->address[0] == '\0')
 		fail(f, AJ_ERR_DENIED, "address check", "denied",
@@ -751,8 +832,8 @@ aj_fetch_start(struct aj_req *r)
 {
 	const struct aj_policy *p = F.policy;
 	size_t slot = (size_t)(r->rule - p->rules);
-	uint64_t concurrency = aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_CONCURRENCY);
-	uint64_t rate = aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_RATE);
+	uint64_t concurrency = aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_CONCURRENCY);
+	uint64_t rate = aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_RATE);
 	double now = ev_now(F.loop);
 	struct aj_fetch *f;
 	char msg[256];
@@ -766,13 +847,10 @@ aj_fetch_start(struct aj_req *r)
 						      : p->limits.value[AJ_LIMIT_CONCURRENCY]));
 		goto limited;
 	}
-	if (((r->rule->limits.set & (1u << AJ_LIMIT_RATE)) &&
-	     !take_token(&F.rule_rate[slot], rate, now)) ||
-	    !take_token(&F.rate, p->limits.value[AJ_LIMIT_RATE], now)) {
+	/* (The profile-wide rate is the broker's reading pace: broker.c.) */
+	if ((r->limits.set & (1u << AJ_LIMIT_RATE)) && !take_token(&F.rule_rate[slot], rate, now)) {
 		snprintf(msg, sizeof(msg), "more than %llu requests per minute",
-			 (unsigned long long)((r->rule->limits.set & (1u << AJ_LIMIT_RATE))
-						      ? rate
-						      : p->limits.value[AJ_LIMIT_RATE]));
+			 (unsigned long long)rate);
 		goto limited;
 	}
 	f = calloc(1, sizeof(*f));
@@ -786,8 +864,8 @@ aj_fetch_start(struct aj_req *r)
 	f->memfd = -1;
 	f->credit = 262144;
 	f->deadline = r->started +
-		      (double)aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_TIMEOUT) / 1000.0;
-	f->max_response = aj_policy_limit(r->rule, &p->limits, AJ_LIMIT_RESPONSE);
+		      (double)aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_TIMEOUT) / 1000.0;
+	f->max_response = aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_RESPONSE);
 	r->fetch = f;
 	F.in_flight++;
 	F.rule_in_flight[slot]++;

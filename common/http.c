@@ -48,8 +48,10 @@ aj_http_parse_line(const char *line, size_t len, struct aj_http_field *out)
 		value++;
 	while (end > value && is_blank(end[-1]))
 		end--;
+	/* Control characters (but tab) have no place in a field value
+	 * (RFC 9110 5.5); they could only confuse whoever reads it next. */
 	for (const char *p = value; p < end; p++)
-		if (*p == '\0' || *p == '\r' || *p == '\n')
+		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
 			return AJ_HTTP_SKIP;
 	out->name = line;
 	out->name_len = (size_t)(colon - line);

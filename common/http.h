@@ -15,7 +15,7 @@ enum aj_http_line {
 	AJ_HTTP_END,    /* the empty line that ends a block */
 	AJ_HTTP_FIELD,  /* "Name: value" */
 	AJ_HTTP_SKIP,   /* anything else: obsolete folding, no name, a name that is not a
-			   token, a value with NUL, CR or LF */
+			   token, a value with a control character other than tab */
 };
 
 struct aj_http_field {

@@ -398,14 +398,51 @@ aj_policy_format_limit(enum aj_limit_kind kind, uint64_t value, char *out, size_
 }
 
 uint64_t
-aj_policy_limit(const struct aj_fetch_rule *rule, const struct aj_fetch_limits *global,
+aj_policy_limit(const struct aj_fetch_limits *own, const struct aj_fetch_limits *global,
 		enum aj_limit_kind kind)
 {
-	if (rule != NULL && (rule->limits.set & (1u << kind)))
-		return rule->limits.value[kind];
+	if (own != NULL && (own->set & (1u << kind)))
+		return own->value[kind];
 	if (global->set & (1u << kind))
 		return global->value[kind];
 	return limit_kinds[kind].fallback;
+}
+
+void
+aj_policy_tighten(struct aj_fetch_limits *acc, unsigned *acc_options,
+		  const struct aj_fetch_limits *more, unsigned more_options)
+{
+	for (int k = 0; k < AJ_LIMIT__COUNT; k++) {
+		if (!(more->set & (1u << k)))
+			continue;
+		if (!(acc->set & (1u << k)) || more->value[k] < acc->value[k])
+			acc->value[k] = more->value[k];
+		acc->set |= 1u << k;
+	}
+	/* Secrecy if any rule asks for it; credentials only if all allow them. */
+	*acc_options = (*acc_options & more_options & AJ_RULE_CREDENTIALS) |
+		       ((*acc_options | more_options) & AJ_RULE_SENSITIVE_QUERY);
+}
+
+void
+aj_policy_effective(const struct aj_fetch_rule *rules, size_t n, unsigned method_bit,
+		    const struct aj_url *url, struct aj_fetch_limits *limits, unsigned *options)
+{
+	bool first = true;
+
+	memset(limits, 0, sizeof(*limits));
+	*options = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!rules[i].allow || !rule_match(&rules[i], method_bit, url))
+			continue;
+		if (first) {
+			*limits = rules[i].limits;
+			*options = rules[i].options;
+			first = false;
+		} else {
+			aj_policy_tighten(limits, options, &rules[i].limits, rules[i].options);
+		}
+	}
 }
 
 void

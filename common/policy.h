@@ -56,8 +56,8 @@ struct aj_fetch_rule {
 					  '**' across segments (incl. empty); other chars literal;
 					  a trailing slash-star-star also matches the bare
 					  prefix dir */
-	char query[256]; /* "query PATTERN": "" any, "none", or a glob over the query
-			    ('*' within one parameter, '**' across '&') */
+	char query[256];               /* "query PATTERN": "" any, "none", or a glob over the query
+					  ('*' within one parameter, '**' across '&') */
 	struct aj_fetch_limits limits; /* this rule's own, over the profile's */
 	unsigned options;              /* AJ_RULE_* */
 	char origin[512];              /* "file:line" of the rule, for audit and errors */
@@ -86,10 +86,23 @@ int aj_policy_parse_rule(char *line, struct aj_fetch_rule *rule, char *err, size
  * "allow GET,HEAD https://host[:port]/path max-body 65536 credentials". */
 void aj_policy_rule_text(const struct aj_fetch_rule *rule, char *out, size_t len);
 
-/* The limit that applies to a request RULE decided (NULL: none): the
- * rule's own value, else GLOBAL's. */
-uint64_t aj_policy_limit(const struct aj_fetch_rule *rule, const struct aj_fetch_limits *global,
+/* The limit that applies to a request whose own limits are OWN (NULL:
+ * none): OWN's value, else GLOBAL's, else the default. */
+uint64_t aj_policy_limit(const struct aj_fetch_limits *own, const struct aj_fetch_limits *global,
 			 enum aj_limit_kind kind);
+
+/* What applies to a request the policy allowed: the limits and options of
+ * every allow rule that matches it, merged so that no rule's restriction
+ * is lost whatever the rules' order: the smallest of each limit,
+ * `sensitive-query` if any rule says it, `credentials` only if all do. */
+void aj_policy_effective(const struct aj_fetch_rule *rules, size_t n, unsigned method_bit,
+			 const struct aj_url *url, struct aj_fetch_limits *limits,
+			 unsigned *options);
+
+/* Merge MORE into ACC the same way (a redirect hop's rules into the
+ * request's). */
+void aj_policy_tighten(struct aj_fetch_limits *acc, unsigned *acc_options,
+		       const struct aj_fetch_limits *more, unsigned more_options);
 
 /* Fill what GLOBAL does not set with the defaults: max-body 1M, response
  * 64M, timeout 30s, concurrency 64, rate 6000/min, redirects 5. */

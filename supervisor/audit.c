@@ -102,10 +102,14 @@ handle_line(struct aj_audit *a, const char *line, size_t len)
 		json_decref(rec);
 		return;
 	}
-	if (strcmp(decision, "allowed") == 0)
-		a->allowed++;
-	else
-		a->denied++;
+	/* A request counts once: by its final record (a redirecting hop has
+	 * one of its own, "final":false). */
+	if (!json_is_false(json_object_get(rec, "final"))) {
+		if (strcmp(decision, "allowed") == 0)
+			a->allowed++;
+		else
+			a->denied++;
+	}
 	json_object_set_new(rec, "jail", json_string(aj_events_jail_id(a->events)));
 	json_object_set_new(rec, "policy_sha256", json_string(a->policy_sha256));
 	if (a->out >= 0) {

@@ -14,6 +14,13 @@ well-behaved client never produces:
   proto-driver.py slowfetch URL      start a request and print "waiting"
                                      until the broker is gone; prints what
                                      the channel said at the end
+  proto-driver.py connect-flood URL  fill every channel slot, then send
+                                     CONNECTs whose sockets cannot take an
+                                     answer; the broker must still serve
+  proto-driver.py bodies URL         512 POSTs whose bodies never end; the
+                                     broker refuses what it cannot hold
+  proto-driver.py no-read URL        denied REQUESTs, never reading the
+                                     answers, until the broker stops reading
 
 Prints "ok ..." on success, "FAIL ..." and exits 1 otherwise.
 """
@@ -166,6 +173,86 @@ def slowfetch(url):
     print("ended: %s" % ("EOF" if t is None else "type %d %s" % (t, payload.decode())), flush=True)
 
 
+def filled_pair():
+    """A socketpair whose end for the broker cannot take one more frame."""
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    theirs.setblocking(False)
+    try:
+        while True:
+            theirs.send(b"x" * 4096)
+    except BlockingIOError:
+        pass
+    return mine, theirs
+
+
+def connect_flood(url):
+    shared = socket.socket(fileno=int(os.environ.get("AGENTJAIL_FD", "3")))
+    keep = [channel()[0] for _ in range(63)]
+    held = []
+    for _ in range(20):
+        mine, theirs = filled_pair()
+        shared.sendmsg([frame(CONNECT, 0, 0)],
+                       [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [theirs.fileno()]))])
+        theirs.close()
+        held.append(mine)
+    shared.detach()
+    time.sleep(0.5)
+    for s in keep[:3]:
+        s.close()
+    time.sleep(0.2)
+    sock, _ = channel()
+    request(sock, 1, url)
+    t, _, _, payload, _ = recv(sock)
+    if t != RESPONSE:
+        fail("after the flood: %r" % payload)
+    print("ok the broker serves after a CONNECT flood", flush=True)
+
+
+def bodies(url):
+    chans = [channel()[0] for _ in range(2)]
+    chunk = b"b" * 65536
+    for sock in chans:
+        sock.setblocking(True)
+    for rid in range(1, 257):
+        for sock in chans:
+            req = {"method": "POST", "url": url}
+            sock.send(frame(REQUEST, 0, rid, json.dumps(req).encode()))
+            for _ in range(15):
+                sock.send(frame(BODY, 0, rid, chunk))
+    refused = 0
+    for sock in chans:
+        sock.setblocking(False)
+        try:
+            while True:
+                t, _, _, payload, _ = recv(sock)
+                if t == ERROR and b"too many request bodies" in payload:
+                    refused += 1
+        except BlockingIOError:
+            pass
+    if refused == 0:
+        fail("no request body was refused")
+    print("ok %d bodies refused" % refused, flush=True)
+
+
+def no_read(url):
+    sock, _ = channel()
+    sock.setblocking(False)
+    sent, blocked_since, rid = 0, None, 0
+    while True:
+        rid = rid % 8 + 1
+        try:
+            sock.send(frame(REQUEST, END, rid, json.dumps({"method": "GET", "url": url}).encode()))
+            sent += 1
+            blocked_since = None
+        except BlockingIOError:
+            if blocked_since is None:
+                blocked_since = time.monotonic()
+            elif time.monotonic() - blocked_since > 2:
+                break
+            time.sleep(0.01)
+    print("ok the broker stopped reading after %d requests" % sent, flush=True)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "concurrent":
@@ -176,6 +263,12 @@ def main():
         memfd(sys.argv[2], int(sys.argv[3]))
     elif mode == "slowfetch":
         slowfetch(sys.argv[2])
+    elif mode == "connect-flood":
+        connect_flood(sys.argv[2])
+    elif mode == "bodies":
+        bodies(sys.argv[2])
+    elif mode == "no-read":
+        no_read(sys.argv[2])
     else:
         fail("unknown mode " + mode)
 

@@ -910,3 +910,137 @@ Test(fetch, the_broker_runs_as_its_own_user)
 		cr_assert_neq(atoi(slurp("agent-uid")), 4242);
 	free(prof);
 }
+
+/* ---- the broker against an agent that abuses it (review findings) ------------ */
+
+Test(fetch, a_connect_flood_does_not_harm_the_broker)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	struct aj_result r;
+	char script[8192];
+
+	snprintf(script, sizeof(script), "python3 -B '%s' connect-flood \"$URL/bytes/10\"",
+		 driver());
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_not_null(strstr(r.out, "ok the broker serves after a CONNECT flood"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* Bodies that never end: the broker holds at most its budget (64 MiB)
+ * of them, and refuses the rest. */
+Test(fetch, unfinished_bodies_are_bounded)
+{
+	char *prof = write_profile("fetch allow POST http://127.0.0.1:%d/**\n"
+				   "fetch limit rate 1000000/min\n",
+				   http.port);
+	char script[8192];
+	pid_t pid;
+	long kb;
+	int bp;
+
+	snprintf(script, sizeof(script),
+		 "python3 -B '%s' bodies \"$URL/echo\" > '%s/drv' 2>&1; echo done > '%s/done'; "
+		 "sleep 1",
+		 driver(), scratch, scratch);
+	pid = jail_bg(prof, script);
+	bp = broker_pid();
+	cr_assert(wait_for("done", "done"), "%s", slurp("bg.out"));
+	kb = broker_peak_kb(bp);
+	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	cr_assert_not_null(strstr(slurp("drv"), "bodies refused"), "%s", slurp("drv"));
+	if (BROKER_MEMORY_MEASURED)
+		cr_assert_lt(kb, 128 * 1024, "broker peak RSS %ld KiB", kb);
+	free(prof);
+}
+
+/* An agent that sends requests and never reads the answers: the broker
+ * stops reading it once a bounded queue is full. */
+Test(fetch, a_client_that_never_reads_is_not_read)
+{
+	char *prof = write_profile("fetch limit rate 1000000/min\n");
+	char script[8192];
+	pid_t pid;
+	long kb;
+	int bp;
+
+	snprintf(script, sizeof(script),
+		 "python3 -B '%s' no-read \"$URL/denied\" > '%s/drv' 2>&1; echo done > '%s/done'; "
+		 "sleep 1",
+		 driver(), scratch, scratch);
+	pid = jail_bg(prof, script);
+	bp = broker_pid();
+	cr_assert(wait_for("done", "done"), "%s", slurp("bg.out"));
+	kb = broker_peak_kb(bp);
+	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	cr_assert_not_null(strstr(slurp("drv"), "ok the broker stopped reading"), "%s",
+			   slurp("drv"));
+	assert_broker_flat(kb);
+	free(prof);
+}
+
+/* Overlapping allow rules: every matching rule's restrictions hold,
+ * whichever rule decided. */
+Test(fetch, overlapping_rules_keep_every_restriction)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/bytes/** sensitive-query "
+				   "response 5\n"
+				   "fetch allow GET http://127.0.0.1:%d/**\n",
+				   http.port, http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof, "$AJ fetch \"$URL/bytes/100?token=TOPSECRET\"; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "exit=5"), SHOW(r));
+	cr_assert_null(strstr(slurp("audit.jsonl"), "TOPSECRET"), "%s", slurp("audit.jsonl"));
+	cr_assert_null(strstr(slurp("events.jsonl"), "TOPSECRET"), "%s", slurp("events.jsonl"));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* A redirect's target rules apply too, and every hop is audited. */
+Test(fetch, redirect_targets_bring_their_own_restrictions)
+{
+	char *prof = write_profile("fetch allow GET,POST http://127.0.0.1:%d/redirect/**\n"
+				   "fetch allow GET http://127.0.0.1:%d/echo sensitive-query\n"
+				   "fetch allow POST http://127.0.0.1:%d/echo max-body 10\n",
+				   http.port, http.port, http.port);
+	struct aj_result r;
+	json_t *audit, *rec;
+	size_t i, finals = 0;
+	char want[256];
+
+	jail_sh(&r, prof,
+		"$AJ fetch \"$URL/redirect/302?to=/echo%3Ftoken%3DSECRET123\" >/dev/null; "
+		"echo \"exit=$?\"; "
+		"head -c 1000 /dev/zero > /tmp/b; "
+		"$AJ fetch --data-binary @/tmp/b \"$URL/redirect/307?to=/echo\"; echo \"exit=$?\"");
+	cr_assert_not_null(strstr(r.out, "exit=0\nexit=5\n"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "redirect hop 1: the request body is over the limit of "
+					 "10 bytes"),
+			   SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "POST /echo"), 0);
+	audit = audit_records("audit.jsonl");
+	/* The first URL carries the target in its query, as its rule allows;
+	 * the target's own rule says its query is secret. */
+	snprintf(want, sizeof(want), "%s/echo?(redacted)", http.url);
+	cr_assert_str_eq(str(json_array_get(audit, 1), "url"), want);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(audit, 1), "hop")), 1);
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(audit, 3), "hop")), 1);
+	/* Two requests, each with a record for its redirecting hop. */
+	cr_assert_eq(json_array_size(audit), 4, "%s", slurp("audit.jsonl"));
+	json_array_foreach(audit, i, rec)
+	{
+		if (json_is_true(json_object_get(rec, "final")))
+			finals++;
+		else
+			cr_assert_eq(json_integer_value(json_object_get(rec, "status")) / 100, 3);
+	}
+	cr_assert_eq(finals, 2);
+	json_decref(audit);
+	cr_assert_not_null(
+		strstr(slurp("events.jsonl"), "\"fetches\":{\"allowed\":2,\"denied\":0}"), "%s",
+		slurp("events.jsonl"));
+	aj_test_result_free(&r);
+	free(prof);
+}

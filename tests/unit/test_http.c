@@ -27,6 +27,7 @@ Test(http, status_end_and_fields)
 	cr_assert(memcmp(f.name, "Content-Type", 12) == 0);
 	cr_assert_eq(f.value_len, 9);
 	cr_assert(memcmp(f.value, "text/html", 9) == 0);
+	cr_assert_eq(parse("X-Tab: a\tb\r\n", &f), AJ_HTTP_FIELD);
 	cr_assert_eq(parse("X-Empty:\r\n", &f), AJ_HTTP_FIELD);
 	cr_assert_eq(f.value_len, 0);
 }
@@ -41,6 +42,8 @@ Test(http, malformed_lines_are_skipped)
 		"Bad Name: x\r\n",
 		"Na\"me: x\r\n",
 		"X: a\rb\r\n",
+		"X: a\x01b\r\n",
+		"X: \x7f\r\n",
 	};
 	struct aj_http_field f;
 
