@@ -5,11 +5,13 @@
  * jail (the broker socket is $AGENTJAIL_FD).  Used by scripts/bench-fetch;
  * its twin bench/curl-loop.c does the same with libcurl on the host.
  *
- *   fetch-loop [-n N] [-w WARMUP] URL
+ *   fetch-loop [-m] [-n N] [-w WARMUP] URL
  *
  * Prints one line per timed fetch: "NANOSECONDS BYTES".  The body is
- * discarded (out_fd -1).  A fetch that is not a complete 200 answer is
- * reported on stderr and makes the exit status 1 (after the loop).
+ * discarded (out_fd -1).  With -m it is delivered in a sealed memfd
+ * ("deliver":"memfd") that is then read to its end, inside the timing.  A
+ * fetch that is not a complete 200 answer is reported on stderr and makes
+ * the exit status 1 (after the loop).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,7 +35,7 @@ now_ns(void)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: fetch-loop [-n N] [-w WARMUP] URL\n");
+	fprintf(stderr, "usage: fetch-loop [-m] [-n N] [-w WARMUP] URL\n");
 	return 2;
 }
 
@@ -41,6 +43,7 @@ int
 main(int argc, char **argv)
 {
 	long n = 1000, warmup = 0, failed = 0;
+	int memfd = 0;
 	struct aj_client *c;
 	struct aj_client_req req;
 	static struct aj_fetch_result res;
@@ -48,8 +51,9 @@ main(int argc, char **argv)
 	unsigned long long *bytes;
 	int opt, err = 0;
 
-	while ((opt = getopt(argc, argv, "n:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "mn:w:")) != -1) {
 		switch (opt) {
+		case 'm': memfd = 1; break;
 		case 'n': n = atol(optarg); break;
 		case 'w': warmup = atol(optarg); break;
 		default: return usage();
@@ -71,10 +75,24 @@ main(int argc, char **argv)
 	aj_client_req_init(&req);
 	req.url = argv[optind];
 	req.out_fd = -1;
+	if (memfd)
+		req.flags = AJ_CLIENT_MEMFD;
 	for (long i = -warmup; i < n; i++) {
 		long long t0 = now_ns(), t1;
 		int r = aj_client_request(c, &req, &res);
 
+		if (r == 0 && res.body_fd >= 0) {
+			static char buf[1 << 17];
+			uint64_t got = 0;
+			ssize_t k;
+
+			while ((k = read(res.body_fd, buf, sizeof(buf))) > 0)
+				got += (uint64_t)k;
+			close(res.body_fd);
+			res.body_fd = -1;
+			if (k < 0 || got != res.received)
+				res.received = got; /* reported as a failure below */
+		}
 		t1 = now_ns();
 		if (r < 0 || res.code[0] != '\0' || res.status != 200 ||
 		    (res.length >= 0 && res.received != (uint64_t)res.length)) {

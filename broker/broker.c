@@ -88,12 +88,18 @@ static const bool permitted[2][AJ_MSG__MAX + 1] = {
  * never read each other's answers). */
 #define MAX_CHANNELS 64
 
+/* Channels beyond those wait (their HELLO unread) for a slot, up to this
+ * many; more are refused. */
+#define MAX_WAITING 64
+
 struct broker {
 	struct aj_policy policy;
 	pid_t supervisor;
 	struct ev_loop *loop;
 	struct channel channels[MAX_CHANNELS];
 	size_t n_open;
+	int waiting[MAX_WAITING]; /* CONNECTed channels without a slot yet, oldest first */
+	size_t n_waiting;
 	int exit_status;
 	size_t body_bytes, body_budget; /* request bodies held, and at most */
 	/* Every REQUEST, whatever becomes of it, takes a token of the
@@ -370,6 +376,8 @@ aj_req_finish(struct aj_req *r)
 	free_req(r);
 }
 
+static void open_channel(struct broker *b, int fd, bool deadline);
+
 /* The channel is gone: every request on it is abandoned. */
 static void
 close_channel(struct channel *c)
@@ -390,8 +398,16 @@ close_channel(struct channel *c)
 	drop_queue(c);
 	close(c->fd);
 	c->fd = -1;
+	b->n_open--;
+	/* The slot goes to the channel that has waited longest. */
+	if (b->n_waiting > 0) {
+		int next = b->waiting[0];
+
+		memmove(b->waiting, b->waiting + 1, --b->n_waiting * sizeof(int));
+		open_channel(b, next, true);
+	}
 	/* The last channel gone: every agent-side end is closed. */
-	if (--b->n_open == 0)
+	if (b->n_open == 0)
 		ev_break(b->loop, EVBREAK_ALL);
 }
 
@@ -450,8 +466,13 @@ open_channel(struct broker *b, int fd, bool deadline)
 		b->n_open++;
 		return;
 	}
-	/* Full: the new channel hears why (one try, never queued: it is not
-	 * a channel of ours), and is closed. */
+	/* Full: the new channel waits for a slot... */
+	if (deadline && b->n_waiting < MAX_WAITING) {
+		b->waiting[b->n_waiting++] = fd;
+		return;
+	}
+	/* ...or, when too many wait, hears why (one try, never queued: it is
+	 * not a channel of ours) and is closed. */
 	{
 		static const char why[] = "{\"code\":\"rate_limited\",\"message\":"
 					  "\"too many channels open at once\"}";

@@ -64,7 +64,15 @@ struct aj_fetch {
 	bool paused;
 	int64_t credit; /* response bytes the agent will still take */
 	uint64_t bytes_out;
-	uint64_t discarded;  /* bytes of redirect bodies read and dropped */
+	uint64_t discarded; /* bytes of redirect bodies read and dropped */
+	/* Response bytes gathered into one BODY frame: libcurl hands over
+	 * 16 KiB at a time, a frame holds 64 KiB.  Sent when full, and at the
+	 * end of every round of the event loop (flush_all()), so nothing
+	 * waits for more data to arrive. */
+	uint8_t *pending;
+	size_t n_pending;
+	struct aj_fetch *next_dirty; /* in F.dirty while n_pending > 0 */
+	bool dirty;
 	int memfd;           /* "deliver":"memfd": the body collects here */
 	const char *error;   /* AJ_ERR_* a callback decided, or NULL */
 	const char *refused; /* why an address was refused, or NULL */
@@ -95,9 +103,11 @@ static struct {
 	struct bucket *rule_rate;
 	struct aj_cidr local[MAX_LOCAL_ADDRESSES];
 	size_t n_local;
+	struct aj_fetch *dirty; /* fetches holding response bytes not sent yet */
 } F;
 
 static void check_done(void);
+static void flush_all(void);
 
 /* ---- libcurl <-> libev ------------------------------------------------------ */
 
@@ -109,6 +119,7 @@ on_socket_event(struct ev_loop *loop, ev_io *w, int revents)
 			     (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
 
 	curl_multi_socket_action(F.multi, s->fd, flags, &running);
+	flush_all();
 	check_done();
 }
 
@@ -146,6 +157,7 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	int running;
 
 	curl_multi_socket_action(F.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	flush_all();
 	check_done();
 }
 
@@ -274,16 +286,6 @@ send_response(struct aj_fetch *f, int fd)
 	aj_channel_send_json(r->ch, AJ_MSG_RESPONSE, r->id, obj, fd);
 }
 
-static void
-send_end(struct aj_fetch *f)
-{
-	uint8_t frame[AJ_PROTO_HEADER_SIZE];
-	int n = aj_proto_frame(AJ_MSG_BODY, AJ_FLAG_END, f->req->id, NULL, 0, frame, sizeof(frame));
-
-	if (n > 0)
-		aj_channel_send(f->req->ch, frame, (size_t)n, -1);
-}
-
 /* ---- libcurl callbacks ------------------------------------------------------- */
 
 static bool
@@ -369,6 +371,66 @@ on_header(char *data, size_t size, size_t n, void *userp)
 	return size * n;
 }
 
+/* Send the gathered bytes as one BODY frame (the last one if END).
+ * Returns 0, or -EAGAIN when the agent's socket is full (kept for later). */
+static int
+flush(struct aj_fetch *f, bool end)
+{
+	int rc;
+
+	if (f->n_pending == 0 && !end)
+		return 0;
+	rc = aj_channel_send_body(f->req->ch, f->req->id, f->pending, f->n_pending, end);
+	if (rc == -EAGAIN && end) {
+		/* The last frame queues: the request is over either way. */
+		uint8_t *frame = malloc(AJ_PROTO_HEADER_SIZE + f->n_pending);
+		int n = frame ? aj_proto_frame(AJ_MSG_BODY, AJ_FLAG_END, f->req->id, f->pending,
+					       f->n_pending, frame,
+					       AJ_PROTO_HEADER_SIZE + f->n_pending)
+			      : -ENOMEM;
+
+		if (n > 0)
+			aj_channel_send(f->req->ch, frame, (size_t)n, -1);
+		free(frame);
+		rc = 0;
+	}
+	if (rc == -EAGAIN)
+		return rc;
+	f->n_pending = 0; /* sent, or the agent is gone */
+	return 0;
+}
+
+/* The end of a round of the event loop: what libcurl handed over goes out
+ * now rather than waiting for a full frame. */
+static void
+flush_all(void)
+{
+	struct aj_fetch **link = &F.dirty;
+
+	while (*link != NULL) {
+		struct aj_fetch *f = *link;
+
+		if (flush(f, false) == 0) {
+			f->dirty = false;
+			*link = f->next_dirty;
+		} else {
+			link = &f->next_dirty;
+		}
+	}
+}
+
+static void
+forget_dirty(struct aj_fetch *f)
+{
+	for (struct aj_fetch **link = &F.dirty; *link != NULL; link = &(*link)->next_dirty) {
+		if (*link == f) {
+			*link = f->next_dirty;
+			break;
+		}
+	}
+	f->dirty = false;
+}
+
 static size_t
 on_data(char *data, size_t size, size_t n, void *userp)
 {
@@ -406,18 +468,35 @@ on_data(char *data, size_t size, size_t n, void *userp)
 	}
 	/* Out of credit: libcurl keeps this chunk and stops reading from
 	 * upstream until WINDOW (the credit may go below zero by at most one
-	 * chunk, so a chunk larger than the window cannot stall forever). */
+	 * frame, so a chunk larger than the window cannot stall forever). */
 	if (f->credit <= 0) {
 		f->paused = true;
 		return CURL_WRITEFUNC_PAUSE;
 	}
-	rc = aj_channel_send_body(r->ch, r->id, data, len, false);
-	if (rc == -EAGAIN) {
+	if (f->n_pending + len > AJ_PROTO_MAX_PAYLOAD && flush(f, false) == -EAGAIN) {
 		f->paused = true;
 		return CURL_WRITEFUNC_PAUSE;
 	}
-	if (rc < 0)
-		return 0;
+	if (len > AJ_PROTO_MAX_PAYLOAD) {
+		/* (Only after a pause does libcurl hand over more at once.) */
+		rc = aj_channel_send_body(r->ch, r->id, data, len, false);
+		if (rc == -EAGAIN) {
+			f->paused = true;
+			return CURL_WRITEFUNC_PAUSE;
+		}
+		if (rc < 0)
+			return 0;
+	} else {
+		if (f->pending == NULL && (f->pending = malloc(AJ_PROTO_MAX_PAYLOAD)) == NULL)
+			return 0;
+		memcpy(f->pending + f->n_pending, data, len);
+		f->n_pending += len;
+		if (!f->dirty) {
+			f->dirty = true;
+			f->next_dirty = F.dirty;
+			F.dirty = f;
+		}
+	}
 	f->credit -= (int64_t)len;
 	f->bytes_out += len;
 	return len;
@@ -481,7 +560,9 @@ setup_hop(struct aj_fetch *f)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
 	curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-	curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+	/* libcurl copies the blob into every handle: only where TLS needs it. */
+	if (strcmp(r->url.scheme, "https") == 0)
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -553,6 +634,9 @@ finish(struct aj_fetch *f, const char *error, const char *decision, const char *
 	release(f);
 	F.in_flight--;
 	F.rule_in_flight[f->rule_slot]--;
+	if (f->dirty)
+		forget_dirty(f);
+	free(f->pending);
 	curl_slist_free_all(f->hdrs);
 	json_decref(f->resp_headers);
 	free(f->location);
@@ -739,7 +823,7 @@ transfer_done(struct aj_fetch *f, CURLcode rc)
 		}
 		if (!f->response_sent)
 			send_response(f, -1);
-		send_end(f);
+		(void)flush(f, true);
 		finish(f, NULL, "allowed", NULL);
 		return;
 	}
@@ -915,6 +999,8 @@ aj_fetch_window(struct aj_req *r, uint32_t credit)
 void
 aj_fetch_resume(struct channel *c)
 {
+	/* Bytes gathered before the socket filled go first. */
+	flush_all();
 	/* Unpausing never finishes a transfer on the spot (libcurl reports
 	 * that through check_done()), so the table stays as it is. */
 	for (size_t i = 0; i < c->n_reqs && c->out_head == NULL; i++) {

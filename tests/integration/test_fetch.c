@@ -819,6 +819,25 @@ Test(fetch, two_hundred_requests_in_flight_on_one_channel)
 	free(prof);
 }
 
+/* More clients at once than the broker has channel slots: they wait for
+ * one, and every fetch succeeds. */
+Test(fetch, a_hundred_clients_at_once_all_get_their_answer)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n"
+				   "fetch limit concurrency 256\n",
+				   http.port);
+	struct aj_result r;
+
+	jail_sh(&r, prof,
+		"i=0; while [ $i -lt 100 ]; do ($AJ fetch \"$URL/bytes/1000\" >/dev/null; "
+		"echo \"exit=$?\") & i=$((i+1)); done; wait");
+	cr_assert_null(strstr(r.out, "exit=6"), SHOW(r));
+	cr_assert_null(strstr(r.out, "exit=9"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "GET /bytes/1000"), 100, SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
 Test(fetch, concurrency_beyond_the_limit_is_rate_limited)
 {
 	char *prof =
