@@ -252,6 +252,29 @@ on_writable(struct ev_loop *loop, ev_io *w, int revents)
 	aj_fetch_resume(c);
 }
 
+/* One BODY frame straight from the caller's bytes (header and payload
+ * gathered by sendmsg: no copy).  Returns bytes sent or -errno. */
+static ssize_t
+send_body_frame(int sock, uint32_t id, const uint8_t *data, size_t len, bool last)
+{
+	struct aj_frame hdr = {.version = AJ_PROTO_VERSION,
+			       .type = AJ_MSG_BODY,
+			       .flags = last ? AJ_FLAG_END : 0,
+			       .id = id,
+			       .length = (uint32_t)len};
+	uint8_t head[AJ_PROTO_HEADER_SIZE];
+	struct iovec iov[2] = {{.iov_base = head, .iov_len = sizeof(head)},
+			       {.iov_base = (void *)data, .iov_len = len}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	ssize_t n;
+
+	aj_proto_encode_header(&hdr, head);
+	do
+		n = sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
 int
 aj_channel_send_body(struct channel *c, uint32_t id, const void *data, size_t len, bool end)
 {
@@ -267,26 +290,20 @@ aj_channel_send_body(struct channel *c, uint32_t id, const void *data, size_t le
 	do {
 		size_t chunk = len < AJ_PROTO_MAX_PAYLOAD ? len : AJ_PROTO_MAX_PAYLOAD;
 		bool last = end && chunk == len;
-		int n = aj_proto_frame(AJ_MSG_BODY, last ? AJ_FLAG_END : 0, id, p, chunk, buf,
-				       sizeof(buf));
-		ssize_t sent;
+		ssize_t sent =
+			c->out_head != NULL ? -EAGAIN : send_body_frame(c->fd, id, p, chunk, last);
 
-		if (n < 0)
-			return -EPIPE;
-		if (c->out_head != NULL) {
-			/* An earlier part is queued: keep the order. */
-			aj_channel_send(c, buf, (size_t)n, -1);
-			p += chunk;
-			len -= chunk;
-			continue;
-		}
-		sent = send_frame(c->fd, buf, (size_t)n, -1);
 		if (sent == -EAGAIN && p == data) {
 			want_writable(c);
 			return -EAGAIN; /* nothing went: the caller keeps it all */
 		}
 		if (sent == -EAGAIN) {
 			/* Part went: the rest waits in the queue, in order. */
+			int n = aj_proto_frame(AJ_MSG_BODY, last ? AJ_FLAG_END : 0, id, p, chunk,
+					       buf, sizeof(buf));
+
+			if (n < 0)
+				return -EPIPE;
 			aj_channel_send(c, buf, (size_t)n, -1);
 		} else if (sent < 0) {
 			return -EPIPE;
