@@ -771,6 +771,20 @@ redirect(struct aj_fetch *f)
 							 AJ_LIMIT_MAX_BODY));
 		return;
 	}
+	/* The request now counts against the rule that allowed this hop. */
+	if ((size_t)decided != f->rule_slot) {
+		uint64_t most = aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_CONCURRENCY);
+
+		if (F.rule_in_flight[decided] >= most) {
+			fail(f, AJ_ERR_RATE_LIMITED, f->hop_rule->origin, "allowed",
+			     "redirect hop %u: more than %llu requests in flight", f->hops,
+			     (unsigned long long)most);
+			return;
+		}
+		F.rule_in_flight[f->rule_slot]--;
+		F.rule_in_flight[decided]++;
+		f->rule_slot = decided;
+	}
 	if ((f->hop_rule->limits.set & (1u << AJ_LIMIT_RATE)) &&
 	    !take_token(&F.rule_rate[decided], f->hop_rule->limits.value[AJ_LIMIT_RATE],
 			ev_now(F.loop))) {
