@@ -106,7 +106,6 @@ struct broker {
 	 * profile's rate; without one the broker stops reading until one is
 	 * due (back-pressure: no answer, no audit line to flood the disk). */
 	double tokens, tokens_at;
-	bool throttled;
 	ev_timer throttle;
 };
 
@@ -247,7 +246,7 @@ on_writable(struct ev_loop *loop, ev_io *w, int revents)
 		free(o);
 	}
 	ev_io_stop(loop, w);
-	if (!ev_is_active(&c->io) && !c->broker->throttled)
+	if (!ev_is_active(&c->io) && !c->throttled)
 		ev_io_start(loop, &c->io);
 	aj_fetch_resume(c);
 }
@@ -478,8 +477,7 @@ open_channel(struct broker *b, int fd, bool deadline)
 		c->hello.data = c;
 		if (deadline)
 			ev_timer_start(b->loop, &c->hello);
-		if (!b->throttled)
-			ev_io_start(b->loop, &c->io);
+		ev_io_start(b->loop, &c->io);
 		b->n_open++;
 		return;
 	}
@@ -574,19 +572,22 @@ on_throttle_end(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct broker *b = w->data;
 
-	b->throttled = false;
 	for (size_t i = 0; i < MAX_CHANNELS; i++) {
 		struct channel *c = &b->channels[i];
 
-		if (c->fd >= 0 && c->out_bytes <= OUT_QUEUE_MAX && !ev_is_active(&c->io))
+		if (c->fd < 0 || !c->throttled)
+			continue;
+		c->throttled = false;
+		if (c->out_bytes <= OUT_QUEUE_MAX && !ev_is_active(&c->io))
 			ev_io_start(loop, &c->io);
 	}
 }
 
-/* One REQUEST read: its token of the profile's rate.  Out of tokens, the
- * broker reads no channel until the next one is due. */
+/* One REQUEST read on C: its token of the profile's rate.  Out of tokens,
+ * the broker stops reading C (only C: the others may still say HELLO or
+ * send the bodies of requests already taken) until the next one is due. */
 static void
-charge_request(struct broker *b)
+charge_request(struct broker *b, struct channel *c)
 {
 	double rate = (double)b->policy.limits.value[AJ_LIMIT_RATE] / 60.0; /* per second */
 	double now = ev_now(b->loop);
@@ -601,12 +602,12 @@ charge_request(struct broker *b)
 	b->tokens -= 1.0;
 	if (b->tokens >= 1.0)
 		return;
-	b->throttled = true;
-	for (size_t i = 0; i < MAX_CHANNELS; i++)
-		if (b->channels[i].fd >= 0)
-			ev_io_stop(b->loop, &b->channels[i].io);
-	ev_timer_set(&b->throttle, (1.0 - b->tokens) / rate, 0.);
-	ev_timer_start(b->loop, &b->throttle);
+	c->throttled = true;
+	ev_io_stop(b->loop, &c->io);
+	if (!ev_is_active(&b->throttle)) {
+		ev_timer_set(&b->throttle, (1.0 - b->tokens) / rate, 0.);
+		ev_timer_start(b->loop, &b->throttle);
+	}
 }
 
 /* Headers the broker never relays as the agent wrote them: the
@@ -773,7 +774,7 @@ handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *paylo
 		end_channel(c, "more requests open than max_in_flight");
 		return;
 	}
-	charge_request(b);
+	charge_request(b, c);
 	r = calloc(1, sizeof(*r));
 	if (r == NULL) {
 		aj_channel_send_error(c, f->id, AJ_ERR_UPSTREAM, NULL, "out of memory");
@@ -875,6 +876,7 @@ done:
 static void
 refuse_body(struct aj_req *r, const char *code, const char *rule, const char *msg)
 {
+	ev_timer_stop(r->ch->broker->loop, &r->body_timer);
 	refuse(r, code, rule, msg);
 	r->body_refused = true;
 	aj_req_drop_body(r);
@@ -887,6 +889,13 @@ on_body_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct aj_req *r = w->data;
 
+	/* The broker is not reading this channel (rate): not the agent's
+	 * delay; look again once it reads. */
+	if (r->ch->throttled) {
+		ev_timer_set(w, 1.0, 0.);
+		ev_timer_start(loop, w);
+		return;
+	}
 	refuse_body(r, AJ_ERR_TIMEOUT, r->rule->origin,
 		    "the request body did not arrive within the time limit");
 }
@@ -1006,9 +1015,17 @@ handle_frame(struct channel *c, const uint8_t *buf, size_t len, int fd)
 			break;
 		if (r->fetch != NULL) {
 			aj_fetch_cancel(r);
-		} else if (r->body_open && !r->body_refused) {
-			/* Its remaining BODY frames are dropped. */
-			refuse_body(r, AJ_ERR_BAD_REQUEST, NULL, "cancelled by the agent");
+		} else if (r->body_open) {
+			/* Nothing more is sent for it (not even an ERROR), and
+			 * frames arrive in order: no BODY of it can follow. */
+			if (!r->body_refused) {
+				struct aj_audit_record rec = {.req = r,
+							      .decision = "allowed",
+							      .rule = r->rule->origin,
+							      .error = "cancelled"};
+				aj_audit(&rec);
+			}
+			aj_req_finish(r);
 		}
 		break;
 	default:

@@ -55,6 +55,7 @@ struct channel {
 	size_t n_reqs;
 	struct outframe *out_head, *out_tail;
 	size_t out_bytes; /* queued */
+	bool throttled;   /* not read until the profile's rate allows */
 	ev_timer hello;   /* the HELLO deadline */
 };
 

@@ -70,7 +70,7 @@ struct aj_fetch {
 	 * end of every round of the event loop (flush_all()), so nothing
 	 * waits for more data to arrive. */
 	uint8_t *pending;
-	size_t n_pending;
+	size_t n_pending, pending_cap;
 	struct aj_fetch *next_dirty; /* in F.dirty while n_pending > 0 */
 	bool dirty;
 	int memfd;           /* "deliver":"memfd": the body collects here */
@@ -487,8 +487,21 @@ on_data(char *data, size_t size, size_t n, void *userp)
 		if (rc < 0)
 			return 0;
 	} else {
-		if (f->pending == NULL && (f->pending = malloc(AJ_PROTO_MAX_PAYLOAD)) == NULL)
-			return 0;
+		/* Sized to what is gathered: a small answer costs little. */
+		if (f->n_pending + len > f->pending_cap) {
+			size_t cap = f->pending_cap ? f->pending_cap : 16384;
+			uint8_t *grown;
+
+			while (cap < f->n_pending + len)
+				cap *= 2;
+			if (cap > AJ_PROTO_MAX_PAYLOAD)
+				cap = AJ_PROTO_MAX_PAYLOAD;
+			grown = realloc(f->pending, cap);
+			if (grown == NULL)
+				return 0;
+			f->pending = grown;
+			f->pending_cap = cap;
+		}
 		memcpy(f->pending + f->n_pending, data, len);
 		f->n_pending += len;
 		if (!f->dirty) {
@@ -630,6 +643,9 @@ finish(struct aj_fetch *f, const char *error, const char *decision, const char *
 		rec.address = f->address[0] ? f->address : NULL;
 	}
 	rec.status = (int)status;
+	/* Gathered but never sent (the request failed): not delivered. */
+	if (error != NULL && f->memfd < 0)
+		rec.bytes_out -= f->n_pending;
 	aj_audit(&rec);
 	release(f);
 	F.in_flight--;

@@ -21,6 +21,11 @@ well-behaved client never produces:
                                      broker refuses what it cannot hold
   proto-driver.py no-read URL        denied REQUESTs, never reading the
                                      answers, until the broker stops reading
+  proto-driver.py refused-uploads POSTURL GETURL
+                                     300 uploads refused as too large and
+                                     cancelled: no slot is lost, one ERROR each
+  proto-driver.py throttled URL      one channel over the profile's rate;
+                                     another still says HELLO at once
 
 Prints "ok ..." on success, "FAIL ..." and exits 1 otherwise.
 """
@@ -253,6 +258,61 @@ def no_read(url):
     print("ok the broker stopped reading after %d requests" % sent, flush=True)
 
 
+def frames_for(sock, rid, seconds):
+    """Frames for RID that arrive within SECONDS (the channel is drained)."""
+    sock.settimeout(seconds)
+    got = []
+    try:
+        while True:
+            t, _, r, payload, _ = recv(sock)
+            if t is None:
+                break
+            if r == rid:
+                got.append((t, payload))
+    except socket.timeout:
+        pass
+    sock.settimeout(None)
+    return got
+
+
+def refused_uploads(post_url, get_url):
+    sock, _ = channel()
+    rid = 0
+    for i in range(300):
+        rid += 1
+        sock.send(frame(REQUEST, 0, rid, json.dumps({"method": "POST", "url": post_url}).encode()))
+        sock.send(frame(BODY, 0, rid, b"x" * 2048))
+        t, _, r, payload, _ = recv(sock)
+        if t != ERROR or r != rid or b"too_large" not in payload:
+            fail("upload %d: %r" % (i, payload))
+        sock.send(frame(CANCEL, 0, rid))
+        if i == 0:
+            # Past the request's time limit: still no second answer.
+            extra = frames_for(sock, rid, 2.5)
+            if extra:
+                fail("a second answer for a refused upload: %r" % extra)
+        rid += 1
+        request(sock, rid, get_url)
+        t, flags, r, payload, _ = recv(sock)
+        if t != RESPONSE:
+            fail("round %d: %r" % (i, payload))
+        while not (t == BODY and flags & END):
+            t, flags, r, payload, _ = recv(sock)
+    print("ok 300 refused uploads, each answered once", flush=True)
+
+
+def throttled(url):
+    busy, _ = channel()
+    for rid in range(1, 9):
+        request(busy, rid, url)
+    start = time.monotonic()
+    channel()
+    took = time.monotonic() - start
+    if took > 3:
+        fail("HELLO took %.1f s while another channel was throttled" % took)
+    print("ok another channel said HELLO in %.2f s" % took, flush=True)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "concurrent":
@@ -269,6 +329,10 @@ def main():
         bodies(sys.argv[2])
     elif mode == "no-read":
         no_read(sys.argv[2])
+    elif mode == "refused-uploads":
+        refused_uploads(sys.argv[2], sys.argv[3])
+    elif mode == "throttled":
+        throttled(sys.argv[2])
     else:
         fail("unknown mode " + mode)
 

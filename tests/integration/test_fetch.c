@@ -1063,3 +1063,39 @@ Test(fetch, redirect_targets_bring_their_own_restrictions)
 	aj_test_result_free(&r);
 	free(prof);
 }
+
+/* An upload refused while its body still comes, then cancelled: answered
+ * once, and its slot freed (300 rounds on one channel of 256 slots). */
+Test(fetch, refused_uploads_are_answered_once_and_forgotten)
+{
+	char *prof = write_profile("fetch allow POST http://127.0.0.1:%d/echo max-body 1K "
+				   "timeout 1s\n"
+				   "fetch allow GET http://127.0.0.1:%d/**\n",
+				   http.port, http.port);
+	struct aj_result r;
+	char script[8192];
+
+	snprintf(script, sizeof(script),
+		 "python3 -B '%s' refused-uploads \"$URL/echo\" \"$URL/bytes/10\"", driver());
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_not_null(strstr(r.out, "ok 300 refused uploads, each answered once"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* The profile-wide rate stops reading the channel that overdrew it, not
+ * the others. */
+Test(fetch, the_rate_throttles_only_the_channel_that_overdrew_it)
+{
+	char *prof = write_profile("fetch limit rate 5/min\n");
+	struct aj_result r;
+	char script[8192];
+
+	snprintf(script, sizeof(script), "python3 -B '%s' throttled \"$URL/denied\"", driver());
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_not_null(strstr(r.out, "ok another channel said HELLO"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
