@@ -99,6 +99,14 @@ int aj_profile_parse_string(const char *name, const char *path, const char *text
 /* Parse "64M", "1G", "4096": bytes, K/M/G/T suffixes (powers of 1024). */
 int aj_profile_parse_size(const char *s, uint64_t *out);
 
+/* Decimal digits at S (at least one, no sign) up to INT64_MAX into *OUT,
+ * *END after them.  Returns 0, -EINVAL or -ERANGE. */
+int aj_parse_number(const char *s, const char **end, uint64_t *out);
+
+/* Next space/tab-separated token of *CURSOR, NUL-terminated in place; NULL
+ * at the end of the line.  (The profile's and the fetch rules' tokenizer.) */
+char *aj_next_token(char **cursor);
+
 /* ---- supervisor/seccomp.c: the jail's syscall filter ----------------------- */
 
 struct aj_syscall_group {

@@ -282,25 +282,6 @@ limit_kind(const char *key)
 	return -1;
 }
 
-/* Digits only, no sign, no leading zero (but "0"), no overflow. */
-static int
-parse_count(const char *s, const char **end, uint64_t *out)
-{
-	uint64_t v = 0;
-	const char *p = s;
-
-	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
-		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		if (v > (UINT64_MAX - 9) / 10)
-			return -ERANGE;
-		v = v * 10 + (uint64_t)(*p - '0');
-	}
-	*end = p;
-	*out = v;
-	return 0;
-}
-
 static int
 parse_limit_value(enum aj_limit_kind kind, const char *value, uint64_t *out)
 {
@@ -310,7 +291,7 @@ parse_limit_value(enum aj_limit_kind kind, const char *value, uint64_t *out)
 
 	if (kind == AJ_LIMIT_MAX_BODY || kind == AJ_LIMIT_RESPONSE)
 		return aj_profile_parse_size(value, out);
-	r = parse_count(value, &end, &v);
+	r = aj_parse_number(value, &end, &v);
 	if (r < 0)
 		return r;
 	if (kind == AJ_LIMIT_TIMEOUT) {
@@ -463,26 +444,6 @@ static const struct {
 	{"sensitive-query", AJ_RULE_SENSITIVE_QUERY},
 };
 
-static char *
-next_word(char **cursor)
-{
-	char *s = *cursor, *start;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	if (*s == '\0') {
-		*cursor = s;
-		return NULL;
-	}
-	start = s;
-	while (*s != '\0' && *s != ' ' && *s != '\t')
-		s++;
-	if (*s != '\0')
-		*s++ = '\0';
-	*cursor = s;
-	return start;
-}
-
 static int
 parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *err, size_t errlen)
 {
@@ -500,7 +461,7 @@ parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *
 		return 0;
 	}
 	if (strcmp(word, "query") == 0) {
-		const char *q = next_word(cursor);
+		const char *q = aj_next_token(cursor);
 		size_t len = q ? strlen(q) : 0;
 
 		if (q == NULL)
@@ -528,15 +489,15 @@ parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *
 	}
 	if (!rule->allow)
 		return aj_err(err, errlen, -EINVAL, "limits only make sense on an allow rule");
-	return aj_policy_parse_limit(word, next_word(cursor), &rule->limits, err, errlen);
+	return aj_policy_parse_limit(word, aj_next_token(cursor), &rule->limits, err, errlen);
 }
 
 int
 aj_policy_parse_rule(char *line, struct aj_fetch_rule *rule, char *err, size_t errlen)
 {
 	char *cursor = line, *word;
-	char *action = next_word(&cursor), *method_list = next_word(&cursor);
-	char *pattern = next_word(&cursor);
+	char *action = aj_next_token(&cursor), *method_list = aj_next_token(&cursor);
+	char *pattern = aj_next_token(&cursor);
 	struct aj_fetch_rule r;
 	int rc;
 
@@ -551,7 +512,7 @@ aj_policy_parse_rule(char *line, struct aj_fetch_rule *rule, char *err, size_t e
 	if ((rc = aj_policy_parse_methods(method_list, &r.methods, err, errlen)) < 0 ||
 	    (rc = aj_policy_parse_pattern(pattern, &r, err, errlen)) < 0)
 		return rc;
-	while ((word = next_word(&cursor)) != NULL)
+	while ((word = aj_next_token(&cursor)) != NULL)
 		if ((rc = parse_option(&cursor, word, &r, err, errlen)) < 0)
 			return rc;
 	memcpy(r.origin, rule->origin, sizeof(r.origin));

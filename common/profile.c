@@ -255,8 +255,8 @@ layer_free(struct layer *l)
  * slip through as something the author did not mean.  Values stay below
  * 2^63 so they survive JSON (jansson integers are signed) and never collide
  * with AJ_RLIM_UNLIMITED. */
-static int
-parse_number(const char *s, const char **end, uint64_t *out)
+int
+aj_parse_number(const char *s, const char **end, uint64_t *out)
 {
 	uint64_t v = 0;
 	const char *p = s;
@@ -288,7 +288,7 @@ aj_profile_parse_size(const char *s, uint64_t *out)
 
 	if (s == NULL)
 		return -EINVAL;
-	r = parse_number(s, &end, &v);
+	r = aj_parse_number(s, &end, &v);
 	if (r < 0)
 		return r;
 	switch (*end) {
@@ -372,8 +372,8 @@ is_blank(char c)
 
 /* Next space/tab-separated token of *CURSOR, NUL-terminated in place; NULL
  * at the end of the line. */
-static char *
-next_token(char **cursor)
+char *
+aj_next_token(char **cursor)
 {
 	char *p = *cursor, *tok;
 
@@ -397,7 +397,7 @@ next_token(char **cursor)
 static int
 no_more(const struct parser *p, char **cursor, const char *directive)
 {
-	char *extra = next_token(cursor);
+	char *extra = aj_next_token(cursor);
 
 	if (extra != NULL)
 		return perr(p, -EINVAL, "%s: unexpected argument '%s'", directive, extra);
@@ -840,7 +840,7 @@ do_include(struct parser *p, char *rest)
 	size_t len, start;
 	int r;
 
-	name = next_token(&rest);
+	name = aj_next_token(&rest);
 	if (name == NULL)
 		return perr(p, -EINVAL, "include: missing NAME");
 	if ((r = no_more(p, &rest, "include")) < 0)
@@ -905,7 +905,7 @@ out:
 static int
 do_hostname(struct parser *p, char *rest)
 {
-	char *name = next_token(&rest);
+	char *name = aj_next_token(&rest);
 	size_t len, i;
 	int r;
 
@@ -932,7 +932,7 @@ do_hostname(struct parser *p, char *rest)
 static int
 user_slot(struct parser *p, char *rest, const char *what, struct slot *slot)
 {
-	char *name = next_token(&rest);
+	char *name = aj_next_token(&rest);
 	size_t len, i;
 	int r;
 
@@ -975,17 +975,17 @@ do_broker_user(struct parser *p, char *rest)
 static int
 do_env(struct parser *p, char *rest)
 {
-	char *action = next_token(&rest), *name, *eq, *label;
+	char *action = aj_next_token(&rest), *name, *eq, *label;
 	struct slot *s;
 	int r;
 
 	if (action == NULL)
 		return perr(p, -EINVAL, "env: missing 'keep' or 'set'");
 	if (strcmp(action, "keep") == 0) {
-		name = next_token(&rest);
+		name = aj_next_token(&rest);
 		if (name == NULL)
 			return perr(p, -EINVAL, "env keep: missing variable names");
-		for (; name != NULL; name = next_token(&rest)) {
+		for (; name != NULL; name = aj_next_token(&rest)) {
 			if (!is_env_name(name))
 				return perr(p, -EINVAL, "env keep: invalid variable name '%s'",
 					    name);
@@ -1028,7 +1028,7 @@ do_env(struct parser *p, char *rest)
 static int
 do_rlimit(struct parser *p, char *rest)
 {
-	char *kind = next_token(&rest), *value, what[32];
+	char *kind = aj_next_token(&rest), *value, what[32];
 	const char *end;
 	uint64_t v = 0;
 	size_t k;
@@ -1045,7 +1045,7 @@ do_rlimit(struct parser *p, char *rest)
 			    "or core)",
 			    kind);
 	snprintf(what, sizeof(what), "rlimit %s", rlimit_kinds[k].name);
-	value = next_token(&rest);
+	value = aj_next_token(&rest);
 	if (value == NULL)
 		return perr(p, -EINVAL, "%s: missing VALUE", what);
 	if ((r = no_more(p, &rest, what)) < 0)
@@ -1057,7 +1057,7 @@ do_rlimit(struct parser *p, char *rest)
 	} else if (rlimit_kinds[k].unit == RL_SIZE) {
 		r = aj_profile_parse_size(value, &v);
 	} else {
-		r = parse_number(value, &end, &v);
+		r = aj_parse_number(value, &end, &v);
 		if (r == 0 && rlimit_kinds[k].unit == RL_SECONDS && *end == 's')
 			end++;
 		if (r == 0 && *end != '\0')
@@ -1074,7 +1074,7 @@ do_rlimit(struct parser *p, char *rest)
 static int
 do_tmpfs_size(struct parser *p, char *rest)
 {
-	char *value = next_token(&rest);
+	char *value = aj_next_token(&rest);
 	uint64_t v;
 	int r;
 
@@ -1100,7 +1100,7 @@ do_tmpfs_size(struct parser *p, char *rest)
 static int
 do_socket(struct parser *p, char *rest)
 {
-	char *family = next_token(&rest), *action;
+	char *family = aj_next_token(&rest), *action;
 	int r;
 
 	if (family == NULL)
@@ -1110,7 +1110,7 @@ do_socket(struct parser *p, char *rest)
 			    "socket: unknown family '%s' (only 'unix' can be configured; "
 			    "network sockets are always denied)",
 			    family);
-	action = next_token(&rest);
+	action = aj_next_token(&rest);
 	if (action == NULL)
 		return perr(p, -EINVAL, "socket unix: missing 'allow' or 'deny'");
 	if ((r = no_more(p, &rest, "socket unix")) < 0)
@@ -1126,7 +1126,7 @@ do_socket(struct parser *p, char *rest)
 static int
 do_on_violation(struct parser *p, char *rest)
 {
-	char *action = next_token(&rest);
+	char *action = aj_next_token(&rest);
 	int r;
 
 	if (action == NULL)
@@ -1143,7 +1143,7 @@ do_on_violation(struct parser *p, char *rest)
 static int
 do_optional(struct parser *p, char *rest)
 {
-	char *layer = next_token(&rest);
+	char *layer = aj_next_token(&rest);
 	size_t i;
 	int r;
 
@@ -1247,8 +1247,8 @@ do_fetch_limit(struct parser *p, char *rest)
 	char *key, err[512];
 	int r, n = 0;
 
-	while ((key = next_token(&rest)) != NULL) {
-		char *value = next_token(&rest);
+	while ((key = aj_next_token(&rest)) != NULL) {
+		char *value = aj_next_token(&rest);
 		int k;
 
 		if (aj_policy_parse_limit(key, value, &seen, err, sizeof(err)) < 0)
@@ -1273,7 +1273,7 @@ do_fetch_limit(struct parser *p, char *rest)
 static int
 do_fetch_address(struct parser *p, char *rest)
 {
-	char *action = next_token(&rest), *range = next_token(&rest), err[256];
+	char *action = aj_next_token(&rest), *range = aj_next_token(&rest), err[256];
 	struct aj_cidr c;
 	int r;
 
@@ -1292,7 +1292,7 @@ do_fetch_address(struct parser *p, char *rest)
 static int
 do_fetch_ca(struct parser *p, char *rest)
 {
-	char *file = next_token(&rest), *dir, *path, *text = NULL;
+	char *file = aj_next_token(&rest), *dir, *path, *text = NULL;
 	size_t len = 0;
 	int r;
 
@@ -1327,24 +1327,31 @@ do_fetch_ca(struct parser *p, char *rest)
 static int
 do_fetch(struct parser *p, char *rest)
 {
+	static const struct {
+		const char *word;
+		int (*fn)(struct parser *p, char *rest);
+	} subs[] = {
+		{"limit", do_fetch_limit},
+		{"address", do_fetch_address},
+		{"ca", do_fetch_ca},
+	};
 	struct aj_fetch_rule rule;
-	char *word, *cursor = rest, err[512];
+	char err[512];
+	size_t n;
 
-	word = next_token(&cursor);
-	if (word != NULL && strcmp(word, "limit") == 0)
-		return do_fetch_limit(p, cursor);
-	if (word != NULL && strcmp(word, "address") == 0)
-		return do_fetch_address(p, cursor);
-	if (word != NULL && strcmp(word, "ca") == 0)
-		return do_fetch_ca(p, cursor);
-	if (word == NULL || (strcmp(word, "allow") != 0 && strcmp(word, "deny") != 0))
+	rest += strspn(rest, " \t");
+	n = strcspn(rest, " \t");
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(subs); i++)
+		if (strlen(subs[i].word) == n && strncmp(rest, subs[i].word, n) == 0)
+			return subs[i].fn(p, rest + n);
+	if (!((n == 5 && strncmp(rest, "allow", 5) == 0) ||
+	      (n == 4 && strncmp(rest, "deny", 4) == 0)))
 		return perr(p, -EINVAL, "fetch: expected allow, deny, limit, address or ca");
-	/* next_token cut the action off: put the line back together. */
-	if (*cursor != '\0')
-		cursor[-1] = ' ';
+	/* The whole line, action first: the broker reads the same text. */
 	memset(&rule, 0, sizeof(rule));
 	if (aj_policy_parse_rule(rest, &rule, err, sizeof(err)) < 0)
-		return perr(p, -EINVAL, "fetch %s: %s", word, err);
+		/* (The parser cut REST after the action word.) */
+		return perr(p, -EINVAL, "fetch %s: %s", rest, err);
 	snprintf(rule.origin, sizeof(rule.origin), "%s:%u", p->path, p->line);
 	return fetch_add(p, p->layer, &rule);
 }
@@ -1403,7 +1410,7 @@ parse_line(struct parser *p, char *line)
 			return perr(p, -EINVAL, "control character 0x%02x in line", c);
 	}
 	strip_comment(line);
-	word = next_token(&cursor);
+	word = aj_next_token(&cursor);
 	if (word == NULL)
 		return 0;
 	for (i = 0; i < AJ_ARRAY_SIZE(directives); i++)

@@ -732,6 +732,26 @@ broker_peak_kb(int pid)
 	return kb;
 }
 
+/* Run SCRIPT in a jail in the background and return the broker's peak
+ * RSS in KiB, read once SCRIPT is done while the jail still runs; the jail
+ * must then exit 0. */
+static long
+jail_broker_peak_kb(const char *profile, const char *script)
+{
+	char full[20000];
+	pid_t pid;
+	long kb;
+	int bp;
+
+	snprintf(full, sizeof(full), "%s; echo done > '%s/done'; sleep 1", script, scratch);
+	pid = jail_bg(profile, full);
+	bp = broker_pid();
+	cr_assert(wait_for("done", "done"), "the jail did not get there: %s", slurp("bg.out"));
+	kb = broker_peak_kb(bp);
+	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	return kb;
+}
+
 /* The broker's memory may not grow with the size of what it relays:
  * 256 MiB through it, or a reader that stops, stay within this.  In the
  * sanitizer build the broker is built with ASan, whose quarantine keeps
@@ -759,19 +779,11 @@ Test(fetch, a_256_mib_download_streams_with_flat_broker_memory)
 				   "timeout 120s\n",
 				   http.port);
 	char script[16384];
-	pid_t pid;
 	long kb;
-	int bp;
 
-	snprintf(script, sizeof(script),
-		 "$AJ fetch \"$URL/bytes/268435456\" | wc -c > '%s/count'; "
-		 "echo done > '%s/done'; sleep 2",
-		 scratch, scratch);
-	pid = jail_bg(prof, script);
-	bp = broker_pid();
-	cr_assert(wait_for("done", "done"), "the download did not finish: %s", slurp("bg.out"));
-	kb = broker_peak_kb(bp);
-	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	snprintf(script, sizeof(script), "$AJ fetch \"$URL/bytes/268435456\" | wc -c > '%s/count'",
+		 scratch);
+	kb = jail_broker_peak_kb(prof, script);
 	cr_assert_eq(atol(slurp("count")), 268435456L, "bytes: %s", slurp("count"));
 	assert_broker_flat(kb);
 	free(prof);
@@ -782,19 +794,12 @@ Test(fetch, a_reader_that_stops_pauses_its_transfer)
 	char *prof =
 		write_profile("fetch allow GET http://127.0.0.1:%d/** response 1G\n", http.port);
 	char script[16384];
-	pid_t pid;
 	long kb;
-	int bp;
 
 	snprintf(script, sizeof(script),
-		 "python3 -B '%s' stall \"$URL/bytes/1073741824\" 3 > '%s/drv' 2>&1; "
-		 "echo done > '%s/done'; sleep 1",
-		 driver(), scratch, scratch);
-	pid = jail_bg(prof, script);
-	bp = broker_pid();
-	cr_assert(wait_for("done", "done"), "%s", slurp("bg.out"));
-	kb = broker_peak_kb(bp);
-	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+		 "python3 -B '%s' stall \"$URL/bytes/1073741824\" 3 > '%s/drv' 2>&1", driver(),
+		 scratch);
+	kb = jail_broker_peak_kb(prof, script);
 	cr_assert_not_null(strstr(slurp("drv"), "ok stalled reader; another channel served"), "%s",
 			   slurp("drv"));
 	assert_broker_flat(kb);
@@ -955,19 +960,11 @@ Test(fetch, unfinished_bodies_are_bounded)
 				   "fetch limit rate 1000000/min\n",
 				   http.port);
 	char script[8192];
-	pid_t pid;
 	long kb;
-	int bp;
 
-	snprintf(script, sizeof(script),
-		 "python3 -B '%s' bodies \"$URL/echo\" > '%s/drv' 2>&1; echo done > '%s/done'; "
-		 "sleep 1",
-		 driver(), scratch, scratch);
-	pid = jail_bg(prof, script);
-	bp = broker_pid();
-	cr_assert(wait_for("done", "done"), "%s", slurp("bg.out"));
-	kb = broker_peak_kb(bp);
-	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	snprintf(script, sizeof(script), "python3 -B '%s' bodies \"$URL/echo\" > '%s/drv' 2>&1",
+		 driver(), scratch);
+	kb = jail_broker_peak_kb(prof, script);
 	cr_assert_not_null(strstr(slurp("drv"), "bodies refused"), "%s", slurp("drv"));
 	if (BROKER_MEMORY_MEASURED)
 		cr_assert_lt(kb, 128 * 1024, "broker peak RSS %ld KiB", kb);
@@ -980,19 +977,11 @@ Test(fetch, a_client_that_never_reads_is_not_read)
 {
 	char *prof = write_profile("fetch limit rate 1000000/min\n");
 	char script[8192];
-	pid_t pid;
 	long kb;
-	int bp;
 
-	snprintf(script, sizeof(script),
-		 "python3 -B '%s' no-read \"$URL/denied\" > '%s/drv' 2>&1; echo done > '%s/done'; "
-		 "sleep 1",
-		 driver(), scratch, scratch);
-	pid = jail_bg(prof, script);
-	bp = broker_pid();
-	cr_assert(wait_for("done", "done"), "%s", slurp("bg.out"));
-	kb = broker_peak_kb(bp);
-	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	snprintf(script, sizeof(script), "python3 -B '%s' no-read \"$URL/denied\" > '%s/drv' 2>&1",
+		 driver(), scratch);
+	kb = jail_broker_peak_kb(prof, script);
 	cr_assert_not_null(strstr(slurp("drv"), "ok the broker stopped reading"), "%s",
 			   slurp("drv"));
 	assert_broker_flat(kb);
