@@ -350,11 +350,13 @@ Test(broker, rules_decide_on_the_normalised_url)
 }
 
 /* The broker is confined before it reads anything: its own seccomp
- * filter, no_new_privs, no capabilities, never host root. */
+ * filter, no_new_privs, no capabilities, never host root.  Its status is
+ * read once it has answered a request (so it has read from the agent);
+ * the start event alone may come while it still confines itself. */
 Test(broker, broker_is_confined)
 {
 	char *events = aj_test_write_file(scratch, "conf.jsonl", "");
-	char flag[4200], script[9000];
+	char flag[4200], ready[4200], script[9000];
 	const char *argv[] = {aj_test_bin("agentjail"),
 			      "run",
 			      "--profile",
@@ -372,7 +374,11 @@ Test(broker, broker_is_confined)
 	int broker = 0, st;
 
 	snprintf(flag, sizeof(flag), "%s/done", scratch);
-	snprintf(script, sizeof(script), "while [ ! -e '%s' ]; do sleep 0.05; done", flag);
+	snprintf(ready, sizeof(ready), "%s/answered", scratch);
+	snprintf(script, sizeof(script),
+		 "'%s' fetch https://example.org/ 2>/dev/null; [ $? = 3 ] && : > '%s'; "
+		 "while [ ! -e '%s' ]; do sleep 0.05; done",
+		 aj_test_bin("agentjail"), ready, flag);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
@@ -382,6 +388,9 @@ Test(broker, broker_is_confined)
 	}
 	broker = wait_broker_pid(events);
 	cr_assert_gt(broker, 0, "no start event");
+	for (int i = 0; i < 200 && access(ready, F_OK) < 0; i++)
+		usleep(50000);
+	cr_assert_eq(access(ready, F_OK), 0, "the broker did not answer a request");
 	{
 		char path[64], status[8192];
 		FILE *f;
