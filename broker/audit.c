@@ -67,6 +67,8 @@ aj_audit(const struct aj_audit_record *rec)
 			(json_int_t)((ev_now(ev_default_loop(0)) - r->started) * 1000.0), "error",
 			rec->error, "redirects", (int)rec->redirects, "hop", (int)rec->hop, "final",
 			!rec->intermediate);
+	if (obj != NULL && rec->spliced > 0)
+		json_object_set_new(obj, "spliced", json_integer((json_int_t)rec->spliced));
 	line = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(obj);
 	if (line == NULL)

@@ -796,6 +796,7 @@ handle_request(struct channel *c, const struct aj_frame *f, const uint8_t *paylo
 	}
 	snprintf(r->method, sizeof(r->method), "%s", req.method);
 	r->memfd = req.deliver_memfd;
+	r->pipe = req.deliver_pipe;
 	/* One URL parser: what is matched is what is fetched. */
 	if (aj_url_normalise(req.url, &r->url, err, sizeof(err)) < 0) {
 		/* The audit keeps what was asked for (escaped, short, without
@@ -1268,6 +1269,9 @@ main(int argc, char **argv)
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != supervisor)
 		return AJ_EXIT_SETUP;
 
+	/* A body pipe whose reader is gone is an error to handle (EPIPE), not
+	 * a reason to die. */
+	signal(SIGPIPE, SIG_IGN);
 	if (load_policy(&b.policy, POLICY_FD) < 0)
 		return AJ_EXIT_SETUP;
 	b.body_budget = body_budget(&b.policy);

@@ -76,6 +76,7 @@ struct aj_req {
 	bool body_open;            /* BODY frames still expected */
 	bool body_refused;         /* too large: drop the rest until END */
 	bool memfd;                /* "deliver":"memfd" */
+	bool pipe;                 /* "deliver":"pipe" */
 	long long declared_length; /* the agent's Content-Length, or -1 */
 	double started;            /* ev_now() at REQUEST */
 	ev_timer body_timer;       /* the body must be complete by the time limit */
@@ -139,6 +140,7 @@ struct aj_audit_record {
 	unsigned redirects;
 	unsigned hop;      /* 0: the URL the agent asked for; N: the Nth redirect's */
 	bool intermediate; /* a hop that redirected: the request goes on */
+	uint64_t spliced;  /* of BYTES_OUT, moved by splice(2) ("deliver":"pipe") */
 };
 
 void aj_audit(const struct aj_audit_record *rec);

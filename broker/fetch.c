@@ -14,8 +14,16 @@
  *  - redirects are never followed by libcurl: each Location is normalised
  *    and decided like a new request (redirect());
  *  - limits hold whatever upstream does: response size, time, concurrency,
- *    rate; a slow reader pauses its transfer (WINDOW credit) instead of
- *    making the broker buffer.
+ *    rate; a slow reader pauses its transfer (WINDOW credit, or a full pipe)
+ *    instead of making the broker buffer.
+ *
+ * "deliver":"pipe" sends the body through a pipe whose read end comes with
+ * RESPONSE.  A plain-http body with a Content-Length of at least SPLICE_MIN
+ * is taken over from libcurl once it has handed over its first bytes: the
+ * rest moves from the socket into the pipe with splice(2), never through
+ * the broker's memory, and the connection is closed at the end.  That is
+ * what lets a big download through the broker keep pace with curl on the
+ * host (BENCHMARKS.md); a copy through the broker costs half the speed.
  */
 #include "config.h"
 
@@ -30,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -45,6 +54,17 @@
 /* The host's own addresses, besides loopback: connecting to them is
  * connecting to a service on this machine. */
 #define MAX_LOCAL_ADDRESSES 64
+
+/* "deliver":"pipe": bodies from this size on are spliced (below it, the
+ * connection is worth more kept for reuse than the copy costs), and the
+ * pipe's capacity asked for (unprivileged users may get less: the kernel
+ * bounds their pipes' total size; then the default 64 KiB serves). */
+#define SPLICE_MIN (1u << 20)
+#define PIPE_SIZE (1 << 20)
+
+/* A request the agent ended by closing its pipe: finished without a word,
+ * as after CANCEL. */
+static const char CANCELLED[] = "cancelled";
 
 struct aj_fetch {
 	struct aj_req *req;
@@ -75,10 +95,30 @@ struct aj_fetch {
 	bool dirty;
 	int memfd;           /* "deliver":"memfd": the body collects here */
 	const char *error;   /* AJ_ERR_* a callback decided, or NULL */
+	char why[160];       /* its message, for AJ_ERR_UPSTREAM */
 	const char *refused; /* why an address was refused, or NULL */
 	char refused_addr[INET6_ADDRSTRLEN];
 	char address[INET6_ADDRSTRLEN]; /* the last address connected to */
 	size_t rule_slot;               /* index of req->rule, for its counters */
+	long status;                    /* kept when the easy handle goes early */
+
+	/* "deliver":"pipe" */
+	int pipe_w;      /* the write end, or -1 */
+	ev_io pipe_io;   /* waits for room in the pipe */
+	ev_io pipe_gone; /* the agent closed its end (EPOLLERR, seen as readable) */
+	uint8_t *spill;  /* what libcurl handed over and the pipe could not take */
+	size_t n_spill, spill_off, spill_cap;
+	bool complete;   /* libcurl is done: END once the spill is out */
+	bool te_chunked; /* upstream sent Transfer-Encoding (no splice) */
+	bool splice_wanted;
+	bool takeover_due;           /* in F.takeovers */
+	unsigned takeover_tries;
+	struct aj_fetch *next_takeover;
+	int own_sock;                /* the connection taken over, or -1 */
+	ev_io sock_io;
+	ev_timer deadline_timer;
+	uint64_t remaining; /* body bytes still to come on OWN_SOCK */
+	uint64_t spliced;
 };
 
 /* A socket libcurl asked us to watch. */
@@ -103,11 +143,15 @@ static struct {
 	struct bucket *rule_rate;
 	struct aj_cidr local[MAX_LOCAL_ADDRESSES];
 	size_t n_local;
-	struct aj_fetch *dirty; /* fetches holding response bytes not sent yet */
+	struct aj_fetch *dirty;     /* fetches holding response bytes not sent yet */
+	struct aj_fetch *takeovers; /* connections to take over after this round */
+	int *conns;                 /* every upstream socket libcurl holds open */
+	size_t n_conns, conns_cap;
 } F;
 
 static void check_done(void);
 static void flush_all(void);
+static void take_over_all(void);
 
 /* ---- libcurl <-> libev ------------------------------------------------------ */
 
@@ -120,6 +164,7 @@ on_socket_event(struct ev_loop *loop, ev_io *w, int revents)
 
 	curl_multi_socket_action(F.multi, s->fd, flags, &running);
 	flush_all();
+	take_over_all();
 	check_done();
 }
 
@@ -128,7 +173,6 @@ on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
 	struct sock_watch *s = socketp;
 	int events = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
-
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
 			ev_io_stop(F.loop, &s->io);
@@ -158,6 +202,7 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 	curl_multi_socket_action(F.multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	flush_all();
+	take_over_all();
 	check_done();
 }
 
@@ -252,7 +297,35 @@ on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 	fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 	if (fd >= 0)
 		aj_addr_format(&a->addr, f->address, sizeof(f->address));
+	/* Known, so that a takeover can find a transfer's connection (a
+	 * reused one is announced to on_socket() by no one); when the list
+	 * cannot grow, that connection is simply never taken over. */
+	if (fd >= 0 && F.n_conns == F.conns_cap) {
+		size_t cap = F.conns_cap ? 2 * F.conns_cap : 16;
+		int *grown = realloc(F.conns, cap * sizeof(*grown));
+
+		if (grown != NULL) {
+			F.conns = grown;
+			F.conns_cap = cap;
+		}
+	}
+	if (fd >= 0 && F.n_conns < F.conns_cap)
+		F.conns[F.n_conns++] = fd;
 	return fd;
+}
+
+/* (No easy handle here: libcurl may close a kept connection long after
+ * the transfer that opened it.) */
+static int
+on_close_socket(void *clientp, curl_socket_t fd)
+{
+	for (size_t i = 0; i < F.n_conns; i++) {
+		if (F.conns[i] == fd) {
+			F.conns[i] = F.conns[--F.n_conns];
+			break;
+		}
+	}
+	return close(fd);
 }
 
 /* ---- answers to the agent ---------------------------------------------------- */
@@ -286,6 +359,398 @@ send_response(struct aj_fetch *f, int fd)
 	aj_channel_send_json(r->ch, AJ_MSG_RESPONSE, r->id, obj, fd);
 }
 
+/* ---- "deliver":"pipe" -------------------------------------------------------- */
+
+static void finish(struct aj_fetch *f, const char *error, const char *decision, const char *rule);
+static void fail(struct aj_fetch *f, const char *code, const char *rule, const char *decision,
+		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void fail_timeout(struct aj_fetch *f);
+static void end_body(struct aj_fetch *f);
+static void splice_more(struct aj_fetch *f);
+static void unpause(struct aj_fetch *f);
+
+/* The status and address of the answer, kept before the easy handle goes
+ * (finish() reports them). */
+static void
+remember(struct aj_fetch *f)
+{
+	char *ip = NULL;
+
+	if (f->easy == NULL)
+		return;
+	if (f->headers_done)
+		curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &f->status);
+	/* A reused connection did not pass through on_open_socket. */
+	if (f->address[0] == '\0' &&
+	    curl_easy_getinfo(f->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != NULL)
+		snprintf(f->address, sizeof(f->address), "%s", ip);
+}
+
+/* Write what waits in the spill.  0 once it is all out, -EAGAIN while the
+ * pipe is full, -EPIPE when the agent closed its end, or -errno. */
+static int
+drain_spill(struct aj_fetch *f)
+{
+	while (f->spill_off < f->n_spill) {
+		ssize_t n = write(f->pipe_w, f->spill + f->spill_off, f->n_spill - f->spill_off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		f->spill_off += (size_t)n;
+	}
+	f->n_spill = f->spill_off = 0;
+	return 0;
+}
+
+/* The pipe broke under a write or a splice (ERR, a negative errno). */
+static void
+pipe_failed(struct aj_fetch *f, int err)
+{
+	if (err == -EPIPE)
+		finish(f, CANCELLED, "allowed", NULL);
+	else
+		fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "writing the body pipe: %s",
+		     strerror(-err));
+}
+
+/* The agent closed its end: noticed at once, even while upstream sends
+ * nothing (a write would notice only when there is something to write).
+ * epoll reports a pipe's write end without readers as an error, which
+ * libev hands to a read watcher. */
+static void
+on_pipe_gone(struct ev_loop *loop, ev_io *w, int revents)
+{
+	finish(w->data, CANCELLED, "allowed", NULL);
+}
+
+/* EOF for the agent. */
+static void
+close_pipe(struct aj_fetch *f)
+{
+	ev_io_stop(F.loop, &f->pipe_io);
+	ev_io_stop(F.loop, &f->pipe_gone);
+	close(f->pipe_w);
+	f->pipe_w = -1;
+}
+
+static void
+on_pipe_room(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct aj_fetch *f = w->data;
+	int rc = drain_spill(f);
+
+	if (rc == -EAGAIN)
+		return;
+	if (rc < 0) {
+		pipe_failed(f, rc);
+		return;
+	}
+	if (f->own_sock >= 0) {
+		splice_more(f);
+		return;
+	}
+	ev_io_stop(loop, &f->pipe_io);
+	if (f->complete) {
+		end_body(f);
+	} else if (f->paused && f->easy != NULL) {
+		/* libcurl kept the chunk that did not fit: it comes again now. */
+		unpause(f);
+		flush_all();
+		take_over_all();
+		check_done();
+	}
+}
+
+/* A pipe for the body: its read end goes with RESPONSE.  Returns that fd,
+ * or -errno. */
+static int
+open_pipe(struct aj_fetch *f)
+{
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	(void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE);
+	if (fcntl(p[1], F_SETFL, O_NONBLOCK) < 0) {
+		int err = -errno;
+
+		close(p[0]);
+		close(p[1]);
+		return err;
+	}
+	f->pipe_w = p[1];
+	ev_io_init(&f->pipe_io, on_pipe_room, p[1], EV_WRITE);
+	f->pipe_io.data = f;
+	ev_io_init(&f->pipe_gone, on_pipe_gone, p[1], EV_READ);
+	f->pipe_gone.data = f;
+	ev_io_start(F.loop, &f->pipe_gone);
+	return p[0];
+}
+
+/* LEN body bytes from libcurl into the pipe; what does not fit waits in
+ * the spill, and libcurl is paused until it is out.  Returns what
+ * on_data() returns. */
+static size_t
+pipe_data(struct aj_fetch *f, const char *data, size_t len)
+{
+	ssize_t n;
+
+	if (f->n_spill > 0) {
+		f->paused = true;
+		return CURL_WRITEFUNC_PAUSE;
+	}
+	do
+		n = write(f->pipe_w, data, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno != EAGAIN) {
+		f->error = errno == EPIPE ? CANCELLED : AJ_ERR_UPSTREAM;
+		snprintf(f->why, sizeof(f->why), "writing the body pipe: %s", strerror(errno));
+		return 0;
+	}
+	if (n < 0)
+		n = 0;
+	if ((size_t)n < len) {
+		size_t rest = len - (size_t)n;
+
+		if (rest > f->spill_cap) {
+			uint8_t *grown = realloc(f->spill, rest);
+
+			if (grown == NULL)
+				return 0;
+			f->spill = grown;
+			f->spill_cap = rest;
+		}
+		memcpy(f->spill, data + n, rest);
+		f->n_spill = rest;
+		ev_io_start(F.loop, &f->pipe_io);
+	}
+	f->bytes_out += len;
+	/* Taken over at the end of this round of the loop, when libcurl has
+	 * handed over all it read: libcurl reads no more until then. */
+	if (f->splice_wanted && !f->takeover_due) {
+		f->takeover_due = true;
+		f->next_takeover = F.takeovers;
+		F.takeovers = f;
+		curl_easy_pause(f->easy, CURLPAUSE_RECV);
+	}
+	return len;
+}
+
+/* Whether the rest of this body may be spliced: plain http/1, a length
+ * announced and within the limit, no transfer coding, the request body all
+ * sent (the connection carries nothing else any more). */
+static bool
+can_splice(struct aj_fetch *f)
+{
+	struct aj_req *r = f->req;
+	curl_off_t length = -1, sent = -1;
+	long version = 0;
+
+	if (strcmp(r->url.scheme, "http") != 0 || r->method_bit == AJ_METHOD_HEAD ||
+	    f->te_chunked || f->status == 204 || f->status == 304)
+		return false;
+	if (curl_easy_getinfo(f->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) != CURLE_OK ||
+	    length < (curl_off_t)SPLICE_MIN || (uint64_t)length > f->max_response)
+		return false;
+	if (curl_easy_getinfo(f->easy, CURLINFO_HTTP_VERSION, &version) != CURLE_OK ||
+	    (version != CURL_HTTP_VERSION_1_0 && version != CURL_HTTP_VERSION_1_1))
+		return false;
+	return curl_easy_getinfo(f->easy, CURLINFO_SIZE_UPLOAD_T, &sent) == CURLE_OK &&
+	       sent == (curl_off_t)r->body_len;
+}
+
+static void
+on_upstream(struct ev_loop *loop, ev_io *w, int revents)
+{
+	splice_more(w->data);
+}
+
+static void
+on_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	fail_timeout(w->data);
+}
+
+/* Whether the socket FD is this transfer's connection: its two ends are
+ * the ones libcurl reports (a descriptor seen earlier could since have
+ * been closed and reused). */
+static bool
+is_connection_of(int fd, CURL *easy)
+{
+	long port[2] = {-1, -1};
+	char *ip[2] = {NULL, NULL};
+
+	if (curl_easy_getinfo(easy, CURLINFO_LOCAL_IP, &ip[0]) != CURLE_OK ||
+	    curl_easy_getinfo(easy, CURLINFO_LOCAL_PORT, &port[0]) != CURLE_OK ||
+	    curl_easy_getinfo(easy, CURLINFO_PRIMARY_IP, &ip[1]) != CURLE_OK ||
+	    curl_easy_getinfo(easy, CURLINFO_PRIMARY_PORT, &port[1]) != CURLE_OK)
+		return false;
+	for (int end = 0; end < 2; end++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char text[INET6_ADDRSTRLEN];
+		const void *addr;
+		unsigned p;
+
+		if ((end == 0 ? getsockname(fd, (struct sockaddr *)&ss, &len)
+			      : getpeername(fd, (struct sockaddr *)&ss, &len)) < 0)
+			return false;
+		if (ss.ss_family == AF_INET) {
+			addr = &((struct sockaddr_in *)&ss)->sin_addr;
+			p = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+			p = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		} else {
+			return false;
+		}
+		if (inet_ntop(ss.ss_family, addr, text, sizeof(text)) == NULL || ip[end] == NULL ||
+		    strcmp(text, ip[end]) != 0 || (long)p != port[end])
+			return false;
+	}
+	return true;
+}
+
+/* Take the connection over from libcurl: only when libcurl holds no byte
+ * of the body it has not handed over (what it read is what the pipe got),
+ * so the rest of the body is exactly what is left on the socket.
+ * Otherwise libcurl simply goes on. */
+static void
+take_over(struct aj_fetch *f)
+{
+	curl_off_t got = -1, length = -1;
+	int conn = -1;
+
+	if (curl_easy_getinfo(f->easy, CURLINFO_SIZE_DOWNLOAD_T, &got) != CURLE_OK ||
+	    curl_easy_getinfo(f->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length) != CURLE_OK ||
+	    got < 0 || length <= got) {
+		f->splice_wanted = false; /* all read already, or nothing to go on */
+		unpause(f);
+		return;
+	}
+	if ((uint64_t)got != f->bytes_out) {
+		/* libcurl read more than it handed over: it hands the rest
+		 * over now, and the next chunk tries again (a few times). */
+		f->splice_wanted = ++f->takeover_tries < 4;
+		unpause(f);
+		return;
+	}
+	for (size_t i = 0; i < F.n_conns && conn < 0; i++)
+		if (is_connection_of(F.conns[i], f->easy))
+			conn = F.conns[i];
+	f->splice_wanted = false;
+	if (conn < 0 || (f->own_sock = fcntl(conn, F_DUPFD_CLOEXEC, 0)) < 0) {
+		f->own_sock = -1;
+		unpause(f);
+		return;
+	}
+	f->remaining = (uint64_t)(length - got);
+	remember(f);
+	/* The connection is closed when libcurl lets go (it is not put back
+	 * for reuse: the rest of the body is ours); our descriptor stays. */
+	curl_easy_setopt(f->easy, CURLOPT_FORBID_REUSE, 1L);
+	curl_multi_remove_handle(F.multi, f->easy);
+	curl_easy_cleanup(f->easy);
+	f->easy = NULL;
+	f->paused = false;
+	ev_io_init(&f->sock_io, on_upstream, f->own_sock, EV_READ);
+	f->sock_io.data = f;
+	ev_timer_init(&f->deadline_timer, on_deadline,
+		      f->deadline > ev_now(F.loop) ? f->deadline - ev_now(F.loop) : 0.0, 0.0);
+	f->deadline_timer.data = f;
+	ev_timer_start(F.loop, &f->deadline_timer);
+	if (f->n_spill > 0)
+		ev_io_start(F.loop, &f->pipe_io); /* the spill first */
+	else
+		splice_more(f);
+}
+
+static void
+take_over_all(void)
+{
+	while (F.takeovers != NULL) {
+		struct aj_fetch *f = F.takeovers;
+
+		F.takeovers = f->next_takeover;
+		f->takeover_due = false;
+		take_over(f);
+	}
+}
+
+static void
+forget_takeover(struct aj_fetch *f)
+{
+	for (struct aj_fetch **link = &F.takeovers; *link != NULL;
+	     link = &(*link)->next_takeover) {
+		if (*link == f) {
+			*link = f->next_takeover;
+			break;
+		}
+	}
+	f->takeover_due = false;
+}
+
+/* Move what the socket has into the pipe, until one of them blocks; at
+ * most a few MiB per call, so that other requests get their turn. */
+static void
+splice_more(struct aj_fetch *f)
+{
+	for (int round = 0; round < 8; round++) {
+		size_t want = f->remaining < PIPE_SIZE ? (size_t)f->remaining : PIPE_SIZE;
+		ssize_t n;
+		int queued = 0;
+
+		if (f->remaining == 0) {
+			end_body(f);
+			return;
+		}
+		n = splice(f->own_sock, NULL, f->pipe_w, NULL, want,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			f->remaining -= (uint64_t)n;
+			f->bytes_out += (uint64_t)n;
+			f->spliced += (uint64_t)n;
+			continue;
+		}
+		if (n == 0) {
+			fail(f, AJ_ERR_UPSTREAM, f->hop_rule->origin, "allowed",
+			     "the connection closed after %llu of %llu body bytes",
+			     (unsigned long long)f->bytes_out,
+			     (unsigned long long)(f->bytes_out + f->remaining));
+			return;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN) {
+			if (errno == EPIPE)
+				pipe_failed(f, -EPIPE);
+			else
+				fail(f, AJ_ERR_UPSTREAM, f->hop_rule->origin, "allowed",
+				     "reading the body: %s", strerror(errno));
+			return;
+		}
+		/* Which side blocks: bytes waiting on the socket mean the
+		 * pipe is full. */
+		if (ioctl(f->own_sock, FIONREAD, &queued) == 0 && queued > 0) {
+			ev_io_stop(F.loop, &f->sock_io);
+			ev_io_start(F.loop, &f->pipe_io);
+		} else {
+			ev_io_stop(F.loop, &f->pipe_io);
+			ev_io_start(F.loop, &f->sock_io);
+		}
+		return;
+	}
+	if (f->remaining == 0) {
+		end_body(f);
+		return;
+	}
+	/* More may be there: the socket's watcher brings us back. */
+	ev_io_stop(F.loop, &f->pipe_io);
+	ev_io_start(F.loop, &f->sock_io);
+}
+
 /* ---- libcurl callbacks ------------------------------------------------------- */
 
 static bool
@@ -294,7 +759,8 @@ is_redirect(long status)
 	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-static void
+/* Returns 0, or -1 when the request cannot go on (F->error says why). */
+static int
 end_of_headers(struct aj_fetch *f)
 {
 	struct aj_req *r = f->req;
@@ -306,17 +772,32 @@ end_of_headers(struct aj_fetch *f)
 		json_decref(f->resp_headers);
 		f->resp_headers = NULL;
 		f->resp_header_bytes = 0;
-		return;
+		f->te_chunked = false;
+		return 0;
 	}
 	f->headers_done = true;
 	/* "redirects 0" hands the 3xx itself to the agent. */
 	if (is_redirect(status) && f->location != NULL &&
 	    aj_policy_limit(&r->limits, &F.policy->limits, AJ_LIMIT_REDIRECTS) > 0) {
 		f->redirecting = true;
-		return;
+		return 0;
 	}
-	if (f->memfd < 0)
+	if (r->pipe) {
+		int fd = open_pipe(f);
+
+		if (fd < 0) {
+			f->error = AJ_ERR_UPSTREAM;
+			snprintf(f->why, sizeof(f->why), "no pipe for the body: %s",
+				 strerror(-fd));
+			return -1;
+		}
+		f->status = status;
+		f->splice_wanted = can_splice(f);
+		send_response(f, fd);
+	} else if (f->memfd < 0) {
 		send_response(f, -1);
+	}
+	return 0;
 }
 
 static size_t
@@ -335,15 +816,17 @@ on_header(char *data, size_t size, size_t n, void *userp)
 		f->resp_header_bytes = 0;
 		free(f->location);
 		f->location = NULL;
+		f->te_chunked = false;
 		return size * n;
 	case AJ_HTTP_END:
-		end_of_headers(f);
-		return size * n;
+		return end_of_headers(f) < 0 ? 0 : size * n;
 	case AJ_HTTP_SKIP:
 		return size * n;
 	case AJ_HTTP_FIELD:
 		break;
 	}
+	if (h.name_len == 17 && strncasecmp(h.name, "Transfer-Encoding", 17) == 0)
+		f->te_chunked = true;
 	if (h.name_len == 8 && strncasecmp(h.name, "Location", 8) == 0) {
 		free(f->location);
 		f->location = strndup(h.value, h.value_len);
@@ -466,6 +949,8 @@ on_data(char *data, size_t size, size_t n, void *userp)
 		f->bytes_out += len;
 		return len;
 	}
+	if (f->pipe_w >= 0)
+		return pipe_data(f, data, len);
 	/* Out of credit: libcurl keeps this chunk and stops reading from
 	 * upstream until WINDOW (the credit may go below zero by at most one
 	 * frame, so a chunk larger than the window cannot stall forever). */
@@ -578,6 +1063,7 @@ setup_hop(struct aj_fetch *f)
 		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, f);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
@@ -620,7 +1106,6 @@ static void
 finish(struct aj_fetch *f, const char *error, const char *decision, const char *rule)
 {
 	struct aj_req *r = f->req;
-	long status = 0;
 	struct aj_audit_record rec = {
 		.req = r,
 		.decision = decision,
@@ -632,20 +1117,13 @@ finish(struct aj_fetch *f, const char *error, const char *decision, const char *
 		.hop = f->hops,
 	};
 
-	if (f->easy != NULL && f->headers_done)
-		curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
-	/* A reused connection did not pass through on_open_socket. */
-	if (f->easy != NULL && f->address[0] == '\0') {
-		char *ip = NULL;
-
-		if (curl_easy_getinfo(f->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != NULL)
-			snprintf(f->address, sizeof(f->address), "%s", ip);
-		rec.address = f->address[0] ? f->address : NULL;
-	}
-	rec.status = (int)status;
+	remember(f);
+	rec.address = f->address[0] ? f->address : NULL;
+	rec.status = (int)f->status;
 	/* Gathered but never sent (the request failed): not delivered. */
 	if (error != NULL && f->memfd < 0)
-		rec.bytes_out -= f->n_pending;
+		rec.bytes_out -= f->n_pending + (f->n_spill - f->spill_off);
+	rec.spliced = f->spliced;
 	aj_audit(&rec);
 	release(f);
 	F.in_flight--;
@@ -658,15 +1136,22 @@ finish(struct aj_fetch *f, const char *error, const char *decision, const char *
 	free(f->location);
 	if (f->memfd >= 0)
 		close(f->memfd);
+	if (f->takeover_due)
+		forget_takeover(f);
+	if (f->pipe_w >= 0)
+		close_pipe(f);
+	free(f->spill);
+	if (f->own_sock >= 0) {
+		ev_io_stop(F.loop, &f->sock_io);
+		ev_timer_stop(F.loop, &f->deadline_timer);
+		close(f->own_sock);
+	}
 	r->fetch = NULL;
 	free(f);
 	aj_req_finish(r);
 }
 
 /* Fail R with CODE; after RESPONSE the ERROR takes the final BODY's place. */
-static void fail(struct aj_fetch *f, const char *code, const char *rule, const char *decision,
-		 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
 static void
 fail(struct aj_fetch *f, const char *code, const char *rule, const char *decision, const char *fmt,
      ...)
@@ -677,6 +1162,10 @@ fail(struct aj_fetch *f, const char *code, const char *rule, const char *decisio
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* The pipe ends first, as before END: the agent reads it to EOF,
+	 * then the ERROR. */
+	if (f->pipe_w >= 0)
+		close_pipe(f);
 	aj_channel_send_error(f->req->ch, f->req->id, code, rule, msg);
 	finish(f, code, decision, rule);
 }
@@ -837,6 +1326,25 @@ seal_and_send(struct aj_fetch *f)
 }
 
 static void
+fail_timeout(struct aj_fetch *f)
+{
+	struct aj_req *r = f->req;
+
+	fail(f, AJ_ERR_TIMEOUT, f->hop_rule->origin, "allowed",
+	     "no complete answer from %s within the time limit of %.3g s", r->url.host,
+	     (double)aj_policy_limit(&r->limits, &F.policy->limits, AJ_LIMIT_TIMEOUT) / 1000.0);
+}
+
+/* The whole body is in the pipe: EOF, then END on the channel. */
+static void
+end_body(struct aj_fetch *f)
+{
+	close_pipe(f);
+	(void)flush(f, true);
+	finish(f, NULL, "allowed", NULL);
+}
+
+static void
 transfer_done(struct aj_fetch *f, CURLcode rc)
 {
 	struct aj_req *r = f->req;
@@ -851,6 +1359,15 @@ transfer_done(struct aj_fetch *f, CURLcode rc)
 			seal_and_send(f);
 			return;
 		}
+		if (f->pipe_w >= 0) {
+			/* END once the spill is out (on_pipe_room()). */
+			remember(f);
+			release(f);
+			f->complete = true;
+			if (f->n_spill == 0)
+				end_body(f);
+			return;
+		}
 		if (!f->response_sent)
 			send_response(f, -1);
 		(void)flush(f, true);
@@ -858,15 +1375,16 @@ transfer_done(struct aj_fetch *f, CURLcode rc)
 		return;
 	}
 	snprintf(host, sizeof(host), "%s", r->url.host);
-	if (f->error != NULL || rc == CURLE_FILESIZE_EXCEEDED)
+	if (f->error == CANCELLED)
+		finish(f, CANCELLED, "allowed", NULL);
+	else if (f->error != NULL && strcmp(f->error, AJ_ERR_UPSTREAM) == 0)
+		fail(f, AJ_ERR_UPSTREAM, f->hop_rule->origin, "allowed", "%s", f->why);
+	else if (f->error != NULL || rc == CURLE_FILESIZE_EXCEEDED)
 		fail(f, AJ_ERR_TOO_LARGE, f->hop_rule->origin, "allowed",
 		     "the response is over the limit of %llu bytes",
 		     (unsigned long long)f->max_response);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		fail(f, AJ_ERR_TIMEOUT, f->hop_rule->origin, "allowed",
-		     "no complete answer from %s within the time limit of %.3g s", host,
-		     (double)aj_policy_limit(&r->limits, &F.policy->limits, AJ_LIMIT_TIMEOUT) /
-			     1000.0);
+		fail_timeout(f);
 	else if (f->refused != NULL && f->address[0] == '\0')
 		fail(f, AJ_ERR_DENIED, "address check", "denied",
 		     "%s resolves to %s, %s: refused (a profile may allow it with 'fetch "
@@ -976,6 +1494,8 @@ aj_fetch_start(struct aj_req *r)
 	f->hop_rule = r->rule;
 	f->rule_slot = slot;
 	f->memfd = -1;
+	f->pipe_w = -1;
+	f->own_sock = -1;
 	f->credit = 262144;
 	f->deadline = r->started +
 		      (double)aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_TIMEOUT) / 1000.0;
@@ -1019,6 +1539,8 @@ aj_fetch_window(struct aj_req *r, uint32_t credit)
 {
 	struct aj_fetch *f = r->fetch;
 
+	if (r->pipe)
+		return; /* the pipe is the window */
 	/* Bounded: a huge grant cannot overflow the counter. */
 	if (f->credit < INT64_MAX / 2)
 		f->credit += credit;
@@ -1036,7 +1558,7 @@ aj_fetch_resume(struct channel *c)
 	for (size_t i = 0; i < c->n_reqs && c->out_head == NULL; i++) {
 		struct aj_fetch *f = c->reqs[i]->fetch;
 
-		if (f == NULL || !f->paused || f->credit <= 0)
+		if (f == NULL || !f->paused || f->credit <= 0 || c->reqs[i]->pipe)
 			continue;
 		unpause(f);
 		/* Paused again with credit left: the socket is full. */

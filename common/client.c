@@ -769,6 +769,104 @@ take_memfd(struct aj_client *c, int memfd, const struct aj_client_req *req,
 	return r;
 }
 
+/* Move up to WANT bytes of the pipe PIPE_R (blocking) to OUT_FD (-1:
+ * discarded).  Returns the count (0 at EOF), -EPROTO when reading the pipe
+ * fails, or -errno of writing.  Spliced while OUT_FD takes it (*CAN_SPLICE
+ * is cleared for good when not), else copied through BUF. */
+static ssize_t
+pipe_step(int pipe_r, int out_fd, size_t want, bool *can_splice, uint8_t *buf, size_t cap)
+{
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		if (out_fd >= 0 && *can_splice) {
+			n = splice(pipe_r, NULL, out_fd, NULL, want, SPLICE_F_MOVE);
+			if (n >= 0)
+				return n;
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* OUT_FD is non-blocking and full (the pipe
+				 * is blocking: it waits by itself). */
+				struct pollfd pfd = {.fd = out_fd, .events = POLLOUT};
+
+				(void)poll(&pfd, 1, -1);
+				continue;
+			}
+			if (errno != EINVAL && errno != ENOSYS && errno != EBADF)
+				return -errno;
+			*can_splice = false; /* OUT_FD cannot take splice: copy by hand */
+		}
+		n = read(pipe_r, buf, want < cap ? want : cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -EPROTO;
+		if (n > 0 && out_fd >= 0 && (r = write_all(out_fd, buf, (size_t)n)) < 0)
+			return r;
+		return n;
+	}
+}
+
+/* The RESPONSE of a pipe delivery: the body is what the pipe carries to
+ * its EOF, never more than the length announced; END or ERROR follows on
+ * the channel (read_answer()).  Returns 0 (go on reading the channel; RES
+ * may be an error record after kill_channel()) or -errno of OUT_FD. */
+static int
+take_pipe(struct aj_client *c, int pipe_r, const struct aj_client_req *req,
+	  struct aj_fetch_result *res)
+{
+	bool can_splice = true;
+	struct stat st;
+	int fl = fcntl(pipe_r, F_GETFL);
+
+	if (fl < 0 || (fl & O_ACCMODE) != O_RDONLY || fstat(pipe_r, &st) < 0 ||
+	    !S_ISFIFO(st.st_mode) || fcntl(pipe_r, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		close(pipe_r);
+		kill_channel(c, res, "the broker's body pipe is not the read end of a pipe");
+		return 0;
+	}
+	for (;;) {
+		uint64_t left = res->length >= 0 ? (uint64_t)res->length - res->received
+						 : (uint64_t)1 << 30;
+		size_t want = left < ((size_t)1 << 20) ? (size_t)left : (size_t)1 << 20;
+		ssize_t n;
+
+		if (want == 0) {
+			/* All announced bytes are in: the pipe must end here. */
+			do
+				n = read(pipe_r, c->body, 1);
+			while (n < 0 && errno == EINTR);
+			if (n == 0)
+				break;
+			close(pipe_r);
+			kill_channel(c, res,
+				     n > 0 ? "the broker sent more than the announced length"
+					   : "reading the broker's body pipe failed");
+			return 0;
+		}
+		n = pipe_step(pipe_r, req->out_fd, want, &can_splice, c->body, sizeof(c->body));
+		if (n == 0)
+			break;
+		if (n == -EPROTO) {
+			close(pipe_r);
+			kill_channel(c, res, "reading the broker's body pipe failed");
+			return 0;
+		}
+		if (n < 0) {
+			close(pipe_r);
+			send_cancel(c, c->last_id);
+			snprintf(res->message, sizeof(res->message),
+				 "writing the response body: %s", strerror((int)-n));
+			return (int)n;
+		}
+		res->received += (uint64_t)n;
+	}
+	close(pipe_r);
+	return 0;
+}
+
 /* No body follows a HEAD request or these statuses, whatever the length
  * says (RFC 9110, 6.4.1). */
 static bool
@@ -784,7 +882,7 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 	    struct aj_fetch_result *res)
 {
 	uint64_t credit = c->window, ungranted = 0;
-	bool answered = false;
+	bool answered = false, piped = false;
 	struct frame f;
 	char why[256];
 	int r;
@@ -814,7 +912,7 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 			continue;
 		}
 		if (f.fd >= 0 && !(f.hdr.type == AJ_MSG_RESPONSE &&
-				   (req->flags & AJ_CLIENT_MEMFD) && !answered)) {
+				   (req->flags & (AJ_CLIENT_MEMFD | AJ_CLIENT_PIPE)) && !answered)) {
 			close(f.fd);
 			kill_channel(c, res, "the broker passed a file descriptor out of place");
 			return 0;
@@ -844,8 +942,11 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 						 sizeof(why)) < 0) {
 				kill_channel(c, res, why);
 				r = 0;
-			} else if ((req->flags & AJ_CLIENT_MEMFD) && f.fd < 0) {
-				kill_channel(c, res, "the broker sent no memfd with the RESPONSE");
+			} else if ((req->flags & (AJ_CLIENT_MEMFD | AJ_CLIENT_PIPE)) && f.fd < 0) {
+				kill_channel(c, res,
+					     (req->flags & AJ_CLIENT_MEMFD)
+						     ? "the broker sent no memfd with the RESPONSE"
+						     : "the broker sent no pipe with the RESPONSE");
 				r = 0;
 			} else {
 				answered = true;
@@ -864,8 +965,14 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 			}
 			if (r < 0 || res->code[0] != '\0')
 				return r;
-			if (f.fd >= 0)
+			if (f.fd >= 0 && (req->flags & AJ_CLIENT_MEMFD))
 				return take_memfd(c, f.fd, req, res);
+			if (f.fd >= 0) {
+				r = take_pipe(c, f.fd, req, res);
+				if (r < 0 || c->fd < 0)
+					return r;
+				piped = true;
+			}
 			continue;
 		}
 
@@ -874,11 +981,12 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 			kill_channel(c, res, "the broker sent BODY before RESPONSE");
 			return 0;
 		}
-		if ((req->flags & AJ_CLIENT_MEMFD) || f.hdr.length > credit ||
+		if ((req->flags & AJ_CLIENT_MEMFD) || (piped && f.hdr.length > 0) ||
+		    f.hdr.length > credit ||
 		    (res->length >= 0 && res->received + f.hdr.length > (uint64_t)res->length)) {
 			kill_channel(c, res,
-				     (req->flags & AJ_CLIENT_MEMFD)
-					     ? "the broker sent BODY after a memfd"
+				     (req->flags & AJ_CLIENT_MEMFD) ? "the broker sent BODY after a memfd"
+				     : piped ? "the broker sent BODY bytes beside the pipe"
 				     : f.hdr.length > credit
 					     ? "the broker sent more than the window allows"
 					     : "the broker sent more than the announced length");
@@ -928,7 +1036,8 @@ aj_client_request(struct aj_client *c, const struct aj_client_req *req, struct a
 	    (req->body != NULL && (req->flags & AJ_CLIENT_BODY_FD)) ||
 	    (req->body == NULL && req->body_len > 0) ||
 	    ((req->flags & AJ_CLIENT_BODY_FD) && req->body_fd < 0) ||
-	    (req->flags & ~(unsigned)(AJ_CLIENT_MEMFD | AJ_CLIENT_BODY_FD)))
+	    (req->flags & ~(unsigned)(AJ_CLIENT_MEMFD | AJ_CLIENT_PIPE | AJ_CLIENT_BODY_FD)) ||
+	    ((req->flags & AJ_CLIENT_MEMFD) && (req->flags & AJ_CLIENT_PIPE)))
 		return -EINVAL;
 	r = build_headers(req->headers, &hdrs);
 	if (r < 0)
@@ -942,8 +1051,9 @@ aj_client_request(struct aj_client *c, const struct aj_client_req *req, struct a
 			 hdrs);
 	/* "stream" is the default: said only when it is not, which older
 	 * brokers also understand. */
-	if (meta != NULL && (req->flags & AJ_CLIENT_MEMFD) &&
-	    json_object_set_new(meta, "deliver", json_string("memfd")) < 0) {
+	if (meta != NULL && (req->flags & (AJ_CLIENT_MEMFD | AJ_CLIENT_PIPE)) &&
+	    json_object_set_new(meta, "deliver",
+				json_string((req->flags & AJ_CLIENT_MEMFD) ? "memfd" : "pipe")) < 0) {
 		json_decref(meta);
 		meta = NULL;
 	}

@@ -442,12 +442,14 @@ aj_proto_parse_request(const uint8_t *payload, size_t len, struct aj_proto_reque
 		} else if (strcmp(key, "deliver") == 0) {
 			const char *d = json_string_value(v);
 
-			if (d == NULL || (strcmp(d, "stream") != 0 && strcmp(d, "memfd") != 0)) {
+			if (d == NULL || (strcmp(d, "stream") != 0 && strcmp(d, "memfd") != 0 &&
+					  strcmp(d, "pipe") != 0)) {
 				r = aj_err(err, errlen, -EBADMSG,
-					   "\"deliver\" must be \"stream\" or \"memfd\"");
+					   "\"deliver\" must be \"stream\", \"memfd\" or \"pipe\"");
 				goto out;
 			}
 			req.deliver_memfd = strcmp(d, "memfd") == 0;
+			req.deliver_pipe = strcmp(d, "pipe") == 0;
 		} else {
 			/* A member this broker does not know could be one the
 			 * agent relies on: refuse rather than ignore it. */

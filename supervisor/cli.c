@@ -492,6 +492,9 @@ cmd_fetch(int argc, char **argv)
 	req.headers = headers;
 	req.body = data;
 	req.body_len = data_len;
+	/* The body comes through a pipe: spliced to the output, and from
+	 * upstream too for big plain-http bodies (docs/PROTOCOL.md). */
+	req.flags = AJ_CLIENT_PIPE;
 	if (data_file != NULL) {
 		body_fd = strcmp(data_file, "-") == 0
 				  ? STDIN_FILENO

@@ -77,6 +77,7 @@ typedef int (*aj_client_response_fn)(const struct aj_fetch_result *res,
 /* struct aj_client_req flags. */
 #define AJ_CLIENT_MEMFD 0x0001   /* "deliver":"memfd": the broker hands over a sealed memfd */
 #define AJ_CLIENT_BODY_FD 0x0002 /* the request body is read from BODY_FD to its end */
+#define AJ_CLIENT_PIPE 0x0004    /* "deliver":"pipe": the body comes through a pipe */
 
 struct aj_client_req {
 	const char *method;         /* default "GET" */
@@ -103,7 +104,12 @@ void aj_client_req_init(struct aj_client_req *req);
  * through a fixed buffer.  With AJ_CLIENT_MEMFD the memfd's seals
  * (F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE) and its size
  * (== length) are checked; it is then copied to out_fd and closed, or, when
- * out_fd is -1, handed over in RES->body_fd (offset 0).
+ * out_fd is -1, handed over in RES->body_fd (offset 0).  With AJ_CLIENT_PIPE
+ * the body is read from the pipe the broker hands over, to its end and never
+ * past the length announced, and moved to out_fd with splice(2) where the
+ * kernel allows it (the fastest way for a big body: it never passes through
+ * this process's memory); AJ_CLIENT_MEMFD and AJ_CLIENT_PIPE together are
+ * -EINVAL.
  *
  * Returns 0 with *RES filled: a complete response (CODE ""), or an error
  * record (CODE "denied", "upstream_error", ...; STATUS kept when the error

@@ -86,7 +86,7 @@ const char *aj_proto_type_name(unsigned type);
  * A parsed REQUEST payload:
  *   {"method":"GET","url":"https://...","headers":[["Accept","text/html"],...],
  *    "deliver":"stream"}
- * ("headers" and "deliver" ("stream" or "memfd") optional).  Unknown members, wrong types, a method that is not
+ * ("headers" and "deliver" ("stream", "memfd" or "pipe") optional).  Unknown members, wrong types, a method that is not
  * 1-15 uppercase letters, a URL that is empty, longer than AJ_PROTO_MAX_URL
  * or holds a control character, space or non-ASCII byte, more than
  * AJ_PROTO_MAX_HEADERS headers, a header name that is not an RFC 9110 token
@@ -104,6 +104,7 @@ struct aj_proto_request {
 	char *(*headers)[2]; /* owned array of {name, value} */
 	size_t n_headers;
 	int deliver_memfd; /* "deliver":"memfd": the body as a sealed memfd */
+	int deliver_pipe;  /* "deliver":"pipe": the body through a pipe */
 };
 
 /* Parse PAYLOAD into *OUT (written only on success; release it with

@@ -26,6 +26,31 @@ well-behaved client never produces:
                                      cancelled: no slot is lost, one ERROR each
   proto-driver.py throttled URL      one channel over the profile's rate;
                                      another still says HELLO at once
+  proto-driver.py pipe URL SIZE [CODE]
+                                     "deliver":"pipe": the RESPONSE carries
+                                     the read end of a pipe; SIZE bytes of the
+                                     /bytes pattern come through it, no BODY
+                                     frame has a payload, no WINDOW is sent,
+                                     and the write end is closed before BODY
+                                     END (empty).  With CODE: the pipe ends
+                                     early and ERROR CODE comes instead
+  proto-driver.py pipe-close URL SMALLURL NBYTES HOLD
+                                     "deliver":"pipe", read NBYTES, close the
+                                     pipe: nothing more comes for that
+                                     request, and the channel still serves
+                                     SMALLURL (by pipe and by frames); then
+                                     keep the channel open HOLD seconds (so
+                                     the audit tells a cancel by the pipe's
+                                     close from one by the channel's)
+  proto-driver.py pipe-cancel URL SMALLURL
+                                     "deliver":"pipe", read 100000 bytes, then
+                                     CANCEL: nothing more comes for it, the
+                                     pipe ends (EOF), the channel still serves
+  proto-driver.py pipe-refused URL CODE
+                                     "deliver":"pipe" refused before any
+                                     answer: one ERROR CODE, and no fd
+  proto-driver.py frames URL SIZE    the default delivery: SIZE bytes of the
+                                     /bytes pattern in BODY frames, no fd
 
 Prints "ok ..." on success, "FAIL ..." and exits 1 otherwise.
 """
@@ -33,7 +58,9 @@ import array
 import fcntl
 import json
 import os
+import select
 import socket
+import stat
 import struct
 import sys
 import time
@@ -92,6 +119,29 @@ def request(sock, rid, url, deliver=None):
 
 def pattern(offset, n):
     return bytes((offset + i) % 251 for i in range(n))
+
+
+# The /bytes pattern, one block long enough for any slice of up to 64 KiB
+# at any phase: big bodies are checked chunk by chunk without building them.
+BLOCK = pattern(0, 65536 + 251)
+
+
+class Checker:
+    """Counts body bytes and checks them against the /bytes pattern."""
+
+    def __init__(self, what):
+        self.what = what
+        self.got = 0
+
+    def add(self, data):
+        view = memoryview(data)
+        while len(view):
+            part = view[:65536]
+            start = self.got % 251
+            if part != BLOCK[start:start + len(part)]:
+                fail("%s: byte %d on differs from the pattern" % (self.what, self.got))
+            self.got += len(part)
+            view = view[len(part):]
 
 
 def concurrent(url, n):
@@ -313,6 +363,194 @@ def throttled(url):
     print("ok another channel said HELLO in %.2f s" % took, flush=True)
 
 
+def pipe_response(sock, rid, what):
+    """The RESPONSE of a "deliver":"pipe" request: (metadata, read end)."""
+    t, _, r, payload, fd = recv(sock)
+    if t != RESPONSE or r != rid or fd is None:
+        fail("%s: no RESPONSE with an fd: type %r id %r %r" % (what, t, r, payload))
+    st = os.fstat(fd)
+    if not stat.S_ISFIFO(st.st_mode):
+        fail("%s: the fd is not a pipe (mode 0%o)" % (what, st.st_mode))
+    if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY:
+        fail("%s: the fd is not a read end" % what)
+    return json.loads(payload), fd
+
+
+def pipe(url, size, code=None):
+    sock, _ = channel()
+    request(sock, 1, url, deliver="pipe")
+    meta, fd = pipe_response(sock, 1, "pipe")
+    if code is None and meta["length"] is not None and meta["length"] != size:
+        fail("RESPONSE length %r, want %d" % (meta["length"], size))
+    body = Checker("pipe")
+    eof = False
+    last = None  # the frame that ended the request: (type, payload)
+    while not eof or last is None:
+        # Once the request has ended on the channel, the broker has closed
+        # its write end: what is left in the pipe is there already.
+        watch = ([] if eof else [fd]) + ([] if last else [sock])
+        ready, _, _ = select.select(watch, [], [], 2 if last else 30)
+        if not ready:
+            if last:
+                fail("the request ended (type %d) with the pipe's write end still open "
+                     "after %d bytes" % (last[0], body.got))
+            fail("nothing for 30 s after %d bytes" % body.got)
+        if sock in ready:
+            t, flags, rid, payload, extra = recv(sock)
+            if t is None:
+                fail("EOF on the channel after %d bytes" % body.got)
+            if extra is not None:
+                fail("a second fd, with frame type %d" % t)
+            if rid != 1 or t not in (BODY, ERROR):
+                fail("unexpected frame type %d id %d: %r" % (t, rid, payload))
+            if t == BODY and payload:
+                fail("a BODY frame with %d bytes of payload" % len(payload))
+            if t == BODY and not flags & END:
+                fail("a BODY frame without END")
+            last = (t, payload)
+        if fd in ready:
+            data = os.read(fd, 65536)
+            if data:
+                body.add(data)
+            else:
+                eof = True
+    os.close(fd)
+    # Nothing more for the request after its end.
+    extra = frames_for(sock, 1, 0.5)
+    if extra:
+        fail("frames after the end: %r" % extra)
+    if code is None:
+        if last[0] != BODY:
+            fail("ERROR after %d bytes: %r" % (body.got, last[1]))
+        if body.got != size:
+            fail("%d bytes through the pipe, want %d" % (body.got, size))
+        print("ok pipe of %d bytes, then BODY END empty" % size, flush=True)
+    else:
+        err = json.loads(last[1]) if last[0] == ERROR else {}
+        if err.get("code") != code:
+            fail("want ERROR %s after the pipe, got type %d %r" % (code, last[0], last[1]))
+        if body.got >= size:
+            fail("ERROR %s, yet all %d bytes came" % (code, body.got))
+        print("ok pipe ended after %d of %d bytes, then ERROR %s" % (body.got, size, code),
+              flush=True)
+
+
+def read_exactly(fd, n, check):
+    while check.got < n:
+        data = os.read(fd, min(65536, n - check.got))
+        if not data:
+            fail("%s: EOF after %d of %d bytes" % (check.what, check.got, n))
+        check.add(data)
+
+
+def pipe_close(url, small_url, nbytes, hold):
+    sock, _ = channel()
+    request(sock, 1, url, deliver="pipe")
+    _, fd = pipe_response(sock, 1, "first request")
+    read_exactly(fd, nbytes, Checker("first request"))
+    os.close(fd)
+    # Closing the read end cancels the request: nothing more comes for it.
+    extra = frames_for(sock, 1, 2)
+    if extra:
+        fail("frames for the request whose pipe was closed: %r" % extra)
+    size = int(small_url.rsplit("/", 1)[1])
+    request(sock, 2, small_url, deliver="pipe")
+    _, fd = pipe_response(sock, 2, "second request")
+    check = Checker("second request")
+    read_exactly(fd, size, check)
+    if os.read(fd, 1) != b"":
+        fail("second request: more than %d bytes" % size)
+    os.close(fd)
+    t, flags, rid, payload, _ = recv(sock)
+    if (t, rid, payload) != (BODY, 2, b"") or not flags & END:
+        fail("second request: type %r id %r %r, want BODY END" % (t, rid, payload))
+    request(sock, 3, small_url)
+    check = Checker("third request")
+    t, _, _, payload, _ = recv(sock)
+    if t != RESPONSE:
+        fail("third request: %r" % payload)
+    while True:
+        t, flags, rid, payload, _ = recv(sock)
+        if t != BODY or rid != 3:
+            fail("third request: type %r id %r %r" % (t, rid, payload))
+        check.add(payload)
+        if flags & END:
+            break
+    if check.got != size:
+        fail("third request: %d bytes, want %d" % (check.got, size))
+    print("ok pipe closed after %d bytes; nothing more came for it; the channel still serves"
+          % nbytes, flush=True)
+    time.sleep(hold)
+
+
+def pipe_cancel(url, small_url):
+    sock, _ = channel()
+    request(sock, 1, url, deliver="pipe")
+    _, fd = pipe_response(sock, 1, "first request")
+    check = Checker("first request")
+    read_exactly(fd, 100000, check)
+    sock.send(frame(CANCEL, 0, 1))
+    # The broker lets go of the pipe: what is in it, then EOF.
+    deadline = time.monotonic() + 5
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
+        if not ready:
+            fail("no EOF on the pipe 5 s after CANCEL (%d bytes read)" % check.got)
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        check.add(data)
+    os.close(fd)
+    extra = frames_for(sock, 1, 1)
+    if extra:
+        fail("frames after CANCEL: %r" % extra)
+    size = int(small_url.rsplit("/", 1)[1])
+    request(sock, 2, small_url, deliver="pipe")
+    _, fd = pipe_response(sock, 2, "second request")
+    check = Checker("second request")
+    read_exactly(fd, size, check)
+    os.close(fd)
+    t, flags, rid, payload, _ = recv(sock)
+    if (t, rid, payload) != (BODY, 2, b"") or not flags & END:
+        fail("second request: type %r id %r %r, want BODY END" % (t, rid, payload))
+    print("ok pipe cancelled; EOF; the channel still serves", flush=True)
+
+
+def pipe_refused(url, code):
+    sock, _ = channel()
+    request(sock, 1, url, deliver="pipe")
+    t, _, rid, payload, fd = recv(sock)
+    if t != ERROR or rid != 1 or fd is not None:
+        fail("want ERROR %s without an fd: type %r id %r fd %r %r" % (code, t, rid, fd, payload))
+    if json.loads(payload).get("code") != code:
+        fail("want ERROR %s: %r" % (code, payload))
+    extra = frames_for(sock, 1, 0.5)
+    if extra:
+        fail("frames after the ERROR: %r" % extra)
+    print("ok pipe refused with %s before any answer" % code, flush=True)
+
+
+def frames(url, size):
+    sock, welcome = channel()
+    request(sock, 1, url)
+    t, _, _, payload, fd = recv(sock)
+    if t != RESPONSE or fd is not None:
+        fail("want a RESPONSE without an fd: type %r fd %r %r" % (t, fd, payload))
+    body = Checker("frames")
+    while True:
+        t, flags, rid, payload, fd = recv(sock)
+        if t != BODY or fd is not None:
+            fail("type %r fd %r after %d bytes: %r" % (t, fd, body.got, payload[:200]))
+        body.add(payload)
+        if payload:
+            sock.send(frame(WINDOW, 0, 1, struct.pack("<I", len(payload))))
+        if flags & END:
+            break
+    if body.got != size:
+        fail("%d bytes in BODY frames, want %d" % (body.got, size))
+    print("ok %d bytes in BODY frames" % size, flush=True)
+
+
 def main():
     mode = sys.argv[1]
     if mode == "concurrent":
@@ -333,6 +571,16 @@ def main():
         refused_uploads(sys.argv[2], sys.argv[3])
     elif mode == "throttled":
         throttled(sys.argv[2])
+    elif mode == "pipe":
+        pipe(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
+    elif mode == "pipe-close":
+        pipe_close(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+    elif mode == "pipe-cancel":
+        pipe_cancel(sys.argv[2], sys.argv[3])
+    elif mode == "pipe-refused":
+        pipe_refused(sys.argv[2], sys.argv[3])
+    elif mode == "frames":
+        frames(sys.argv[2], int(sys.argv[3]))
     else:
         fail("unknown mode " + mode)
 

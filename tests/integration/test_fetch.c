@@ -1088,3 +1088,671 @@ Test(fetch, the_rate_throttles_only_the_channel_that_overdrew_it)
 	aj_test_result_free(&r);
 	free(prof);
 }
+
+/* ---- "deliver":"pipe": bodies through a pipe, big plain ones by splice(2) ---- */
+
+/* How many bytes scratch/NAME holds if they are a prefix of the /bytes
+ * pattern (byte i = i % 251); -1 if a byte differs or it cannot be read. */
+static long
+pattern_length(const char *name)
+{
+	/* A whole number of periods: every block read starts at phase 0. */
+	static unsigned char want[251 * 261], got[sizeof(want)];
+	char path[4200];
+	long len = 0;
+	size_t n;
+	FILE *f;
+
+	for (size_t i = 0; i < sizeof(want); i++)
+		want[i] = (unsigned char)(i % 251);
+	snprintf(path, sizeof(path), "%s/%s", scratch, name);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while ((n = fread(got, 1, sizeof(got), f)) > 0) {
+		if (memcmp(got, want, n) != 0) {
+			fclose(f);
+			return -1;
+		}
+		len += (long)n;
+	}
+	fclose(f);
+	return len;
+}
+
+/* The final audit record of the request for BASE PATH (BASE: a server's
+ * URL), or NULL. */
+static json_t *
+final_record(json_t *audit, const char *base, const char *path)
+{
+	char url[1024];
+	json_t *rec;
+	size_t i;
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	json_array_foreach(audit, i, rec)
+	{
+		if (json_is_true(json_object_get(rec, "final")) &&
+		    strcmp(str(rec, "url"), url) == 0)
+			return rec;
+	}
+	return NULL;
+}
+
+/* An integer member of REC; -1 if it is absent (or not an integer). */
+static long long
+num(json_t *rec, const char *key)
+{
+	json_t *v = json_object_get(rec, key);
+
+	return json_is_integer(v) ? (long long)json_integer_value(v) : -1;
+}
+
+/* The client port of the Nth (from 0) request whose server log line holds
+ * NEEDLE: it tells the connections apart (httpd.py logs it last). */
+static int
+peer_port(const struct aj_server *s, const char *needle, int nth)
+{
+	char line[4096];
+	int port = -1;
+	FILE *f = fopen(s->log, "r");
+
+	cr_assert_not_null(f, "no server log %s", s->log);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		if (strstr(line, needle) != NULL && nth-- == 0) {
+			port = atoi(strrchr(line, ' ') + 1);
+			break;
+		}
+	}
+	fclose(f);
+	return port;
+}
+
+/* The milliseconds TIMED_SH printed for LABEL ("LABEL exit=N ms=M"); -1 if none. */
+static long
+ms_after(const char *out, const char *label)
+{
+	char key[128];
+	const char *p;
+
+	snprintf(key, sizeof(key), "%s exit=", label);
+	p = strstr(out, key);
+	p = p ? strstr(p, " ms=") : NULL;
+	return p ? atol(p + 4) : -1;
+}
+
+/* A shell function for snprintf'd scripts: `t LABEL CMD...` runs CMD,
+ * then prints "LABEL exit=N ms=M" (M: its wall-clock time). */
+#define TIMED_SH                                                                                   \
+	"t() { l=$1; shift; s=$(date +%%s%%N); \"$@\"; e=$?; "                                     \
+	"echo \"$l exit=$e ms=$((($(date +%%s%%N) - s) / 1000000))\"; }; "
+
+#define MIB (1024L * 1024L)
+
+/* The feature's reason to be: a big plain-HTTP body with a Content-Length
+ * goes from the upstream socket into the agent's pipe by splice(2), never
+ * through the broker's memory.  It arrives byte-exact, and the audit says
+ * how much was spliced: all but what libcurl read before the hand-over. */
+Test(fetch, a_64_mib_plain_body_is_spliced_byte_exact)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/** response 128M\n", http.port);
+	struct aj_result r;
+	char script[8192];
+	json_t *audit, *rec;
+
+	snprintf(script, sizeof(script),
+		 "$AJ fetch -o '%s/big' \"$URL/bytes/67108864\"; echo \"exit=$?\"", scratch);
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_not_null(strstr(r.out, "exit=0\n"), SHOW(r));
+	cr_assert_eq(pattern_length("big"), 64 * MIB, "not the 64 MiB pattern: " SHOW(r));
+	audit = audit_records("audit.jsonl");
+	rec = final_record(audit, http.url, "/bytes/67108864");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "status"), 200);
+	cr_assert_str_eq(str(rec, "error"), "(none)");
+	cr_assert_eq(num(rec, "bytes_out"), 64 * MIB, "%s", slurp("audit.jsonl"));
+	cr_assert_geq(num(rec, "spliced"), 63 * MIB, "%s", slurp("audit.jsonl"));
+	cr_assert_leq(num(rec, "spliced"), 64 * MIB, "%s", slurp("audit.jsonl"));
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* Bodies that splice cannot take (small, one byte under the threshold,
+ * chunked, TLS) still come through the pipe, written by the broker:
+ * byte-exact, and with no "spliced" in their records. */
+Test(fetch, other_bodies_come_through_the_pipe_unspliced)
+{
+	static const char *const hosts[] = {"127.0.0.1", NULL};
+	static const struct {
+		const char *file, *path;
+		long size;
+		bool tls;
+	} cases[] = {
+		{"small", "/bytes/1024", 1024, false},
+		{"under", "/bytes/1048575", 1048575, false},
+		{"chunked", "/bytes/3145728?chunked=1", 3 * MIB, false},
+		{"tls", "/bytes/3145728", 3 * MIB, true},
+	};
+	char certs[4096], ca[4200], script[16384];
+	struct aj_server tls = {0};
+	struct aj_result r;
+	json_t *audit, *rec;
+	size_t len = 0;
+	char *prof;
+
+	snprintf(certs, sizeof(certs), "%s/certs", scratch);
+	cr_assert_eq(aj_make_ca(certs, hosts), 0);
+	cr_assert_eq(aj_server_start_http(&tls, "127.0.0.1", certs, scratch), 0);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	setenv("TLS", tls.url, 1);
+	prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n"
+			     "fetch allow GET https://127.0.0.1:%d/**\nfetch ca %s\n",
+			     http.port, tls.port, ca);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		len += (size_t)snprintf(script + len, sizeof(script) - len,
+					"$AJ fetch -o '%s/%s' \"$%s%s\"; echo \"exit=$?\"; ",
+					scratch, cases[i].file, cases[i].tls ? "TLS" : "URL",
+					cases[i].path);
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "exit=0\nexit=0\nexit=0\nexit=0\n"), SHOW(r));
+	audit = audit_records("audit.jsonl");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(pattern_length(cases[i].file), cases[i].size, "%s:\n%s\n%s",
+			     cases[i].path, r.out, r.err);
+		rec = final_record(audit, cases[i].tls ? tls.url : http.url, cases[i].path);
+		cr_assert_not_null(rec, "%s: %s", cases[i].path, slurp("audit.jsonl"));
+		cr_assert_eq(num(rec, "bytes_out"), cases[i].size, "%s: %s", cases[i].path,
+			     slurp("audit.jsonl"));
+		cr_assert_null(json_object_get(rec, "spliced"), "%s: %s", cases[i].path,
+			       slurp("audit.jsonl"));
+	}
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+	aj_server_stop(&tls);
+}
+
+/* The broker takes a spliced body's connection over from libcurl and closes
+ * it at the end: two spliced downloads in a row, then small fetches, are
+ * all byte-exact, and no later request comes on a spliced connection (the
+ * server logs each request's client port; small fetches in a row do share
+ * one).  The bodies are exactly the rule's limit: still spliced. */
+Test(fetch, spliced_connections_are_not_reused)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/** response 64M\n", http.port);
+	struct aj_result r;
+	char script[8192];
+	json_t *audit;
+	int first, second;
+
+	snprintf(script, sizeof(script),
+		 "$AJ fetch -o '%s/a' \"$URL/bytes/67108864\"; echo \"exit=$?\"; "
+		 "$AJ fetch -o '%s/b' \"$URL/bytes/67108864\"; echo \"exit=$?\"; "
+		 "$AJ fetch -o '%s/c' \"$URL/bytes/1000\"; echo \"exit=$?\"; "
+		 "$AJ fetch -o '%s/d' \"$URL/bytes/2000\"; echo \"exit=$?\"",
+		 scratch, scratch, scratch, scratch);
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "exit=0\nexit=0\nexit=0\nexit=0\n"), SHOW(r));
+	cr_assert_eq(pattern_length("a"), 64 * MIB);
+	cr_assert_eq(pattern_length("b"), 64 * MIB);
+	cr_assert_eq(pattern_length("c"), 1000);
+	cr_assert_eq(pattern_length("d"), 2000);
+	/* Both big ones were spliced (the second too: a spliced request leaves
+	 * nothing behind that spoils the next). */
+	audit = audit_records("audit.jsonl");
+	cr_assert_eq(json_array_size(audit), 4, "%s", slurp("audit.jsonl"));
+	cr_assert_geq(num(json_array_get(audit, 0), "spliced"), 63 * MIB, "%s",
+		      slurp("audit.jsonl"));
+	cr_assert_geq(num(json_array_get(audit, 1), "spliced"), 63 * MIB, "%s",
+		      slurp("audit.jsonl"));
+	json_decref(audit);
+	first = peer_port(&http, "GET /bytes/67108864 ", 0);
+	second = peer_port(&http, "GET /bytes/67108864 ", 1);
+	cr_assert_gt(first, 0);
+	cr_assert_gt(second, 0);
+	cr_assert_neq(first, second, "the second spliced request came on the first's connection");
+	for (int i = 0; i < 2; i++) {
+		const char *small = i == 0 ? "GET /bytes/1000 " : "GET /bytes/2000 ";
+
+		cr_assert_neq(peer_port(&http, small, 0), first, "%s reused a spliced connection",
+			      small);
+		cr_assert_neq(peer_port(&http, small, 0), second, "%s reused a spliced connection",
+			      small);
+	}
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* Upstream announces 8 MiB and closes after 2 MiB.  On the spliced path
+ * (and, for comparison, chunked, written by the broker) the client gets
+ * every byte that came, then upstream_error (7), never a success; the raw
+ * protocol shows the pipe's EOF followed by ERROR; the broker goes on. */
+Test(fetch, a_body_cut_short_in_the_pipe_is_an_upstream_error)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	struct aj_result r;
+	char script[8192];
+	json_t *audit, *rec;
+
+	snprintf(script, sizeof(script),
+		 "$AJ fetch -o '%s/cut' \"$URL/partial/8388608/2097152/0\"; echo \"exit=$?\"; "
+		 "$AJ fetch -o '%s/cutc' \"$URL/partial/8388608/2097152/0?chunked=1\"; "
+		 "echo \"exit=$?\"; "
+		 "python3 -B '%s' pipe \"$URL/partial/8388608/2097153/0\" 8388608 upstream_error; "
+		 "$AJ fetch \"$URL/bytes/1000\" | wc -c",
+		 scratch, scratch, driver());
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "exit=7\nexit=7\n"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "agentjail fetch: upstream_error: "), SHOW(r));
+	cr_assert_not_null(
+		strstr(r.out,
+		       "ok pipe ended after 2097153 of 8388608 bytes, then ERROR upstream_error"),
+		SHOW(r));
+	cr_assert_not_null(strstr(r.out, "\n1000\n"), SHOW(r));
+	cr_assert_eq(pattern_length("cut"), 2 * MIB, SHOW(r));
+	cr_assert_eq(pattern_length("cutc"), 2 * MIB, SHOW(r));
+	audit = audit_records("audit.jsonl");
+	rec = final_record(audit, http.url, "/partial/8388608/2097152/0");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_str_eq(str(rec, "error"), "upstream_error");
+	cr_assert_eq(num(rec, "bytes_out"), 2 * MIB, "%s", slurp("audit.jsonl"));
+	/* It was the spliced path that saw the cut. */
+	cr_assert_gt(num(rec, "spliced"), 0, "%s", slurp("audit.jsonl"));
+	rec = final_record(audit, http.url, "/partial/8388608/2097152/0?chunked=1");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_str_eq(str(rec, "error"), "upstream_error");
+	cr_assert_null(json_object_get(rec, "spliced"), "%s", slurp("audit.jsonl"));
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* Upstream sends 2 MiB of 8 MiB, then nothing for 30 s: the rule's time
+ * limit (2 s) still ends the request, on the spliced path as on the
+ * written one: timeout (4), soon after the limit, and ERROR after the
+ * pipe's EOF on the wire. */
+Test(fetch, a_body_that_stalls_in_the_pipe_ends_at_the_time_limit)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/** timeout 2s\n", http.port);
+	struct aj_result r;
+	char script[8192];
+	json_t *audit, *rec;
+
+	snprintf(script, sizeof(script),
+		 TIMED_SH
+		 "t spliced $AJ fetch -o '%s/st' \"$URL/partial/8388608/2097152/30\"; "
+		 "t chunked $AJ fetch -o '%s/stc' \"$URL/partial/8388608/2097152/30?chunked=1\"; "
+		 "python3 -B '%s' pipe \"$URL/partial/8388608/2097153/30\" 8388608 timeout; "
+		 "$AJ fetch \"$URL/bytes/1000\" | wc -c",
+		 scratch, scratch, driver());
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "spliced exit=4 "), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "chunked exit=4 "), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "agentjail fetch: timeout: "), SHOW(r));
+	for (int i = 0; i < 2; i++) {
+		long ms = ms_after(r.out, i == 0 ? "spliced" : "chunked");
+
+		cr_assert(ms >= 1900 && ms <= 5000, "ended after %ld ms, the limit is 2 s:\n%s\n%s",
+			  ms, r.out, r.err);
+	}
+	cr_assert_not_null(
+		strstr(r.out, "ok pipe ended after 2097153 of 8388608 bytes, then ERROR timeout"),
+		SHOW(r));
+	cr_assert_not_null(strstr(r.out, "\n1000\n"), SHOW(r));
+	cr_assert_eq(pattern_length("st"), 2 * MIB, SHOW(r));
+	cr_assert_eq(pattern_length("stc"), 2 * MIB, SHOW(r));
+	audit = audit_records("audit.jsonl");
+	rec = final_record(audit, http.url, "/partial/8388608/2097152/30");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_str_eq(str(rec, "error"), "timeout");
+	cr_assert_gt(num(rec, "spliced"), 0, "%s", slurp("audit.jsonl"));
+	rec = final_record(audit, http.url, "/partial/8388608/2097152/30?chunked=1");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_str_eq(str(rec, "error"), "timeout");
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* A reader that stops: the pipe's capacity is the flow control.  Whether
+ * the broker splices (plain) or writes (chunked) a 1 GiB body, it waits
+ * for the pipe instead of buffering, serves another client meanwhile, and
+ * once the reader is gone (the pipeline ends) it cancels and goes on. */
+Test(fetch, a_pipe_reader_that_stops_keeps_the_broker_flat)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/** response 2G "
+				   "timeout 120s\n",
+				   http.port);
+	char script[16384];
+	const char *ev;
+	int cancelled = 0;
+	long kb;
+
+	snprintf(script, sizeof(script),
+		 "for q in '' '?chunked=1'; do "
+		 "$AJ fetch \"$URL/bytes/1073741824$q\" | (sleep 3; head -c 65536 >/dev/null) & "
+		 "sleep 1; $AJ fetch \"$URL/bytes/100\" | wc -c >> '%s/count'; wait; done; "
+		 "$AJ fetch \"$URL/bytes/1000\" | wc -c >> '%s/count'",
+		 scratch, scratch);
+	kb = jail_broker_peak_kb(prof, script);
+	cr_assert_str_eq(slurp("count"), "100\n100\n1000\n", "%s", slurp("bg.out"));
+	assert_broker_flat(kb);
+	/* Both big requests ended when their reader went away. */
+	for (ev = slurp("events.jsonl"); (ev = strstr(ev, "\"error\":\"cancelled\"")) != NULL; ev++)
+		cancelled++;
+	cr_assert_eq(cancelled, 2, "%s", slurp("events.jsonl"));
+	free(prof);
+}
+
+/* The agent closes the pipe before the end: the request is cancelled as by
+ * CANCEL (nothing more is sent for it, the audit says "cancelled"), and the
+ * channel stays usable.  For each of PATHS (under the test server), the
+ * driver reads READ bytes, closes the pipe and keeps its channel HOLD
+ * seconds more: a request ended by the channel's close would be
+ * "cancelled" too, but only after that, so it must end within MAX_MS. */
+static void
+assert_closing_the_pipe_cancels(const char *const paths[2], long read, int hold, long max_ms,
+				const char *profile_text)
+{
+	char *prof = write_profile(profile_text, http.port);
+	char script[8192], want[512], both[2 * 512 + 8];
+	struct aj_result r;
+	json_t *audit;
+
+	snprintf(script, sizeof(script),
+		 "d='%s'; for p in '%s' '%s'; do python3 -B \"$d\" pipe-close \"$URL$p\" "
+		 "\"$URL/bytes/5000\" %ld %d; done; $AJ fetch \"$URL/bytes/1000\" | wc -c",
+		 driver(), paths[0], paths[1], read, hold);
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	snprintf(want, sizeof(want),
+		 "ok pipe closed after %ld bytes; nothing more came for it; the channel still "
+		 "serves\n",
+		 read);
+	snprintf(both, sizeof(both), "%s%s1000\n", want, want);
+	cr_assert_not_null(strstr(r.out, both), SHOW(r));
+	audit = audit_records("audit.jsonl");
+	for (int i = 0; i < 2; i++) {
+		json_t *rec = final_record(audit, http.url, paths[i]);
+
+		cr_assert_not_null(rec, "%s: %s", paths[i], slurp("audit.jsonl"));
+		cr_assert_str_eq(str(rec, "error"), "cancelled", "%s: %s", paths[i],
+				 slurp("audit.jsonl"));
+		cr_assert_lt(num(rec, "duration_ms"), max_ms, "%s: not ended by the pipe's close: %s",
+			     paths[i], slurp("audit.jsonl"));
+	}
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* While the body flows, on the spliced path and on the written one. */
+Test(fetch, closing_the_pipe_early_cancels_the_request)
+{
+	static const char *const paths[2] = {"/bytes/1073741824", "/bytes/1073741824?chunked=1"};
+
+	assert_closing_the_pipe_cancels(paths, 100000, 3, 2000,
+					"fetch allow GET http://127.0.0.1:%d/** response 2G "
+					"timeout 60s\n");
+}
+
+/* While upstream sends nothing (it stalls after 2 MiB, which the agent has
+ * read): the broker has nothing to write, so only watching the pipe tells
+ * it the reader is gone.  It must cancel then, not hold the request (and
+ * its upstream connection) until the rule's limit (20 s) or the channel's
+ * end. */
+Test(fetch, closing_the_pipe_while_upstream_idles_cancels_at_once)
+{
+	static const char *const paths[2] = {"/partial/8388608/2097152/30",
+					     "/partial/8388608/2097152/30?chunked=1"};
+
+	assert_closing_the_pipe_cancels(paths, 2097152, 5, 4000,
+					"fetch allow GET http://127.0.0.1:%d/** timeout 20s\n");
+}
+
+/* Answers without a body over the pipe end at once and empty: HEAD of a
+ * body big enough to splice (a broker that spliced it would wait for bytes
+ * that never come), and 204.  A Content-Length over the rule's limit is
+ * refused before any answer: too_large (5), nothing written, and on the
+ * wire a plain ERROR without a pipe. */
+Test(fetch, empty_and_refused_bodies_over_the_pipe)
+{
+	char *prof = write_profile("fetch allow GET,HEAD http://127.0.0.1:%d/** response 4M "
+				   "timeout 5s\n",
+				   http.port);
+	struct aj_result r;
+	char script[8192];
+	json_t *audit, *rec;
+	struct stat st;
+	char path[4200];
+
+	snprintf(script, sizeof(script),
+		 "$AJ fetch -X HEAD -o '%s/head' \"$URL/bytes/2097152\"; echo \"exit=$?\"; "
+		 "$AJ fetch -o '%s/none' \"$URL/status/204\"; echo \"exit=$?\"; "
+		 "$AJ fetch -o '%s/large' \"$URL/bytes/8388608\"; echo \"exit=$?\"; "
+		 "python3 -B '%s' pipe-refused \"$URL/bytes/8388609\" too_large",
+		 scratch, scratch, scratch, driver());
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "exit=0\nexit=0\nexit=5\n"
+					 "ok pipe refused with too_large before any answer\n"),
+			   SHOW(r));
+	cr_assert_not_null(
+		strstr(r.err,
+		       "agentjail fetch: too_large: the response is over the limit of 4194304"),
+		SHOW(r));
+	for (int i = 0; i < 3; i++) {
+		const char *name = i == 0 ? "head" : i == 1 ? "none" : "large";
+
+		snprintf(path, sizeof(path), "%s/%s", scratch, name);
+		cr_assert_eq(stat(path, &st), 0, "%s", name);
+		cr_assert_eq(st.st_size, 0, "%s: %lld bytes", name, (long long)st.st_size);
+	}
+	audit = audit_records("audit.jsonl");
+	rec = final_record(audit, http.url, "/bytes/2097152");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_str_eq(str(rec, "method"), "HEAD");
+	cr_assert_eq(num(rec, "status"), 200);
+	cr_assert_eq(num(rec, "bytes_out"), 0, "%s", slurp("audit.jsonl"));
+	cr_assert_null(json_object_get(rec, "spliced"), "%s", slurp("audit.jsonl"));
+	rec = final_record(audit, http.url, "/status/204");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "status"), 204);
+	cr_assert_eq(num(rec, "bytes_out"), 0, "%s", slurp("audit.jsonl"));
+	rec = final_record(audit, http.url, "/bytes/8388608");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_str_eq(str(rec, "error"), "too_large");
+	cr_assert_null(json_object_get(rec, "spliced"), "%s", slurp("audit.jsonl"));
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* The protocol of "deliver":"pipe", seen raw: one fd, a pipe's read end,
+ * with the RESPONSE; the body through it and in no BODY frame; no WINDOW
+ * needed; the write end closed, then BODY END with an empty payload; the
+ * announced length.  Spliced, written (chunked, small) and TLS alike. */
+Test(fetch, the_pipe_protocol_holds_for_every_kind_of_body)
+{
+	static const char *const hosts[] = {"127.0.0.1", NULL};
+	char certs[4096], ca[4200], script[16384];
+	struct aj_server tls = {0};
+	struct aj_result r;
+	char *prof;
+
+	snprintf(certs, sizeof(certs), "%s/certs", scratch);
+	cr_assert_eq(aj_make_ca(certs, hosts), 0);
+	cr_assert_eq(aj_server_start_http(&tls, "127.0.0.1", certs, scratch), 0);
+	snprintf(ca, sizeof(ca), "%s/ca.pem", certs);
+	setenv("TLS", tls.url, 1);
+	prof = write_profile("fetch allow GET http://127.0.0.1:%d/** response 128M\n"
+			     "fetch allow GET https://127.0.0.1:%d/**\nfetch ca %s\n",
+			     http.port, tls.port, ca);
+	snprintf(script, sizeof(script),
+		 "d='%s'; python3 -B \"$d\" pipe \"$URL/bytes/67108864\" 67108864; "
+		 "python3 -B \"$d\" pipe \"$URL/bytes/3145728?chunked=1\" 3145728; "
+		 "python3 -B \"$d\" pipe \"$URL/bytes/1000\" 1000; "
+		 "python3 -B \"$d\" pipe \"$URL/bytes/0\" 0; "
+		 "python3 -B \"$d\" pipe \"$TLS/bytes/3145728\" 3145728",
+		 driver());
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_not_null(strstr(r.out, "ok pipe of 67108864 bytes, then BODY END empty\n"
+					 "ok pipe of 3145728 bytes, then BODY END empty\n"
+					 "ok pipe of 1000 bytes, then BODY END empty\n"
+					 "ok pipe of 0 bytes, then BODY END empty\n"
+					 "ok pipe of 3145728 bytes, then BODY END empty\n"),
+			   SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+	aj_server_stop(&tls);
+}
+
+/* `agentjail fetch` now takes the pipe, so the 256 MiB test above measures
+ * that path; this twin keeps the frames path (BODY frames and WINDOW
+ * credit, as the Python client uses it) under the same memory bound. */
+Test(fetch, a_256_mib_download_by_frames_streams_with_flat_broker_memory)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/** response 512M "
+				   "timeout 120s\n",
+				   http.port);
+	char script[16384];
+	long kb;
+
+	snprintf(script, sizeof(script),
+		 "python3 -B '%s' frames \"$URL/bytes/268435456\" 268435456 > '%s/drv' 2>&1",
+		 driver(), scratch);
+	kb = jail_broker_peak_kb(prof, script);
+	cr_assert_not_null(strstr(slurp("drv"), "ok 268435456 bytes in BODY frames"), "%s",
+			   slurp("drv"));
+	assert_broker_flat(kb);
+	free(prof);
+}
+
+/* Splicing starts where the body starts, whatever came before on the
+ * connection: after a redirect hop (whose own body is dropped), and after
+ * an uploaded request body. */
+Test(fetch, bodies_after_a_redirect_or_an_upload_are_spliced_byte_exact)
+{
+	char *prof = write_profile("fetch allow GET,POST http://127.0.0.1:%d/** response 128M\n",
+				   http.port);
+	struct aj_result r;
+	char script[8192];
+	json_t *audit, *rec;
+
+	snprintf(script, sizeof(script),
+		 "$AJ fetch -o '%s/redir' \"$URL/redirect/302?to=/bytes/33554432\"; "
+		 "echo \"exit=$?\"; "
+		 "head -c 300000 /dev/zero > /tmp/up; "
+		 "$AJ fetch --data-binary @/tmp/up -o '%s/post' \"$URL/bytes/33554433\"; "
+		 "echo \"exit=$?\"",
+		 scratch, scratch);
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "exit=0\nexit=0\n"), SHOW(r));
+	cr_assert_eq(pattern_length("redir"), 32 * MIB, SHOW(r));
+	cr_assert_eq(pattern_length("post"), 32 * MIB + 1, SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "POST /bytes/33554433"), 1);
+	audit = audit_records("audit.jsonl");
+	rec = final_record(audit, http.url, "/bytes/33554432");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "hop"), 1, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_out"), 32 * MIB, "%s", slurp("audit.jsonl"));
+	cr_assert_geq(num(rec, "spliced"), 31 * MIB, "%s", slurp("audit.jsonl"));
+	rec = final_record(audit, http.url, "/bytes/33554433");
+	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_in"), 300000, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_out"), 32 * MIB + 1, "%s", slurp("audit.jsonl"));
+	cr_assert_geq(num(rec, "spliced"), 31 * MIB, "%s", slurp("audit.jsonl"));
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* Several spliced downloads at once, on connections that libcurl has
+ * just used for small fetches (8 clients in parallel, each fetching small,
+ * big, small, big): every body byte-exact and in its own file, and every
+ * big one spliced, whichever connection it came on. */
+Test(fetch, parallel_spliced_downloads_on_reused_connections)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/** response 64M\n", http.port);
+	struct aj_result r;
+	char script[8192];
+	json_t *audit;
+
+	snprintf(script, sizeof(script),
+		 "cd '%s'; for i in 1 2 3 4 5 6 7 8; do (for j in 1 2; do "
+		 "$AJ fetch -o small$i$j \"$URL/bytes/$((1000 + 10 * i + j))\"; echo \"exit=$?\"; "
+		 "$AJ fetch -o big$i$j \"$URL/bytes/$((8388608 + 10 * i + j))\"; echo \"exit=$?\"; "
+		 "done) & done; wait",
+		 scratch);
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_eq(strlen(r.out), 32 * strlen("exit=0\n"), SHOW(r));
+	cr_assert_null(strstr(r.out, "exit=1"), SHOW(r));
+	for (const char *p = r.out; *p != '\0'; p += strlen("exit=0\n"))
+		cr_assert_eq(strncmp(p, "exit=0\n", 7), 0, SHOW(r));
+	audit = audit_records("audit.jsonl");
+	for (int i = 1; i <= 8; i++) {
+		for (int j = 1; j <= 2; j++) {
+			char name[32], path[64];
+			json_t *rec;
+
+			snprintf(name, sizeof(name), "small%d%d", i, j);
+			cr_assert_eq(pattern_length(name), 1000 + 10 * i + j, "%s", name);
+			snprintf(name, sizeof(name), "big%d%d", i, j);
+			cr_assert_eq(pattern_length(name), 8 * MIB + 10 * i + j, "%s", name);
+			snprintf(path, sizeof(path), "/bytes/%ld", 8 * MIB + 10 * i + j);
+			rec = final_record(audit, http.url, path);
+			cr_assert_not_null(rec, "%s: %s", path, slurp("audit.jsonl"));
+			cr_assert_geq(num(rec, "spliced"), 7 * MIB, "%s not spliced: %s", path,
+				      json_dumps(rec, JSON_COMPACT));
+		}
+	}
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* CANCEL works on a piped request as on any other, spliced or written:
+ * nothing more for it, the broker lets go of the pipe (EOF), the audit
+ * says "cancelled" at once, and the channel goes on. */
+Test(fetch, cancel_ends_a_piped_request)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/** response 2G\n", http.port);
+	struct aj_result r;
+	char script[8192];
+	json_t *audit, *rec;
+
+	snprintf(script, sizeof(script),
+		 "d='%s'; python3 -B \"$d\" pipe-cancel \"$URL/bytes/1073741824\" "
+		 "\"$URL/bytes/5000\"; "
+		 "python3 -B \"$d\" pipe-cancel \"$URL/bytes/1073741824?chunked=1\" "
+		 "\"$URL/bytes/5000\"",
+		 driver());
+	jail_sh(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out,
+			 "ok pipe cancelled; EOF; the channel still serves\n"
+			 "ok pipe cancelled; EOF; the channel still serves\n",
+			 SHOW(r));
+	audit = audit_records("audit.jsonl");
+	for (int i = 0; i < 2; i++) {
+		const char *path = i == 0 ? "/bytes/1073741824" : "/bytes/1073741824?chunked=1";
+
+		rec = final_record(audit, http.url, path);
+		cr_assert_not_null(rec, "%s: %s", path, slurp("audit.jsonl"));
+		cr_assert_str_eq(str(rec, "error"), "cancelled", "%s: %s", path,
+				 slurp("audit.jsonl"));
+		/* By the CANCEL, not by the channel's end (a second later). */
+		cr_assert_lt(num(rec, "duration_ms"), 1000, "%s: %s", path, slurp("audit.jsonl"));
+	}
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}

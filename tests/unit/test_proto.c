@@ -346,6 +346,36 @@ Test(proto, request_valid_with_headers)
 	cr_assert_null(r.headers);
 }
 
+/* "deliver": how the body comes back; one of three words, nothing else. */
+Test(proto, request_deliver)
+{
+	static const struct {
+		const char *word;
+		int memfd, pipe;
+	} ok[] = {{"stream", 0, 0}, {"memfd", 1, 0}, {"pipe", 0, 1}};
+	static const char *const bad[] = {"\"Pipe\"", "\"\"", "\"fifo\"", "1", "null", "[\"pipe\"]"};
+	char json[256], err[256];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct aj_proto_request r = {0};
+
+		snprintf(json, sizeof(json),
+			 "{\"method\":\"GET\",\"url\":\"http://x/\",\"deliver\":\"%s\"}",
+			 ok[i].word);
+		cr_assert_eq(aj_proto_parse_request((const uint8_t *)json, strlen(json), &r, err,
+						    sizeof(err)),
+			     0, "%s: %s", ok[i].word, err);
+		cr_assert_eq(r.deliver_memfd, ok[i].memfd, "%s", ok[i].word);
+		cr_assert_eq(r.deliver_pipe, ok[i].pipe, "%s", ok[i].word);
+		aj_proto_request_clear(&r);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(json, sizeof(json),
+			 "{\"method\":\"GET\",\"url\":\"http://x/\",\"deliver\":%s}", bad[i]);
+		expect_request_bad(json, "\"deliver\" must be \"stream\", \"memfd\" or \"pipe\"");
+	}
+}
+
 Test(proto, request_clear_zeroed)
 {
 	struct aj_proto_request r = {0};

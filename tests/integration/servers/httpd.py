@@ -7,8 +7,9 @@ Binds ADDR:N (N = 0: an ephemeral port), then writes the port and a newline
 to FILE atomically: once FILE exists the server is accepting.  HTTP/1.1 with
 keep-alive; every response carries a Content-Length or is chunked, and every
 request body is read (by Content-Length or chunked), so one connection can
-carry many requests.  --log appends "METHOD PATH HOST" per request, written
-before the response, so a client that has its answer finds its line.
+carry many requests.  --log appends "METHOD PATH HOST PEERPORT" per request
+(PEERPORT: the client's port, which tells connections apart), written before
+the response, so a client that has its answer finds its line.
 
 Endpoints (any method; HEAD sends the headers only):
   /echo, /echo/...          the request as JSON (method, path, headers in
@@ -16,6 +17,11 @@ Endpoints (any method; HEAD sends the headers only):
   /bytes/N[?chunked=1]      N bytes, byte i = i % 251
   /slow/MS                  waits MS ms, then "slow\\n"
   /trickle/N/MS             Content-Length N, then one byte every MS ms
+  /partial/N/M/S[?chunked=1]
+                            announces N bytes (Content-Length, or chunked),
+                            sends the first M of /bytes/N, waits S seconds,
+                            then closes the connection: a body cut short
+                            (S = 0) or one that stalls (S > 0)
   /redirect/CODE?to=URL     CODE with Location: URL (percent-decoded; `to`
                             is the last parameter and may hold '&')
   /status/CODE              CODE with a short body
@@ -178,7 +184,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:  # absolute-form, as a proxy would be asked
             parts = urllib.parse.urlsplit(raw)
             path, query = parts.path or "/", parts.query
-        self.server.log_request_line(self.command, raw, self.headers.get("Host", "-"))
+        self.server.log_request_line(self.command, raw, self.headers.get("Host", "-"),
+                                     self.client_address[1])
 
         digest = hashlib.sha256()
         kept = bytearray()
@@ -208,6 +215,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(200, "slow\n")
             elif head == "trickle" and len(segs) == 3:
                 self.serve_trickle(int(segs[1]), int(segs[2]))
+            elif head == "partial" and len(segs) == 4:
+                self.serve_partial(int(segs[1]), int(segs[2]), float(segs[3]), query)
             elif head == "redirect" and len(segs) == 2:
                 self.serve_redirect(int(segs[1]), query)
             elif head == "status" and len(segs) == 2:
@@ -240,25 +249,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
         }
         self.reply(200, json.dumps(doc) + "\n", "application/json")
 
-    def serve_bytes(self, n, query):
-        if n < 0:
-            raise BadRequest("negative length")
+    def start_pattern(self, n, query):
+        """Headers of /bytes/N (chunked if the query says so); True if
+        the chunked coding is on."""
         chunked = ("chunked", "1") in urllib.parse.parse_qsl(query)
         ctype = [("Content-Type", "application/octet-stream")]
         if chunked:
             self.start(200, ctype + [("Transfer-Encoding", "chunked")])
         else:
             self.start(200, ctype, n)
-        if self.command == "HEAD":
-            return
+        return chunked
+
+    def send_pattern(self, m, chunked):
+        """The first M bytes of the pattern, in the chosen framing."""
         off = 0
-        while off < n:
-            part = pattern_slice(off, min(CHUNK, n - off))
+        while off < m:
+            part = pattern_slice(off, min(CHUNK, m - off))
             if chunked:
                 self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
             else:
                 self.wfile.write(part)
             off += len(part)
+
+    def serve_bytes(self, n, query):
+        if n < 0:
+            raise BadRequest("negative length")
+        chunked = self.start_pattern(n, query)
+        if self.command == "HEAD":
+            return
+        self.send_pattern(n, chunked)
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
 
@@ -271,6 +290,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for i in range(n):
             time.sleep(ms / 1000.0)
             self.wfile.write(pattern_slice(i, 1))
+
+    def serve_partial(self, n, m, seconds, query):
+        if not 0 <= m <= n or seconds < 0:
+            raise BadRequest("want 0 <= M <= N and S >= 0")
+        chunked = self.start_pattern(n, query)
+        # The rest is never sent, so this connection can carry nothing more.
+        self.close_connection = True
+        if self.command == "HEAD":
+            return
+        self.send_pattern(m, chunked)
+        time.sleep(seconds)
 
     def serve_redirect(self, code, query):
         # `to` takes the rest of the query, so an unencoded '&' in it stays.
@@ -309,10 +339,10 @@ class Server(http.server.ThreadingHTTPServer):
         self.log_lock = threading.Lock()
         super().__init__((addr, port), Handler)
 
-    def log_request_line(self, method, path, host):
+    def log_request_line(self, method, path, host, peer_port):
         if self.log is None:
             return
-        line = "%s %s %s\n" % (method, path, host)
+        line = "%s %s %s %d\n" % (method, path, host, peer_port)
         with self.log_lock:
             self.log.write(line.encode("utf-8", "backslashreplace"))
             self.log.flush()
