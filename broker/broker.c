@@ -69,6 +69,18 @@ __asan_default_options(void)
  * before the broker stops reading that channel. */
 #define OUT_QUEUE_MAX (256 * 1024)
 
+/* What a queued answer carrying a descriptor (a memfd, a pipe) counts
+ * against OUT_QUEUE_MAX besides its bytes: a descriptor costs the broker
+ * more than its frame (a pipe holds a body, and descriptors are few): about
+ * 16 wait per channel before the broker stops reading it. */
+#define QUEUED_FD_COST (OUT_QUEUE_MAX / 16)
+
+static size_t
+queued_cost(size_t len, int fd)
+{
+	return len + (fd >= 0 ? QUEUED_FD_COST : 0);
+}
+
 /* A channel must say HELLO this soon after it opens. */
 #define HELLO_DEADLINE 10.0
 
@@ -198,7 +210,7 @@ aj_channel_send(struct channel *c, const uint8_t *frame, size_t len, int fd)
 	o->fd = fd;
 	o->len = len;
 	memcpy(o->data, frame, len);
-	c->out_bytes += len;
+	c->out_bytes += queued_cost(len, fd);
 	/* An agent that sends but does not read answers is not read either,
 	 * until it catches up: the queue stays bounded. */
 	if (c->out_bytes > OUT_QUEUE_MAX && ev_is_active(&c->io))
@@ -240,7 +252,7 @@ on_writable(struct ev_loop *loop, ev_io *w, int revents)
 		c->out_head = o->next;
 		if (c->out_head == NULL)
 			c->out_tail = NULL;
-		c->out_bytes -= o->len;
+		c->out_bytes -= queued_cost(o->len, o->fd);
 		if (o->fd >= 0)
 			close(o->fd);
 		free(o);

@@ -147,6 +147,7 @@ static struct {
 	struct aj_fetch *takeovers; /* connections to take over after this round */
 	int *conns;                 /* every upstream socket libcurl holds open */
 	size_t n_conns, conns_cap;
+	int adopting; /* the socket being taken over: libcurl's close leaves it open */
 } F;
 
 static void check_done(void);
@@ -325,6 +326,10 @@ on_close_socket(void *clientp, curl_socket_t fd)
 			break;
 		}
 	}
+	if (fd == F.adopting) {
+		F.adopting = -1; /* libcurl let go of it: it is the fetch's now */
+		return 0;
+	}
 	return close(fd);
 }
 
@@ -481,6 +486,12 @@ open_pipe(struct aj_fetch *f)
 		return err;
 	}
 	f->pipe_w = p[1];
+	/* The time limit holds while the body waits for the agent, too (after
+	 * libcurl is done with a body the pipe has not taken yet, or after a
+	 * takeover): libcurl's own timer is gone then. */
+	ev_timer_set(&f->deadline_timer,
+		     f->deadline > ev_now(F.loop) ? f->deadline - ev_now(F.loop) : 0.0, 0.0);
+	ev_timer_start(F.loop, &f->deadline_timer);
 	ev_io_init(&f->pipe_io, on_pipe_room, p[1], EV_WRITE);
 	f->pipe_io.data = f;
 	ev_io_init(&f->pipe_gone, on_pipe_gone, p[1], EV_READ);
@@ -616,7 +627,15 @@ is_connection_of(int fd, CURL *easy)
 /* Take the connection over from libcurl: only when libcurl holds no byte
  * of the body it has not handed over (what it read is what the pipe got),
  * so the rest of the body is exactly what is left on the socket.
- * Otherwise libcurl simply goes on. */
+ * Otherwise libcurl simply goes on.
+ *
+ * What this relies on in libcurl (7.88; checked byte for byte by
+ * test_fetch.c on the libcurl the suite runs with): it counts every body
+ * byte it reads in CURLINFO_SIZE_DOWNLOAD_T, and closes a connection whose
+ * transfer is removed unfinished without reading from it.  Were either to
+ * change, the spliced body would miss bytes, and the request would end in
+ * an error (a short body, the time limit), not in a wrong success, unless
+ * upstream sent more than its Content-Length. */
 static void
 take_over(struct aj_fetch *f)
 {
@@ -631,9 +650,9 @@ take_over(struct aj_fetch *f)
 		return;
 	}
 	if ((uint64_t)got != f->bytes_out) {
-		/* libcurl read more than it handed over: it hands the rest
-		 * over now, and the next chunk tries again (a few times). */
-		f->splice_wanted = ++f->takeover_tries < 4;
+		/* libcurl read more than it handed over (the pipe was full):
+		 * it hands the rest over now, and a later chunk tries again. */
+		f->splice_wanted = ++f->takeover_tries < 64;
 		unpause(f);
 		return;
 	}
@@ -641,26 +660,32 @@ take_over(struct aj_fetch *f)
 		if (is_connection_of(F.conns[i], f->easy))
 			conn = F.conns[i];
 	f->splice_wanted = false;
-	if (conn < 0 || (f->own_sock = fcntl(conn, F_DUPFD_CLOEXEC, 0)) < 0) {
-		f->own_sock = -1;
+	if (conn < 0) {
 		unpause(f);
 		return;
 	}
 	f->remaining = (uint64_t)(length - got);
 	remember(f);
-	/* The connection is closed when libcurl lets go (it is not put back
-	 * for reuse: the rest of the body is ours); our descriptor stays. */
+	/* libcurl closes the connection as it lets go of the unfinished
+	 * transfer (not put back for reuse, FORBID_REUSE or not), and
+	 * without reading from it: that close is the hand-over
+	 * (on_close_socket()).  If it kept the connection instead, the body
+	 * cannot be had: the request fails rather than guess. */
+	F.adopting = conn;
 	curl_easy_setopt(f->easy, CURLOPT_FORBID_REUSE, 1L);
 	curl_multi_remove_handle(F.multi, f->easy);
 	curl_easy_cleanup(f->easy);
 	f->easy = NULL;
 	f->paused = false;
+	if (F.adopting >= 0) {
+		F.adopting = -1;
+		fail(f, AJ_ERR_UPSTREAM, f->hop_rule->origin, "allowed",
+		     "the connection could not be taken over from libcurl");
+		return;
+	}
+	f->own_sock = conn;
 	ev_io_init(&f->sock_io, on_upstream, f->own_sock, EV_READ);
 	f->sock_io.data = f;
-	ev_timer_init(&f->deadline_timer, on_deadline,
-		      f->deadline > ev_now(F.loop) ? f->deadline - ev_now(F.loop) : 0.0, 0.0);
-	f->deadline_timer.data = f;
-	ev_timer_start(F.loop, &f->deadline_timer);
 	if (f->n_spill > 0)
 		ev_io_start(F.loop, &f->pipe_io); /* the spill first */
 	else
@@ -1141,9 +1166,9 @@ finish(struct aj_fetch *f, const char *error, const char *decision, const char *
 	if (f->pipe_w >= 0)
 		close_pipe(f);
 	free(f->spill);
+	ev_timer_stop(F.loop, &f->deadline_timer);
 	if (f->own_sock >= 0) {
 		ev_io_stop(F.loop, &f->sock_io);
-		ev_timer_stop(F.loop, &f->deadline_timer);
 		close(f->own_sock);
 	}
 	r->fetch = NULL;
@@ -1445,6 +1470,7 @@ aj_fetch_init(struct ev_loop *loop, const struct aj_policy *policy)
 			(int)getpid());
 		return -1;
 	}
+	F.adopting = -1;
 	F.multi = curl_multi_init();
 	F.rule_in_flight = calloc(policy->n_rules + 1, sizeof(*F.rule_in_flight));
 	F.rule_rate = calloc(policy->n_rules + 1, sizeof(*F.rule_rate));
@@ -1496,6 +1522,8 @@ aj_fetch_start(struct aj_req *r)
 	f->memfd = -1;
 	f->pipe_w = -1;
 	f->own_sock = -1;
+	ev_init(&f->deadline_timer, on_deadline);
+	f->deadline_timer.data = f;
 	f->credit = 262144;
 	f->deadline = r->started +
 		      (double)aj_policy_limit(&r->limits, &p->limits, AJ_LIMIT_TIMEOUT) / 1000.0;

@@ -19,8 +19,12 @@ well-behaved client never produces:
                                      answer; the broker must still serve
   proto-driver.py bodies URL         512 POSTs whose bodies never end; the
                                      broker refuses what it cannot hold
-  proto-driver.py no-read URL        denied REQUESTs, never reading the
-                                     answers, until the broker stops reading
+  proto-driver.py no-read URL [pipe HOLD]
+                                     REQUESTs (denied ones, or with "pipe" of
+                                     an allowed URL, each answered with a
+                                     pipe), never reading the answers, until
+                                     the broker stops reading; with HOLD the
+                                     channel is kept HOLD seconds more
   proto-driver.py refused-uploads POSTURL GETURL
                                      300 uploads refused as too large and
                                      cancelled: no slot is lost, one ERROR each
@@ -46,6 +50,12 @@ well-behaved client never produces:
                                      "deliver":"pipe", read 100000 bytes, then
                                      CANCEL: nothing more comes for it, the
                                      pipe ends (EOF), the channel still serves
+  proto-driver.py pipe-unread URL SMALLURL SECONDS
+                                     "deliver":"pipe", never read the pipe:
+                                     within SECONDS the request ends with
+                                     ERROR timeout (the body waiting for the
+                                     pipe is bound by the time limit too),
+                                     then SMALLURL is served on the channel
   proto-driver.py pipe-refused URL CODE
                                      "deliver":"pipe" refused before any
                                      answer: one ERROR CODE, and no fd
@@ -289,14 +299,17 @@ def bodies(url):
     print("ok %d bodies refused" % refused, flush=True)
 
 
-def no_read(url):
+def no_read(url, deliver=None, hold=0):
     sock, _ = channel()
     sock.setblocking(False)
     sent, blocked_since, rid = 0, None, 0
+    meta = {"method": "GET", "url": url}
+    if deliver:
+        meta["deliver"] = deliver
     while True:
-        rid = rid % 8 + 1
+        rid += 1  # never one still in flight (a fetch takes a while)
         try:
-            sock.send(frame(REQUEST, END, rid, json.dumps({"method": "GET", "url": url}).encode()))
+            sock.send(frame(REQUEST, END, rid, json.dumps(meta).encode()))
             sent += 1
             blocked_since = None
         except BlockingIOError:
@@ -306,6 +319,7 @@ def no_read(url):
                 break
             time.sleep(0.01)
     print("ok the broker stopped reading after %d requests" % sent, flush=True)
+    time.sleep(hold)
 
 
 def frames_for(sock, rid, seconds):
@@ -483,6 +497,27 @@ def pipe_close(url, small_url, nbytes, hold):
     time.sleep(hold)
 
 
+def pipe_unread(url, small_url, seconds):
+    sock, _ = channel()
+    request(sock, 1, url, deliver="pipe")
+    _, fd = pipe_response(sock, 1, "first request")
+    sock.settimeout(seconds)
+    try:
+        t, _, rid, payload, _ = recv(sock)
+    except socket.timeout:
+        fail("no answer within %g s while the pipe is not read" % seconds)
+    sock.settimeout(None)
+    if (t, rid) != (ERROR, 1) or json.loads(payload).get("code") != "timeout":
+        fail("want ERROR timeout for the unread request, got type %r id %r %r"
+             % (t, rid, payload))
+    os.close(fd)
+    request(sock, 2, small_url)
+    t, _, rid, payload, _ = recv(sock)
+    if (t, rid) != (RESPONSE, 2):
+        fail("the next request: type %r id %r %r" % (t, rid, payload))
+    print("ok unread pipe ended by the time limit; the next request served", flush=True)
+
+
 def pipe_cancel(url, small_url):
     sock, _ = channel()
     request(sock, 1, url, deliver="pipe")
@@ -566,7 +601,7 @@ def main():
     elif mode == "bodies":
         bodies(sys.argv[2])
     elif mode == "no-read":
-        no_read(sys.argv[2])
+        no_read(sys.argv[2], *(sys.argv[3:4]), *[float(x) for x in sys.argv[4:5]])
     elif mode == "refused-uploads":
         refused_uploads(sys.argv[2], sys.argv[3])
     elif mode == "throttled":
@@ -575,6 +610,8 @@ def main():
         pipe(sys.argv[2], int(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
     elif mode == "pipe-close":
         pipe_close(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
+    elif mode == "pipe-unread":
+        pipe_unread(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     elif mode == "pipe-cancel":
         pipe_cancel(sys.argv[2], sys.argv[3])
     elif mode == "pipe-refused":
