@@ -5,16 +5,22 @@
  * jail (the broker socket is $AGENTJAIL_FD).  Used by scripts/bench-fetch;
  * its twin bench/curl-loop.c does the same with libcurl on the host.
  *
- *   fetch-loop [-m] [-n N] [-w WARMUP] URL
+ *   fetch-loop [-m | -p] [-o FILE] [-n N] [-w WARMUP] URL
  *
  * Prints one line per timed fetch: "NANOSECONDS BYTES".  The body is
- * discarded (out_fd -1).  With -m it is delivered in a sealed memfd
- * ("deliver":"memfd") that is then read to its end, inside the timing.  A
- * fetch that is not a complete 200 answer is reported on stderr and makes
- * the exit status 1 (after the loop).
+ * discarded (out_fd -1: the client reads and drops it), or with -o written
+ * to FILE (opened once, truncated, as `agentjail fetch -o FILE` opens it;
+ * -o /dev/null makes the twin of `agentjail fetch -o /dev/null`).  With -m
+ * it is delivered in a sealed memfd ("deliver":"memfd") that is then read
+ * to its end (or copied to FILE by the client), inside the timing.  With -p
+ * it comes through a pipe ("deliver":"pipe", AJ_CLIENT_PIPE), which the
+ * client reads (out_fd -1) or splices to FILE.  -m and -p exclude each
+ * other.  A fetch that is not a complete 200 answer is reported on stderr
+ * and makes the exit status 1 (after the loop).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +41,7 @@ now_ns(void)
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: fetch-loop [-m] [-n N] [-w WARMUP] URL\n");
+	fprintf(stderr, "usage: fetch-loop [-m | -p] [-o FILE] [-n N] [-w WARMUP] URL\n");
 	return 2;
 }
 
@@ -43,7 +49,8 @@ int
 main(int argc, char **argv)
 {
 	long n = 1000, warmup = 0, failed = 0;
-	int memfd = 0;
+	int memfd = 0, piped = 0, out = -1;
+	const char *output = NULL;
 	struct aj_client *c;
 	struct aj_client_req req;
 	static struct aj_fetch_result res;
@@ -51,16 +58,25 @@ main(int argc, char **argv)
 	unsigned long long *bytes;
 	int opt, err = 0;
 
-	while ((opt = getopt(argc, argv, "mn:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "mpo:n:w:")) != -1) {
 		switch (opt) {
 		case 'm': memfd = 1; break;
+		case 'p': piped = 1; break;
+		case 'o': output = optarg; break;
 		case 'n': n = atol(optarg); break;
 		case 'w': warmup = atol(optarg); break;
 		default: return usage();
 		}
 	}
-	if (optind != argc - 1 || n < 1 || warmup < 0)
+	if (optind != argc - 1 || n < 1 || warmup < 0 || (memfd && piped))
 		return usage();
+	if (output != NULL) {
+		out = open(output, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+		if (out < 0) {
+			fprintf(stderr, "fetch-loop: %s: %s\n", output, strerror(errno));
+			return 1;
+		}
+	}
 	ns = calloc((size_t)n, sizeof(*ns));
 	bytes = calloc((size_t)n, sizeof(*bytes));
 	if (ns == NULL || bytes == NULL) {
@@ -74,9 +90,11 @@ main(int argc, char **argv)
 	}
 	aj_client_req_init(&req);
 	req.url = argv[optind];
-	req.out_fd = -1;
+	req.out_fd = out;
 	if (memfd)
 		req.flags = AJ_CLIENT_MEMFD;
+	else if (piped)
+		req.flags = AJ_CLIENT_PIPE;
 	for (long i = -warmup; i < n; i++) {
 		long long t0 = now_ns(), t1;
 		int r = aj_client_request(c, &req, &res);
@@ -109,6 +127,8 @@ main(int argc, char **argv)
 		}
 	}
 	aj_client_close(c);
+	if (out >= 0)
+		close(out);
 	for (long i = 0; i < n; i++)
 		printf("%lld %llu\n", ns[i], bytes[i]);
 	if (failed > 0) {
