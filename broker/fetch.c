@@ -784,6 +784,19 @@ is_redirect(long status)
 	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
+/* A Content-Length beside a transfer coding is not the body's length
+ * (RFC 9112, 6.3; libcurl ignores it too): the agent does not see it. */
+static void
+drop_content_length(json_t *headers)
+{
+	for (size_t i = json_array_size(headers); i-- > 0;) {
+		const char *name = json_string_value(json_array_get(json_array_get(headers, i), 0));
+
+		if (name != NULL && strcasecmp(name, "Content-Length") == 0)
+			json_array_remove(headers, i);
+	}
+}
+
 /* Returns 0, or -1 when the request cannot go on (F->error says why). */
 static int
 end_of_headers(struct aj_fetch *f)
@@ -801,6 +814,8 @@ end_of_headers(struct aj_fetch *f)
 		return 0;
 	}
 	f->headers_done = true;
+	if (f->te_chunked)
+		drop_content_length(f->resp_headers);
 	/* "redirects 0" hands the 3xx itself to the agent. */
 	if (is_redirect(status) && f->location != NULL &&
 	    aj_policy_limit(&r->limits, &F.policy->limits, AJ_LIMIT_REDIRECTS) > 0) {

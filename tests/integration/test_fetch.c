@@ -180,9 +180,14 @@ Test(fetch, head_and_headers_with_i)
 
 	jail_sh(&r, prof,
 		"$AJ fetch -i -X HEAD \"$URL/bytes/1000\"; echo \"exit=$?\"; "
-		"$AJ fetch -i \"$URL/headers-out?Set-Cookie=a%3Db\" ; echo \"exit=$?\"");
+		"$AJ fetch -i \"$URL/headers-out?Set-Cookie=a%3Db\" ; echo \"exit=$?\"; "
+		"$AJ fetch -i \"$URL/bytes/10?chunked=1&length=99999\" | head -c 200 | "
+		"grep -ci content-length; echo \"exit=$?\"");
 	cr_assert_not_null(strstr(r.out, "HTTP/1.1 200"), SHOW(r));
 	cr_assert_not_null(strstr(r.out, "Content-Length: 1000"), SHOW(r));
+	/* A Content-Length beside a transfer coding is not passed on (the
+	 * body's length is not what it says). */
+	cr_assert_not_null(strstr(r.out, "0\nexit=1\n"), SHOW(r));
 	/* A response's own cookies reach the agent. */
 	cr_assert_not_null(strstr(r.out, "Set-Cookie: a=b"), SHOW(r));
 	cr_assert_null(strstr(r.out, "Connection:"), "hop-by-hop header relayed: " SHOW(r));

@@ -14,7 +14,9 @@ the response, so a client that has its answer finds its line.
 Endpoints (any method; HEAD sends the headers only):
   /echo, /echo/...          the request as JSON (method, path, headers in
                             received order, body length, sha256, body text)
-  /bytes/N[?chunked=1]      N bytes, byte i = i % 251
+  /bytes/N[?chunked=1[&length=L]]
+                            N bytes, byte i = i % 251 (chunked: with a
+                            Content-Length L beside the coding)
   /slow/MS                  waits MS ms, then "slow\\n"
   /trickle/N/MS             Content-Length N, then one byte every MS ms
   /partial/N/M/S[?chunked=1]
@@ -255,7 +257,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         chunked = ("chunked", "1") in urllib.parse.parse_qsl(query)
         ctype = [("Content-Type", "application/octet-stream")]
         if chunked:
-            self.start(200, ctype + [("Transfer-Encoding", "chunked")])
+            # ?length=L: a Content-Length beside the coding (a smuggling
+            # shape), which a client must ignore.
+            length = dict(urllib.parse.parse_qsl(query)).get("length")
+            self.start(200, ctype + [("Transfer-Encoding", "chunked")], length)
         else:
             self.start(200, ctype, n)
         return chunked
