@@ -154,6 +154,16 @@ static void check_done(void);
 static void flush_all(void);
 static void take_over_all(void);
 
+/* After libcurl has run (socket_action, or an unpause): what it handed
+ * over goes out, connections due are taken over, finished transfers end. */
+static void
+after_libcurl(void)
+{
+	flush_all();
+	take_over_all();
+	check_done();
+}
+
 /* ---- libcurl <-> libev ------------------------------------------------------ */
 
 static void
@@ -164,9 +174,7 @@ on_socket_event(struct ev_loop *loop, ev_io *w, int revents)
 			     (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
 
 	curl_multi_socket_action(F.multi, s->fd, flags, &running);
-	flush_all();
-	take_over_all();
-	check_done();
+	after_libcurl();
 }
 
 static int
@@ -202,9 +210,7 @@ on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	int running;
 
 	curl_multi_socket_action(F.multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	flush_all();
-	take_over_all();
-	check_done();
+	after_libcurl();
 }
 
 static int
@@ -462,9 +468,7 @@ on_pipe_room(struct ev_loop *loop, ev_io *w, int revents)
 	} else if (f->paused && f->easy != NULL) {
 		/* libcurl kept the chunk that did not fit: it comes again now. */
 		unpause(f);
-		flush_all();
-		take_over_all();
-		check_done();
+		after_libcurl();
 	}
 }
 
@@ -1217,8 +1221,6 @@ static bool take_token(struct bucket *b, uint64_t per_minute, double now);
 static void
 audit_hop(struct aj_fetch *f)
 {
-	long status = 0;
-	char *ip = NULL;
 	struct aj_audit_record rec = {
 		.req = f->req,
 		.decision = "allowed",
@@ -1228,11 +1230,8 @@ audit_hop(struct aj_fetch *f)
 		.intermediate = true,
 	};
 
-	curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
-	rec.status = (int)status;
-	if (f->address[0] == '\0' &&
-	    curl_easy_getinfo(f->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != NULL)
-		snprintf(f->address, sizeof(f->address), "%s", ip);
+	remember(f);
+	rec.status = (int)f->status;
 	rec.address = f->address[0] ? f->address : NULL;
 	aj_audit(&rec);
 }
@@ -1296,7 +1295,9 @@ redirect(struct aj_fetch *f)
 	aj_policy_effective(p->rules, p->n_rules, r->method_bit, &next, &hop_limits, &hop_options);
 	aj_policy_tighten(&r->limits, &r->options, &hop_limits, hop_options);
 	r->url = next;
+	/* What remember() kept was the last hop's. */
 	f->headers_done = false;
+	f->status = 0;
 	f->address[0] = '\0';
 	if (!allowed) {
 		if (decided == (size_t)-1)
@@ -1345,7 +1346,6 @@ redirect(struct aj_fetch *f)
 	f->resp_header_bytes = 0;
 	free(f->location);
 	f->location = NULL;
-	f->address[0] = '\0';
 	if (setup_hop(f) < 0)
 		fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "out of memory");
 }

@@ -457,6 +457,22 @@ def read_exactly(fd, n, check):
         check.add(data)
 
 
+def piped_small_fetch(sock, rid, small_url):
+    """SMALL_URL (/bytes/N) by pipe as request RID on SOCK: exactly its N
+    bytes, EOF, then BODY END.  Returns N."""
+    size = int(small_url.rsplit("/", 1)[1])
+    request(sock, rid, small_url, deliver="pipe")
+    _, fd = pipe_response(sock, rid, "request %d" % rid)
+    read_exactly(fd, size, Checker("request %d" % rid))
+    if os.read(fd, 1) != b"":
+        fail("request %d: more than %d bytes" % (rid, size))
+    os.close(fd)
+    t, flags, r, payload, _ = recv(sock)
+    if (t, r, payload) != (BODY, rid, b"") or not flags & END:
+        fail("request %d: type %r id %r %r, want BODY END" % (rid, t, r, payload))
+    return size
+
+
 def pipe_close(url, small_url, nbytes, hold):
     sock, _ = channel()
     request(sock, 1, url, deliver="pipe")
@@ -467,17 +483,7 @@ def pipe_close(url, small_url, nbytes, hold):
     extra = frames_for(sock, 1, 2)
     if extra:
         fail("frames for the request whose pipe was closed: %r" % extra)
-    size = int(small_url.rsplit("/", 1)[1])
-    request(sock, 2, small_url, deliver="pipe")
-    _, fd = pipe_response(sock, 2, "second request")
-    check = Checker("second request")
-    read_exactly(fd, size, check)
-    if os.read(fd, 1) != b"":
-        fail("second request: more than %d bytes" % size)
-    os.close(fd)
-    t, flags, rid, payload, _ = recv(sock)
-    if (t, rid, payload) != (BODY, 2, b"") or not flags & END:
-        fail("second request: type %r id %r %r, want BODY END" % (t, rid, payload))
+    size = piped_small_fetch(sock, 2, small_url)
     request(sock, 3, small_url)
     check = Checker("third request")
     t, _, _, payload, _ = recv(sock)
@@ -539,15 +545,7 @@ def pipe_cancel(url, small_url):
     extra = frames_for(sock, 1, 1)
     if extra:
         fail("frames after CANCEL: %r" % extra)
-    size = int(small_url.rsplit("/", 1)[1])
-    request(sock, 2, small_url, deliver="pipe")
-    _, fd = pipe_response(sock, 2, "second request")
-    check = Checker("second request")
-    read_exactly(fd, size, check)
-    os.close(fd)
-    t, flags, rid, payload, _ = recv(sock)
-    if (t, rid, payload) != (BODY, 2, b"") or not flags & END:
-        fail("second request: type %r id %r %r, want BODY END" % (t, rid, payload))
+    piped_small_fetch(sock, 2, small_url)
     print("ok pipe cancelled; EOF; the channel still serves", flush=True)
 
 
