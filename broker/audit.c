@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "internal.h"
+#include "log.h"
 
 static int audit_fd = -1;
 

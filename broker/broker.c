@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <agentjail/exitcodes.h>
 #include <agentjail/protocol.h>
 #include <errno.h>
 #include <ev.h>
@@ -37,7 +38,11 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "internal.h"
+#include "fdpass.h"
+#include "handover.h"
+#include "fds.h"
+#include "log.h"
+#include "util.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 /* ASan builds: LeakSanitizer's exit-time check ptraces the process, which
@@ -51,13 +56,6 @@ __asan_default_options(void)
 	return "detect_leaks=0";
 }
 #endif
-
-/* The broker exits with this when the agent broke the protocol. */
-#define BROKER_EXIT_PROTOCOL 65
-
-/* The fds the supervisor hands over (see supervisor/run.c). */
-#define POLICY_FD (AJ_BROKER_FD + 1)
-#define AUDIT_FD (AJ_BROKER_FD + 2)
 
 /* Where Debian keeps the system's CA certificates (package ca-certificates). */
 #define SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -106,6 +104,7 @@ static const bool permitted[2][AJ_MSG__MAX + 1] = {
 
 struct broker {
 	struct aj_policy policy;
+	struct aj_ca_bundle ca;
 	pid_t supervisor;
 	struct ev_loop *loop;
 	struct channel channels[MAX_CHANNELS];
@@ -124,7 +123,7 @@ struct broker {
 static int
 fail(const char *what)
 {
-	fprintf(stderr, "agentjail-broker[%d]: %s: %s\n", (int)getpid(), what, strerror(errno));
+	aj_log_error("%s: %s", what, strerror(errno));
 	return AJ_EXIT_SETUP;
 }
 
@@ -166,7 +165,7 @@ static void on_writable(struct ev_loop *loop, ev_io *w, int revents);
 static ssize_t
 send_frame(int sock, const uint8_t *frame, size_t len, int fd)
 {
-	return aj_send_with_fd(sock, frame, len, fd, MSG_DONTWAIT);
+	return aj_fdpass_send(sock, frame, len, fd, MSG_DONTWAIT);
 }
 
 static void
@@ -451,9 +450,8 @@ end_channel(struct channel *c, const char *reason)
 	 * blocking for it would let the agent stall the broker. */
 	aj_channel_send_error(c, 0, AJ_ERR_BAD_REQUEST, NULL, reason);
 	aj_log_escape(reason, safe, sizeof(safe));
-	fprintf(stderr, "agentjail-broker[%d]: protocol error, closing the channel: %s\n",
-		(int)getpid(), safe);
-	c->broker->exit_status = BROKER_EXIT_PROTOCOL;
+	aj_log_error("protocol error, closing the channel: %s", safe);
+	c->broker->exit_status = AJ_BROKER_EXIT_PROTOCOL;
 	close_channel(c);
 }
 
@@ -1058,7 +1056,7 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	bool bad_fds;
 	int fd;
 	ssize_t n =
-		aj_recv_with_fd(c->fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT, &fd, &bad_fds);
+		aj_fdpass_recv(c->fd, buf, sizeof(buf), MSG_TRUNC | MSG_DONTWAIT, &fd, &bad_fds);
 
 	if (n < 0) {
 		if (n == -EAGAIN)
@@ -1086,11 +1084,11 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	handle_frame(c, buf, (size_t)n, fd);
 }
 
-/* ---- the policy -------------------------------------------------------------- */
+/* ---- the policy ---------------------------------------------------------------- */
 
-/* Append the file at PATH (if it exists) to the CA blob. */
+/* Append the file at PATH (if it exists) to the CA bundle. */
 static int
-append_file(struct aj_policy *p, const char *path)
+append_file(struct aj_ca_bundle *ca, const char *path)
 {
 	FILE *f = fopen(path, "re");
 	char chunk[65536];
@@ -1099,42 +1097,34 @@ append_file(struct aj_policy *p, const char *path)
 	if (f == NULL)
 		return errno == ENOENT ? 0 : -1;
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		char *grown = realloc(p->ca_blob, p->ca_len + n + 1);
+		char *grown = realloc(ca->pem, ca->len + n + 1);
 
 		if (grown == NULL) {
 			fclose(f);
 			return -1;
 		}
-		p->ca_blob = grown;
-		memcpy(p->ca_blob + p->ca_len, chunk, n);
-		p->ca_len += n;
-		p->ca_blob[p->ca_len] = '\0';
+		ca->pem = grown;
+		memcpy(ca->pem + ca->len, chunk, n);
+		ca->len += n;
+		ca->pem[ca->len] = '\0';
 	}
 	fclose(f);
 	return 0;
 }
 
 static int
-append_text(struct aj_policy *p, const char *text)
+append_text(struct aj_ca_bundle *ca, const char *text)
 {
 	size_t n = strlen(text);
-	char *grown = realloc(p->ca_blob, p->ca_len + n + 2);
+	char *grown = realloc(ca->pem, ca->len + n + 2);
 
 	if (grown == NULL)
 		return -1;
-	p->ca_blob = grown;
-	p->ca_blob[p->ca_len++] = '\n';
-	memcpy(p->ca_blob + p->ca_len, text, n + 1);
-	p->ca_len += n;
+	ca->pem = grown;
+	ca->pem[ca->len++] = '\n';
+	memcpy(ca->pem + ca->len, text, n + 1);
+	ca->len += n;
 	return 0;
-}
-
-static int
-policy_error(json_t *root, const char *what)
-{
-	fprintf(stderr, "agentjail-broker[%d]: the policy is invalid: %s\n", (int)getpid(), what);
-	json_decref(root);
-	return -1;
 }
 
 /* Request bodies held at once, all channels together: room for the
@@ -1151,112 +1141,41 @@ body_budget(const struct aj_policy *p)
 	return (size_t)(largest > (32u << 20) ? 2 * largest : 64u << 20);
 }
 
-/* The resolved policy the supervisor loaded, from the sealed memfd at
- * FD: the JSON of `profile show --json`.  Rules are parsed again here
- * with the same functions, so the broker's view is exactly the
- * supervisor's; any doubt refuses to start (fail closed). */
+/* The resolved policy the supervisor loaded (common/handover.h), and the
+ * CA certificates: the system's, then the profile's, read now, before the
+ * broker is confined, and handed to libcurl from memory.  Any doubt
+ * refuses to start (fail closed). */
 static int
-load_policy(struct aj_policy *p, int fd)
+load_policy(struct broker *b)
 {
-	json_error_t jerr;
-	json_t *root, *rules, *item, *limits, *addrs, *ca;
-	const char *key;
-	size_t i;
+	char err[256];
+	int r = aj_handover_read(AJ_FD_POLICY, &b->policy, err, sizeof(err));
 
-	/* Only the sealed memfd the supervisor made: nobody can have changed
-	 * it since. */
-	{
-		int seals = fcntl(fd, F_GET_SEALS);
-		int want = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
-
-		if (seals < 0 || (seals & want) != want) {
-			fprintf(stderr, "agentjail-broker[%d]: the policy is not a sealed memfd\n",
-				(int)getpid());
-			close(fd);
-			return -1;
-		}
-	}
-	root = json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr);
-	close(fd);
-	if (root == NULL) {
-		fprintf(stderr, "agentjail-broker[%d]: reading the policy: %s\n", (int)getpid(),
-			jerr.text);
+	close(AJ_FD_POLICY);
+	if (r < 0) {
+		aj_log_error("the policy is invalid: %s", err);
 		return -1;
 	}
-	rules = json_object_get(root, "fetch");
-	limits = json_object_get(root, "fetch_limits");
-	addrs = json_object_get(root, "fetch_addresses");
-	if (!json_is_array(rules) || !json_is_object(limits) || !json_is_array(addrs))
-		return policy_error(root, "fetch, fetch_limits or fetch_addresses missing");
-	if (json_is_string(json_object_get(root, "path")))
-		p->path = strdup(json_string_value(json_object_get(root, "path")));
-	p->n_rules = json_array_size(rules);
-	p->rules = calloc(p->n_rules ? p->n_rules : 1, sizeof(*p->rules));
-	p->n_addresses = json_array_size(addrs);
-	p->addresses = calloc(p->n_addresses ? p->n_addresses : 1, sizeof(*p->addresses));
-	if (p->rules == NULL || p->path == NULL || p->addresses == NULL)
-		return policy_error(root, "out of memory");
-	json_array_foreach(rules, i, item)
-	{
-		const char *text = json_string_value(json_object_get(item, "rule"));
-		const char *origin = json_string_value(json_object_get(item, "origin"));
-		char copy[AJ_URL_MAX + 512], err[512];
-
-		if (text == NULL || origin == NULL || strlen(text) >= sizeof(copy))
-			return policy_error(root, "a rule without text or origin");
-		snprintf(copy, sizeof(copy), "%s", text);
-		if (aj_policy_parse_rule(copy, &p->rules[i], err, sizeof(err)) < 0)
-			return policy_error(root, err);
-		snprintf(p->rules[i].origin, sizeof(p->rules[i].origin), "%s", origin);
+	if (append_file(&b->ca, SYSTEM_CA_BUNDLE) < 0) {
+		aj_log_error("the policy is invalid: reading " SYSTEM_CA_BUNDLE);
+		return -1;
 	}
-	json_object_foreach(limits, key, item)
-	{
-		char value[32], err[256];
-		int k;
-
-		for (k = 0; k < AJ_LIMIT__COUNT; k++)
-			if (strcmp(key, aj_policy_limit_name(k)) == 0)
-				break;
-		if (k == AJ_LIMIT__COUNT || !json_is_integer(item))
-			return policy_error(root, "an unknown limit");
-		aj_policy_format_limit(k, (uint64_t)json_integer_value(item), value, sizeof(value));
-		if (aj_policy_parse_limit(key, value, &p->limits, err, sizeof(err)) < 0)
-			return policy_error(root, err);
+	if (b->policy.ca_pem != NULL && append_text(&b->ca, b->policy.ca_pem) < 0) {
+		aj_log_error("the policy is invalid: fetch_ca");
+		return -1;
 	}
-	if (p->limits.set != (1u << AJ_LIMIT__COUNT) - 1)
-		return policy_error(root, "a limit is missing");
-	json_array_foreach(addrs, i, item)
-	{
-		char err[256];
-
-		if (!json_is_string(item) ||
-		    aj_cidr_parse(json_string_value(item), &p->addresses[i], err, sizeof(err)) < 0)
-			return policy_error(root, "an address range");
-	}
-	/* The system's CAs, then the profile's: read now, before the broker
-	 * is confined, and handed to libcurl from memory. */
-	if (append_file(p, SYSTEM_CA_BUNDLE) < 0)
-		return policy_error(root, "reading " SYSTEM_CA_BUNDLE);
-	ca = json_object_get(root, "fetch_ca");
-	if (ca != NULL) {
-		const char *pem = json_string_value(json_object_get(ca, "pem"));
-
-		if (pem == NULL || append_text(p, pem) < 0)
-			return policy_error(root, "fetch_ca");
-	}
-	json_decref(root);
 	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *fdenv = getenv("AGENTJAIL_FD");
-	static struct broker b = {.policy.path = "the profile"};
-	int fd = fdenv ? atoi(fdenv) : AJ_BROKER_FD;
+	static struct broker b;
+	int fd = AJ_FD_DOOR;
 	pid_t supervisor = 0;
 	const char *user = NULL;
 
+	aj_log_init("agentjail-broker", true);
 	for (int i = 1; i + 1 < argc; i += 2) {
 		if (strcmp(argv[i], "--supervisor") == 0)
 			supervisor = (pid_t)atoi(argv[i + 1]);
@@ -1284,14 +1203,14 @@ main(int argc, char **argv)
 	/* A body pipe whose reader is gone is an error to handle (EPIPE), not
 	 * a reason to die. */
 	signal(SIGPIPE, SIG_IGN);
-	if (load_policy(&b.policy, POLICY_FD) < 0)
+	if (load_policy(&b) < 0)
 		return AJ_EXIT_SETUP;
 	b.body_budget = body_budget(&b.policy);
-	aj_audit_init(fcntl(AUDIT_FD, F_GETFD) >= 0 ? AUDIT_FD : -1);
+	aj_audit_init(fcntl(AJ_FD_AUDIT, F_GETFD) >= 0 ? AJ_FD_AUDIT : -1);
 	b.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
 	if (b.loop == NULL)
 		return fail("ev_default_loop");
-	if (aj_fetch_init(b.loop, &b.policy) < 0)
+	if (aj_fetch_init(b.loop, &b.policy, &b.ca) < 0)
 		return AJ_EXIT_SETUP;
 	/* Confined before the first byte from the agent is read. */
 	{

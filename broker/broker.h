@@ -18,16 +18,11 @@ struct json_t;
 
 /* ---- broker/broker.c: channels and frames --------------------------------- */
 
-/* The resolved policy, from the supervisor (see load_policy()). */
-struct aj_policy {
-	const char *path; /* the profile, for messages */
-	struct aj_fetch_rule *rules;
-	size_t n_rules;
-	struct aj_fetch_limits limits; /* every value set */
-	struct aj_cidr *addresses;     /* `fetch address allow` */
-	size_t n_addresses;
-	char *ca_blob; /* the system CAs and the profile's, PEM */
-	size_t ca_len;
+/* The CA certificates the broker verifies upstream TLS with: the system's
+ * and the profile's `fetch ca`, PEM, read before it is confined. */
+struct aj_ca_bundle {
+	char *pem;
+	size_t len;
 };
 
 /* A control frame waiting for room in the channel's socket buffer. */
@@ -108,7 +103,8 @@ void aj_req_finish(struct aj_req *r);
 
 /* Once, before the broker is confined: libcurl's global state, the host's
  * own addresses.  Returns 0 or -1 with a message on stderr. */
-int aj_fetch_init(struct ev_loop *loop, const struct aj_policy *policy);
+int aj_fetch_init(struct ev_loop *loop, const struct aj_policy *policy,
+		  const struct aj_ca_bundle *ca);
 
 /* Start R (decided allowed, body complete).  Limits (concurrency, rate)
  * may answer it at once; either way R is answered and finished in time. */

@@ -45,7 +45,8 @@
 
 #include "broker.h"
 #include "http.h"
-#include "internal.h"
+#include "log.h"
+#include "memfd.h"
 
 /* Headers of one response the agent gets at most, in JSON bytes: well
  * inside a RESPONSE frame (AJ_PROTO_MAX_JSON), with room for the rest. */
@@ -136,6 +137,7 @@ struct bucket {
 static struct {
 	struct ev_loop *loop;
 	const struct aj_policy *policy;
+	const struct aj_ca_bundle *ca;
 	CURLM *multi;
 	ev_timer timer;
 	unsigned in_flight;
@@ -1058,7 +1060,7 @@ setup_hop(struct aj_fetch *f)
 	struct aj_req *r = f->req;
 	double left = f->deadline - ev_now(F.loop);
 	struct curl_blob ca = {
-		.data = F.policy->ca_blob, .len = F.policy->ca_len, .flags = CURL_BLOB_NOCOPY};
+		.data = F.ca->pem, .len = F.ca->len, .flags = CURL_BLOB_NOCOPY};
 	bool credentials = (r->options & AJ_RULE_CREDENTIALS) != 0;
 	CURL *e = curl_easy_init();
 
@@ -1355,8 +1357,7 @@ seal_and_send(struct aj_fetch *f)
 {
 	int fd = f->memfd;
 
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0 ||
-	    lseek(fd, 0, SEEK_SET) < 0) {
+	if (aj_memfd_seal(fd) < 0) {
 		fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "sealing the response memfd failed");
 		return;
 	}
@@ -1476,10 +1477,11 @@ take_token(struct bucket *b, uint64_t per_minute, double now)
 /* ---- the API ---------------------------------------------------------------- */
 
 int
-aj_fetch_init(struct ev_loop *loop, const struct aj_policy *policy)
+aj_fetch_init(struct ev_loop *loop, const struct aj_policy *policy, const struct aj_ca_bundle *ca)
 {
 	F.loop = loop;
 	F.policy = policy;
+	F.ca = ca;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "agentjail-broker[%d]: libcurl failed to initialise\n",
 			(int)getpid());
@@ -1547,10 +1549,10 @@ aj_fetch_start(struct aj_req *r)
 	F.in_flight++;
 	F.rule_in_flight[slot]++;
 	if (r->memfd) {
-		f->memfd = memfd_create("agentjail-response", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+		f->memfd = aj_memfd_new("agentjail-response");
 		if (f->memfd < 0) {
 			fail(f, AJ_ERR_UPSTREAM, NULL, "allowed", "memfd_create: %s",
-			     strerror(errno));
+			     strerror(-f->memfd));
 			return;
 		}
 	}

@@ -12,14 +12,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "fdpass.h"
 
 /* Room for a few fds, so that a sender passing more is seen (and its
  * fds closed) instead of cut off silently. */
 #define RECV_FDS_MAX 4
 
 ssize_t
-aj_send_with_fd(int sock, const void *buf, size_t len, int fd, int flags)
+aj_fdpass_send(int sock, const void *buf, size_t len, int fd, int flags)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -48,7 +48,7 @@ aj_send_with_fd(int sock, const void *buf, size_t len, int fd, int flags)
 }
 
 ssize_t
-aj_recv_with_fd(int sock, void *buf, size_t cap, int flags, int *fd, bool *bad_fds)
+aj_fdpass_recv(int sock, void *buf, size_t cap, int flags, int *fd, bool *bad_fds)
 {
 	union {
 		char buf[CMSG_SPACE(RECV_FDS_MAX * sizeof(int))];

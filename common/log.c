@@ -1,13 +1,25 @@
 /*
- * Error messages into caller-supplied buffers, and escaping of untrusted
- * text before it reaches a terminal or a log line.
+ * Error messages into caller-supplied buffers, stderr lines with the
+ * program's role, and escaping of untrusted text before it reaches a
+ * terminal or a log line.
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "internal.h"
+#include "log.h"
+
+/* Written once by aj_log_init() in main(), read afterwards: a library
+ * caller that never calls it gets "agentjail: ". */
+static struct {
+	const char *role;
+	bool with_pid;
+	enum aj_log_level max;
+} log_conf = {"agentjail", false, AJ_LOG_INFO};
 
 int
 aj_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
@@ -47,4 +59,41 @@ aj_log_escape(const char *in, char *out, size_t outlen)
 		}
 	}
 	out[o] = '\0';
+}
+
+void
+aj_log_init(const char *role, bool with_pid)
+{
+	const char *debug = getenv("AGENTJAIL_DEBUG");
+
+	log_conf.role = role;
+	log_conf.with_pid = with_pid;
+	log_conf.max = debug != NULL && strcmp(debug, "1") == 0 ? AJ_LOG_DEBUG : AJ_LOG_INFO;
+}
+
+void
+aj_log(enum aj_log_level level, const char *fmt, ...)
+{
+	char line[2048];
+	size_t len;
+	int n;
+	va_list ap;
+
+	if (level > log_conf.max)
+		return;
+	if (log_conf.with_pid)
+		n = snprintf(line, sizeof(line), "%s[%d]: ", log_conf.role, (int)getpid());
+	else
+		n = snprintf(line, sizeof(line), "%s: ", log_conf.role);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = 0;
+	va_start(ap, fmt);
+	vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	va_end(ap);
+	/* One write per line, so lines from several processes do not mix. */
+	len = strlen(line);
+	if (len == sizeof(line) - 1)
+		len--;
+	line[len++] = '\n';
+	(void)!write(STDERR_FILENO, line, len);
 }

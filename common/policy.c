@@ -7,9 +7,12 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lexer.h"
+#include "log.h"
+#include "util.h"
 #include "policy.h"
 
 static const struct {
@@ -290,8 +293,8 @@ parse_limit_value(enum aj_limit_kind kind, const char *value, uint64_t *out)
 	int r;
 
 	if (kind == AJ_LIMIT_MAX_BODY || kind == AJ_LIMIT_RESPONSE)
-		return aj_profile_parse_size(value, out);
-	r = aj_parse_number(value, &end, &v);
+		return aj_lexer_size(value, out);
+	r = aj_lexer_number(value, &end, &v);
 	if (r < 0)
 		return r;
 	if (kind == AJ_LIMIT_TIMEOUT) {
@@ -328,6 +331,16 @@ static const char *const limit_expect[AJ_LIMIT__COUNT] = {
 	[AJ_LIMIT_REDIRECTS] = "a number of hops",
 };
 
+bool
+aj_policy_limit_is_valid(enum aj_limit_kind kind, uint64_t value)
+{
+	if ((unsigned)kind >= AJ_LIMIT__COUNT || value > limit_kinds[kind].max)
+		return false;
+	/* Zero redirects means "never follow"; zero of anything else would
+	 * refuse every request, which `fetch deny` says more clearly. */
+	return value > 0 || kind == AJ_LIMIT_REDIRECTS;
+}
+
 int
 aj_policy_parse_limit(const char *key, const char *value, struct aj_fetch_limits *limits, char *err,
 		      size_t errlen)
@@ -355,9 +368,7 @@ aj_policy_parse_limit(const char *key, const char *value, struct aj_fetch_limits
 	if (r < 0)
 		return aj_err(err, errlen, -EINVAL, "%s: invalid value '%s' (expected %s)", key,
 			      esc, limit_expect[k]);
-	/* Zero redirects means "never follow"; zero of anything else would
-	 * refuse every request, which `fetch deny` says more clearly. */
-	if (v == 0 && k != AJ_LIMIT_REDIRECTS)
+	if (!aj_policy_limit_is_valid((enum aj_limit_kind)k, v))
 		return aj_err(err, errlen, -EINVAL,
 			      "%s: must be above zero (use 'fetch deny' to "
 			      "refuse requests)",
@@ -461,7 +472,7 @@ parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *
 		return 0;
 	}
 	if (strcmp(word, "query") == 0) {
-		const char *q = aj_next_token(cursor);
+		const char *q = aj_lexer_token(cursor);
 		size_t len = q ? strlen(q) : 0;
 
 		if (q == NULL)
@@ -489,15 +500,15 @@ parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *
 	}
 	if (!rule->allow)
 		return aj_err(err, errlen, -EINVAL, "limits only make sense on an allow rule");
-	return aj_policy_parse_limit(word, aj_next_token(cursor), &rule->limits, err, errlen);
+	return aj_policy_parse_limit(word, aj_lexer_token(cursor), &rule->limits, err, errlen);
 }
 
 int
 aj_policy_parse_rule(char *line, struct aj_fetch_rule *rule, char *err, size_t errlen)
 {
 	char *cursor = line, *word;
-	char *action = aj_next_token(&cursor), *method_list = aj_next_token(&cursor);
-	char *pattern = aj_next_token(&cursor);
+	char *action = aj_lexer_token(&cursor), *method_list = aj_lexer_token(&cursor);
+	char *pattern = aj_lexer_token(&cursor);
 	struct aj_fetch_rule r;
 	int rc;
 
@@ -512,7 +523,7 @@ aj_policy_parse_rule(char *line, struct aj_fetch_rule *rule, char *err, size_t e
 	if ((rc = aj_policy_parse_methods(method_list, &r.methods, err, errlen)) < 0 ||
 	    (rc = aj_policy_parse_pattern(pattern, &r, err, errlen)) < 0)
 		return rc;
-	while ((word = aj_next_token(&cursor)) != NULL)
+	while ((word = aj_lexer_token(&cursor)) != NULL)
 		if ((rc = parse_option(&cursor, word, &r, err, errlen)) < 0)
 			return rc;
 	memcpy(r.origin, rule->origin, sizeof(r.origin));
@@ -557,4 +568,15 @@ aj_policy_rule_text(const struct aj_fetch_rule *r, char *out, size_t len)
 		if (r->options & rule_flags[i].bit)
 			n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0,
 					      " %s", rule_flags[i].name);
+}
+
+void
+aj_policy_clear(struct aj_policy *p)
+{
+	free(p->path);
+	free(p->rules);
+	free(p->addresses);
+	free(p->ca_file);
+	free(p->ca_pem);
+	memset(p, 0, sizeof(*p));
 }

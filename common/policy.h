@@ -6,6 +6,7 @@
 #ifndef AJ_POLICY_H
 #define AJ_POLICY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,8 +64,39 @@ struct aj_fetch_rule {
 	char origin[512];              /* "file:line" of the rule, for audit and errors */
 };
 
+/* Bounds of one policy, checked by the profile parser and again by the
+ * broker when the policy is handed over (common/handover.h). */
+#define AJ_POLICY_MAX_RULES 256       /* fetch rules */
+#define AJ_POLICY_MAX_ADDRESSES 256   /* `fetch address allow` ranges */
+#define AJ_POLICY_MAX_CA (1u << 20)   /* bytes of a `fetch ca` file */
+#define AJ_POLICY_MAX_PATH 4096       /* bytes of the profile's path */
+
+struct aj_cidr;
+
+/* The fetch policy: everything the broker decides with.  Built by the
+ * profile parser (supervisor/profile.c) as part of struct aj_profile and
+ * handed to the broker whole (common/handover.h).  Owns its arrays and
+ * strings. */
+struct aj_policy {
+	char *path;                  /* the top profile file, named in "default deny" */
+	struct aj_fetch_rule *rules; /* `fetch allow|deny ...`, sorted */
+	size_t n_rules;
+	struct aj_fetch_limits limits; /* `fetch limit ...`, every value set (defaults) */
+	struct aj_cidr *addresses;     /* `fetch address allow ...`, sorted */
+	size_t n_addresses;
+	char *ca_file; /* `fetch ca FILE`: absolute path, or NULL */
+	char *ca_pem;  /* its text, read when the profile was loaded, or NULL */
+};
+
+/* Free what P owns and zero it; safe on a zeroed struct. */
+void aj_policy_clear(struct aj_policy *p);
+
 /* The name of a limit ("max-body"), or NULL. */
 const char *aj_policy_limit_name(enum aj_limit_kind kind);
+
+/* Is VALUE one a limit of KIND may have (within its maximum, above zero
+ * but for redirects)? */
+bool aj_policy_limit_is_valid(enum aj_limit_kind kind, uint64_t value);
 
 /* Parse one limit: KEY ("timeout") and VALUE ("30s") into LIMITS.  Sizes take
  * K/M/G suffixes, durations ms/s/m (a bare number is seconds), rates "N/min"

@@ -16,7 +16,7 @@
 
 #include <agentjail/protocol.h>
 
-#include "internal.h"
+#include "log.h"
 
 /* Room for an untrusted string echoed in a message, after escaping. */
 #define SHOWN_MAX 64

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "log.h"
 #include "url.h"
 
 /* Untrusted text quoted in a message is cut to this many bytes, then

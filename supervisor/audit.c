@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 /* A record is short (the URL is at most 8 KiB); a longer line is not one. */
 #define AUDIT_LINE_MAX 32768

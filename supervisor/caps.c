@@ -13,7 +13,7 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 /* Lock every securebit we set, so nothing can turn them back off. */
 #define AJ_SECUREBITS                                                                              \

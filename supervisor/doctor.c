@@ -43,7 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 /* Stable kernel ABI that older userspace headers may lack. */
 #ifndef SYS_landlock_create_ruleset

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 static bool
 name_matches(const char *entry, const char *name)
@@ -68,7 +68,7 @@ aj_env_build(const struct aj_profile *profile, char *const *environ_in, int brok
 		if (strchr(*e, '=') == NULL || !is_kept(profile, *e) || is_overridden(profile, *e))
 			continue;
 		/* The caller's own AGENTJAIL_* never leak into a nested jail. */
-		if (name_matches(*e, "AGENTJAIL_FD") || name_matches(*e, "AGENTJAIL"))
+		if (name_matches(*e, AJ_FD_DOOR_ENV) || name_matches(*e, "AGENTJAIL"))
 			continue;
 		if ((env[n++] = strdup(*e)) == NULL)
 			goto nomem;
@@ -76,7 +76,7 @@ aj_env_build(const struct aj_profile *profile, char *const *environ_in, int brok
 	for (size_t i = 0; i < profile->n_env_set; i++)
 		if ((env[n++] = strdup(profile->env_set[i])) == NULL)
 			goto nomem;
-	if (asprintf(&env[n], "AGENTJAIL_FD=%d", broker_fd) < 0) {
+	if (asprintf(&env[n], AJ_FD_DOOR_ENV "=%d", broker_fd) < 0) {
 		env[n] = NULL;
 		goto nomem;
 	}

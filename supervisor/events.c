@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 /* How long one line may wait for a full, non-blocking output. */
 #define WRITE_WAIT_MS 5000

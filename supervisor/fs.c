@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 #define MNT_SAFE (MS_NOSUID | MS_NODEV)
 

@@ -17,7 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 /* SIGWINCH and SIGCONT too: a resized terminal and a resumed job concern
  * the agent as much as its supervisor. */

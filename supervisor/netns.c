@@ -12,7 +12,7 @@
 #include <netlink/route/link.h>
 #include <string.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 static int
 nl_to_errno(int nle)

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 int
 aj_rlimits_apply(const struct aj_profile *profile, char *err, size_t errlen)

@@ -25,7 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "handover.h"
+#include "supervisor.h"
 
 #ifndef AJ_LIBEXECDIR
 #define AJ_LIBEXECDIR "/usr/local/libexec/agentjail"
@@ -174,48 +175,6 @@ broker_program(const struct aj_run_options *opts)
 	return opts->broker_path ? opts->broker_path : AJ_LIBEXECDIR "/agentjail-broker";
 }
 
-/* The resolved policy for the broker, as the JSON of `profile show
- * --json` (rules with their file:line), in a sealed memfd at fd 4: the
- * broker decides from exactly what the supervisor loaded, never from a
- * file that could have changed since. */
-static int
-policy_memfd(const struct aj_profile *profile)
-{
-	char *json = NULL;
-	size_t len, done = 0;
-	int fd, r;
-
-	r = aj_profile_format_json(profile, &json);
-	if (r < 0)
-		return r;
-	fd = memfd_create("agentjail-policy", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0) {
-		free(json);
-		return -errno;
-	}
-	len = strlen(json);
-	while (done < len) {
-		ssize_t n = write(fd, json + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			r = n < 0 ? -errno : -EIO;
-			free(json);
-			close(fd);
-			return r;
-		}
-		done += (size_t)n;
-	}
-	free(json);
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0 ||
-	    lseek(fd, 0, SEEK_SET) < 0) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 /* The broker: its own program, started with posix_spawn (no copy of the
  * supervisor's memory) in its own session (a terminal's ^C is for the
  * agent, forwarded by the supervisor), its end of the socketpair at fd 3
@@ -227,26 +186,21 @@ start_broker(const struct aj_run_options *opts, const struct identity *id, int b
 {
 	const char *path = broker_program(opts);
 	char parent[32], user[64];
-	/* The policy's path names the profile in the broker's denials. */
-	char *argv[] = {"agentjail-broker",
-			"--supervisor",
-			parent,
-			"--policy",
-			(char *)aj_profile_path(opts->profile),
-			id->drop ? "--user" : NULL,
-			user,
+	char *argv[] = {"agentjail-broker", "--supervisor", parent, id->drop ? "--user" : NULL, user,
 			NULL};
-	char *envp[] = {"AGENTJAIL_FD=3", NULL};
+	char *envp[] = {NULL};
 	pid_t pid;
 	int r, pidfd, policy_fd;
 
 	snprintf(parent, sizeof(parent), "%d", (int)getpid());
 	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->broker_uid, (unsigned)id->broker_gid);
-	policy_fd = policy_memfd(opts->profile);
+	/* The broker decides with exactly what was loaded here. */
+	policy_fd = aj_handover_write(&opts->profile->fetch);
 	if (policy_fd < 0)
 		return aj_err(err, errlen, policy_fd, "%s failed: writing the policy: %s",
 			      aj_step_name(AJ_STEP_BROKER), strerror(-policy_fd));
-	r = aj_spawn_program(path, argv, envp, broker_end, policy_fd, audit_end, false, &pid);
+	r = aj_spawn_program(path, argv, envp, (int[]){broker_end, policy_fd, audit_end}, 3, false,
+			     &pid);
 	close(policy_fd);
 	if (r != 0)
 		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)",
@@ -392,7 +346,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	filter = aj_seccomp_prebuilt(&sopts);
 	sopts.notify_violations = true;
 	filter_notify = aj_seccomp_prebuilt(&sopts);
-	r = aj_env_build(opts->profile, environ, AJ_BROKER_FD, &envp);
+	r = aj_env_build(opts->profile, environ, AJ_FD_DOOR, &envp);
 	if (r < 0) {
 		aj_err(err, errlen, r, "building the environment: %s", strerror(-r));
 		goto out;

@@ -14,7 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 const struct sock_fprog *
 aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts)

@@ -26,7 +26,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 /* The filter's answer to everything nobody listed.  glibc falls back on
  * ENOSYS (clone3 -> clone, faccessat2 -> faccessat, statx -> fstatat). */

@@ -38,7 +38,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "fdpass.h"
+#include "supervisor.h"
 
 enum sync_type {
 	SYNC_GO = 1,       /* parent -> jail: maps written, continue */
@@ -94,8 +95,8 @@ clone3_fork_like(uint64_t flags, int *pidfd)
 }
 
 int
-aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
-		 int extra_fd, int audit_fd, bool search, pid_t *pid)
+aj_spawn_program(const char *path, char *const argv[], char *const envp[], const int *fds,
+		 size_t n_fds, bool search, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -117,15 +118,10 @@ aj_spawn_program(const char *path, char *const argv[], char *const envp[], int d
 	if (r == 0)
 		r = posix_spawnattr_setsigdefault(&attr, &all);
 	/* dup2 onto itself clears close-on-exec, as POSIX requires. */
+	for (size_t i = 0; r == 0 && i < n_fds; i++)
+		r = posix_spawn_file_actions_adddup2(&fa, fds[i], AJ_FD_DOOR + (int)i);
 	if (r == 0)
-		r = posix_spawn_file_actions_adddup2(&fa, door_fd, AJ_BROKER_FD);
-	if (r == 0 && extra_fd >= 0)
-		r = posix_spawn_file_actions_adddup2(&fa, extra_fd, AJ_BROKER_FD + 1);
-	if (r == 0 && extra_fd >= 0 && audit_fd >= 0)
-		r = posix_spawn_file_actions_adddup2(&fa, audit_fd, AJ_BROKER_FD + 2);
-	if (r == 0)
-		r = posix_spawn_file_actions_addclosefrom_np(
-			&fa, AJ_BROKER_FD + 1 + (extra_fd >= 0) + (extra_fd >= 0 && audit_fd >= 0));
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_FD_DOOR + (int)n_fds);
 	if (r == 0)
 		r = search ? posix_spawnp(pid, path, &fa, &attr, argv, envp)
 			   : posix_spawn(pid, path, &fa, &attr, argv, envp);
@@ -145,8 +141,8 @@ spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
 	/* posix_spawnp searches the PATH of environ: make it the agent's.
 	 * Init reads nothing from its environment. */
 	environ = plan->envp;
-	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, plan->broker_fd, -1, -1,
-				true, pid);
+	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, &plan->broker_fd, 1, true,
+				pid);
 }
 
 /* posix_spawnp reports EACCES when a PATH directory cannot be searched,
@@ -379,7 +375,7 @@ static int
 recv_msg(int fd, struct sync_msg *msg, int *passed)
 {
 	bool bad_fds;
-	ssize_t n = aj_recv_with_fd(fd, msg, sizeof(*msg), 0, passed, &bad_fds);
+	ssize_t n = aj_fdpass_recv(fd, msg, sizeof(*msg), 0, passed, &bad_fds);
 
 	if (n < 0)
 		return (int)n;
@@ -410,7 +406,7 @@ static void
 send_listener(int sync_fd, int fd)
 {
 	struct sync_msg msg = {.type = SYNC_LISTENER};
-	ssize_t n = aj_send_with_fd(sync_fd, &msg, sizeof(msg), fd, 0);
+	ssize_t n = aj_fdpass_send(sync_fd, &msg, sizeof(msg), fd, 0);
 
 	if (n != (ssize_t)sizeof(msg))
 		child_fail(sync_fd, AJ_STEP_SECCOMP, n < 0 ? (int)-n : EIO,

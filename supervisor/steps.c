@@ -6,7 +6,7 @@
 
 #include <errno.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_NONE] = "setup",

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 static int
 write_proc_file(pid_t pid, const char *file, const char *text, char *err, size_t errlen)

@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "decode.h"
-#include "internal.h"
+#include "supervisor.h"
 
 /* Full events per kind of attempt per second, and in all; the rest are
  * counted. */

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 static struct aj_profile *
 profile_from(const char *text)

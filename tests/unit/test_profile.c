@@ -17,7 +17,8 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 
-#include "internal.h"
+#include "lexer.h"
+#include "supervisor.h"
 
 #ifndef AJ_SRCDIR
 #define AJ_SRCDIR "."
@@ -440,7 +441,7 @@ Test(profile, fetch_rules)
 					"fetch allow POST http://api.example.com:8080/v1/*\n");
 	char *text = NULL;
 
-	cr_assert_eq(p->n_fetch_rules, 3);
+	cr_assert_eq(p->fetch.n_rules, 3);
 	cr_assert_eq(aj_profile_format_text(p, &text), 0);
 	/* Sorted by text, normalised (host case, trailing dot, default port). */
 	cr_assert_not_null(strstr(text, "fetch allow GET,HEAD https://docs.example.org/**\n"
@@ -512,16 +513,16 @@ Test(profile, fetch_limits_and_options)
 	char *t = text_of(p), *again;
 	struct aj_profile *q;
 
-	cr_assert_eq(p->n_fetch_rules, 1);
-	cr_assert_eq(p->fetch_rules[0].limits.value[AJ_LIMIT_MAX_BODY], 65536);
-	cr_assert_eq(p->fetch_rules[0].limits.value[AJ_LIMIT_TIMEOUT], 120000);
-	cr_assert_eq(p->fetch_rules[0].options, AJ_RULE_CREDENTIALS);
-	cr_assert_eq(p->fetch_limits.value[AJ_LIMIT_RESPONSE], 50u << 20);
-	cr_assert_eq(p->fetch_limits.value[AJ_LIMIT_RATE], 600);
+	cr_assert_eq(p->fetch.n_rules, 1);
+	cr_assert_eq(p->fetch.rules[0].limits.value[AJ_LIMIT_MAX_BODY], 65536);
+	cr_assert_eq(p->fetch.rules[0].limits.value[AJ_LIMIT_TIMEOUT], 120000);
+	cr_assert_eq(p->fetch.rules[0].options, AJ_RULE_CREDENTIALS);
+	cr_assert_eq(p->fetch.limits.value[AJ_LIMIT_RESPONSE], 50u << 20);
+	cr_assert_eq(p->fetch.limits.value[AJ_LIMIT_RATE], 600);
 	/* Defaults fill the rest. */
-	cr_assert_eq(p->fetch_limits.value[AJ_LIMIT_MAX_BODY], 1u << 20);
-	cr_assert_eq(p->fetch_limits.value[AJ_LIMIT_REDIRECTS], 5);
-	cr_assert_eq(p->n_fetch_addresses, 2);
+	cr_assert_eq(p->fetch.limits.value[AJ_LIMIT_MAX_BODY], 1u << 20);
+	cr_assert_eq(p->fetch.limits.value[AJ_LIMIT_REDIRECTS], 5);
+	cr_assert_eq(p->fetch.n_addresses, 2);
 	cr_assert(strstr(t, "fetch allow POST https://api.example.com/v1/erasure max-body 65536 "
 			    "timeout 120000ms credentials\n") != NULL,
 		  "%s", t);
@@ -984,13 +985,13 @@ Test(profile, parse_size)
 
 	for (i = 0; i < AJ_ARRAY_SIZE(cases); i++) {
 		uint64_t v = 12345;
-		int r = aj_profile_parse_size(cases[i].s, &v);
+		int r = aj_lexer_size(cases[i].s, &v);
 
 		cr_assert_eq(r, cases[i].rc, "'%s': rc %d", cases[i].s, r);
 		cr_assert_eq(v, r == 0 ? cases[i].v : 12345, "'%s': %llu", cases[i].s,
 			     (unsigned long long)v);
 	}
-	cr_assert_eq(aj_profile_parse_size(NULL, NULL), -EINVAL);
+	cr_assert_eq(aj_lexer_size(NULL, NULL), -EINVAL);
 }
 
 Test(profile, rlimit_names_and_resources)

@@ -29,7 +29,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
-#include "internal.h"
+#include "supervisor.h"
 
 #define X32_SYSCALL_BIT 0x40000000u
 

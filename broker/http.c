@@ -7,7 +7,7 @@
 #include <strings.h>
 
 #include "http.h"
-#include "internal.h"
+#include "util.h"
 
 /* RFC 9110 tchar. */
 static bool

@@ -30,10 +30,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "internal.h"
-
-/* What a memfd must carry before its size and contents are believed. */
-#define REQUIRED_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+#include "fdpass.h"
+#include "fds.h"
+#include "memfd.h"
 
 struct aj_client {
 	int fd;               /* our end of the private channel; -1 once it is dead */
@@ -150,7 +149,7 @@ recv_frame(struct aj_client *c, struct frame *out, char *why, size_t whylen)
 	char err[200];
 	bool bad_fds;
 	int fd;
-	ssize_t n = aj_recv_with_fd(c->fd, c->in, sizeof(c->in), MSG_TRUNC, &fd, &bad_fds);
+	ssize_t n = aj_fdpass_recv(c->fd, c->in, sizeof(c->in), MSG_TRUNC, &fd, &bad_fds);
 
 	if (n < 0)
 		return (int)n;
@@ -443,7 +442,7 @@ open_channel(int shared)
 		close(sv[1]);
 		return -EMSGSIZE;
 	}
-	n = aj_send_with_fd(shared, frame, sizeof(frame), sv[1], 0);
+	n = aj_fdpass_send(shared, frame, sizeof(frame), sv[1], 0);
 	close(sv[1]);
 	if (n != (ssize_t)sizeof(frame)) {
 		close(sv[0]);
@@ -745,10 +744,10 @@ take_memfd(struct aj_client *c, int memfd, const struct aj_client_req *req,
 	   struct aj_fetch_result *res)
 {
 	struct stat st;
-	int seals = fcntl(memfd, F_GET_SEALS);
 	int r;
 
-	if (seals < 0 || (seals & REQUIRED_SEALS) != REQUIRED_SEALS || fstat(memfd, &st) < 0 ||
+	/* Sealed before its size and contents are believed. */
+	if (!aj_memfd_is_sealed(memfd) || fstat(memfd, &st) < 0 ||
 	    !S_ISREG(st.st_mode) || res->length < 0 || st.st_size != res->length) {
 		close(memfd);
 		kill_channel(c, res,

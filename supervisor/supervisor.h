@@ -1,9 +1,10 @@
 /*
- * libagentjail's internal header: one section per source file.  Structs that
- * only one file needs stay private to that file.
+ * The supervisor's internal header: one section per source file of
+ * supervisor/ (the jail and the process lifecycle).  Structs that only one
+ * file needs stay private to that file.
  */
-#ifndef AJ_INTERNAL_H
-#define AJ_INTERNAL_H
+#ifndef AJ_SUPERVISOR_H
+#define AJ_SUPERVISOR_H
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -13,26 +14,11 @@
 
 #include <agentjail/agentjail.h>
 
-#define AJ_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#include "fds.h"
+#include "log.h"
+#include "util.h"
 
-/* agentjail-broker exit status: it could not load its own seccomp filter. */
-#define AJ_BROKER_EXIT_CONFINE 66
-
-/* The fd number the agent finds the broker on (also in AGENTJAIL_FD). */
-#define AJ_BROKER_FD 3
-
-/* ---- common/log.c: errors into caller buffers, notices on stderr ---------- */
-
-/* Format into ERR (may be NULL) and return -ERRNUM unchanged, so callers
- * can write `return aj_err(err, errlen, -EINVAL, "...")`. */
-int aj_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-/* Escape untrusted text (control characters, non-ASCII, backslash) as \xNN
- * so it cannot forge a log line.  Writes at most OUTLEN bytes incl. NUL. */
-void aj_log_escape(const char *in, char *out, size_t outlen);
-
-/* ---- common/profile.c: the profile parser (pure: no side effects) --------- */
+/* ---- supervisor/profile.c: the profile parser (pure: no side effects) ----- */
 
 enum aj_rlimit_kind {
 	AJ_RLIMIT_NOFILE,
@@ -54,15 +40,14 @@ enum aj_layer {
 };
 
 #include "policy.h"
-struct aj_cidr;
 
 struct aj_profile {
-	char *name;      /* as asked for */
-	char *path;      /* the top file */
-	char *hostname;  /* `hostname NAME`, default "agentjail" */
-	char *user;      /* `user NAME`: host user when started by root, default "nobody" */
+	char *name;        /* as asked for */
+	char *path;        /* the top file */
+	char *hostname;    /* `hostname NAME`, default "agentjail" */
+	char *user;        /* `user NAME`: host user when started by root, default "nobody" */
 	char *broker_user; /* `broker-user NAME`: the broker's, the same way */
-	char **env_keep; /* `env keep NAME...`: sorted, unique */
+	char **env_keep;   /* `env keep NAME...`: sorted, unique */
 	size_t n_env_keep;
 	char **env_set; /* `env set NAME=VALUE`: "NAME=VALUE", sorted by NAME */
 	size_t n_env_set;
@@ -74,13 +59,7 @@ struct aj_profile {
 	bool allow_unix_sockets;  /* `socket unix allow|deny`, default deny */
 	bool kill_on_violation;   /* `on-violation kill|deny`, default deny */
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
-	struct aj_fetch_rule *fetch_rules; /* `fetch allow|deny ...` (common/policy.h) */
-	size_t n_fetch_rules;
-	struct aj_fetch_limits fetch_limits; /* `fetch limit ...`, defaults filled in */
-	struct aj_cidr *fetch_addresses;     /* `fetch address allow ...`, sorted */
-	size_t n_fetch_addresses;
-	char *fetch_ca;     /* `fetch ca FILE`: absolute path, or NULL */
-	char *fetch_ca_pem; /* its text, read when the profile was loaded */
+	struct aj_policy fetch;   /* `fetch ...`: the broker's part (common/policy.h) */
 };
 
 /* Name and resource of an rlimit kind ("nofile", RLIMIT_NOFILE). */
@@ -95,17 +74,6 @@ int aj_profile_rlimit_resource(enum aj_rlimit_kind kind);
  */
 int aj_profile_parse_string(const char *name, const char *path, const char *text,
 			    struct aj_profile **out, char *err, size_t errlen);
-
-/* Parse "64M", "1G", "4096": bytes, K/M/G/T suffixes (powers of 1024). */
-int aj_profile_parse_size(const char *s, uint64_t *out);
-
-/* Decimal digits at S (at least one, no sign) up to INT64_MAX into *OUT,
- * *END after them.  Returns 0, -EINVAL or -ERANGE. */
-int aj_parse_number(const char *s, const char **end, uint64_t *out);
-
-/* Next space/tab-separated token of *CURSOR, NUL-terminated in place; NULL
- * at the end of the line.  (The profile's and the fetch rules' tokenizer.) */
-char *aj_next_token(char **cursor);
 
 /* ---- supervisor/seccomp.c: the jail's syscall filter ----------------------- */
 
@@ -257,12 +225,12 @@ struct aj_spawn_plan {
 };
 
 /* posix_spawn PATH (searched on the PATH of environ when SEARCH) in a new
- * session, with default signal dispositions and an empty signal mask,
- * DOOR_FD placed at AJ_BROKER_FD (inheritable), EXTRA_FD (if >= 0) at
- * AJ_BROKER_FD + 1, AUDIT_FD (if >= 0, with EXTRA_FD) at AJ_BROKER_FD + 2,
- * and every other fd above 2 closed.  Returns 0 or a positive errno, posix_spawn's convention. */
-int aj_spawn_program(const char *path, char *const argv[], char *const envp[], int door_fd,
-		     int extra_fd, int audit_fd, bool search, pid_t *pid);
+ * session, with default signal dispositions and an empty signal mask, the
+ * N_FDS descriptors FDS placed at AJ_FD_DOOR, AJ_FD_DOOR + 1, ...
+ * (inheritable; the contract is common/fds.h) and every other fd above 2
+ * closed.  Returns 0 or a positive errno, posix_spawn's convention. */
+int aj_spawn_program(const char *path, char *const argv[], char *const envp[], const int *fds,
+		     size_t n_fds, bool search, pid_t *pid);
 
 struct aj_jail {
 	pid_t pid;       /* jail init, in the supervisor's pid namespace */
@@ -320,21 +288,6 @@ const char *aj_events_jail_id(const struct aj_events *ev);
  * reference is taken).  EV may be NULL. */
 void aj_events_emit(struct aj_events *ev, const char *type, struct json_t *fields);
 
-/* ---- common/fdpass.c: file descriptors over unix sockets ---------------- */
-
-/* Send LEN bytes at BUF as one message on SOCK (sendmsg FLAGS, MSG_NOSIGNAL
- * added; EINTR retried), with FD alongside (SCM_RIGHTS) when FD >= 0.
- * Returns the bytes sent or -errno. */
-ssize_t aj_send_with_fd(int sock, const void *buf, size_t len, int fd, int flags);
-
-/* Receive one message into BUF (CAP bytes; recvmsg FLAGS, close-on-exec
- * added; EINTR retried).  *FD is the one fd passed with it, or -1.  When
- * the sender passed more than one, or the control data was cut, every fd
- * is closed, *FD is -1 and *BAD_FDS true: the caller treats the message as
- * a protocol error.  Returns the length (the real one with MSG_TRUNC) or
- * -errno. */
-ssize_t aj_recv_with_fd(int sock, void *buf, size_t cap, int flags, int *fd, bool *bad_fds);
-
 /* ---- supervisor/audit.c: the broker's audit records -------------------- */
 
 struct aj_audit;
@@ -377,4 +330,4 @@ struct json_t *aj_violations_counts(const struct aj_violations *v);
  * JSON to FP.  Returns 0 when every mandatory layer is available, 1 if not. */
 int aj_doctor(bool json, void *fp);
 
-#endif /* AJ_INTERNAL_H */
+#endif /* AJ_SUPERVISOR_H */

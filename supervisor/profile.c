@@ -25,8 +25,9 @@
 #include <jansson.h>
 #include <sha2.h>
 
-#include "internal.h"
+#include "supervisor.h"
 #include "addr.h"
+#include "lexer.h"
 #include "policy.h"
 
 #ifndef AJ_PROFILEDIR
@@ -38,8 +39,6 @@
 #define PROFILE_MAX_DEPTH 16            /* files on the include stack */
 #define PROFILE_MAX_INCLUDES 128        /* include directives per load */
 #define PROFILE_MAX_ENV 256             /* distinct names, keep and set each */
-#define PROFILE_MAX_FETCH 256           /* fetch rules in one profile */
-#define FETCH_CA_MAX (1u << 20)         /* bytes of a `fetch ca` file */
 #define HOSTNAME_MAX 64
 #define USER_MAX 32
 #define TMPFS_MIN (1024 * 1024)
@@ -251,72 +250,6 @@ layer_free(struct layer *l)
 
 /* ---- value syntax ---------------------------------------------------------- */
 
-/* Decimal digits only: no sign, no spaces, no hex, so "0x10" or "-1" cannot
- * slip through as something the author did not mean.  Values stay below
- * 2^63 so they survive JSON (jansson integers are signed) and never collide
- * with AJ_RLIM_UNLIMITED. */
-int
-aj_parse_number(const char *s, const char **end, uint64_t *out)
-{
-	uint64_t v = 0;
-	const char *p = s;
-
-	if (*p < '0' || *p > '9')
-		return -EINVAL;
-	for (; *p >= '0' && *p <= '9'; p++) {
-		unsigned d = (unsigned)(*p - '0');
-
-		if (v > ((uint64_t)INT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	*end = p;
-	*out = v;
-	return 0;
-}
-
-/*
- * Returns 0, -EINVAL (not a size) or -ERANGE (2^63 bytes or more).  Only
- * upper-case suffixes: "64m" would read as 64 minutes as easily as 64 MiB.
- */
-int
-aj_profile_parse_size(const char *s, uint64_t *out)
-{
-	const char *end;
-	uint64_t v, mult = 1;
-	int r;
-
-	if (s == NULL)
-		return -EINVAL;
-	r = aj_parse_number(s, &end, &v);
-	if (r < 0)
-		return r;
-	switch (*end) {
-	case '\0':
-		break;
-	case 'K':
-		mult = 1ull << 10;
-		break;
-	case 'M':
-		mult = 1ull << 20;
-		break;
-	case 'G':
-		mult = 1ull << 30;
-		break;
-	case 'T':
-		mult = 1ull << 40;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*end != '\0' && end[1] != '\0')
-		return -EINVAL;
-	if (v > (uint64_t)INT64_MAX / mult)
-		return -ERANGE;
-	*out = v * mult;
-	return 0;
-}
-
 const char *
 aj_profile_rlimit_name(enum aj_rlimit_kind kind)
 {
@@ -362,42 +295,12 @@ is_alnum(char c)
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-/* ---- tokens ---------------------------------------------------------------- */
-
-static bool
-is_blank(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-/* Next space/tab-separated token of *CURSOR, NUL-terminated in place; NULL
- * at the end of the line. */
-char *
-aj_next_token(char **cursor)
-{
-	char *p = *cursor, *tok;
-
-	while (is_blank(*p))
-		p++;
-	if (*p == '\0') {
-		*cursor = p;
-		return NULL;
-	}
-	tok = p;
-	while (*p != '\0' && !is_blank(*p))
-		p++;
-	if (*p != '\0')
-		*p++ = '\0';
-	*cursor = p;
-	return tok;
-}
-
 /* Directives with a fixed argument count end with this check, so a typo like
  * `hostname my box` is reported instead of half-applied. */
 static int
 no_more(const struct parser *p, char **cursor, const char *directive)
 {
-	char *extra = aj_next_token(cursor);
+	char *extra = aj_lexer_token(cursor);
 
 	if (extra != NULL)
 		return perr(p, -EINVAL, "%s: unexpected argument '%s'", directive, extra);
@@ -840,7 +743,7 @@ do_include(struct parser *p, char *rest)
 	size_t len, start;
 	int r;
 
-	name = aj_next_token(&rest);
+	name = aj_lexer_token(&rest);
 	if (name == NULL)
 		return perr(p, -EINVAL, "include: missing NAME");
 	if ((r = no_more(p, &rest, "include")) < 0)
@@ -905,7 +808,7 @@ out:
 static int
 do_hostname(struct parser *p, char *rest)
 {
-	char *name = aj_next_token(&rest);
+	char *name = aj_lexer_token(&rest);
 	size_t len, i;
 	int r;
 
@@ -932,7 +835,7 @@ do_hostname(struct parser *p, char *rest)
 static int
 user_slot(struct parser *p, char *rest, const char *what, struct slot *slot)
 {
-	char *name = aj_next_token(&rest);
+	char *name = aj_lexer_token(&rest);
 	size_t len, i;
 	int r;
 
@@ -975,17 +878,17 @@ do_broker_user(struct parser *p, char *rest)
 static int
 do_env(struct parser *p, char *rest)
 {
-	char *action = aj_next_token(&rest), *name, *eq, *label;
+	char *action = aj_lexer_token(&rest), *name, *eq, *label;
 	struct slot *s;
 	int r;
 
 	if (action == NULL)
 		return perr(p, -EINVAL, "env: missing 'keep' or 'set'");
 	if (strcmp(action, "keep") == 0) {
-		name = aj_next_token(&rest);
+		name = aj_lexer_token(&rest);
 		if (name == NULL)
 			return perr(p, -EINVAL, "env keep: missing variable names");
-		for (; name != NULL; name = aj_next_token(&rest)) {
+		for (; name != NULL; name = aj_lexer_token(&rest)) {
 			if (!is_env_name(name))
 				return perr(p, -EINVAL, "env keep: invalid variable name '%s'",
 					    name);
@@ -1000,8 +903,7 @@ do_env(struct parser *p, char *rest)
 	if (strcmp(action, "set") == 0) {
 		/* VALUE is the rest of the line, spaces included: a value is
 		 * often a command line or a path list. */
-		while (is_blank(*rest))
-			rest++;
+		rest = aj_lexer_skip_blanks(rest);
 		if (*rest == '\0')
 			return perr(p, -EINVAL, "env set: missing NAME=VALUE");
 		eq = strchr(rest, '=');
@@ -1028,7 +930,7 @@ do_env(struct parser *p, char *rest)
 static int
 do_rlimit(struct parser *p, char *rest)
 {
-	char *kind = aj_next_token(&rest), *value, what[32];
+	char *kind = aj_lexer_token(&rest), *value, what[32];
 	const char *end;
 	uint64_t v = 0;
 	size_t k;
@@ -1045,7 +947,7 @@ do_rlimit(struct parser *p, char *rest)
 			    "or core)",
 			    kind);
 	snprintf(what, sizeof(what), "rlimit %s", rlimit_kinds[k].name);
-	value = aj_next_token(&rest);
+	value = aj_lexer_token(&rest);
 	if (value == NULL)
 		return perr(p, -EINVAL, "%s: missing VALUE", what);
 	if ((r = no_more(p, &rest, what)) < 0)
@@ -1055,9 +957,9 @@ do_rlimit(struct parser *p, char *rest)
 		v = AJ_RLIM_UNLIMITED;
 		r = 0;
 	} else if (rlimit_kinds[k].unit == RL_SIZE) {
-		r = aj_profile_parse_size(value, &v);
+		r = aj_lexer_size(value, &v);
 	} else {
-		r = aj_parse_number(value, &end, &v);
+		r = aj_lexer_number(value, &end, &v);
 		if (r == 0 && rlimit_kinds[k].unit == RL_SECONDS && *end == 's')
 			end++;
 		if (r == 0 && *end != '\0')
@@ -1074,7 +976,7 @@ do_rlimit(struct parser *p, char *rest)
 static int
 do_tmpfs_size(struct parser *p, char *rest)
 {
-	char *value = aj_next_token(&rest);
+	char *value = aj_lexer_token(&rest);
 	uint64_t v;
 	int r;
 
@@ -1082,7 +984,7 @@ do_tmpfs_size(struct parser *p, char *rest)
 		return perr(p, -EINVAL, "tmpfs-size: missing SIZE");
 	if ((r = no_more(p, &rest, "tmpfs-size")) < 0)
 		return r;
-	r = aj_profile_parse_size(value, &v);
+	r = aj_lexer_size(value, &v);
 	if (r == -ERANGE)
 		return perr(p, -EINVAL, "tmpfs-size: value '%s' is too large", value);
 	if (r < 0)
@@ -1100,7 +1002,7 @@ do_tmpfs_size(struct parser *p, char *rest)
 static int
 do_socket(struct parser *p, char *rest)
 {
-	char *family = aj_next_token(&rest), *action;
+	char *family = aj_lexer_token(&rest), *action;
 	int r;
 
 	if (family == NULL)
@@ -1110,7 +1012,7 @@ do_socket(struct parser *p, char *rest)
 			    "socket: unknown family '%s' (only 'unix' can be configured; "
 			    "network sockets are always denied)",
 			    family);
-	action = aj_next_token(&rest);
+	action = aj_lexer_token(&rest);
 	if (action == NULL)
 		return perr(p, -EINVAL, "socket unix: missing 'allow' or 'deny'");
 	if ((r = no_more(p, &rest, "socket unix")) < 0)
@@ -1126,7 +1028,7 @@ do_socket(struct parser *p, char *rest)
 static int
 do_on_violation(struct parser *p, char *rest)
 {
-	char *action = aj_next_token(&rest);
+	char *action = aj_lexer_token(&rest);
 	int r;
 
 	if (action == NULL)
@@ -1143,7 +1045,7 @@ do_on_violation(struct parser *p, char *rest)
 static int
 do_optional(struct parser *p, char *rest)
 {
-	char *layer = aj_next_token(&rest);
+	char *layer = aj_lexer_token(&rest);
 	size_t i;
 	int r;
 
@@ -1210,8 +1112,8 @@ fetch_add(const struct parser *p, struct layer *l, const struct aj_fetch_rule *r
 {
 	struct aj_fetch_rule *grown;
 
-	if (l->n_fetch == PROFILE_MAX_FETCH)
-		return perr(p, -EINVAL, "fetch: more than %d rules", PROFILE_MAX_FETCH);
+	if (l->n_fetch == AJ_POLICY_MAX_RULES)
+		return perr(p, -EINVAL, "fetch: more than %d rules", AJ_POLICY_MAX_RULES);
 	grown = realloc(l->fetch, (l->n_fetch + 1) * sizeof(*grown));
 	if (grown == NULL)
 		return nomem(p->ctx);
@@ -1228,8 +1130,9 @@ address_add(const struct parser *p, struct layer *l, const struct aj_cidr *c)
 	for (size_t i = 0; i < l->n_addresses; i++)
 		if (memcmp(&l->addresses[i], c, sizeof(*c)) == 0)
 			return 0;
-	if (l->n_addresses == PROFILE_MAX_FETCH)
-		return perr(p, -EINVAL, "fetch address: more than %d ranges", PROFILE_MAX_FETCH);
+	if (l->n_addresses == AJ_POLICY_MAX_ADDRESSES)
+		return perr(p, -EINVAL, "fetch address: more than %d ranges",
+			    AJ_POLICY_MAX_ADDRESSES);
 	grown = realloc(l->addresses, (l->n_addresses + 1) * sizeof(*grown));
 	if (grown == NULL)
 		return nomem(p->ctx);
@@ -1247,8 +1150,8 @@ do_fetch_limit(struct parser *p, char *rest)
 	char *key, err[512];
 	int r, n = 0;
 
-	while ((key = aj_next_token(&rest)) != NULL) {
-		char *value = aj_next_token(&rest);
+	while ((key = aj_lexer_token(&rest)) != NULL) {
+		char *value = aj_lexer_token(&rest);
 		int k;
 
 		if (aj_policy_parse_limit(key, value, &seen, err, sizeof(err)) < 0)
@@ -1273,7 +1176,7 @@ do_fetch_limit(struct parser *p, char *rest)
 static int
 do_fetch_address(struct parser *p, char *rest)
 {
-	char *action = aj_next_token(&rest), *range = aj_next_token(&rest), err[256];
+	char *action = aj_lexer_token(&rest), *range = aj_lexer_token(&rest), err[256];
 	struct aj_cidr c;
 	int r;
 
@@ -1292,7 +1195,7 @@ do_fetch_address(struct parser *p, char *rest)
 static int
 do_fetch_ca(struct parser *p, char *rest)
 {
-	char *file = aj_next_token(&rest), *dir, *path, *text = NULL;
+	char *file = aj_lexer_token(&rest), *dir, *path, *text = NULL;
 	size_t len = 0;
 	int r;
 
@@ -1305,7 +1208,7 @@ do_fetch_ca(struct parser *p, char *rest)
 	free(dir);
 	if (path == NULL)
 		return nomem(p->ctx);
-	r = read_small_file(path, FETCH_CA_MAX, &text, &len);
+	r = read_small_file(path, AJ_POLICY_MAX_CA, &text, &len);
 	if (r == 0 && strstr(text, "-----BEGIN CERTIFICATE-----") == NULL)
 		r = -EBADMSG;
 	free(text);
@@ -1375,24 +1278,6 @@ static const struct {
 
 /* ---- files ----------------------------------------------------------------- */
 
-/* Cut the comment and trailing blanks.  '#' starts a comment only at the
- * start or after a blank, so a value like `a#b` survives. */
-static void
-strip_comment(char *line)
-{
-	char *p, *end;
-
-	for (p = line; *p != '\0'; p++) {
-		if (*p == '#' && (p == line || is_blank(p[-1]))) {
-			*p = '\0';
-			break;
-		}
-	}
-	end = line + strlen(line);
-	while (end > line && is_blank(end[-1]))
-		*--end = '\0';
-}
-
 static int
 parse_line(struct parser *p, char *line)
 {
@@ -1409,8 +1294,8 @@ parse_line(struct parser *p, char *line)
 		if ((c < 0x20 && c != '\t') || c == 0x7f)
 			return perr(p, -EINVAL, "control character 0x%02x in line", c);
 	}
-	strip_comment(line);
-	word = aj_next_token(&cursor);
+	aj_lexer_strip_comment(line);
+	word = aj_lexer_token(&cursor);
 	if (word == NULL)
 		return 0;
 	for (i = 0; i < AJ_ARRAY_SIZE(directives); i++)
@@ -1513,10 +1398,7 @@ aj_profile_free(struct aj_profile *profile)
 	free(profile->broker_user);
 	free_strv(profile->env_keep, profile->n_env_keep);
 	free_strv(profile->env_set, profile->n_env_set);
-	free(profile->fetch_rules);
-	free(profile->fetch_addresses);
-	free(profile->fetch_ca);
-	free(profile->fetch_ca_pem);
+	aj_policy_clear(&profile->fetch);
 	free(profile);
 }
 
@@ -1610,29 +1492,32 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 	 * sorted by their text, the policy hash ignores the file layout. */
 	if (l->n_fetch > 0)
 		qsort(l->fetch, l->n_fetch, sizeof(*l->fetch), cmp_rule);
-	pr->fetch_rules = l->fetch;
-	pr->n_fetch_rules = l->n_fetch;
+	pr->fetch.path = strdup(path);
+	if (pr->fetch.path == NULL)
+		goto fail;
+	pr->fetch.rules = l->fetch;
+	pr->fetch.n_rules = l->n_fetch;
 	l->fetch = NULL;
 	l->n_fetch = 0;
 	for (i = 0; i < AJ_LIMIT__COUNT; i++) {
 		if (!l->fetch_limits[i].set)
 			continue;
-		pr->fetch_limits.value[i] = l->fetch_limits[i].num;
-		pr->fetch_limits.set |= 1u << i;
+		pr->fetch.limits.value[i] = l->fetch_limits[i].num;
+		pr->fetch.limits.set |= 1u << i;
 	}
-	aj_policy_limit_defaults(&pr->fetch_limits);
+	aj_policy_limit_defaults(&pr->fetch.limits);
 	if (l->n_addresses > 0)
 		qsort(l->addresses, l->n_addresses, sizeof(*l->addresses), cmp_cidr);
-	pr->fetch_addresses = l->addresses;
-	pr->n_fetch_addresses = l->n_addresses;
+	pr->fetch.addresses = l->addresses;
+	pr->fetch.n_addresses = l->n_addresses;
 	l->addresses = NULL;
 	l->n_addresses = 0;
 	if (l->fetch_ca.set) {
 		size_t len;
 
-		pr->fetch_ca = strdup(l->fetch_ca.text);
-		if (pr->fetch_ca == NULL ||
-		    read_small_file(pr->fetch_ca, FETCH_CA_MAX, &pr->fetch_ca_pem, &len) < 0)
+		pr->fetch.ca_file = strdup(l->fetch_ca.text);
+		if (pr->fetch.ca_file == NULL ||
+		    read_small_file(pr->fetch.ca_file, AJ_POLICY_MAX_CA, &pr->fetch.ca_pem, &len) < 0)
 			goto fail;
 	}
 	*out = pr;
@@ -1777,27 +1662,27 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 	for (i = 0; i < AJ_ARRAY_SIZE(optional_layers); i++)
 		if (pr->optional_layers & optional_layers[i].bit)
 			bad |= fprintf(f, "optional %s\n", optional_layers[i].name) < 0;
-	for (i = 0; i < pr->n_fetch_rules; i++) {
+	for (i = 0; i < pr->fetch.n_rules; i++) {
 		char text[AJ_URL_MAX + 400];
-		rule_text(&pr->fetch_rules[i], text, sizeof(text));
+		rule_text(&pr->fetch.rules[i], text, sizeof(text));
 		bad |= fprintf(f, "%s\n", text) < 0;
 	}
 	bad |= fprintf(f, "fetch limit") < 0;
 	for (i = 0; i < AJ_LIMIT__COUNT; i++) {
 		char value[32];
 
-		aj_policy_format_limit(i, pr->fetch_limits.value[i], value, sizeof(value));
+		aj_policy_format_limit(i, pr->fetch.limits.value[i], value, sizeof(value));
 		bad |= fprintf(f, " %s %s", aj_policy_limit_name(i), value) < 0;
 	}
 	bad |= fprintf(f, "\n") < 0;
-	for (i = 0; i < pr->n_fetch_addresses; i++) {
+	for (i = 0; i < pr->fetch.n_addresses; i++) {
 		char text[64];
 
-		aj_cidr_format(&pr->fetch_addresses[i], text, sizeof(text));
+		aj_cidr_format(&pr->fetch.addresses[i], text, sizeof(text));
 		bad |= fprintf(f, "fetch address allow %s\n", text) < 0;
 	}
-	if (pr->fetch_ca != NULL)
-		bad |= fprintf(f, "fetch ca %s\n", pr->fetch_ca) < 0;
+	if (pr->fetch.ca_file != NULL)
+		bad |= fprintf(f, "fetch ca %s\n", pr->fetch.ca_file) < 0;
 	bad |= fclose(f) != 0;
 	if (bad) {
 		free(buf);
@@ -1921,11 +1806,11 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 		json_t *rules = json_array();
 		char text[AJ_URL_MAX + 400];
 
-		for (i = 0; rules != NULL && i < pr->n_fetch_rules; i++) {
-			rule_text(&pr->fetch_rules[i], text, sizeof(text));
+		for (i = 0; rules != NULL && i < pr->fetch.n_rules; i++) {
+			rule_text(&pr->fetch.rules[i], text, sizeof(text));
 			bad |= json_array_append_new(
 				rules, json_pack("{s:s, s:s}", "rule", text + strlen("fetch "),
-						 "origin", pr->fetch_rules[i].origin));
+						 "origin", pr->fetch.rules[i].origin));
 		}
 		bad |= json_object_set_new(root, "fetch", rules);
 	}
@@ -1936,17 +1821,17 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 		for (i = 0; limits != NULL && i < AJ_LIMIT__COUNT; i++)
 			bad |= json_object_set_new(
 				limits, aj_policy_limit_name(i),
-				json_integer((json_int_t)pr->fetch_limits.value[i]));
+				json_integer((json_int_t)pr->fetch.limits.value[i]));
 		bad |= json_object_set_new(root, "fetch_limits", limits);
-		for (i = 0; addrs != NULL && i < pr->n_fetch_addresses; i++) {
-			aj_cidr_format(&pr->fetch_addresses[i], text, sizeof(text));
+		for (i = 0; addrs != NULL && i < pr->fetch.n_addresses; i++) {
+			aj_cidr_format(&pr->fetch.addresses[i], text, sizeof(text));
 			bad |= json_array_append_new(addrs, json_string(text));
 		}
 		bad |= json_object_set_new(root, "fetch_addresses", addrs);
-		if (pr->fetch_ca != NULL)
+		if (pr->fetch.ca_file != NULL)
 			bad |= json_object_set_new(root, "fetch_ca",
-						   json_pack("{s:s, s:s}", "path", pr->fetch_ca,
-							     "pem", pr->fetch_ca_pem));
+						   json_pack("{s:s, s:s}", "path", pr->fetch.ca_file,
+							     "pem", pr->fetch.ca_pem));
 	}
 	s = bad ? NULL : json_dumps(root, JSON_INDENT(2));
 	json_decref(root);

@@ -1,0 +1,30 @@
+/*
+ * The descriptor contract: which fd a program that agentjail starts finds
+ * where, written once.
+ *
+ *   every process of the jail   AJ_FD_DOOR   its end of the broker socketpair
+ *                                            (the number is also in $AGENTJAIL_FD)
+ *   agentjail-broker            AJ_FD_DOOR   the broker's end of that socketpair
+ *                               AJ_FD_POLICY the resolved fetch policy: a sealed memfd
+ *                                            (common/handover.h)
+ *                               AJ_FD_AUDIT  the pipe its audit records go to
+ *
+ * Everything else above 2 is closed before the program runs.  The
+ * supervisor places them (supervisor/spawn.c, aj_spawn_program()); the
+ * broker (broker/main.c) and the clients (agent/) read them.
+ */
+#ifndef AJ_FDS_H
+#define AJ_FDS_H
+
+#define AJ_FD_DOOR 3
+#define AJ_FD_POLICY 4
+#define AJ_FD_AUDIT 5
+
+/* The variable that names the door's fd number inside the jail. */
+#define AJ_FD_DOOR_ENV "AGENTJAIL_FD"
+
+/* agentjail-broker's own exit statuses, which the supervisor explains. */
+#define AJ_BROKER_EXIT_PROTOCOL 65 /* an agent broke the protocol (a channel ended) */
+#define AJ_BROKER_EXIT_CONFINE 66  /* it could not load its own seccomp filter */
+
+#endif /* AJ_FDS_H */

@@ -1,0 +1,266 @@
+/*
+ * The fetch policy's hand-over from the supervisor to the broker
+ * (common/handover.h): one encoder, one decoder.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "handover.h"
+#include "log.h"
+#include "memfd.h"
+
+#define HANDOVER_MAGIC "AJPOLICY"
+#define HANDOVER_VERSION 1
+
+/* What precedes the records; the sizes make a broker of another build
+ * refuse the policy instead of misreading it. */
+struct header {
+	char magic[8];
+	uint32_t version;
+	uint32_t rule_size;
+	uint32_t cidr_size;
+	uint32_t n_rules;
+	uint32_t n_addresses;
+	uint32_t path_len; /* without a NUL */
+	uint32_t ca_len;   /* without a NUL; 0: no `fetch ca` */
+	uint32_t has_ca;
+	struct aj_fetch_limits limits;
+};
+
+/* The most bytes a policy within its bounds takes. */
+#define HANDOVER_MAX                                                                               \
+	(sizeof(struct header) + AJ_POLICY_MAX_RULES * sizeof(struct aj_fetch_rule) +              \
+	 AJ_POLICY_MAX_ADDRESSES * sizeof(struct aj_cidr) + AJ_POLICY_MAX_PATH +                   \
+	 2 * AJ_POLICY_MAX_CA)
+
+int
+aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
+{
+	size_t path_len = p->path ? strlen(p->path) : 0, ca_len = p->ca_pem ? strlen(p->ca_pem) : 0;
+	size_t rules = p->n_rules * sizeof(*p->rules),
+	       cidrs = p->n_addresses * sizeof(*p->addresses);
+	struct header h = {
+		.version = HANDOVER_VERSION,
+		.rule_size = sizeof(struct aj_fetch_rule),
+		.cidr_size = sizeof(struct aj_cidr),
+		.n_rules = (uint32_t)p->n_rules,
+		.n_addresses = (uint32_t)p->n_addresses,
+		.path_len = (uint32_t)path_len,
+		.ca_len = (uint32_t)ca_len,
+		.has_ca = p->ca_pem != NULL,
+		.limits = p->limits,
+	};
+	size_t total = sizeof(h) + rules + cidrs + path_len + ca_len;
+	uint8_t *buf = malloc(total), *w = buf;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	memcpy(h.magic, HANDOVER_MAGIC, sizeof(h.magic));
+	memcpy(w, &h, sizeof(h));
+	w += sizeof(h);
+	if (rules > 0)
+		memcpy(w, p->rules, rules);
+	w += rules;
+	if (cidrs > 0)
+		memcpy(w, p->addresses, cidrs);
+	w += cidrs;
+	if (path_len > 0)
+		memcpy(w, p->path, path_len);
+	w += path_len;
+	if (ca_len > 0)
+		memcpy(w, p->ca_pem, ca_len);
+	*out = buf;
+	*len = total;
+	return 0;
+}
+
+static bool
+terminated(const char *s, size_t size)
+{
+	return memchr(s, '\0', size) != NULL;
+}
+
+static bool
+limits_valid(const struct aj_fetch_limits *l)
+{
+	if (l->set & ~((1u << AJ_LIMIT__COUNT) - 1))
+		return false;
+	for (int k = 0; k < AJ_LIMIT__COUNT; k++)
+		if ((l->set & (1u << k)) && !aj_policy_limit_is_valid(k, l->value[k]))
+			return false;
+	return true;
+}
+
+/* What the matcher and the fetcher take for granted of a rule. */
+static const char *
+rule_invalid(const struct aj_fetch_rule *r)
+{
+	if (r->allow != 0 && r->allow != 1)
+		return "a rule that is neither allow nor deny";
+	if (r->methods == 0 || (r->methods & ~AJ_METHOD_ALL))
+		return "a rule without methods";
+	if (!terminated(r->scheme, sizeof(r->scheme)) ||
+	    (strcmp(r->scheme, "http") != 0 && strcmp(r->scheme, "https") != 0))
+		return "a rule whose scheme is not http or https";
+	if (!terminated(r->host, sizeof(r->host)) || r->host[0] == '\0')
+		return "a rule without a host";
+	if (r->port == 0 || r->port > 65535)
+		return "a rule whose port is out of range";
+	if (!terminated(r->path, sizeof(r->path)) || r->path[0] != '/')
+		return "a rule whose path does not start with '/'";
+	if (!terminated(r->query, sizeof(r->query)) || !terminated(r->origin, sizeof(r->origin)))
+		return "a rule with an unterminated query or origin";
+	if (!limits_valid(&r->limits))
+		return "a rule with a limit out of range";
+	if (r->options & ~(AJ_RULE_CREDENTIALS | AJ_RULE_SENSITIVE_QUERY))
+		return "a rule with an unknown option";
+	return NULL;
+}
+
+static bool
+cidr_valid(const struct aj_cidr *c)
+{
+	return (c->family == AF_INET && c->prefix <= 32) ||
+	       (c->family == AF_INET6 && c->prefix <= 128);
+}
+
+/* LEN bytes at P as a new string, or NULL. */
+static char *
+string_of(const uint8_t *p, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (s != NULL) {
+		memcpy(s, p, len);
+		s[len] = '\0';
+	}
+	return s;
+}
+
+int
+aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *err, size_t errlen)
+{
+	struct aj_policy p = {0};
+	struct header h;
+	size_t rules, cidrs, need;
+	const uint8_t *r;
+	const char *why;
+
+	if (len < sizeof(h))
+		return aj_err(err, errlen, -EBADMSG, "the policy is cut short");
+	memcpy(&h, buf, sizeof(h));
+	if (memcmp(h.magic, HANDOVER_MAGIC, sizeof(h.magic)) != 0 ||
+	    h.version != HANDOVER_VERSION || h.rule_size != sizeof(struct aj_fetch_rule) ||
+	    h.cidr_size != sizeof(struct aj_cidr))
+		return aj_err(err, errlen, -EBADMSG,
+			      "the policy comes from another build of agentjail");
+	if (h.n_rules > AJ_POLICY_MAX_RULES || h.n_addresses > AJ_POLICY_MAX_ADDRESSES ||
+	    h.path_len == 0 || h.path_len > AJ_POLICY_MAX_PATH || h.ca_len > AJ_POLICY_MAX_CA ||
+	    h.has_ca > 1 || (!h.has_ca && h.ca_len > 0))
+		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
+	rules = (size_t)h.n_rules * sizeof(struct aj_fetch_rule);
+	cidrs = (size_t)h.n_addresses * sizeof(struct aj_cidr);
+	need = sizeof(h) + rules + cidrs + h.path_len + h.ca_len;
+	if (len != need)
+		return aj_err(err, errlen, -EBADMSG, "the policy is %zu bytes, not %zu", len, need);
+	if (h.limits.set != (1u << AJ_LIMIT__COUNT) - 1 || !limits_valid(&h.limits))
+		return aj_err(err, errlen, -EBADMSG, "the policy's limits are incomplete");
+	p.limits = h.limits;
+	r = buf + sizeof(h);
+	p.n_rules = h.n_rules;
+	p.rules = calloc(h.n_rules ? h.n_rules : 1, sizeof(*p.rules));
+	p.n_addresses = h.n_addresses;
+	p.addresses = calloc(h.n_addresses ? h.n_addresses : 1, sizeof(*p.addresses));
+	if (p.rules == NULL || p.addresses == NULL)
+		goto nomem;
+	memcpy(p.rules, r, rules);
+	r += rules;
+	memcpy(p.addresses, r, cidrs);
+	r += cidrs;
+	for (size_t i = 0; i < p.n_rules; i++) {
+		if ((why = rule_invalid(&p.rules[i])) != NULL) {
+			aj_policy_clear(&p);
+			return aj_err(err, errlen, -EBADMSG, "the policy holds %s", why);
+		}
+	}
+	for (size_t i = 0; i < p.n_addresses; i++) {
+		if (!cidr_valid(&p.addresses[i])) {
+			aj_policy_clear(&p);
+			return aj_err(err, errlen, -EBADMSG,
+				      "the policy holds a bad address range");
+		}
+	}
+	if (memchr(r, '\0', (size_t)h.path_len + h.ca_len) != NULL) {
+		aj_policy_clear(&p);
+		return aj_err(err, errlen, -EBADMSG, "the policy's text holds a NUL byte");
+	}
+	p.path = string_of(r, h.path_len);
+	if (h.has_ca)
+		p.ca_pem = string_of(r + h.path_len, h.ca_len);
+	if (p.path == NULL || (h.has_ca && p.ca_pem == NULL))
+		goto nomem;
+	*out = p;
+	return 0;
+nomem:
+	aj_policy_clear(&p);
+	return aj_err(err, errlen, -ENOMEM, "out of memory");
+}
+
+int
+aj_handover_write(const struct aj_policy *p)
+{
+	uint8_t *buf;
+	size_t len;
+	int r = aj_handover_encode(p, &buf, &len);
+
+	if (r < 0)
+		return r;
+	r = aj_memfd_of("agentjail-policy", buf, len);
+	free(buf);
+	return r;
+}
+
+int
+aj_handover_read(int fd, struct aj_policy *out, char *err, size_t errlen)
+{
+	struct stat st;
+	uint8_t *buf;
+	size_t done = 0;
+	int r;
+
+	/* Only the sealed memfd the supervisor made: nobody can have changed
+	 * it since. */
+	if (!aj_memfd_is_sealed(fd))
+		return aj_err(err, errlen, -EPERM, "the policy is not a sealed memfd");
+	if (fstat(fd, &st) < 0)
+		return aj_err(err, errlen, -errno, "reading the policy: %s", strerror(errno));
+	if (st.st_size < 0 || (uint64_t)st.st_size > HANDOVER_MAX)
+		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL)
+		return aj_err(err, errlen, -ENOMEM, "out of memory");
+	while (done < (size_t)st.st_size) {
+		ssize_t n = pread(fd, buf + done, (size_t)st.st_size - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : -EBADMSG;
+			free(buf);
+			return aj_err(err, errlen, r, "reading the policy: %s",
+				      n < 0 ? strerror(-r) : "cut short");
+		}
+		done += (size_t)n;
+	}
+	r = aj_handover_decode(buf, done, out, err, errlen);
+	free(buf);
+	return r;
+}
