@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,23 +22,6 @@
 #include "agent.h"
 #include "log.h"
 #include "util.h"
-
-static int usage_error(const char *usage_text, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* "agentjail: fetch: WHAT", then the usage. */
-static int
-usage_error(const char *usage_text, const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "agentjail: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n%s", usage_text);
-	return AJ_EXIT_USAGE;
-}
 
 /* `agentjail fetch` exit statuses: API, like agentjail's own (agentjail(1),
  * README.md).  0 is a 2xx response, 1 a local failure (-o FILE, reading
@@ -109,7 +91,8 @@ fetch_add_data(char **data, size_t *len, const char *more)
 }
 
 int
-aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help_text)
+aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help_text,
+		 aj_usage_error_fn *usage_error)
 {
 	enum { OPT_DATA_BINARY = 256 };
 	static const struct option longopts[] = {
@@ -145,12 +128,11 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 
 			if (colon == NULL || colon == optarg) {
 				free(data);
-				return usage_error(usage_text,
-						   "fetch: a header must look like 'Name: value'");
+				return usage_error("fetch: a header must look like 'Name: value'");
 			}
 			if (n_headers == AJ_PROTO_MAX_HEADERS) {
 				free(data);
-				return usage_error(usage_text, "fetch: at most %d headers",
+				return usage_error("fetch: at most %d headers",
 						   AJ_PROTO_MAX_HEADERS);
 			}
 			if (colon - optarg == 12 && strncasecmp(optarg, "Content-Type", 12) == 0)
@@ -164,15 +146,13 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 			 * newlines) would be silently misread, so it is refused. */
 			if (c == 'd' && optarg[0] == '@') {
 				free(data);
-				return usage_error(usage_text,
-						   "fetch: -d takes the data itself; send a file "
+				return usage_error("fetch: -d takes the data itself; send a file "
 						   "with --data-binary @FILE");
 			}
 			if (c == OPT_DATA_BINARY && optarg[0] == '@') {
 				if (data_file != NULL || data != NULL) {
 					free(data);
-					return usage_error(usage_text,
-							   "fetch: --data-binary @FILE cannot be "
+					return usage_error("fetch: --data-binary @FILE cannot be "
 							   "combined with other data");
 				}
 				data_file = optarg + 1;
@@ -180,8 +160,7 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 			}
 			if (data_file != NULL) {
 				free(data);
-				return usage_error(usage_text,
-						   "fetch: --data-binary @FILE cannot be combined "
+				return usage_error("fetch: --data-binary @FILE cannot be combined "
 						   "with other data");
 			}
 			if (fetch_add_data(&data, &data_len, optarg) < 0) {
@@ -209,7 +188,7 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 	}
 	if (optind + 1 != argc) {
 		free(data);
-		return usage_error(usage_text, "fetch: exactly one URL is required");
+		return usage_error("fetch: exactly one URL is required");
 	}
 	/* Like curl: data makes a POST, and -d data is a form unless the
 	 * caller says what it is. */
@@ -219,7 +198,6 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 		if (n_headers == AJ_PROTO_MAX_HEADERS) {
 			free(data);
 			return usage_error(
-				usage_text,
 				"fetch: at most %d headers, with the Content-Type -d adds",
 				AJ_PROTO_MAX_HEADERS);
 		}
@@ -289,7 +267,7 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 		return fetch_report(AJ_ERR_UNAVAILABLE, strerror(-r), "");
 	}
 	if (r == -EINVAL)
-		return usage_error(usage_text, "fetch: a header must look like 'Name: value'");
+		return usage_error("fetch: a header must look like 'Name: value'");
 	if (r == -EMSGSIZE)
 		return fetch_report(AJ_ERR_BAD_REQUEST,
 				    "the method, URL and headers exceed one request frame", "");

@@ -1,35 +1,50 @@
 /*
- * The broker's audit trail: one JSON line per request, whatever became of
- * it, written to the pipe the supervisor reads (it adds the jail id and
- * the policy hash, writes --audit and the `fetch` event).  Secrets never
- * reach it: no header values at all, and no query where the deciding rule
- * says `sensitive-query`.
+ * The broker's audit trail: one record per request, whatever became of it
+ * (the schema: common/audit.h), written to the pipe the supervisor reads
+ * (it adds the jail id and the policy hash, writes --audit and the `fetch`
+ * event).  Secrets never reach it: no header values at all, and no query
+ * where a rule says `sensitive-query`.
  */
 #include "config.h"
 
-#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "broker.h"
-#include "log.h"
 
-static int audit_fd = -1;
+struct aj_audit_log {
+	struct ev_loop *loop;
+	int fd; /* -1: records go nowhere */
+};
 
-void
-aj_audit_init(int fd)
+struct aj_audit_log *
+aj_audit_log_new(struct ev_loop *loop, int fd)
 {
-	audit_fd = fd;
+	struct aj_audit_log *log = calloc(1, sizeof(*log));
+
+	if (log != NULL) {
+		log->loop = loop;
+		log->fd = fd;
+	}
+	return log;
 }
 
-/* The URL as it may be written down: without its query when the rule
- * that allowed it marks queries sensitive. */
-static void
-loggable_url(const struct aj_req *r, const char *url, char *out, size_t len)
+void
+aj_audit_log_free(struct aj_audit_log *log)
 {
-	const char *q;
+	free(log);
+}
+
+/* The URL as it may be written down: without its query when the rules
+ * that allowed it mark queries sensitive. */
+static void
+loggable_url(const struct aj_req *r, char *out, size_t len)
+{
+	const char *url = r->url.normalised, *q;
 
 	if (!(r->options & AJ_RULE_SENSITIVE_QUERY) || (q = strchr(url, '?')) == NULL) {
 		snprintf(out, len, "%s", url);
@@ -39,47 +54,49 @@ loggable_url(const struct aj_req *r, const char *url, char *out, size_t len)
 }
 
 void
-aj_audit(const struct aj_audit_record *rec)
+aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e)
 {
-	const struct aj_req *r = rec->req;
-	struct timespec now;
+	const struct aj_req *r = e->req;
 	char url[AJ_URL_MAX + 16], when[64];
+	struct timespec now;
 	struct tm tm;
-	json_t *obj;
+	struct aj_audit_record rec = {
+		.time = when,
+		.request = r->id,
+		.method = r->method,
+		.url = url,
+		.decision = e->decision,
+		.rule = e->rule,
+		.address = e->address,
+		.status = e->status,
+		.bytes_in = r->body_len,
+		.bytes_out = e->bytes_out,
+		.duration_ms = (uint64_t)((ev_now(log->loop) - r->started) * 1000.0),
+		.error = e->error,
+		.redirects = e->redirects,
+		.hop = e->hop,
+		.final = !e->intermediate,
+		.spliced = e->spliced,
+	};
 	char *line;
 	size_t len;
 
-	if (audit_fd < 0)
+	if (log->fd < 0)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03ldZ",
 		 now.tv_nsec / 1000000);
-	loggable_url(r, rec->url ? rec->url : (r->url.normalised[0] ? r->url.normalised : ""), url,
-		     sizeof(url));
-	obj = json_pack("{s:s, s:I, s:s, s:s, s:s, s:s*, s:s*, s:i, s:I, s:I, s:I, s:s*, s:i, "
-			"s:i, s:b}",
-			"time", when, "request", (json_int_t)r->id, "method", r->method, "url", url,
-			"decision", rec->decision, "rule", rec->rule, "address", rec->address,
-			"status", rec->status, "bytes_in", (json_int_t)r->body_len, "bytes_out",
-			(json_int_t)rec->bytes_out, "duration_ms",
-			(json_int_t)((ev_now(ev_default_loop(0)) - r->started) * 1000.0), "error",
-			rec->error, "redirects", (int)rec->redirects, "hop", (int)rec->hop, "final",
-			!rec->intermediate);
-	if (obj != NULL && rec->spliced > 0)
-		json_object_set_new(obj, "spliced", json_integer((json_int_t)rec->spliced));
-	line = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
-	json_decref(obj);
-	if (line == NULL)
+	loggable_url(r, url, sizeof(url));
+	if (aj_audit_encode(&rec, &line) < 0)
 		return;
 	len = strlen(line);
-	line[len] = '\n';
 	/* One write: lines up to PIPE_BUF are atomic, and a record is short
 	 * (the URL is at most 8 KiB; longer lines still arrive whole, the
 	 * broker is the pipe's only writer). */
-	for (size_t off = 0; off < len + 1;) {
-		ssize_t n = write(audit_fd, line + off, len + 1 - off);
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(log->fd, line + off, len - off);
 
 		if (n <= 0)
 			break;

@@ -1,5 +1,23 @@
 /*
- * agentjail-broker's internal header: one section per file.
+ * agentjail-broker's internal header: one section per file, in the order a
+ * request travels.  Each file owns its state (a struct made by its _new
+ * and private to it) and calls the files below it directly; it reaches
+ * the files above it only through the hooks they registered.
+ *
+ *   main.c      the process: the fd contract, identity, confinement, wiring
+ *   channel.c   the agent's channels: reading frames, the out-queue
+ *   dispatch.c  the permit table {type, phases, handler}: answer_<operation>
+ *   request.c   a request's life: headers, body, the decision, the answer
+ *   limits.c    token buckets, requests in flight, request-body memory
+ *   transfer.c  one upstream transfer (libcurl easy handle per hop)
+ *   deliver.c   response bodies in BODY frames or a sealed memfd
+ *   pipe.c      response bodies through a pipe, spliced from upstream
+ *   redirect.c  a redirect hop, decided like a new request
+ *   curlev.c    libcurl's multi interface on the libev loop, its sockets
+ *   egress.c    which addresses may be connected to
+ *   audit.c     one audit record per request, to the supervisor
+ *   http.c      upstream header lines (http.h)
+ *   confine.c   the broker's own seccomp filter
  */
 #ifndef AJ_BROKER_H
 #define AJ_BROKER_H
@@ -9,54 +27,140 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include "addr.h"
 #include "policy.h"
 #include "url.h"
 
 struct json_t;
-
-/* ---- broker/broker.c: channels and frames --------------------------------- */
-
-/* The CA certificates the broker verifies upstream TLS with: the system's
- * and the profile's `fetch ca`, PEM, read before it is confined. */
-struct aj_ca_bundle {
-	char *pem;
-	size_t len;
-};
-
-/* A control frame waiting for room in the channel's socket buffer. */
-struct outframe {
-	struct outframe *next;
-	int fd; /* passed with the frame (memfd hand-over), or -1 */
-	size_t len;
-	uint8_t data[];
-};
-
-enum phase {
-	PHASE_HELLO, /* only HELLO is permitted */
-	PHASE_READY, /* requests and their frames */
-};
-
+struct aj_audit_log;
+struct aj_curlev;
+struct aj_egress;
+struct aj_limits;
 struct aj_req;
+struct aj_requests;
+struct aj_transfer;
+struct aj_transfers;
 
-struct channel {
-	struct broker *broker;
-	int fd;    /* -1: slot free */
-	ev_io io;  /* readable */
-	ev_io wio; /* writable, while frames wait or transfers are paused */
-	enum phase phase;
-	struct aj_req *reqs[AJ_PROTO_MAX_IN_FLIGHT]; /* open requests, unordered */
-	size_t n_reqs;
-	struct outframe *out_head, *out_tail;
-	size_t out_bytes; /* queued */
-	bool throttled;   /* not read until the profile's rate allows */
-	ev_timer hello;   /* the HELLO deadline */
+/* Response body bytes an agent may receive before it grants more
+ * (WELCOME's "window", and every request's starting credit). */
+#define AJ_BROKER_WINDOW 262144
+
+/* ---- broker/channel.c: the agent's channels ---------------------------------- */
+
+struct aj_channel;
+struct aj_channels;
+
+/* How the channel layer reaches the protocol layer above it. */
+struct aj_channel_hooks {
+	/* C got a slot: CONNECTED for a channel opened with CONNECT (its
+	 * HELLO is due soon), false for the inherited one. */
+	void (*opened)(struct aj_channel *c, bool connected, void *arg);
+	/* One message of LEN bytes was read on C, with FD passed alongside
+	 * (owned by the hook; -1: none; AJ_CHANNEL_BAD_FDS: more than one
+	 * came, all closed).  LEN is the message's real length (MSG_TRUNC):
+	 * over a frame's size, only the first bytes are at MSG. */
+	void (*frame)(struct aj_channel *c, const uint8_t *msg, size_t len, int fd, void *arg);
+	/* C is closing: forget everything about it (its data pointer too). */
+	void (*closing)(struct aj_channel *c, void *arg);
+	/* C's queued frames are out and its socket has room again. */
+	void (*drained)(struct aj_channel *c, void *arg);
+	/* The last channel closed: no agent process holds a channel. */
+	void (*all_closed)(void *arg);
+};
+
+#define AJ_CHANNEL_BAD_FDS (-2)
+
+/* The broker serves at most this many channels at once; this many more wait
+ * (their HELLO unread) for a slot, and more are refused. */
+#define AJ_CHANNELS_MAX 64
+#define AJ_CHANNELS_WAITING_MAX 64
+
+/* Answers queued for an agent that does not read them, per channel,
+ * before the broker stops reading that channel. */
+#define AJ_CHANNEL_QUEUE_MAX (256 * 1024)
+
+struct aj_channels *aj_channels_new(struct ev_loop *loop, const struct aj_channel_hooks *hooks,
+				    void *arg);
+/* Closes every channel (without calling the hooks). */
+void aj_channels_free(struct aj_channels *set);
+
+/* Serve FD (non-blocking; taken over): a slot now, a place in the waiting
+ * line (CONNECTED channels only), or one rate_limited record and close. */
+void aj_channels_open(struct aj_channels *set, int fd, bool connected);
+
+/* Read every throttled channel again. */
+void aj_channels_unthrottle(struct aj_channels *set);
+
+/* Close C now; its hooks' closing() runs first, the next waiting channel
+ * gets the slot. */
+void aj_channel_close(struct aj_channel *c);
+
+/* The protocol layer's state for C. */
+void aj_channel_set_data(struct aj_channel *c, void *data);
+void *aj_channel_data(const struct aj_channel *c);
+
+/* Queue or send one complete frame (with FD passed alongside if >= 0;
+ * the channel takes it).  Frames leave in order. */
+void aj_channel_send(struct aj_channel *c, const uint8_t *frame, size_t len, int fd);
+
+/* Serialize OBJ (the reference is taken) into a frame and send it. */
+void aj_channel_send_json(struct aj_channel *c, uint8_t type, uint32_t id, struct json_t *obj,
+			  int fd);
+
+/* An ERROR record for request ID (0: the channel). */
+void aj_channel_send_error(struct aj_channel *c, uint32_t id, const char *code, const char *rule,
+			   const char *msg);
+
+/* BODY frames straight to the socket: 0, -EAGAIN when the socket is full or
+ * frames are queued (nothing was sent; the caller pauses and is resumed
+ * through drained()), or -EPIPE when the agent is gone.  Once part of the
+ * data went, the rest queues. */
+int aj_channel_send_body(struct aj_channel *c, uint32_t id, const void *data, size_t len, bool end);
+
+/* Frames wait for room: a body must not overtake them. */
+bool aj_channel_is_backlogged(const struct aj_channel *c);
+
+/* Stop reading C (the profile's rate) until aj_channels_unthrottle(). */
+void aj_channel_throttle(struct aj_channel *c);
+bool aj_channel_is_throttled(const struct aj_channel *c);
+
+/* The set C belongs to (CONNECT opens a new channel in it). */
+struct aj_channels *aj_channel_set(const struct aj_channel *c);
+
+/* ---- broker/dispatch.c: the permit table --------------------------------------- */
+
+struct aj_dispatch;
+
+/* Frames from the channels are decoded here and handed to the handler the
+ * permit table names for their type and the channel's phase.  SUPERVISOR
+ * is the supervisor's pid (a CONNECT must not pass the inherited pair). */
+struct aj_dispatch *aj_dispatch_new(struct ev_loop *loop, struct aj_requests *requests,
+				    pid_t supervisor);
+void aj_dispatch_free(struct aj_dispatch *d);
+
+/* The channel hooks that feed it (main.c registers them with ARG = D). */
+extern const struct aj_channel_hooks aj_dispatch_hooks;
+
+/* A channel broke the protocol since the start: the broker's exit status
+ * says so. */
+bool aj_dispatch_saw_protocol_error(const struct aj_dispatch *d);
+
+/* ---- broker/request.c: a request's life ------------------------------------------ */
+
+/* The requests open on one channel, unordered. */
+struct aj_req_table {
+	struct aj_req *reqs[AJ_PROTO_MAX_IN_FLIGHT];
+	size_t n;
 };
 
 /* One request from the agent, from REQUEST to its last frame. */
 struct aj_req {
-	struct channel *ch;
+	struct aj_requests *set;
+	struct aj_channel *ch;
+	struct aj_req_table *table;
 	uint32_t id;
 	char method[16];
 	unsigned method_bit;
@@ -68,83 +172,208 @@ struct aj_req {
 	size_t n_headers;
 	uint8_t *body; /* the request body, collected before the fetch */
 	size_t body_len, body_cap;
-	bool body_open;            /* BODY frames still expected */
-	bool body_refused;         /* too large: drop the rest until END */
-	bool memfd;                /* "deliver":"memfd" */
-	bool pipe;                 /* "deliver":"pipe" */
-	long long declared_length; /* the agent's Content-Length, or -1 */
-	double started;            /* ev_now() at REQUEST */
-	ev_timer body_timer;       /* the body must be complete by the time limit */
-	struct aj_fetch *fetch;    /* fetch.c's state once started, else NULL */
+	bool body_open;               /* BODY frames still expected */
+	bool body_refused;            /* answered: drop the rest until END */
+	bool memfd;                   /* "deliver":"memfd" */
+	bool pipe;                    /* "deliver":"pipe" */
+	long long declared_length;    /* the agent's Content-Length, or -1 */
+	double started;               /* ev_now() at REQUEST */
+	ev_timer body_timer;          /* the body must be complete by the time limit */
+	struct aj_transfer *transfer; /* transfer.c's, once started; else NULL */
 };
 
-/* Queue or send one complete frame (with FD passed alongside if >= 0;
- * the channel takes it).  Frames leave in order. */
-void aj_channel_send(struct channel *c, const uint8_t *frame, size_t len, int fd);
+/* What the policy says of one hop: the first one, or a redirect's. */
+struct aj_decision {
+	bool allowed;
+	size_t slot;                      /* index of the deciding rule, or (size_t)-1 */
+	const struct aj_fetch_rule *rule; /* the deciding rule, or NULL (default deny) */
+	char rule_text[600];              /* its "file:line", or the default-deny text */
+	struct aj_fetch_limits limits;    /* every matching allow rule's, merged */
+	unsigned options;
+};
 
-/* Serialize OBJ (a reference is taken) into a frame and send it. */
-void aj_channel_send_json(struct channel *c, uint8_t type, uint32_t id, struct json_t *obj, int fd);
+/* The one decision function, for first hops and redirects. */
+void aj_decide(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
+	       struct aj_decision *out);
 
-void aj_channel_send_error(struct channel *c, uint32_t id, const char *code, const char *rule,
-			   const char *msg);
+struct aj_requests *aj_requests_new(struct ev_loop *loop, const struct aj_policy *policy,
+				    struct aj_limits *limits, struct aj_audit_log *audit,
+				    struct aj_transfers *transfers);
+void aj_requests_free(struct aj_requests *set);
 
-/* A BODY frame straight to the socket: 0, or -EAGAIN when the socket is
- * full or control frames are waiting (the caller pauses and is resumed by
- * aj_fetch_resume()), or -EPIPE. */
-int aj_channel_send_body(struct channel *c, uint32_t id, const void *data, size_t len, bool end);
+/* The operations, named as the client's requests are (agent/client.c). */
 
-/* Free R's request body (keeping the broker's count of body bytes). */
-void aj_req_drop_body(struct aj_req *r);
+/* REQUEST (frame F, PAYLOAD) on C's TABLE.  Returns 0, or -EBADMSG with
+ * ERR when the channel must end (not JSON, a reused id, too many open). */
+int aj_req_request(struct aj_requests *set, struct aj_channel *c, struct aj_req_table *table,
+		   const struct aj_frame *f, const uint8_t *payload, char *err, size_t errlen);
+/* BODY for request F->id.  Same returns. */
+int aj_req_body(struct aj_req_table *table, const struct aj_frame *f, const uint8_t *payload,
+		char *err, size_t errlen);
+/* WINDOW: the agent consumed CREDIT more bytes of F->id's body. */
+void aj_req_window(struct aj_req_table *table, uint32_t id, uint32_t credit);
+/* CANCEL: abandon request ID; nothing more is sent for it. */
+void aj_req_cancel(struct aj_req_table *table, uint32_t id);
 
-/* The request is over: forget and free it (its fetch must be gone). */
+/* The channel has room again: resume the transfers it paused. */
+void aj_req_table_resume(struct aj_req_table *table);
+/* The channel is gone: every request on it is abandoned. */
+void aj_req_table_abandon(struct aj_req_table *table);
+
+/* An answered request's end: forget and free it (its transfer is gone). */
 void aj_req_finish(struct aj_req *r);
+/* Free the request body (keeping the count of body memory right). */
+void aj_req_drop_body(struct aj_req *r);
+/* May header NAME of R go upstream on this hop (credentials need a rule's
+ * `credentials` option)? */
+bool aj_req_header_allowed(const struct aj_req *r, const char *name);
+/* The limit of KIND for R: its rules', else the profile's. */
+uint64_t aj_req_limit(const struct aj_req *r, enum aj_limit_kind kind);
 
-/* ---- broker/fetch.c: libcurl's multi interface on the libev loop ---------- */
+/* ---- broker/limits.c: how much, how often ------------------------------------------ */
 
-/* Once, before the broker is confined: libcurl's global state, the host's
- * own addresses.  Returns 0 or -1 with a message on stderr. */
-int aj_fetch_init(struct ev_loop *loop, const struct aj_policy *policy,
-		  const struct aj_ca_bundle *ca);
+/* Requests per minute, as a token bucket refilled continuously. */
+struct aj_bucket {
+	double tokens;
+	double last; /* ev_now() of the last use; 0: never used (full) */
+};
 
-/* Start R (decided allowed, body complete).  Limits (concurrency, rate)
- * may answer it at once; either way R is answered and finished in time. */
-void aj_fetch_start(struct aj_req *r);
+/* Take one token if there is one (a rule's rate: refuse without). */
+bool aj_bucket_take(struct aj_bucket *b, uint64_t per_minute, double now);
+/* Take one token whatever is left (a request already read) and return the
+ * seconds until the next whole token, 0 when one is left. */
+double aj_bucket_charge(struct aj_bucket *b, uint64_t per_minute, double now);
 
-/* WINDOW: the agent consumed CREDIT more bytes. */
-void aj_fetch_window(struct aj_req *r, uint32_t credit);
+struct aj_limits *aj_limits_new(const struct aj_policy *policy);
+void aj_limits_free(struct aj_limits *l);
 
-/* The channel has room again: resume its paused transfers. */
-void aj_fetch_resume(struct channel *c);
+/* The profile-wide rate: every REQUEST read takes a token; the return is
+ * how long the broker must stop reading that channel (0: not at all). */
+double aj_limits_charge_request(struct aj_limits *l, double now);
 
-/* CANCEL, or the channel went away: stop R's transfer now, answer nothing. */
-void aj_fetch_cancel(struct aj_req *r);
+/* Start a request under rule SLOT with effective LIMITS: the profile's
+ * and the rule's concurrency, the rule's own rate.  Returns 0, or -EAGAIN
+ * with WHY ("more than 64 requests in flight"). */
+int aj_limits_start(struct aj_limits *l, size_t slot, const struct aj_fetch_limits *limits,
+		    double now, char *why, size_t whylen);
+/* A redirect hop moves the request from rule *SLOT to rule TO (TO's
+ * concurrency and rate apply; *SLOT becomes TO once it counts there).
+ * Same returns. */
+int aj_limits_move(struct aj_limits *l, size_t *slot, size_t to,
+		   const struct aj_fetch_limits *limits, double now, char *why, size_t whylen);
+/* The request under rule SLOT is over. */
+void aj_limits_end(struct aj_limits *l, size_t slot);
 
-/* ---- broker/audit.c: one JSON line per request ------------------------------ */
+/* Request bodies held at once, all channels together.  Reserve returns
+ * false when BYTES more would pass the budget. */
+bool aj_limits_body_reserve(struct aj_limits *l, size_t bytes);
+void aj_limits_body_release(struct aj_limits *l, size_t bytes);
 
-/* Where audit lines go (the supervisor's pipe), or -1. */
-void aj_audit_init(int fd);
+/* ---- broker/transfer.c: one upstream transfer --------------------------------------- */
 
-struct aj_audit_record {
+/* The CA certificates the broker verifies upstream TLS with: the system's
+ * and the profile's `fetch ca`, PEM, read before it is confined. */
+struct aj_ca_bundle {
+	char *pem;
+	size_t len;
+};
+
+/* How a transfer reaches the request layer above it. */
+struct aj_transfer_hooks {
+	/* R's transfer is over and R answered: R may be freed. */
+	void (*finished)(struct aj_req *r, void *arg);
+};
+
+/* Once, before the broker is confined (it sets libcurl up). */
+struct aj_transfers *aj_transfers_new(struct ev_loop *loop, const struct aj_policy *policy,
+				      const struct aj_ca_bundle *ca, struct aj_limits *limits,
+				      struct aj_audit_log *audit, struct aj_egress *egress);
+void aj_transfers_set_hooks(struct aj_transfers *set, const struct aj_transfer_hooks *hooks,
+			    void *arg);
+void aj_transfers_free(struct aj_transfers *set);
+
+/* Start R (decided allowed, its body complete).  Limits may answer it at
+ * once; either way R is answered and finished in time. */
+void aj_transfer_start(struct aj_transfers *set, struct aj_req *r);
+/* WINDOW for R's transfer. */
+void aj_transfer_window(struct aj_transfer *t, uint32_t credit);
+/* The channel has room: resume T if it paused for it.  Returns false when
+ * T paused again (the channel is full: resume no more). */
+bool aj_transfer_resume(struct aj_transfer *t);
+/* CANCEL, or the channel went away: stop now, answer nothing. */
+void aj_transfer_cancel(struct aj_transfer *t);
+
+/* ---- broker/curlev.c: libcurl's multi interface on the libev loop ------------------ */
+
+struct aj_curlev_hooks {
+	/* After every round of libcurl work, before finished transfers are
+	 * reported: what libcurl handed over goes out. */
+	void (*after_round)(void *arg);
+	/* The transfer of EASY is done with RESULT. */
+	void (*done)(void *easy, int result, void *arg);
+};
+
+/* Once, before the broker is confined (libcurl's global state). */
+struct aj_curlev *aj_curlev_new(struct ev_loop *loop, const struct aj_curlev_hooks *hooks,
+				void *arg);
+void aj_curlev_free(struct aj_curlev *cv);
+/* The multi handle (a CURLM *). */
+void *aj_curlev_multi(struct aj_curlev *cv);
+/* Run after_round() and report finished transfers: after an unpause. */
+void aj_curlev_after(struct aj_curlev *cv);
+
+/* CURLOPT_OPENSOCKETFUNCTION/CLOSESOCKETFUNCTION for every easy handle:
+ * the socket libcurl asked for, made and remembered (the connections a
+ * pipe transfer may take over). */
+int aj_curlev_socket(struct aj_curlev *cv, int family, int type, int protocol);
+int aj_curlev_close_socket(struct aj_curlev *cv, int fd);
+/* The connection EASY's transfer runs on (its two ends are what libcurl
+ * reports), or -1. */
+int aj_curlev_connection_of(struct aj_curlev *cv, void *easy);
+/* Take FD away from libcurl: removing EASY (unfinished) makes libcurl
+ * close it, which now leaves it open.  Returns 0, or -EBUSY when libcurl
+ * kept the connection (it was not closed). */
+int aj_curlev_take_connection(struct aj_curlev *cv, void *easy, int fd);
+
+/* ---- broker/egress.c: where the broker may connect --------------------------------- */
+
+/* Once, before the broker is confined: the host's own addresses. */
+struct aj_egress *aj_egress_new(const struct aj_policy *policy);
+void aj_egress_free(struct aj_egress *e);
+
+/* Why SA must not be connected to for a hop to URL that RULE allowed, or
+ * NULL.  Special addresses (loopback, private, metadata, this host's own)
+ * pass only when a `fetch address allow` range holds them or the rule
+ * names exactly this IP literal. */
+const char *aj_egress_refused(const struct aj_egress *e, const struct sockaddr *sa,
+			      const struct aj_url *url, const struct aj_fetch_rule *rule);
+
+/* ---- broker/audit.c: one audit record per request ----------------------------------- */
+
+/* Records go to FD (the supervisor's pipe; not owned), or nowhere (-1). */
+struct aj_audit_log *aj_audit_log_new(struct ev_loop *loop, int fd);
+void aj_audit_log_free(struct aj_audit_log *log);
+
+struct aj_audit_entry {
 	const struct aj_req *req;
-	const char *decision; /* "allowed" or "denied" */
+	const char *decision; /* "allowed", "denied" or "refused" */
 	const char *rule;     /* "file:line", or a reason */
 	const char *address;  /* connected address, or NULL */
 	int status;           /* HTTP status, or 0 */
 	uint64_t bytes_out;   /* response body bytes sent to the agent */
 	const char *error;    /* AJ_ERR_* code, or NULL */
-	const char *url;      /* the URL at the end (after redirects), or NULL: req->url */
 	unsigned redirects;
 	unsigned hop;      /* 0: the URL the agent asked for; N: the Nth redirect's */
 	bool intermediate; /* a hop that redirected: the request goes on */
 	uint64_t spliced;  /* of BYTES_OUT, moved by splice(2) ("deliver":"pipe") */
 };
 
-void aj_audit(const struct aj_audit_record *rec);
+void aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e);
 
-/* ---- broker/confine.c ------------------------------------------------------ */
+/* ---- broker/confine.c -------------------------------------------------------------- */
 
 /* Load the broker's own seccomp filter (needs no_new_privs or CAP_SYS_ADMIN;
  * sets no_new_privs).  Returns 0 or -errno with ERR. */
-int aj_broker_confine(char *err, size_t errlen);
+int aj_confine(char *err, size_t errlen);
 
 #endif /* AJ_BROKER_H */

@@ -1,6 +1,6 @@
 /*
  * The broker's own seccomp filter.  The broker parses untrusted input from
- * both sides (the agent's frames, later the internet's answers), so a bug
+ * both sides (the agent's frames, the internet's answers), so a bug
  * in it must not become a way to run programs, attach to processes, mount,
  * load kernel code or build namespaces.  It needs the network and files,
  * so this is a deny list over an allow default (the jail's filter is the
@@ -20,70 +20,30 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-static const char *const refused[] = {
-	/* running other programs */
-	"execve",
-	"execveat",
-	/* reaching into other processes */
-	"ptrace",
-	"process_vm_readv",
-	"process_vm_writev",
-	"process_madvise",
-	"pidfd_getfd",
-	"kcmp",
-	/* the mount table, old and new API */
-	"mount",
-	"umount2",
-	"pivot_root",
-	"chroot",
-	"move_mount",
-	"open_tree",
-	"fsopen",
-	"fsconfig",
-	"fsmount",
-	"fspick",
-	"mount_setattr",
-	/* namespaces */
-	"unshare",
-	"setns",
-	/* kernel code and kernel-wide state */
-	"kexec_load",
-	"kexec_file_load",
-	"init_module",
-	"finit_module",
-	"delete_module",
-	"bpf",
-	"perf_event_open",
-	"iopl",
-	"ioperm",
-	"reboot",
-	"swapon",
-	"swapoff",
-	"acct",
-	"syslog",
-	"quotactl",
-	"settimeofday",
-	"clock_settime",
-	/* exploit helpers: keyrings, userfaultfd, io_uring (bypasses seccomp) */
-	"keyctl",
-	"add_key",
-	"request_key",
-	"userfaultfd",
-	"io_uring_setup",
-	"io_uring_enter",
-	"io_uring_register",
-	/* file handles bypass path lookup */
-	"open_by_handle_at",
-	"name_to_handle_at",
-};
+#include "escape.h"
+#include "util.h"
+
+/* Besides the escape calls (common/escape.c): the broker never runs a
+ * program. */
+static const char *const refused[] = {"execve", "execveat"};
 
 static const unsigned long clone_ns_flags[] = {
 	CLONE_NEWNS,   CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC,
 	CLONE_NEWUSER, CLONE_NEWPID,    CLONE_NEWNET,
 };
 
+/* Refuse NAME with EPERM.  Returns 0 or a libseccomp -errno. */
+static int
+refuse(scmp_filter_ctx ctx, const char *name)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+
+	return nr == __NR_SCMP_ERROR ? -EINVAL
+				     : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+}
+
 int
-aj_broker_confine(char *err, size_t errlen)
+aj_confine(char *err, size_t errlen)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 	int rc = ctx ? 0 : -ENOMEM;
@@ -95,14 +55,15 @@ aj_broker_confine(char *err, size_t errlen)
 	}
 	if (rc == 0)
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 1);
-	for (size_t i = 0; rc == 0 && i < sizeof(refused) / sizeof(refused[0]); i++) {
-		int nr = seccomp_syscall_resolve_name(refused[i]);
-
+	for (size_t i = 0; rc == 0 && i < AJ_ARRAY_SIZE(refused); i++) {
 		what = refused[i];
-		rc = nr == __NR_SCMP_ERROR ? -EINVAL
-					   : seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+		rc = refuse(ctx, what);
 	}
-	for (size_t i = 0; rc == 0 && i < sizeof(clone_ns_flags) / sizeof(clone_ns_flags[0]); i++) {
+	for (size_t i = 0; rc == 0 && aj_escape_syscalls[i] != NULL; i++) {
+		what = aj_escape_syscalls[i];
+		rc = refuse(ctx, what);
+	}
+	for (size_t i = 0; rc == 0 && i < AJ_ARRAY_SIZE(clone_ns_flags); i++) {
 		what = "clone";
 		rc = seccomp_rule_add(
 			ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,

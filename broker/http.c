@@ -7,15 +7,8 @@
 #include <strings.h>
 
 #include "http.h"
+#include "field.h"
 #include "util.h"
-
-/* RFC 9110 tchar. */
-static bool
-is_tchar(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
 
 static bool
 is_blank(char c)
@@ -39,9 +32,9 @@ aj_http_parse_line(const char *line, size_t len, struct aj_http_field *out)
 	colon = memchr(line, ':', len);
 	if (colon == NULL || colon == line)
 		return AJ_HTTP_SKIP;
-	for (const char *p = line; p < colon; p++)
-		if (!is_tchar((unsigned char)*p))
-			return AJ_HTTP_SKIP; /* also a leading blank: obsolete folding */
+	/* Not a token: also a leading blank (obsolete folding). */
+	if (!aj_field_is_token(line, (size_t)(colon - line)))
+		return AJ_HTTP_SKIP;
 	value = colon + 1;
 	end = line + len;
 	while (value < end && is_blank(*value))
@@ -50,9 +43,8 @@ aj_http_parse_line(const char *line, size_t len, struct aj_http_field *out)
 		end--;
 	/* Control characters (but tab) have no place in a field value
 	 * (RFC 9110 5.5); they could only confuse whoever reads it next. */
-	for (const char *p = value; p < end; p++)
-		if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-			return AJ_HTTP_SKIP;
+	if (!aj_field_is_value(value, (size_t)(end - value)))
+		return AJ_HTTP_SKIP;
 	out->name = line;
 	out->name_len = (size_t)(colon - line);
 	out->value = value;

@@ -16,6 +16,7 @@
 
 #include <agentjail/protocol.h>
 
+#include "field.h"
 #include "log.h"
 
 /* Room for an untrusted string echoed in a message, after escaping. */
@@ -308,14 +309,6 @@ show(const char *s, char *buf, size_t buflen)
 	return buf;
 }
 
-static bool
-is_tchar(unsigned char c)
-{
-	/* RFC 9110 section 5.6.2: tchar */
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static int
 check_method(json_t *v, char method[16], char *err, size_t errlen)
 {
@@ -380,11 +373,10 @@ check_header(json_t *pair, size_t idx, char *err, size_t errlen)
 	if (n == 0 || n > AJ_PROTO_MAX_HEADER_NAME)
 		return aj_err(err, errlen, -EBADMSG, "header %zu: name of %zu bytes (must be 1-%d)",
 			      idx, n, AJ_PROTO_MAX_HEADER_NAME);
-	for (i = 0; i < n; i++)
-		if (!is_tchar(s[i]))
-			return aj_err(err, errlen, -EBADMSG,
-				      "header %zu: name \"%s\" is not an RFC 9110 token", idx,
-				      show((const char *)s, shown, sizeof(shown)));
+	if (!aj_field_is_token((const char *)s, n))
+		return aj_err(err, errlen, -EBADMSG,
+			      "header %zu: name \"%s\" is not an RFC 9110 token", idx,
+			      show((const char *)s, shown, sizeof(shown)));
 	s = (const unsigned char *)json_string_value(value);
 	n = json_string_length(value);
 	if (n > AJ_PROTO_MAX_HEADER_VALUE)
@@ -393,11 +385,12 @@ check_header(json_t *pair, size_t idx, char *err, size_t errlen)
 			      AJ_PROTO_MAX_HEADER_VALUE);
 	/* CR and LF would split the header into two (request smuggling);
 	 * other controls are refused by HTTP itself. */
-	for (i = 0; i < n; i++)
-		if ((s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
-			return aj_err(err, errlen, -EBADMSG,
-				      "header %zu: value holds control character 0x%02x", idx,
-				      s[i]);
+	if (!aj_field_is_value((const char *)s, n)) {
+		for (i = 0; aj_field_is_value((const char *)s + i, 1); i++)
+			;
+		return aj_err(err, errlen, -EBADMSG,
+			      "header %zu: value holds control character 0x%02x", idx, s[i]);
+	}
 	return 0;
 }
 

@@ -15,10 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "supervisor.h"
-
-/* A record is short (the URL is at most 8 KiB); a longer line is not one. */
-#define AUDIT_LINE_MAX 32768
 
 struct aj_audit {
 	int in;  /* the pipe's read end (owned) */
@@ -26,7 +24,7 @@ struct aj_audit {
 	bool out_failed;
 	struct aj_events *events;
 	char policy_sha256[65];
-	char buf[AUDIT_LINE_MAX];
+	char buf[AJ_AUDIT_LINE_MAX];
 	size_t len;
 	bool skipping; /* inside an overlong line */
 	unsigned long long allowed, denied;
@@ -91,21 +89,21 @@ write_line(struct aj_audit *a, char *line, size_t len)
 static void
 handle_line(struct aj_audit *a, const char *line, size_t len)
 {
-	json_error_t jerr;
-	json_t *rec = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-	const char *decision = json_string_value(json_object_get(rec, "decision"));
-	char *text;
+	json_t *rec;
+	bool final, allowed;
+	char err[128], *text;
 
-	if (!json_is_object(rec) || decision == NULL) {
-		fprintf(stderr, "agentjail: the broker wrote an audit line that is not a record; "
-				"dropped\n");
-		json_decref(rec);
+	/* The broker is less trusted than we are: a line that is not a record
+	 * of the schema (common/audit.h) is dropped, never relayed. */
+	if (aj_audit_decode(line, len, &rec, &final, &allowed, err, sizeof(err)) < 0) {
+		aj_log_warn("the broker wrote an audit line that is not a record (%s); dropped",
+			    err);
 		return;
 	}
 	/* A request counts once: by its final record (a redirecting hop has
 	 * one of its own, "final":false). */
-	if (!json_is_false(json_object_get(rec, "final"))) {
-		if (strcmp(decision, "allowed") == 0)
+	if (final) {
+		if (allowed)
 			a->allowed++;
 		else
 			a->denied++;
@@ -149,7 +147,7 @@ aj_audit_read(struct aj_audit *a)
 			fprintf(stderr,
 				"agentjail: the broker wrote an audit line over %d bytes; "
 				"dropped\n",
-				AUDIT_LINE_MAX);
+				AJ_AUDIT_LINE_MAX);
 			a->len = 0;
 			a->skipping = true;
 		}

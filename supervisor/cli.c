@@ -341,6 +341,6 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "doctor") == 0)
 		return cmd_doctor(argc - 1, argv + 1);
 	if (strcmp(argv[1], "fetch") == 0)
-		return aj_fetch_command(argc - 1, argv + 1, usage_text, help_text);
+		return aj_fetch_command(argc - 1, argv + 1, usage_text, help_text, usage_error);
 	return usage_error("unknown command '%s'", argv[1]);
 }

@@ -2,8 +2,10 @@
  * Loading the jail's seccomp filter at run time.  The filter itself is
  * compiled from the table in seccomp.c by libseccomp at build time
  * (seccomp-gen writes seccomp-prebuilt.c); this file only picks the right
- * program and hands it to the kernel, so the agentjail command does not
- * load libseccomp at all (the library costs start-up time on every run).
+ * program and hands it to the kernel, so no run builds a filter (building
+ * costs start-up time on every run).  libseccomp is still linked: the
+ * supervisor's violation listener (violations.c) uses its user-notification
+ * helpers.
  */
 #include "config.h"
 

@@ -26,6 +26,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "escape.h"
 #include "supervisor.h"
 
 /* The filter's answer to everything nobody listed.  glibc falls back on
@@ -208,45 +209,15 @@ const size_t aj_seccomp_n_allow_groups = AJ_ARRAY_SIZE(aj_seccomp_allow_groups);
 /*
  * Explicit EPERM rather than the default ENOSYS: a program that probes for
  * these learns "not permitted", and the escape tests can tell a refusal by
- * the jail from a kernel that lacks the call.  Reasons per line.
+ * the jail from a kernel that lacks the call.  The list, with the reason
+ * for each line, is common/escape.c: the broker's own filter refuses the
+ * same calls.
  */
-/* clang-format off */
 const struct aj_syscall_group aj_seccomp_deny_group = {
 	"@escape",
 	"known ways around the jail or into kernel attack surface; refused with EPERM",
-	AJ_SYSCALLS(
-		/* io_uring runs socket/connect/openat without passing syscall
-		 * entry, so seccomp never sees them (THREATS.md #3). */
-		"io_uring_setup", "io_uring_enter", "io_uring_register",
-		/* Reaching into another process: ptrace and its relatives
-		 * (THREATS.md #8); process_madvise acts on a foreign mm too. */
-		"ptrace", "process_vm_readv", "process_vm_writev", "process_madvise",
-		"pidfd_getfd", "kcmp",
-		/* Exploit helpers and kernel surface no agent needs
-		 * (THREATS.md #10): eBPF, perf, keyrings (not namespaced),
-		 * userfaultfd (widens kernel races). */
-		"bpf", "perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
-		/* Mount manipulation, old and new API (THREATS.md #6). */
-		"mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen",
-		"fsconfig", "fsmount", "fspick", "mount_setattr",
-		/* Namespace re-entry or creation (THREATS.md #5); clone and
-		 * clone3 are handled by argument below. */
-		"unshare", "setns",
-		/* The kernel itself: modules, kexec, raw port I/O, reboot. */
-		"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-		"iopl", "ioperm", "reboot",
-		/* Host-wide state that no namespace covers: accounting, swap,
-		 * the kernel log, quotas, the wall clock, fs-wide monitoring. */
-		"acct", "swapon", "swapoff", "syslog", "quotactl", "quotactl_fd",
-		"settimeofday", "clock_settime", "fanotify_init",
-		/* File handles bypass path lookup and mount boundaries
-		 * ("Shocker", THREATS.md #9). */
-		"open_by_handle_at", "name_to_handle_at",
-		/* Long gone or privileged-only, denied as Docker does: a.out
-		 * loader, oprofile cookies, the old NFS daemon interface. */
-		"uselib", "lookup_dcookie", "nfsservctl"),
+	aj_escape_syscalls,
 };
-/* clang-format on */
 
 /* One build in progress: where rules go, where errors go, and which
  * syscalls already have their rules (each must be decided exactly once). */

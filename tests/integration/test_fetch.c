@@ -881,6 +881,22 @@ Test(fetch, memfd_hand_over_is_sealed)
 	free(prof);
 }
 
+/* A chunked body has no Content-Length: the RESPONSE of a memfd hand-over
+ * announces the memfd's size, which the client checks. */
+Test(fetch, memfd_hand_over_of_a_chunked_body_announces_its_size)
+{
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	struct aj_result r;
+	char script[16384];
+
+	snprintf(script, sizeof(script),
+		 "python3 -B '%s' memfd \"$URL/bytes/300000?chunked=1\" 300000", driver());
+	jail_sh(&r, prof, script);
+	cr_assert_not_null(strstr(r.out, "ok memfd of 300000 bytes, sealed"), SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
 Test(fetch, broker_killed_mid_request_is_reported_and_nothing_hangs)
 {
 	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);

@@ -1,0 +1,590 @@
+/*
+ * One upstream transfer: an easy handle per hop on the multi interface
+ * (broker/curlev.c), from the allowed request to its last frame.
+ *
+ * What it guarantees, beyond "fetch the URL":
+ *  - it fetches exactly the normalised URL the policy decided on, with
+ *    Host and TLS SNI taken from it (CURLOPT_PATH_AS_IS: libcurl does not
+ *    rewrite the path behind the matcher's back);
+ *  - every address is checked right before the socket is made
+ *    (on_open_socket(), broker/egress.c): the address checked is the
+ *    address connected to, and a refused address never sees a packet;
+ *  - redirects are never followed by libcurl: each Location is decided
+ *    like a new request (broker/redirect.c);
+ *  - limits hold whatever upstream does: response size, time, concurrency,
+ *    rate; a slow reader pauses its transfer instead of making the broker
+ *    buffer (broker/deliver.c, broker/pipe.c).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "log.h"
+#include "memfd.h"
+#include "transfer.h"
+
+/* Headers of one response the agent gets at most, in JSON bytes: well
+ * inside a RESPONSE frame (AJ_PROTO_MAX_JSON), with room for the rest. */
+#define RESPONSE_HEADER_BUDGET 12288
+
+const char aj_transfer_cancelled[] = "cancelled";
+
+uint64_t
+aj_transfer_limit(const struct aj_transfer *t, enum aj_limit_kind kind)
+{
+	return aj_req_limit(t->req, kind);
+}
+
+/* ---- libcurl's callbacks ----------------------------------------------------- */
+
+/* Every connection libcurl makes starts here: the one place an address is
+ * checked, right before the socket exists. */
+static curl_socket_t
+on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct aj_transfer *t = clientp;
+	const char *why;
+	int fd;
+
+	if (purpose != CURLSOCKTYPE_IPCXN || (a->family != AF_INET && a->family != AF_INET6))
+		return CURL_SOCKET_BAD;
+	why = aj_egress_refused(t->set->egress, &a->addr, &t->req->url, t->hop_rule);
+	if (why != NULL) {
+		t->refused = why;
+		aj_addr_format(&a->addr, t->refused_addr, sizeof(t->refused_addr));
+		return CURL_SOCKET_BAD;
+	}
+	fd = aj_curlev_socket(t->set->curl, a->family, a->socktype, a->protocol);
+	if (fd >= 0)
+		aj_addr_format(&a->addr, t->address, sizeof(t->address));
+	return fd;
+}
+
+static int
+on_close_socket(void *clientp, curl_socket_t fd)
+{
+	return aj_curlev_close_socket(clientp, fd);
+}
+
+static bool
+is_redirect(long status)
+{
+	return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+
+/* A Content-Length beside a transfer coding is not the body's length
+ * (RFC 9112, 6.3; libcurl ignores it too): the agent does not see it. */
+static void
+drop_content_length(json_t *headers)
+{
+	for (size_t i = json_array_size(headers); i-- > 0;) {
+		const char *name = json_string_value(json_array_get(json_array_get(headers, i), 0));
+
+		if (name != NULL && strcasecmp(name, "Content-Length") == 0)
+			json_array_remove(headers, i);
+	}
+}
+
+/* A new header block (after an interim answer): forget the last one. */
+static void
+forget_headers(struct aj_transfer *t)
+{
+	json_decref(t->resp_headers);
+	t->resp_headers = NULL;
+	t->resp_header_bytes = 0;
+	t->te_chunked = false;
+}
+
+/* Returns 0, or -1 when the request cannot go on (T->error says why). */
+static int
+end_of_headers(struct aj_transfer *t)
+{
+	long status = 0;
+
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status >= 100 && status < 200) {
+		/* An interim answer: the real one follows. */
+		forget_headers(t);
+		return 0;
+	}
+	t->headers_done = true;
+	t->status = status;
+	if (t->te_chunked)
+		drop_content_length(t->resp_headers);
+	/* "redirects 0" hands the 3xx itself to the agent. */
+	if (is_redirect(status) && t->location != NULL &&
+	    aj_transfer_limit(t, AJ_LIMIT_REDIRECTS) > 0) {
+		t->redirecting = true;
+		return 0;
+	}
+	return t->via->begin(t);
+}
+
+/* Keep NAME: VALUE for the agent, within the header budget (in JSON bytes,
+ * escapes included): left out rather than failing the whole answer. */
+static void
+keep_header(struct aj_transfer *t, const struct aj_http_field *h)
+{
+	json_t *pair;
+	size_t bytes;
+
+	if (t->resp_headers == NULL)
+		t->resp_headers = json_array();
+	if (t->resp_headers == NULL || json_array_size(t->resp_headers) >= AJ_PROTO_MAX_HEADERS)
+		return;
+	pair = json_pack("[s#, s#]", h->name, (int)h->name_len, h->value, (int)h->value_len);
+	/* NULL when not UTF-8: such a header is left out too. */
+	bytes = pair ? json_dumpb(pair, NULL, 0, JSON_COMPACT | JSON_ENSURE_ASCII) + 1 : 0;
+	if (pair != NULL && t->resp_header_bytes + bytes <= RESPONSE_HEADER_BUDGET) {
+		json_array_append_new(t->resp_headers, pair);
+		t->resp_header_bytes += bytes;
+	} else {
+		json_decref(pair);
+	}
+}
+
+static size_t
+on_header(char *data, size_t size, size_t n, void *userp)
+{
+	struct aj_transfer *t = userp;
+	struct aj_http_field h;
+
+	if (t->headers_done) /* trailers */
+		return size * n;
+	switch (aj_http_parse_line(data, size * n, &h)) {
+	case AJ_HTTP_STATUS:
+		forget_headers(t);
+		free(t->location);
+		t->location = NULL;
+		return size * n;
+	case AJ_HTTP_END:
+		return end_of_headers(t) < 0 ? 0 : size * n;
+	case AJ_HTTP_SKIP:
+		return size * n;
+	case AJ_HTTP_FIELD:
+		break;
+	}
+	if (h.name_len == 17 && strncasecmp(h.name, "Transfer-Encoding", 17) == 0)
+		t->te_chunked = true;
+	if (h.name_len == 8 && strncasecmp(h.name, "Location", 8) == 0) {
+		free(t->location);
+		t->location = strndup(h.value, h.value_len);
+	}
+	if (!aj_http_hop_by_hop(h.name, h.name_len))
+		keep_header(t, &h);
+	return size * n;
+}
+
+static size_t
+on_data(char *data, size_t size, size_t n, void *userp)
+{
+	struct aj_transfer *t = userp;
+	size_t len = size * n;
+
+	if (t->redirecting) {
+		/* The body of a redirect is not the agent's; it is bounded all
+		 * the same. */
+		t->discarded += len;
+		if (t->discarded > t->max_response) {
+			t->error = AJ_ERR_TOO_LARGE;
+			return 0;
+		}
+		return len;
+	}
+	if (t->bytes_out + len > t->max_response) {
+		t->error = AJ_ERR_TOO_LARGE;
+		return 0;
+	}
+	return t->via->data(t, data, len);
+}
+
+/* ---- the answer ------------------------------------------------------------------ */
+
+void
+aj_transfer_send_response(struct aj_transfer *t, int fd)
+{
+	const size_t flags = JSON_COMPACT | JSON_ENSURE_ASCII;
+	struct aj_req *r = t->req;
+	curl_off_t length = -1;
+	long status = 0;
+	json_t *obj;
+
+	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (t->via == &aj_deliver_memfd)
+		length = (curl_off_t)t->bytes_out;
+	else if (r->method_bit != AJ_METHOD_HEAD && status != 204 && status != 304)
+		curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+	obj = json_pack("{s:i, s:o, s:o, s:s}", "status", (int)status, "headers",
+			t->resp_headers ? json_incref(t->resp_headers) : json_array(), "length",
+			length >= 0 ? json_integer((json_int_t)length) : json_null(), "url",
+			r->url.normalised);
+	/* The answer always goes out: what does not fit in a frame (headers
+	 * were budgeted, but the URL escapes too) is left out, headers
+	 * first, then the URL (the agent knows what it asked for). */
+	if (obj != NULL && json_dumpb(obj, NULL, 0, flags) > AJ_PROTO_MAX_JSON)
+		json_object_set_new(obj, "headers", json_array());
+	if (obj != NULL && json_dumpb(obj, NULL, 0, flags) > AJ_PROTO_MAX_JSON)
+		json_object_set_new(obj, "url", json_null());
+	t->response_sent = true;
+	aj_channel_send_json(r->ch, AJ_MSG_RESPONSE, r->id, obj, fd);
+}
+
+void
+aj_transfer_remember(struct aj_transfer *t)
+{
+	char *ip = NULL;
+
+	if (t->easy == NULL)
+		return;
+	if (t->headers_done)
+		curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+	/* A reused connection did not pass through on_open_socket. */
+	if (t->address[0] == '\0' &&
+	    curl_easy_getinfo(t->easy, CURLINFO_PRIMARY_IP, &ip) == CURLE_OK && ip != NULL)
+		snprintf(t->address, sizeof(t->address), "%s", ip);
+}
+
+void
+aj_transfer_release_easy(struct aj_transfer *t)
+{
+	if (t->easy != NULL) {
+		curl_multi_remove_handle(aj_curlev_multi(t->set->curl), t->easy);
+		curl_easy_cleanup(t->easy);
+		t->easy = NULL;
+	}
+}
+
+void
+aj_transfer_unpause(struct aj_transfer *t)
+{
+	t->paused = false;
+	/* May call on_data at once, which may pause again. */
+	curl_easy_pause(t->easy, CURLPAUSE_CONT);
+}
+
+void
+aj_transfer_finish(struct aj_transfer *t, const char *error, const char *decision, const char *rule)
+{
+	struct aj_transfers *set = t->set;
+	struct aj_req *r = t->req;
+	struct aj_audit_entry e = {
+		.req = r,
+		.decision = decision,
+		.rule = rule != NULL ? rule : t->hop_rule->origin,
+		.bytes_out = t->bytes_out,
+		.error = error,
+		.redirects = t->hops,
+		.hop = t->hops,
+		.spliced = t->pipe.spliced,
+	};
+
+	aj_transfer_remember(t);
+	e.address = t->address[0] ? t->address : NULL;
+	e.status = (int)t->status;
+	/* Gathered but never sent (the request failed): not delivered. */
+	if (error != NULL)
+		e.bytes_out -= t->via->undelivered(t);
+	aj_audit_log_write(set->audit, &e);
+	aj_transfer_release_easy(t);
+	aj_limits_end(set->limits, t->rule_slot);
+	t->via->release(t);
+	curl_slist_free_all(t->hdrs);
+	json_decref(t->resp_headers);
+	free(t->location);
+	r->transfer = NULL;
+	free(t);
+	set->hooks->finished(r, set->hooks_arg);
+}
+
+void
+aj_transfer_fail(struct aj_transfer *t, const char *code, const char *rule, const char *decision,
+		 const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	t->via->abort(t);
+	aj_channel_send_error(t->req->ch, t->req->id, code, rule, msg);
+	aj_transfer_finish(t, code, decision, rule);
+}
+
+void
+aj_transfer_fail_timeout(struct aj_transfer *t)
+{
+	aj_transfer_fail(t, AJ_ERR_TIMEOUT, t->hop_rule->origin, "allowed",
+			 "no complete answer from %s within the time limit of %.3g s",
+			 t->req->url.host, (double)aj_transfer_limit(t, AJ_LIMIT_TIMEOUT) / 1000.0);
+}
+
+/* ---- one hop ------------------------------------------------------------------- */
+
+int
+aj_transfer_setup_hop(struct aj_transfer *t)
+{
+	struct aj_req *r = t->req;
+	double left = t->deadline - ev_now(t->set->loop);
+	struct curl_blob ca = {
+		.data = t->set->ca->pem, .len = t->set->ca->len, .flags = CURL_BLOB_NOCOPY};
+	CURL *e = curl_easy_init();
+
+	if (e == NULL)
+		return -1;
+	t->easy = e;
+	t->headers_done = t->redirecting = false;
+	t->refused = NULL;
+	t->errbuf[0] = '\0';
+	/* Headers: the agent's (filtered by broker/request.c, credentials only
+	 * where this hop's rules allow them), and empty values to keep libcurl
+	 * from adding Expect or its own Accept. */
+	curl_slist_free_all(t->hdrs);
+	t->hdrs = curl_slist_append(NULL, "Expect:");
+	for (size_t i = 0; t->hdrs != NULL && i < r->n_headers; i++) {
+		char *line;
+
+		if (!aj_req_header_allowed(r, r->headers[i][0]))
+			continue;
+		if (asprintf(&line, "%s: %s", r->headers[i][0], r->headers[i][1]) < 0)
+			return -1;
+		t->hdrs = curl_slist_append(t->hdrs, line);
+		free(line);
+	}
+	if (t->hdrs == NULL)
+		return -1;
+	curl_easy_setopt(e, CURLOPT_URL, r->url.normalised);
+	curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	/* Every request resolves afresh: whatever a name says now, the address
+	 * connected to is the one checked (on_open_socket). */
+	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, 0L);
+	/* No proxy from the environment, no netrc, no cookie engine. */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NETRC, (long)CURL_NETRC_IGNORED);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->hdrs);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_CAINFO, NULL);
+	curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	/* libcurl copies the blob into every handle: only where TLS needs it. */
+	if (strcmp(r->url.scheme, "https") == 0)
+		curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &ca);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t->set->curl);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, t);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, t);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)AJ_PROTO_MAX_PAYLOAD);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)t->max_response);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left > 0.001 ? (long)(left * 1000.0) : 1L);
+	if (r->method_bit == AJ_METHOD_HEAD) {
+		curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+	} else if (r->method_bit != AJ_METHOD_GET) {
+		if (r->method_bit != AJ_METHOD_POST)
+			curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r->method);
+		/* Methods that carry a body always say how long it is. */
+		if (r->body_len > 0 ||
+		    (r->method_bit & (AJ_METHOD_POST | AJ_METHOD_PUT | AJ_METHOD_PATCH))) {
+			curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? (char *)r->body : "");
+			curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+		}
+	}
+	if (curl_multi_add_handle(aj_curlev_multi(t->set->curl), e) != CURLM_OK)
+		return -1;
+	return 0;
+}
+
+/* ---- the end of a hop -------------------------------------------------------------- */
+
+static void
+transfer_done(struct aj_transfer *t, CURLcode rc)
+{
+	char host[300];
+
+	if (rc == CURLE_OK && t->redirecting) {
+		aj_redirect(t);
+		return;
+	}
+	if (rc == CURLE_OK) {
+		t->via->complete(t);
+		return;
+	}
+	snprintf(host, sizeof(host), "%s", t->req->url.host);
+	if (t->error == aj_transfer_cancelled)
+		aj_transfer_finish(t, aj_transfer_cancelled, "allowed", NULL);
+	else if (t->error != NULL && strcmp(t->error, AJ_ERR_UPSTREAM) == 0)
+		aj_transfer_fail(t, AJ_ERR_UPSTREAM, t->hop_rule->origin, "allowed", "%s", t->why);
+	else if (t->error != NULL || rc == CURLE_FILESIZE_EXCEEDED)
+		aj_transfer_fail(t, AJ_ERR_TOO_LARGE, t->hop_rule->origin, "allowed",
+				 "the response is over the limit of %llu bytes",
+				 (unsigned long long)t->max_response);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		aj_transfer_fail_timeout(t);
+	else if (t->refused != NULL && t->address[0] == '\0')
+		aj_transfer_fail(t, AJ_ERR_DENIED, "address check", "denied",
+				 "%s resolves to %s, %s: refused (a profile may allow it with "
+				 "'fetch address allow %s')",
+				 host, t->refused_addr, t->refused, t->refused_addr);
+	else
+		aj_transfer_fail(t, AJ_ERR_UPSTREAM, t->hop_rule->origin, "allowed", "%s: %s",
+				 curl_easy_strerror(rc), t->errbuf[0] ? t->errbuf : "no detail");
+}
+
+static void
+on_done(void *easy, int result, void *arg)
+{
+	struct aj_transfer *t = NULL;
+
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&t);
+	if (t != NULL)
+		transfer_done(t, (CURLcode)result);
+}
+
+/* After libcurl has run: what it handed over goes out, connections due
+ * are taken over (then curlev reports the finished transfers). */
+static void
+on_after_round(void *arg)
+{
+	struct aj_transfers *set = arg;
+
+	aj_deliver_flush_all(set);
+	aj_pipe_take_over_all(set);
+}
+
+static const struct aj_curlev_hooks curlev_hooks = {
+	.after_round = on_after_round,
+	.done = on_done,
+};
+
+/* ---- the API -------------------------------------------------------------------- */
+
+void
+aj_transfer_start(struct aj_transfers *set, struct aj_req *r)
+{
+	size_t slot = (size_t)(r->rule - set->policy->rules);
+	struct aj_transfer *t;
+	char msg[256];
+
+	if (aj_limits_start(set->limits, slot, &r->limits, ev_now(set->loop), msg, sizeof(msg)) < 0)
+		goto limited;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL) {
+		aj_limits_end(set->limits, slot);
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto limited;
+	}
+	t->set = set;
+	t->req = r;
+	t->hop_rule = r->rule;
+	t->rule_slot = slot;
+	t->via = r->pipe ? &aj_deliver_pipe : r->memfd ? &aj_deliver_memfd : &aj_deliver_frames;
+	t->memfd = -1;
+	t->pipe.w = -1;
+	t->pipe.sock = -1;
+	t->frames.credit = AJ_BROKER_WINDOW;
+	t->deadline = r->started + (double)aj_transfer_limit(t, AJ_LIMIT_TIMEOUT) / 1000.0;
+	t->max_response = aj_transfer_limit(t, AJ_LIMIT_RESPONSE);
+	r->transfer = t;
+	if (t->via == &aj_deliver_memfd) {
+		t->memfd = aj_memfd_new("agentjail-response");
+		if (t->memfd < 0) {
+			int err = -t->memfd;
+
+			t->memfd = -1;
+			aj_transfer_fail(t, AJ_ERR_UPSTREAM, NULL, "allowed", "memfd_create: %s",
+					 strerror(err));
+			return;
+		}
+	}
+	if (aj_transfer_setup_hop(t) < 0)
+		aj_transfer_fail(t, AJ_ERR_UPSTREAM, NULL, "allowed", "out of memory");
+	return;
+limited : {
+	struct aj_audit_entry e = {.req = r,
+				   .decision = "allowed",
+				   .rule = r->rule->origin,
+				   .error = AJ_ERR_RATE_LIMITED};
+
+	aj_channel_send_error(r->ch, r->id, AJ_ERR_RATE_LIMITED, r->rule->origin, msg);
+	aj_audit_log_write(set->audit, &e);
+	set->hooks->finished(r, set->hooks_arg);
+}
+}
+
+void
+aj_transfer_window(struct aj_transfer *t, uint32_t credit)
+{
+	if (t->via == &aj_deliver_frames)
+		aj_deliver_window(t, credit);
+	/* (A pipe is its own window; a memfd has none.) */
+}
+
+bool
+aj_transfer_resume(struct aj_transfer *t)
+{
+	if (t->via != &aj_deliver_frames)
+		return !aj_channel_is_backlogged(t->req->ch);
+	return aj_deliver_resume(t);
+}
+
+void
+aj_transfer_cancel(struct aj_transfer *t)
+{
+	aj_transfer_finish(t, aj_transfer_cancelled, "allowed", NULL);
+}
+
+struct aj_transfers *
+aj_transfers_new(struct ev_loop *loop, const struct aj_policy *policy,
+		 const struct aj_ca_bundle *ca, struct aj_limits *limits,
+		 struct aj_audit_log *audit, struct aj_egress *egress)
+{
+	struct aj_transfers *set = calloc(1, sizeof(*set));
+
+	if (set == NULL)
+		return NULL;
+	set->loop = loop;
+	set->policy = policy;
+	set->ca = ca;
+	set->limits = limits;
+	set->audit = audit;
+	set->egress = egress;
+	set->curl = aj_curlev_new(loop, &curlev_hooks, set);
+	if (set->curl == NULL) {
+		free(set);
+		return NULL;
+	}
+	return set;
+}
+
+void
+aj_transfers_set_hooks(struct aj_transfers *set, const struct aj_transfer_hooks *hooks, void *arg)
+{
+	set->hooks = hooks;
+	set->hooks_arg = arg;
+}
+
+void
+aj_transfers_free(struct aj_transfers *set)
+{
+	if (set == NULL)
+		return;
+	aj_curlev_free(set->curl);
+	free(set);
+}

@@ -1,0 +1,38 @@
+/*
+ * RFC 9110 field syntax (common/field.h).
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "field.h"
+
+bool
+aj_field_is_tchar(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+bool
+aj_field_is_token(const char *s, size_t len)
+{
+	if (len == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!aj_field_is_tchar((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+bool
+aj_field_is_value(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
