@@ -33,6 +33,7 @@
 #include "fdpass.h"
 #include "fds.h"
 #include "memfd.h"
+#include "proto.h"
 
 struct aj_client {
 	int fd;               /* our end of the private channel; -1 once it is dead */

@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "policy.h"
+#include "proto.h"
 #include "url.h"
 
 struct json_t;

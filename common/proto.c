@@ -14,9 +14,8 @@
 
 #include <jansson.h>
 
-#include <agentjail/protocol.h>
-
 #include "log.h"
+#include "proto.h"
 
 /* Room for an untrusted string echoed in a message, after escaping. */
 #define SHOWN_MAX 64
