@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,42 +93,6 @@ clone3_fork_like(uint64_t flags, int *pidfd)
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
-int
-aj_spawn_program(const char *path, char *const argv[], char *const envp[], const int *fds,
-		 size_t n_fds, bool search, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
-	int r;
-
-	sigemptyset(&none);
-	sigfillset(&all);
-	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
-		return r;
-	if ((r = posix_spawnattr_init(&attr)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return r;
-	}
-	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-						    POSIX_SPAWN_SETSIGDEF);
-	if (r == 0)
-		r = posix_spawnattr_setsigmask(&attr, &none);
-	if (r == 0)
-		r = posix_spawnattr_setsigdefault(&attr, &all);
-	/* dup2 onto itself clears close-on-exec, as POSIX requires. */
-	for (size_t i = 0; r == 0 && i < n_fds; i++)
-		r = posix_spawn_file_actions_adddup2(&fa, fds[i], AJ_FD_DOOR + (int)i);
-	if (r == 0)
-		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_FD_DOOR + (int)n_fds);
-	if (r == 0)
-		r = search ? posix_spawnp(pid, path, &fa, &attr, argv, envp)
-			   : posix_spawn(pid, path, &fa, &attr, argv, envp);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	return r;
-}
-
 /* The agent, spawned by init.  Resource limits were set on init and are
  * inherited.  An exec failure comes back as the return value, so init can
  * report it on the setup channel. */
@@ -141,7 +104,7 @@ spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
 	/* posix_spawnp searches the PATH of environ: make it the agent's.
 	 * Init reads nothing from its environment. */
 	environ = plan->envp;
-	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, &plan->broker_fd, 1, true,
+	return aj_process_spawn(plan->argv[0], plan->argv, plan->envp, &plan->broker_fd, 1, true,
 				pid);
 }
 
@@ -428,22 +391,6 @@ report_failure(const struct sync_msg *msg, char *err, size_t errlen)
 		      hint ? ")" : "");
 }
 
-static void
-kill_and_reap(pid_t pid, int pidfd)
-{
-	siginfo_t info;
-
-	/* Never kill(0) or kill(-1): that would be our own group, or all. */
-	if (pid <= 0)
-		return;
-	if (pidfd >= 0)
-		(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-	else
-		(void)kill(pid, SIGKILL);
-	while (waitid(P_PID, pid, &info, WEXITED) < 0 && errno == EINTR)
-		;
-}
-
 /* Started by root, the jail is cloned by a short-lived intermediate that
  * first becomes the profile's user, so no process with host-root
  * credentials ever enters the jail.  The intermediate is a vfork-style
@@ -591,7 +538,7 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
 	*pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);
 	if (*pidfd < 0) {
 		r = -errno;
-		kill_and_reap(*pid, -1);
+		aj_process_kill_and_reap(*pid, -1, NULL);
 		return aj_err(err, errlen, r, "pidfd_open: %s", strerror(-r));
 	}
 	return 0;
@@ -681,7 +628,7 @@ fail:
 	if (jail->listener_fd >= 0)
 		close(jail->listener_fd);
 	jail->listener_fd = -1;
-	kill_and_reap(pid, pidfd);
+	aj_process_kill_and_reap(pid, pidfd, NULL);
 	close(pidfd);
 	return report_failure(&msg, err, errlen);
 }
