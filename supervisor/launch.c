@@ -54,7 +54,7 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 	policy_fd = launch_policy(profile, err, errlen);
 	if (policy_fd < 0)
 		return policy_fd;
-	r = aj_process_spawn(path, argv, envp, (int[]){door, policy_fd, audit_end}, 3, false,
+	r = aj_process_spawn(path, argv, envp, (int[]){door, policy_fd, audit_end}, 3, NULL, false,
 			     &child);
 	close(policy_fd);
 	if (r != 0)

@@ -18,7 +18,7 @@
 
 #include "supervisor.h"
 
-/* The most descriptors a program is given: stdio and the contract's. */
+/* The most descriptors of the contract a program is given. */
 #define MAX_PLACED 8
 
 /*
@@ -48,20 +48,25 @@ safe_sources(const int *src, size_t n, int top, int *out, int *moved, size_t *n_
 
 int
 aj_process_spawn(const char *path, char *const argv[], char *const envp[], const int *fds,
-		 size_t n_fds, bool search, pid_t *pid)
+		 size_t n_fds, const int *stdio, bool search, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
-	int src[MAX_PLACED], moved[MAX_PLACED];
+	/* SRC[0..2]: stdio (-1: keep), then the contract's N_FDS. */
+	int want[3 + MAX_PLACED], src[3 + MAX_PLACED], moved[3 + MAX_PLACED];
 	size_t n_moved = 0;
 	sigset_t none, all;
 	int r;
 
 	if (n_fds > MAX_PLACED)
 		return EINVAL;
+	for (size_t i = 0; i < 3; i++)
+		want[i] = stdio != NULL ? stdio[i] : -1;
+	for (size_t i = 0; i < n_fds; i++)
+		want[3 + i] = fds[i];
 	sigemptyset(&none);
 	sigfillset(&all);
-	r = safe_sources(fds, n_fds, AJ_FD_DOOR + (int)n_fds, src, moved, &n_moved);
+	r = safe_sources(want, 3 + n_fds, AJ_FD_DOOR + (int)n_fds, src, moved, &n_moved);
 	if (r != 0)
 		goto out;
 	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
@@ -77,8 +82,11 @@ aj_process_spawn(const char *path, char *const argv[], char *const envp[], const
 	if (r == 0)
 		r = posix_spawnattr_setsigdefault(&attr, &all);
 	/* dup2 onto itself clears close-on-exec, as POSIX requires. */
+	for (size_t i = 0; r == 0 && i < 3; i++)
+		if (src[i] >= 0)
+			r = posix_spawn_file_actions_adddup2(&fa, src[i], (int)i);
 	for (size_t i = 0; r == 0 && i < n_fds; i++)
-		r = posix_spawn_file_actions_adddup2(&fa, src[i], AJ_FD_DOOR + (int)i);
+		r = posix_spawn_file_actions_adddup2(&fa, src[3 + i], AJ_FD_DOOR + (int)i);
 	if (r == 0)
 		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_FD_DOOR + (int)n_fds);
 	if (r == 0)

@@ -72,7 +72,7 @@ protected_paths_init(struct protected_paths *pp, const struct aj_profile *profil
 		snprintf(pp->xdg_profiles, sizeof(pp->xdg_profiles), "%s/.config/agentjail", home);
 	if (pp->xdg_profiles[0] != '\0')
 		pp->list[n++] = pp->xdg_profiles;
-	if (realpath(profile->path, pp->profile_file) != NULL)
+	if (!profile->from_string && realpath(profile->path, pp->profile_file) != NULL)
 		pp->list[n++] = pp->profile_file;
 	/* The records of this very run must not be the agent's to edit. */
 	regular_file_path(events_fd, pp->events_file, sizeof(pp->events_file));
@@ -82,6 +82,26 @@ protected_paths_init(struct protected_paths *pp, const struct aj_profile *profil
 	if (pp->audit_file[0] != '\0')
 		pp->list[n++] = pp->audit_file;
 	pp->list[n] = NULL;
+}
+
+/* The profile's environment, then the caller's additions by name (checked
+ * by aj_run_options_check: no reserved name among them). */
+static int
+build_env(const struct aj_run_options *opts, char ***out)
+{
+	extern char **environ;
+	char **env = NULL;
+	int r;
+
+	r = aj_env_build(opts->profile, environ, AJ_FD_DOOR, &env);
+	for (size_t i = 0; r == 0 && i < opts->n_env; i++)
+		r = aj_env_set(&env, opts->env[i].name, opts->env[i].value);
+	if (r < 0) {
+		aj_env_free(env);
+		return r;
+	}
+	*out = env;
+	return 0;
 }
 
 /* on-violation kill: the whole pid namespace dies with its init. */
@@ -146,11 +166,10 @@ emit_exit(struct aj_events *events, struct aj_violations *violations, struct aj_
 int
 aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 {
-	extern char **environ;
 	struct aj_seccomp_opts sopts = {0};
 	struct aj_identity id = {0};
 	struct aj_jail jail = {.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1};
-	int agent_signal = 0;
+	int agent_signal = 0, run_status = -1;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;
 	struct aj_audit *audit = NULL;
@@ -171,10 +190,10 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		errlen = sizeof(localerr);
 	}
 	err[0] = '\0';
-	if (opts == NULL || opts->profile == NULL || opts->argv == NULL || opts->argv[0] == NULL)
-		return aj_err(err, errlen, -EINVAL, "aj_run: a profile and a command are required");
-	if (opts->timeout_sec < 0)
-		return aj_err(err, errlen, -EINVAL, "aj_run: the timeout must not be negative");
+	/* 0. The caller's options, all of them, before anything starts. */
+	r = aj_run_options_check(opts, err, errlen);
+	if (r < 0)
+		return r;
 
 	/* Signals meant for the agent that arrive while the jail is being set
 	 * up are held, not lost (nor fatal to us): the monitor forwards them
@@ -191,8 +210,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	if (r < 0)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &started);
-	r = aj_events_new(opts->events_to_fd ? opts->events_fd : -1, opts->on_event,
-			  opts->on_event_arg, &events);
+	r = aj_events_new(opts->events_fd, opts->on_event, opts->on_event_arg, &events);
 	if (r < 0) {
 		aj_err(err, errlen, r, "creating the event stream: %s", strerror(-r));
 		goto out;
@@ -201,7 +219,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	filter = aj_seccomp_prebuilt(&sopts);
 	sopts.notify_violations = true;
 	filter_notify = aj_seccomp_prebuilt(&sopts);
-	r = aj_env_build(opts->profile, environ, AJ_FD_DOOR, &envp);
+	r = build_env(opts, &envp);
 	if (r < 0) {
 		aj_err(err, errlen, r, "building the environment: %s", strerror(-r));
 		goto out;
@@ -220,8 +238,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		int audit_end = -1;
 
 		(void)aj_profile_sha256(opts->profile, hex);
-		r = aj_audit_new(opts->audit_to_fd ? opts->audit_fd : -1, events, hex, &audit_end,
-				 &audit);
+		r = aj_audit_new(opts->audit_fd, events, hex, &audit_end, &audit);
 		if (r < 0) {
 			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
 			goto out;
@@ -236,9 +253,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	pair[0] = -1;
 
 	/* 4. The jail. */
-	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)),
-			     opts->events_to_fd ? opts->events_fd : -1,
-			     opts->audit_to_fd ? opts->audit_fd : -1);
+	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)), opts->events_fd,
+			     opts->audit_fd);
 	{
 		struct aj_spawn_plan plan = {
 			.profile = opts->profile,
@@ -249,7 +265,9 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.uid = id.uid,
 			.gid = id.gid,
 			.drop_privileges = id.drop,
-			.cwd = getcwd(cwd, sizeof(cwd)),
+			.cwd = opts->cwd != NULL ? opts->cwd : getcwd(cwd, sizeof(cwd)),
+			.cwd_required = opts->cwd != NULL,
+			.stdio = opts->stdio,
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
 			.readonly_paths = protect.list,
 			.broker_fd = pair[1],
@@ -304,7 +322,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		.forward_signals = opts->forward_signals,
 		.quiet = opts->quiet,
 	};
-	r = aj_monitor_run(&mplan, status, &agent_signal, err, errlen);
+	r = aj_monitor_run(&mplan, &run_status, &agent_signal, err, errlen);
 	if (r < 0) {
 		/* Fail closed: no jail outlives a supervisor that cannot watch it. */
 		aj_process_kill_and_reap(jail.pid, jail.pidfd, NULL);
@@ -313,8 +331,11 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	close(jail.pidfd);
 	close(broker_pidfd);
 	broker_pidfd = -1;
-	if (r == 0)
-		emit_exit(events, violations, audit, *status, agent_signal, &started, opts->quiet);
+	if (r == 0) {
+		emit_exit(events, violations, audit, run_status, agent_signal, &started,
+			  opts->quiet);
+		*status = run_status;
+	}
 out:
 	if (jail.listener_fd >= 0)
 		close(jail.listener_fd);

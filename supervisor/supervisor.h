@@ -61,6 +61,7 @@ struct aj_profile {
 	bool kill_on_violation;   /* `on-violation kill|deny`, default deny */
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 	struct aj_policy fetch;   /* `fetch ...`: the broker's part (common/policy.h) */
+	bool from_string;         /* aj_profile_load_string(): PATH is a name, no file */
 };
 
 /* Name and resource of an rlimit kind ("nofile", RLIMIT_NOFILE). */
@@ -75,6 +76,34 @@ int aj_profile_rlimit_resource(enum aj_rlimit_kind kind);
  */
 int aj_profile_parse_string(const char *name, const char *path, const char *text,
 			    struct aj_profile **out, char *err, size_t errlen);
+
+/* ---- supervisor/run-options.c: the options of one run (opaque in public) -- */
+
+struct aj_run_env {
+	char *name;
+	char *value;
+};
+
+struct aj_run_options {
+	const struct aj_profile *profile; /* not owned */
+	char **argv;                      /* owned, NULL-terminated */
+	double timeout_sec;               /* 0: no limit */
+	bool forward_signals;
+	char *broker_path; /* NULL: the installed one */
+	bool quiet;
+	aj_event_fn on_event;
+	void *on_event_arg;
+	int events_fd;          /* -1: none; not owned */
+	int audit_fd;           /* -1: none; not owned */
+	char *cwd;              /* NULL: the caller's, if the jail sees it */
+	struct aj_run_env *env; /* additions, in order; a name appears once */
+	size_t n_env;
+	int stdio[3]; /* -1: the caller's own */
+};
+
+/* Check every option before anything starts.  Returns 0, or -EINVAL,
+ * -EBADF, -ENOENT, -ENOTDIR or -EACCES with ERR naming the option. */
+int aj_run_options_check(const struct aj_run_options *opts, char *err, size_t errlen);
 
 /* ---- supervisor/seccomp.c: the jail's syscall filter ----------------------- */
 
@@ -135,6 +164,9 @@ int aj_seccomp_load_prebuilt_listener(const struct sock_fprog *prog);
  */
 int aj_env_build(const struct aj_profile *profile, char *const *environ_in, int broker_fd,
 		 char ***out);
+/* Set NAME=VALUE in *ENV (built by aj_env_build), replacing a variable of
+ * that name.  Returns 0 or -ENOMEM (*ENV unchanged). */
+int aj_env_set(char ***env, const char *name, const char *value);
 void aj_env_free(char **env);
 
 /* ---- supervisor/steps.c: the setup steps, for one clear failure line ------- */
@@ -158,6 +190,7 @@ enum aj_step {
 	AJ_STEP_CAPS,
 	AJ_STEP_SECCOMP,
 	AJ_STEP_RLIMIT,
+	AJ_STEP_CWD,
 	AJ_STEP_EXEC,
 	AJ_STEP__COUNT
 };
@@ -219,7 +252,9 @@ struct aj_spawn_plan {
 	uid_t uid;                               /* the host uid/gid the agent runs as */
 	gid_t gid;
 	bool drop_privileges; /* started by root: become UID/GID before cloning */
-	const char *cwd;
+	const char *cwd;      /* NULL: start in / */
+	bool cwd_required;    /* CWD was asked for: failing to enter it is fatal */
+	const int *stdio;     /* NULL, or 3 fds for the agent's 0, 1, 2 (-1: inherit) */
 	const char *xdg_runtime_dir;
 	const char *const *readonly_paths; /* see struct aj_fs_plan */
 	int broker_fd;                     /* the agent's end of the socketpair */
@@ -249,10 +284,11 @@ bool aj_spawn_agent_status(int sync_fd, int *wait_status);
 /* posix_spawn PATH (searched on the PATH of environ when SEARCH) in a new
  * session, with default signal dispositions and an empty signal mask, the
  * N_FDS descriptors FDS placed at AJ_FD_DOOR, AJ_FD_DOOR + 1, ...
- * (inheritable; the contract is common/fds.h) and every other fd above 2
+ * (inheritable; the contract is common/fds.h), STDIO (NULL, or three fds,
+ * -1 for "keep this one") placed at 0, 1 and 2, and every other fd above 2
  * closed.  Returns 0 or a positive errno, posix_spawn's convention. */
 int aj_process_spawn(const char *path, char *const argv[], char *const envp[], const int *fds,
-		     size_t n_fds, bool search, pid_t *pid);
+		     size_t n_fds, const int *stdio, bool search, pid_t *pid);
 
 /* SIGKILL the child PID (through PIDFD when it is >= 0) and wait until it
  * is reaped; *INFO (may be NULL) is how it ended.  PIDFD is not closed.  A
