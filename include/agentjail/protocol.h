@@ -7,6 +7,10 @@
  * The socket is SOCK_SEQPACKET: every message is exactly one frame, a
  * 16-byte little-endian header followed by LENGTH payload bytes.  Metadata
  * payloads are one JSON object (UTF-8); body payloads are raw bytes.
+ *
+ * The functions follow the error convention of <agentjail/agentjail.h>
+ * (agentjail(3)).  Building and parsing JSON payloads is left to the
+ * caller's own JSON library: this header names no third-party type.
  */
 #ifndef AGENTJAIL_PROTOCOL_H
 #define AGENTJAIL_PROTOCOL_H
