@@ -32,7 +32,9 @@
 
 #include "fdpass.h"
 #include "fds.h"
+#include "log.h"
 #include "memfd.h"
+#include "proto.h"
 
 struct aj_client {
 	int fd;               /* our end of the private channel; -1 once it is dead */
@@ -521,40 +523,37 @@ handshake(struct aj_client *c)
 	return -ECONNREFUSED;
 }
 
-struct aj_client *
-aj_client_open(int fd, int *err)
+int
+aj_client_open(int fd, struct aj_client **out)
 {
 	struct aj_client *c;
 	int r;
 
+	if (out == NULL)
+		return -EINVAL;
 	if (fd < 0)
 		fd = env_fd();
-	if (fd < 0) {
-		*err = -EBADF;
-		return NULL;
-	}
+	if (fd < 0)
+		return -EBADF;
 	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		*err = -ENOMEM;
-		return NULL;
-	}
+	if (c == NULL)
+		return -ENOMEM;
 	c->fd = open_channel(fd);
 	if (c->fd < 0) {
 		/* Not a socket, or nobody at the other end. */
 		r = c->fd;
 		free(c);
-		*err = r == -EMFILE || r == -ENFILE || r == -ENOMEM ? r
+		return r == -EMFILE || r == -ENFILE || r == -ENOMEM ? r
 		       : r == -EBADF || r == -ENOTSOCK              ? -EBADF
 								    : -ECONNREFUSED;
-		return NULL;
 	}
 	r = handshake(c);
 	if (r < 0) {
 		aj_client_close(c);
-		*err = r;
-		return NULL;
+		return r;
 	}
-	return c;
+	*out = c;
+	return 0;
 }
 
 void
@@ -1023,22 +1022,38 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 	}
 }
 
-int
-aj_client_request(struct aj_client *c, const struct aj_client_req *req, struct aj_fetch_result *res)
+/* The request into RES, which may hold a message on a negative return. */
+static int
+client_request(struct aj_client *c, const struct aj_client_req *req, struct aj_fetch_result *res)
 {
 	json_t *meta, *hdrs = NULL;
 	uint32_t id;
 	int r;
 
 	result_init(res);
-	if (req->url == NULL || req->method == NULL ||
-	    (req->body != NULL && (req->flags & AJ_CLIENT_BODY_FD)) ||
-	    (req->body == NULL && req->body_len > 0) ||
-	    ((req->flags & AJ_CLIENT_BODY_FD) && req->body_fd < 0) ||
-	    (req->flags & ~(unsigned)(AJ_CLIENT_MEMFD | AJ_CLIENT_PIPE | AJ_CLIENT_BODY_FD)) ||
-	    ((req->flags & AJ_CLIENT_MEMFD) && (req->flags & AJ_CLIENT_PIPE)))
+	if (c == NULL || req == NULL || req->url == NULL || req->method == NULL) {
+		snprintf(res->message, sizeof(res->message),
+			 "a client, a URL and a method are required");
 		return -EINVAL;
+	}
+	if ((req->body != NULL && (req->flags & AJ_CLIENT_BODY_FD)) ||
+	    (req->body == NULL && req->body_len > 0) ||
+	    ((req->flags & AJ_CLIENT_BODY_FD) && req->body_fd < 0)) {
+		snprintf(res->message, sizeof(res->message),
+			 "the body: BODY or AJ_CLIENT_BODY_FD with a BODY_FD, not both");
+		return -EINVAL;
+	}
+	if ((req->flags & ~(unsigned)(AJ_CLIENT_MEMFD | AJ_CLIENT_PIPE | AJ_CLIENT_BODY_FD)) ||
+	    ((req->flags & AJ_CLIENT_MEMFD) && (req->flags & AJ_CLIENT_PIPE))) {
+		snprintf(res->message, sizeof(res->message),
+			 "flags: unknown, or AJ_CLIENT_MEMFD with AJ_CLIENT_PIPE");
+		return -EINVAL;
+	}
 	r = build_headers(req->headers, &hdrs);
+	if (r == -EINVAL)
+		snprintf(res->message, sizeof(res->message),
+			 "headers: one is not 'Name: value', or there are more than %d",
+			 AJ_PROTO_MAX_HEADERS);
 	if (r < 0)
 		return r;
 	if (c->fd < 0) {
@@ -1062,42 +1077,74 @@ aj_client_request(struct aj_client *c, const struct aj_client_req *req, struct a
 		c->last_id = 1;
 	id = c->last_id;
 	r = send_request(c, id, req, meta, res);
+	if (r == -EMSGSIZE)
+		snprintf(res->message, sizeof(res->message),
+			 "the method, URL and headers do not fit one request frame");
 	if (r != 0)
 		return r < 0 ? r : 0;
-	return read_answer(c, id, req, res);
+	r = read_answer(c, id, req, res);
+	if (r < 0 && res->message[0] == '\0')
+		snprintf(res->message, sizeof(res->message),
+			 "the response callback abandoned the request");
+	return r;
+}
+
+int
+aj_client_request(struct aj_client *c, const struct aj_client_req *req, struct aj_fetch_result *res,
+		  char *err, size_t errlen)
+{
+	/* Outputs only on success: the work is done in a copy. */
+	struct aj_fetch_result tmp;
+	int r;
+
+	if (res == NULL)
+		return aj_err(err, errlen, -EINVAL, "a result record is required");
+	r = client_request(c, req, &tmp);
+	if (r < 0) {
+		if (tmp.body_fd >= 0)
+			close(tmp.body_fd);
+		return aj_err(err, errlen, r, "%s",
+			      tmp.message[0] != '\0' ? tmp.message : strerror(-r));
+	}
+	*res = tmp;
+	return 0;
 }
 
 int
 aj_client_fetch(int fd, const char *method, const char *url, const char *const *headers, int out_fd,
-		struct aj_fetch_result *res)
+		struct aj_fetch_result *res, char *err, size_t errlen)
 {
 	struct aj_client_req req;
-	struct aj_client *c;
-	int err, r;
+	struct aj_client *c = NULL;
+	int r;
 
-	result_init(res);
 	for (const char *const *h = headers; h && *h; h++)
 		if (strchr(*h, ':') == NULL || **h == ':')
-			return -EINVAL;
+			return aj_err(err, errlen, -EINVAL, "headers: '%s' is not 'Name: value'",
+				      *h);
+	if (res == NULL)
+		return aj_err(err, errlen, -EINVAL, "a result record is required");
 	aj_client_req_init(&req);
 	req.method = method;
 	req.url = url;
 	req.headers = headers;
 	req.out_fd = out_fd;
-	c = aj_client_open(fd, &err);
-	if (c == NULL) {
-		if (err == -ENOMEM)
-			return err;
-		set_error(res, err == -EAGAIN ? AJ_ERR_RATE_LIMITED : AJ_ERR_UNAVAILABLE,
-			  err == -EBADF ? "no broker socket ($AGENTJAIL_FD unset or not a socket): "
-					  "not inside a jail?"
-			  : err == -EAGAIN ? "the broker serves too many channels"
-			  : err == -EMFILE || err == -ENFILE
+	r = aj_client_open(fd, &c);
+	if (r < 0) {
+		if (r == -ENOMEM)
+			return aj_err(err, errlen, r, "out of memory");
+		/* No channel is an answer, not a failure of the call. */
+		result_init(res);
+		set_error(res, r == -EAGAIN ? AJ_ERR_RATE_LIMITED : AJ_ERR_UNAVAILABLE,
+			  r == -EBADF ? "no broker socket ($AGENTJAIL_FD unset or not a socket): "
+					"not inside a jail?"
+			  : r == -EAGAIN ? "the broker serves too many channels"
+			  : r == -EMFILE || r == -ENFILE
 				  ? "no file descriptor left for a channel"
 				  : "the broker is gone (opening a channel)");
 		return 0;
 	}
-	r = aj_client_request(c, &req, res);
+	r = aj_client_request(c, &req, res, err, errlen);
 	aj_client_close(c);
 	return r;
 }

@@ -109,10 +109,10 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 	const char *headers[AJ_PROTO_MAX_HEADERS + 1] = {NULL};
 	struct aj_fetch_result res;
 	struct aj_client_req req;
-	struct aj_client *client;
+	struct aj_client *client = NULL;
 	size_t n_headers = 0, data_len = 0;
 	bool form = false, include = false, have_type = false;
-	char *data = NULL;
+	char *data = NULL, why[512] = "";
 	int c, out = STDOUT_FILENO, body_fd = -1, status, r;
 
 	memset(&res, 0, sizeof(res));
@@ -241,9 +241,9 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 		req.arg = &out;
 	}
 
-	client = aj_client_open(-1, &r);
-	if (client != NULL) {
-		r = aj_client_request(client, &req, &res);
+	r = aj_client_open(-1, &client);
+	if (r == 0) {
+		r = aj_client_request(client, &req, &res, why, sizeof(why));
 		aj_client_close(client);
 	}
 	free(data);
@@ -272,8 +272,7 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 		return fetch_report(AJ_ERR_BAD_REQUEST,
 				    "the method, URL and headers exceed one request frame", "");
 	if (r < 0) {
-		fprintf(stderr, "agentjail fetch: %s\n",
-			res.message[0] ? res.message : strerror(-r));
+		fprintf(stderr, "agentjail fetch: %s\n", why[0] ? why : strerror(-r));
 		return AJ_EXIT_FAILURE;
 	}
 	if (res.code[0] != '\0')

@@ -83,8 +83,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "fetch-loop: out of memory\n");
 		return 1;
 	}
-	c = aj_client_open(-1, &err);
-	if (c == NULL) {
+	err = aj_client_open(-1, &c);
+	if (err < 0) {
 		fprintf(stderr, "fetch-loop: aj_client_open: %s\n", strerror(-err));
 		return 1;
 	}
@@ -97,7 +97,8 @@ main(int argc, char **argv)
 		req.flags = AJ_CLIENT_PIPE;
 	for (long i = -warmup; i < n; i++) {
 		long long t0 = now_ns(), t1;
-		int r = aj_client_request(c, &req, &res);
+		char why[512] = "";
+		int r = aj_client_request(c, &req, &res, why, sizeof(why));
 
 		if (r == 0 && res.body_fd >= 0) {
 			static char buf[1 << 17];
@@ -116,14 +117,15 @@ main(int argc, char **argv)
 		    (res.length >= 0 && res.received != (uint64_t)res.length)) {
 			if (failed++ < 5)
 				fprintf(stderr, "fetch-loop: fetch %ld: %s%s%s (status %d)\n", i,
-					r < 0 ? strerror(-r) : res.code,
-					res.message[0] ? ": " : "", res.message, res.status);
+					r < 0 ? why : res.code,
+					r == 0 && res.message[0] ? ": " : "",
+					r == 0 ? res.message : "", res.status);
 			if (r == 0 && strcmp(res.code, AJ_ERR_UNAVAILABLE) == 0)
 				break;
 		}
 		if (i >= 0) {
 			ns[i] = t1 - t0;
-			bytes[i] = res.received;
+			bytes[i] = r == 0 ? res.received : 0;
 		}
 	}
 	aj_client_close(c);

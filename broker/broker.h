@@ -32,6 +32,7 @@
 
 #include "addr.h"
 #include "policy.h"
+#include "proto.h"
 #include "url.h"
 
 struct json_t;

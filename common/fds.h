@@ -10,7 +10,7 @@
  *                               AJ_FD_AUDIT  the pipe its audit records go to
  *
  * Everything else above 2 is closed before the program runs.  The
- * supervisor places them (supervisor/spawn.c, aj_spawn_program()); the
+ * supervisor places them (supervisor/process.c, aj_process_spawn()); the
  * broker (broker/main.c) and the clients (agent/) read them.
  */
 #ifndef AJ_FDS_H

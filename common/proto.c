@@ -14,10 +14,9 @@
 
 #include <jansson.h>
 
-#include <agentjail/protocol.h>
-
 #include "field.h"
 #include "log.h"
+#include "proto.h"
 
 /* Room for an untrusted string echoed in a message, after escaping. */
 #define SHOWN_MAX 64

@@ -168,6 +168,66 @@ open_events(const char *spec, int *fd)
 	return *fd < 0 ? -errno : 0;
 }
 
+/* The options of one `agentjail run`, gathered before anything is set up. */
+struct run_args {
+	const char *profile, *events, *audit;
+	double timeout;
+	bool quiet;
+	char **argv;
+};
+
+/* The library's options from the command line.  Returns 0, or the exit
+ * status to leave with (a usage error or a setup failure, already said). */
+static int
+run_options(const struct run_args *a, const char *broker, struct aj_run_options **out)
+{
+	struct aj_run_options *opts = NULL;
+	int r, fd;
+
+	if (aj_run_options_new(&opts) < 0)
+		goto nomem;
+	r = aj_run_options_set_argv(opts, a->argv);
+	r = r ? r : aj_run_options_set_timeout(opts, a->timeout);
+	r = r ? r : aj_run_options_set_forward_signals(opts, true);
+	r = r ? r : aj_run_options_set_quiet(opts, a->quiet);
+	r = r ? r : aj_run_options_set_broker_path(opts, broker);
+	if (r < 0)
+		goto nomem;
+	if (a->events != NULL) {
+		r = open_events(a->events, &fd);
+		if (r == -EINVAL) {
+			aj_run_options_free(opts);
+			return usage_error("--events: expected FILE, fd:N or -, got '%s'",
+					   a->events);
+		}
+		if (r < 0) {
+			fprintf(stderr, "agentjail: --events %s: %s\n", a->events, strerror(-r));
+			aj_run_options_free(opts);
+			return AJ_EXIT_SETUP;
+		}
+		(void)aj_run_options_set_events_fd(opts, fd);
+	}
+	if (a->audit != NULL) {
+		r = open_events(a->audit, &fd);
+		if (r == -EINVAL) {
+			aj_run_options_free(opts);
+			return usage_error("--audit: expected FILE, fd:N or -, got '%s'", a->audit);
+		}
+		if (r < 0) {
+			fprintf(stderr, "agentjail: --audit %s: %s\n", a->audit, strerror(-r));
+			aj_run_options_free(opts);
+			return AJ_EXIT_SETUP;
+		}
+		(void)aj_run_options_set_audit_fd(opts, fd);
+	}
+	*out = opts;
+	return 0;
+nomem:
+	fprintf(stderr, "agentjail: out of memory\n");
+	aj_run_options_free(opts);
+	return AJ_EXIT_SETUP;
+}
+
 static int
 cmd_run(int argc, char **argv)
 {
@@ -180,8 +240,8 @@ cmd_run(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct aj_run_options opts = {.forward_signals = true};
-	const char *profile_name = "default", *events = NULL, *audit = NULL;
+	struct run_args a = {.profile = "default"};
+	struct aj_run_options *opts = NULL;
 	struct aj_profile *profile = NULL;
 	char err[1024], broker[PATH_MAX];
 	int c, status, r;
@@ -191,22 +251,22 @@ cmd_run(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+p:t:qe:a:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
-			audit = optarg;
+			a.audit = optarg;
 			break;
 		case 'e':
-			events = optarg;
+			a.events = optarg;
 			break;
 		case 'p':
-			profile_name = optarg;
+			a.profile = optarg;
 			break;
 		case 't':
-			if (parse_timeout(optarg, &opts.timeout_sec) < 0)
+			if (parse_timeout(optarg, &a.timeout) < 0)
 				return usage_error(
 					"--timeout: '%s' is not a positive number of seconds",
 					optarg);
 			break;
 		case 'q':
-			opts.quiet = true;
+			a.quiet = true;
 			break;
 		case 'h':
 			printf("%s%s", usage_text, help_text);
@@ -218,33 +278,20 @@ cmd_run(int argc, char **argv)
 	}
 	if (optind >= argc)
 		return usage_error("run: no command given");
-	opts.argv = argv + optind;
+	a.argv = argv + optind;
 
-	if (events != NULL) {
-		r = open_events(events, &opts.events_fd);
-		if (r == -EINVAL)
-			return usage_error("--events: expected FILE, fd:N or -, got '%s'", events);
-		if (r < 0) {
-			fprintf(stderr, "agentjail: --events %s: %s\n", events, strerror(-r));
-			return AJ_EXIT_SETUP;
-		}
-		opts.events_to_fd = true;
-	}
-	if (audit != NULL) {
-		r = open_events(audit, &opts.audit_fd);
-		if (r == -EINVAL)
-			return usage_error("--audit: expected FILE, fd:N or -, got '%s'", audit);
-		if (r < 0) {
-			fprintf(stderr, "agentjail: --audit %s: %s\n", audit, strerror(-r));
-			return AJ_EXIT_SETUP;
-		}
-		opts.audit_to_fd = true;
-	}
-	if (load_profile(profile_name, &profile) < 0)
+	/* The fds first, as before the library took options: a bad --events
+	 * is a usage error even when the profile is bad too. */
+	r = run_options(&a, find_broker(broker, sizeof(broker)), &opts);
+	if (r != 0)
+		return r;
+	if (load_profile(a.profile, &profile) < 0) {
+		aj_run_options_free(opts);
 		return AJ_EXIT_SETUP;
-	opts.profile = profile;
-	opts.broker_path = find_broker(broker, sizeof(broker));
-	r = aj_run(&opts, &status, err, sizeof(err));
+	}
+	(void)aj_run_options_set_profile(opts, profile);
+	r = aj_run(opts, &status, err, sizeof(err));
+	aj_run_options_free(opts);
 	aj_profile_free(profile);
 	if (r < 0) {
 		print_error(err);

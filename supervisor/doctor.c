@@ -104,6 +104,9 @@ struct child_report {
 	int errnum; /* 0, or the errno of WHAT */
 	const char *what;
 	int signal; /* a (grand)child was killed by this signal */
+	/* The parent's own words for a failure it saw itself (writing the id
+	 * maps), errno text included: printed as it is, instead of WHAT. */
+	char detail[160];
 };
 
 typedef void (*child_fn)(const struct doctor_ctx *ctx, const void *arg, struct child_report *rep);
@@ -209,31 +212,7 @@ child_fail(struct child_report *rep, enum stage stage, const char *what)
 	return -1;
 }
 
-static int
-write_file(const char *path, const char *text)
-{
-	size_t len = strlen(text);
-	ssize_t n;
-	int fd, saved;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = write(fd, text, len);
-	saved = errno;
-	close(fd);
-	if (n < 0) {
-		errno = saved;
-		return -1;
-	}
-	if ((size_t)n != len) {
-		errno = EIO;
-		return -1;
-	}
-	return 0;
-}
-
-/* Become the agent's host user the way run.c does before the jail exists. */
+/* Become the agent's host user the way spawn.c does before the jail exists. */
 static int
 drop_to_agent(const struct doctor_ctx *ctx, struct child_report *rep)
 {
@@ -449,44 +428,12 @@ child_seccomp_notify(const struct doctor_ctx *ctx, const void *arg, struct child
 
 /* ---- running a child ----------------------------------------------------- */
 
-static int
-write_proc(pid_t pid, const char *file, const char *text)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-	return write_file(path, text) < 0 ? -errno : 0;
-}
-
-/* Map one id to itself in PID's new user namespace.  Returns 0 or -errno
- * with *WHAT naming the step. */
-static int
-write_maps(pid_t pid, uid_t uid, gid_t gid, const char **what)
-{
-	char line[64];
-	int r;
-
-	*what = "denying setgroups";
-	r = write_proc(pid, "setgroups", "deny");
-	/* Kernels before 3.19 have no setgroups file and need no denial. */
-	if (r < 0 && r != -ENOENT)
-		return r;
-	*what = "writing uid_map";
-	snprintf(line, sizeof(line), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-	r = write_proc(pid, "uid_map", line);
-	if (r < 0)
-		return r;
-	*what = "writing gid_map";
-	snprintf(line, sizeof(line), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-	return write_proc(pid, "gid_map", line);
-}
-
 /* The parent's half of enter_userns(): wait until the child has unshared
- * (or exited without doing so), then write its maps.  Returns 0 or -errno
- * with *WHAT set. */
+ * (or exited without doing so), then write its maps with the jail's own
+ * writer.  Returns 0 or -errno with DETAIL saying what failed. */
 static int
-serve_maps(pid_t pid, bool as_agent, const struct doctor_ctx *ctx, int rfd, int wfd,
-	   const char **what)
+serve_maps(pid_t pid, bool as_agent, const struct doctor_ctx *ctx, int rfd, int wfd, char *detail,
+	   size_t len)
 {
 	uid_t uid = as_agent ? ctx->agent_uid : geteuid();
 	gid_t gid = as_agent ? ctx->agent_gid : getegid();
@@ -499,10 +446,10 @@ serve_maps(pid_t pid, bool as_agent, const struct doctor_ctx *ctx, int rfd, int 
 	while (n < 0 && errno == EINTR);
 	if (n != 1)
 		return 0; /* the probe needed no user namespace, or died */
-	r = write_maps(pid, uid, gid, what);
+	r = aj_userns_write_maps(pid, uid, gid, detail, len);
 	if (write(wfd, r == 0 ? "k" : "n", 1) != 1 && r == 0) {
-		*what = "answering the probe";
 		r = -errno;
+		snprintf(detail, len, "answering the probe: %s", strerror(-r));
 	}
 	return r;
 }
@@ -514,7 +461,7 @@ run_child(const struct doctor_ctx *ctx, bool as_agent, child_fn fn, const void *
 	  struct child_report *out)
 {
 	struct child_report *rep;
-	const char *map_what = NULL;
+	char map_detail[sizeof(out->detail)] = "";
 	int up[2] = {-1, -1}, down[2] = {-1, -1};
 	int st = 0, map_r;
 	pid_t pid;
@@ -551,7 +498,8 @@ run_child(const struct doctor_ctx *ctx, bool as_agent, child_fn fn, const void *
 	close(up[1]);
 	close(down[0]);
 	up[1] = down[0] = -1;
-	map_r = serve_maps(pid, ctx->drop && as_agent, ctx, up[0], down[1], &map_what);
+	map_r = serve_maps(pid, ctx->drop && as_agent, ctx, up[0], down[1], map_detail,
+			   sizeof(map_detail));
 	/* Unanswered, the child reads EOF instead of waiting for us forever. */
 	close(down[1]);
 	down[1] = -1;
@@ -563,7 +511,8 @@ run_child(const struct doctor_ctx *ctx, bool as_agent, child_fn fn, const void *
 	if (map_r < 0) {
 		out->stage = STAGE_USERNS;
 		out->errnum = -map_r;
-		out->what = map_what;
+		out->what = NULL;
+		snprintf(out->detail, sizeof(out->detail), "%s", map_detail);
 	} else if (!out->done && out->signal == 0) {
 		out->stage = STAGE_RUN;
 		out->what = "the probe process";
@@ -591,6 +540,10 @@ describe_failure(const struct doctor_ctx *ctx, const struct child_report *rep, s
 {
 	const char *what = rep->what != NULL ? rep->what : "the probe";
 
+	if (rep->signal == 0 && rep->detail[0] != '\0') {
+		set_text(res->detail, sizeof(res->detail), "%s", rep->detail);
+		return;
+	}
 	if (rep->signal == 0 && rep->stage == STAGE_DROP) {
 		set_text(res->detail, sizeof(res->detail), "becoming %s (uid %u): %s: %s",
 			 ctx->agent_name, (unsigned)ctx->agent_uid, what, strerror(rep->errnum));

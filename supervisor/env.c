@@ -2,7 +2,8 @@
  * The agent's environment is built, never inherited: only the variables the
  * profile keeps, then the profile's own settings, then the broker fd.  A
  * secret in the caller's environment reaches the agent only if a profile
- * names it.
+ * names it.  An embedder's additions (aj_run_options_add_env) come last, set
+ * by name, so they replace what the profile said.
  */
 #include "config.h"
 
@@ -89,4 +90,32 @@ aj_env_build(const struct aj_profile *profile, char *const *environ_in, int brok
 nomem:
 	aj_env_free(env);
 	return -ENOMEM;
+}
+
+int
+aj_env_set(char ***env, const char *name, const char *value)
+{
+	char *entry, **grown;
+	size_t n, i;
+
+	if (asprintf(&entry, "%s=%s", name, value) < 0)
+		return -ENOMEM;
+	for (n = 0; (*env)[n] != NULL; n++)
+		;
+	for (i = 0; i < n; i++) {
+		if (name_matches((*env)[i], name)) {
+			free((*env)[i]);
+			(*env)[i] = entry;
+			return 0;
+		}
+	}
+	grown = realloc(*env, (n + 2) * sizeof(*grown));
+	if (grown == NULL) {
+		free(entry);
+		return -ENOMEM;
+	}
+	grown[n] = entry;
+	grown[n + 1] = NULL;
+	*env = grown;
+	return 0;
 }

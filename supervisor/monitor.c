@@ -203,11 +203,10 @@ stop_broker(struct monitor *m)
 	if (!m->broker_alive)
 		return;
 	/* The broker leaves on its own when the agent's end closes; give it
-	 * a moment, then make sure. */
-	if (poll(&pfd, 1, BROKER_GRACE_MS) <= 0)
-		(void)pidfd_signal(m->plan->broker_pidfd, SIGKILL);
-	while (waitid(P_PIDFD, m->plan->broker_pidfd, &info, WEXITED) < 0 && errno == EINTR)
-		;
+	 * a moment, then make sure (a SIGKILL to a broker that already left
+	 * changes nothing: INFO is still how it ended). */
+	(void)poll(&pfd, 1, BROKER_GRACE_MS);
+	aj_process_kill_and_reap(-1, m->plan->broker_pidfd, &info);
 	m->broker_alive = false;
 	emit_broker_exit(m, &info, true);
 }

@@ -139,6 +139,9 @@ struct ctx {
 	size_t depth;
 	unsigned n_includes;
 	struct interned *strings; /* paths that slots and frames point into */
+	/* The top of aj_profile_load_string(): its name is no file's path, so
+	 * its includes have no directory to be relative to. */
+	const char *no_dir;
 	char *err;
 	size_t errlen;
 };
@@ -754,8 +757,9 @@ do_include(struct parser *p, char *rest)
 		return perr(p, -ELOOP, "include: more than %d includes in one profile",
 			    PROFILE_MAX_INCLUDES);
 
-	dir = dir_of(p->path);
-	if (dir == NULL || asprintf(&where, "%s:%u", p->path, p->line) < 0) {
+	dir = p->path == ctx->no_dir ? NULL : dir_of(p->path);
+	if ((dir == NULL && p->path != ctx->no_dir) ||
+	    asprintf(&where, "%s:%u", p->path, p->line) < 0) {
 		free(dir);
 		return nomem(ctx);
 	}
@@ -1203,6 +1207,10 @@ do_fetch_ca(struct parser *p, char *rest)
 		return perr(p, -EINVAL, "fetch ca: missing FILE");
 	if ((r = no_more(p, &rest, "fetch ca")) < 0)
 		return r;
+	if (p->path == p->ctx->no_dir && file[0] != '/')
+		return perr(p, -EINVAL,
+			    "fetch ca: '%s' must be an absolute path in a profile given as text",
+			    file);
 	dir = dir_of(p->path);
 	path = file[0] == '/' || dir == NULL ? strdup(file) : path_join(dir, file, "");
 	free(dir);
@@ -1528,8 +1536,8 @@ fail:
 }
 
 static int
-load_top(const char *name, const char *path, struct file_id id, char *text, size_t len,
-	 struct aj_profile **out, char *err, size_t errlen)
+load_top(const char *name, const char *path, bool from_string, struct file_id id, char *text,
+	 size_t len, struct aj_profile **out, char *err, size_t errlen)
 {
 	struct ctx ctx = {.err = err, .errlen = errlen};
 	struct aj_profile *pr = NULL;
@@ -1542,6 +1550,8 @@ load_top(const char *name, const char *path, struct file_id id, char *text, size
 		r = nomem(&ctx);
 		goto out;
 	}
+	if (from_string)
+		ctx.no_dir = ipath;
 	r = parse_file(&ctx, ipath, id, text, len, &l);
 	if (r < 0)
 		goto out;
@@ -1550,6 +1560,7 @@ load_top(const char *name, const char *path, struct file_id id, char *text, size
 		r = nomem(&ctx);
 		goto out;
 	}
+	pr->from_string = from_string;
 	*out = pr;
 out:
 	layer_free(l);
@@ -1581,7 +1592,7 @@ aj_profile_parse_string(const char *name, const char *path, const char *text,
 	copy = strdup(text);
 	if (copy == NULL)
 		return aj_err(err, errlen, -ENOMEM, "out of memory");
-	r = load_top(name != NULL ? name : path, path, id, copy, len, out, err, errlen);
+	r = load_top(name != NULL ? name : path, path, false, id, copy, len, out, err, errlen);
 	free(copy);
 	return r;
 }
@@ -1600,9 +1611,34 @@ aj_profile_load(const char *name_or_path, struct aj_profile **out, char *err, si
 	r = find_profile(&ctx, NULL, name_or_path, NULL, &path, &text, &len, &id);
 	if (r < 0)
 		return r;
-	r = load_top(name_or_path, path, id, text, len, out, err, errlen);
+	r = load_top(name_or_path, path, false, id, text, len, out, err, errlen);
 	free(text);
 	free(path);
+	return r;
+}
+
+int
+aj_profile_load_string(const char *name, const char *text, struct aj_profile **out, char *err,
+		       size_t errlen)
+{
+	struct file_id id = {0};
+	size_t len;
+	char *copy;
+	int r;
+
+	if (name == NULL || name[0] == '\0' || text == NULL || out == NULL)
+		return aj_err(err, errlen, -EINVAL,
+			      "a profile from text needs a name and the text");
+	len = strlen(text);
+	if (len > PROFILE_MAX_BYTES)
+		return aj_err(err, errlen, -EINVAL, "%s: profile is larger than 1 MiB", name);
+	/* Not a file: no identity for the include-cycle check, which then
+	 * compares by path (an include never resolves to NAME's "path"). */
+	copy = strdup(text);
+	if (copy == NULL)
+		return aj_err(err, errlen, -ENOMEM, "out of memory");
+	r = load_top(name, name, true, id, copy, len, out, err, errlen);
+	free(copy);
 	return r;
 }
 

@@ -7,105 +7,20 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <jansson.h>
-#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "handover.h"
 #include "supervisor.h"
-
-#ifndef AJ_LIBEXECDIR
-#define AJ_LIBEXECDIR "/usr/local/libexec/agentjail"
-#endif
-
-/* Who the agent and the broker run as.  Started by root: the profile's
- * `user` and `broker-user`, never uid 0.  Otherwise: the caller. */
-struct identity {
-	uid_t uid;
-	gid_t gid;
-	uid_t broker_uid;
-	gid_t broker_gid;
-	bool drop; /* started by root: become uid/gid before anything runs */
-};
-
-/* NAME (a user name or id; ROLE is the directive that named it) as a
- * host uid and gid, never root's. */
-static int
-resolve_user(const struct aj_profile *profile, const char *name, const char *role, uid_t *uid,
-	     gid_t *gid, char *err, size_t errlen)
-{
-	struct passwd pw, *res = NULL;
-	char buf[4096], *end;
-	unsigned long n;
-
-	errno = 0;
-	n = strtoul(name, &end, 10);
-	if (*end == '\0' && end != name) {
-		/* (uid_t)-1 means "unchanged" to set*id: never a valid id. */
-		if (errno != 0 || n >= (unsigned long)(uid_t)-1)
-			return aj_err(err, errlen, -EINVAL, "profile %s: %s id %s is out of range",
-				      profile->path, role, name);
-		if (getpwuid_r((uid_t)n, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
-			*uid = (uid_t)n;
-			*gid = (gid_t)n;
-			res = NULL;
-		}
-	} else if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) != 0 || res == NULL) {
-		return aj_err(err, errlen, -ENOENT,
-			      "profile %s: %s '%s' does not exist on this host (it is the user "
-			      "the %s runs as when agentjail is started by root)",
-			      profile->path, role, name,
-			      strcmp(role, "user") == 0 ? "agent" : "broker");
-	}
-	if (res != NULL) {
-		*uid = res->pw_uid;
-		*gid = res->pw_gid;
-	}
-	if (*uid == 0 || *gid == 0)
-		return aj_err(err, errlen, -EPERM,
-			      "profile %s: refusing to run the %s as host root (%s '%s')",
-			      profile->path, strcmp(role, "user") == 0 ? "agent" : "broker", role,
-			      name);
-	return 0;
-}
-
-static int
-resolve_identity(const struct aj_profile *profile, struct identity *id, char *err, size_t errlen)
-{
-	int r;
-
-	if (getuid() != geteuid())
-		return aj_err(err, errlen, -EPERM,
-			      "agentjail must not run set-user-ID: install it as a normal program");
-	if (geteuid() != 0) {
-		id->uid = id->broker_uid = getuid();
-		id->gid = id->broker_gid = getgid();
-		id->drop = false;
-		return 0;
-	}
-	r = resolve_user(profile, profile->user, "user", &id->uid, &id->gid, err, errlen);
-	if (r == 0)
-		r = resolve_user(profile, profile->broker_user, "broker-user", &id->broker_uid,
-				 &id->broker_gid, err, errlen);
-	if (r < 0)
-		return r;
-	id->drop = true;
-	return 0;
-}
 
 /* Where the agent could plant a profile for the next run: the search
  * directories a user can write (./profiles and the XDG one) and the
@@ -157,7 +72,7 @@ protected_paths_init(struct protected_paths *pp, const struct aj_profile *profil
 		snprintf(pp->xdg_profiles, sizeof(pp->xdg_profiles), "%s/.config/agentjail", home);
 	if (pp->xdg_profiles[0] != '\0')
 		pp->list[n++] = pp->xdg_profiles;
-	if (realpath(profile->path, pp->profile_file) != NULL)
+	if (!profile->from_string && realpath(profile->path, pp->profile_file) != NULL)
 		pp->list[n++] = pp->profile_file;
 	/* The records of this very run must not be the agent's to edit. */
 	regular_file_path(events_fd, pp->events_file, sizeof(pp->events_file));
@@ -169,54 +84,23 @@ protected_paths_init(struct protected_paths *pp, const struct aj_profile *profil
 	pp->list[n] = NULL;
 }
 
-static const char *
-broker_program(const struct aj_run_options *opts)
-{
-	return opts->broker_path ? opts->broker_path : AJ_LIBEXECDIR "/agentjail-broker";
-}
-
-/* The broker: its own program, started with posix_spawn (no copy of the
- * supervisor's memory) in its own session (a terminal's ^C is for the
- * agent, forwarded by the supervisor), its end of the socketpair at fd 3
- * and nothing else.  It drops to the profile's user itself when started by root, sets
- * no_new_privs, and dies with the supervisor (see broker/broker.c). */
+/* The profile's environment, then the caller's additions by name (checked
+ * by aj_run_options_check: no reserved name among them). */
 static int
-start_broker(const struct aj_run_options *opts, const struct identity *id, int broker_end,
-	     int audit_end, pid_t *pid_out, int *pidfd_out, char *err, size_t errlen)
+build_env(const struct aj_run_options *opts, char ***out)
 {
-	const char *path = broker_program(opts);
-	char parent[32], user[64];
-	char *argv[] = {"agentjail-broker", "--supervisor", parent, id->drop ? "--user" : NULL, user,
-			NULL};
-	char *envp[] = {NULL};
-	pid_t pid;
-	int r, pidfd, policy_fd;
+	extern char **environ;
+	char **env = NULL;
+	int r;
 
-	snprintf(parent, sizeof(parent), "%d", (int)getpid());
-	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->broker_uid, (unsigned)id->broker_gid);
-	/* The broker decides with exactly what was loaded here. */
-	policy_fd = aj_handover_write(&opts->profile->fetch);
-	if (policy_fd < 0)
-		return aj_err(err, errlen, policy_fd, "%s failed: writing the policy: %s",
-			      aj_step_name(AJ_STEP_BROKER), strerror(-policy_fd));
-	r = aj_spawn_program(path, argv, envp, (int[]){broker_end, policy_fd, audit_end}, 3, false,
-			     &pid);
-	close(policy_fd);
-	if (r != 0)
-		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)",
-			      aj_step_name(AJ_STEP_BROKER), path, strerror(r),
-			      aj_step_hint(AJ_STEP_BROKER, r));
-
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0) {
-		r = errno;
-		kill(pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		return aj_err(err, errlen, -r, "pidfd_open: %s", strerror(r));
+	r = aj_env_build(opts->profile, environ, AJ_FD_DOOR, &env);
+	for (size_t i = 0; r == 0 && i < opts->n_env; i++)
+		r = aj_env_set(&env, opts->env[i].name, opts->env[i].value);
+	if (r < 0) {
+		aj_env_free(env);
+		return r;
 	}
-	*pid_out = pid;
-	*pidfd_out = pidfd;
+	*out = env;
 	return 0;
 }
 
@@ -228,8 +112,8 @@ kill_jail(void *pidfd)
 }
 
 static void
-emit_start(struct aj_events *events, const struct aj_run_options *opts, const struct identity *id,
-	   pid_t broker, pid_t init, bool violations_reported)
+emit_start(struct aj_events *events, const struct aj_run_options *opts,
+	   const struct aj_identity *id, pid_t broker, pid_t init, bool violations_reported)
 {
 	char hex[65] = "";
 	json_t *missing = json_array();
@@ -279,23 +163,13 @@ emit_exit(struct aj_events *events, struct aj_violations *violations, struct aj_
 	}
 }
 
-static void
-kill_broker(pid_t pid, int pidfd)
-{
-	(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	close(pidfd);
-}
-
 int
 aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 {
-	extern char **environ;
 	struct aj_seccomp_opts sopts = {0};
-	struct identity id = {0};
+	struct aj_identity id = {0};
 	struct aj_jail jail = {.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1};
-	int agent_signal = 0;
+	int agent_signal = 0, run_status = -1;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;
 	struct aj_audit *audit = NULL;
@@ -316,10 +190,10 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		errlen = sizeof(localerr);
 	}
 	err[0] = '\0';
-	if (opts == NULL || opts->profile == NULL || opts->argv == NULL || opts->argv[0] == NULL)
-		return aj_err(err, errlen, -EINVAL, "aj_run: a profile and a command are required");
-	if (opts->timeout_sec < 0)
-		return aj_err(err, errlen, -EINVAL, "aj_run: the timeout must not be negative");
+	/* 0. The caller's options, all of them, before anything starts. */
+	r = aj_run_options_check(opts, err, errlen);
+	if (r < 0)
+		return r;
 
 	/* Signals meant for the agent that arrive while the jail is being set
 	 * up are held, not lost (nor fatal to us): the monitor forwards them
@@ -332,12 +206,11 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	}
 
 	/* 1. Everything decided before anything starts. */
-	r = resolve_identity(opts->profile, &id, err, errlen);
+	r = aj_identity_resolve(opts->profile, &id, err, errlen);
 	if (r < 0)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &started);
-	r = aj_events_new(opts->events_to_fd ? opts->events_fd : -1, opts->on_event,
-			  opts->on_event_arg, &events);
+	r = aj_events_new(opts->events_fd, opts->on_event, opts->on_event_arg, &events);
 	if (r < 0) {
 		aj_err(err, errlen, r, "creating the event stream: %s", strerror(-r));
 		goto out;
@@ -346,7 +219,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	filter = aj_seccomp_prebuilt(&sopts);
 	sopts.notify_violations = true;
 	filter_notify = aj_seccomp_prebuilt(&sopts);
-	r = aj_env_build(opts->profile, environ, AJ_FD_DOOR, &envp);
+	r = build_env(opts, &envp);
 	if (r < 0) {
 		aj_err(err, errlen, r, "building the environment: %s", strerror(-r));
 		goto out;
@@ -365,14 +238,13 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		int audit_end = -1;
 
 		(void)aj_profile_sha256(opts->profile, hex);
-		r = aj_audit_new(opts->audit_to_fd ? opts->audit_fd : -1, events, hex, &audit_end,
-				 &audit);
+		r = aj_audit_new(opts->audit_fd, events, hex, &audit_end, &audit);
 		if (r < 0) {
 			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
 			goto out;
 		}
-		r = start_broker(opts, &id, pair[0], audit_end, &broker_pid, &broker_pidfd, err,
-				 errlen);
+		r = aj_launch_broker(opts->broker_path, opts->profile, &id, pair[0], audit_end,
+				     &broker_pid, &broker_pidfd, err, errlen);
 		close(audit_end);
 		if (r < 0)
 			goto out;
@@ -381,9 +253,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	pair[0] = -1;
 
 	/* 4. The jail. */
-	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)),
-			     opts->events_to_fd ? opts->events_fd : -1,
-			     opts->audit_to_fd ? opts->audit_fd : -1);
+	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)), opts->events_fd,
+			     opts->audit_fd);
 	{
 		struct aj_spawn_plan plan = {
 			.profile = opts->profile,
@@ -394,7 +265,9 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.uid = id.uid,
 			.gid = id.gid,
 			.drop_privileges = id.drop,
-			.cwd = getcwd(cwd, sizeof(cwd)),
+			.cwd = opts->cwd != NULL ? opts->cwd : getcwd(cwd, sizeof(cwd)),
+			.cwd_required = opts->cwd != NULL,
+			.stdio = opts->stdio,
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
 			.readonly_paths = protect.list,
 			.broker_fd = pair[1],
@@ -405,7 +278,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	close(pair[1]);
 	pair[1] = -1;
 	if (r < 0) {
-		kill_broker(broker_pid, broker_pidfd);
+		aj_launch_stop(broker_pid, broker_pidfd);
 		broker_pidfd = -1;
 		goto out;
 	}
@@ -423,10 +296,9 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		r = aj_violations_new(jail.listener_fd, events, opts->profile->kill_on_violation,
 				      kill_jail, &jail.pidfd, &violations);
 		if (r < 0) {
-			siginfo_t info;
-			(void)syscall(SYS_pidfd_send_signal, jail.pidfd, SIGKILL, NULL, 0);
-			(void)waitid(P_PIDFD, jail.pidfd, &info, WEXITED);
-			kill_broker(broker_pid, broker_pidfd);
+			aj_process_kill_and_reap(jail.pid, jail.pidfd, NULL);
+			close(jail.pidfd);
+			aj_launch_stop(broker_pid, broker_pidfd);
 			broker_pidfd = -1;
 			aj_err(err, errlen, r, "watching for violations: %s", strerror(-r));
 			goto out;
@@ -450,20 +322,20 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		.forward_signals = opts->forward_signals,
 		.quiet = opts->quiet,
 	};
-	r = aj_monitor_run(&mplan, status, &agent_signal, err, errlen);
+	r = aj_monitor_run(&mplan, &run_status, &agent_signal, err, errlen);
 	if (r < 0) {
 		/* Fail closed: no jail outlives a supervisor that cannot watch it. */
-		siginfo_t info;
-		(void)syscall(SYS_pidfd_send_signal, jail.pidfd, SIGKILL, NULL, 0);
-		(void)waitid(P_PIDFD, jail.pidfd, &info, WEXITED);
-		(void)syscall(SYS_pidfd_send_signal, broker_pidfd, SIGKILL, NULL, 0);
-		(void)waitid(P_PIDFD, broker_pidfd, &info, WEXITED);
+		aj_process_kill_and_reap(jail.pid, jail.pidfd, NULL);
+		aj_process_kill_and_reap(broker_pid, broker_pidfd, NULL);
 	}
 	close(jail.pidfd);
 	close(broker_pidfd);
 	broker_pidfd = -1;
-	if (r == 0)
-		emit_exit(events, violations, audit, *status, agent_signal, &started, opts->quiet);
+	if (r == 0) {
+		emit_exit(events, violations, audit, run_status, agent_signal, &started,
+			  opts->quiet);
+		*status = run_status;
+	}
 out:
 	if (jail.listener_fd >= 0)
 		close(jail.listener_fd);

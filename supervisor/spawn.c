@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,42 +93,6 @@ clone3_fork_like(uint64_t flags, int *pidfd)
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
-int
-aj_spawn_program(const char *path, char *const argv[], char *const envp[], const int *fds,
-		 size_t n_fds, bool search, pid_t *pid)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
-	int r;
-
-	sigemptyset(&none);
-	sigfillset(&all);
-	if ((r = posix_spawn_file_actions_init(&fa)) != 0)
-		return r;
-	if ((r = posix_spawnattr_init(&attr)) != 0) {
-		posix_spawn_file_actions_destroy(&fa);
-		return r;
-	}
-	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-						    POSIX_SPAWN_SETSIGDEF);
-	if (r == 0)
-		r = posix_spawnattr_setsigmask(&attr, &none);
-	if (r == 0)
-		r = posix_spawnattr_setsigdefault(&attr, &all);
-	/* dup2 onto itself clears close-on-exec, as POSIX requires. */
-	for (size_t i = 0; r == 0 && i < n_fds; i++)
-		r = posix_spawn_file_actions_adddup2(&fa, fds[i], AJ_FD_DOOR + (int)i);
-	if (r == 0)
-		r = posix_spawn_file_actions_addclosefrom_np(&fa, AJ_FD_DOOR + (int)n_fds);
-	if (r == 0)
-		r = search ? posix_spawnp(pid, path, &fa, &attr, argv, envp)
-			   : posix_spawn(pid, path, &fa, &attr, argv, envp);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	return r;
-}
-
 /* The agent, spawned by init.  Resource limits were set on init and are
  * inherited.  An exec failure comes back as the return value, so init can
  * report it on the setup channel. */
@@ -141,8 +104,8 @@ spawn_agent(const struct aj_spawn_plan *plan, pid_t *pid)
 	/* posix_spawnp searches the PATH of environ: make it the agent's.
 	 * Init reads nothing from its environment. */
 	environ = plan->envp;
-	return aj_spawn_program(plan->argv[0], plan->argv, plan->envp, &plan->broker_fd, 1, true,
-				pid);
+	return aj_process_spawn(plan->argv[0], plan->argv, plan->envp, &plan->broker_fd, 1,
+				plan->stdio, true, pid);
 }
 
 /* posix_spawnp reports EACCES when a PATH directory cannot be searched,
@@ -226,19 +189,26 @@ reset_signal_handlers(void)
 			(void)sigaction(sig, &dfl, NULL);
 }
 
-/* Close every fd above 2 except A and B. */
+/* Close every fd above 2 except the N in KEEP (any order; entries below 3
+ * and repeats are ignored). */
 static int
-close_all_but(int a, int b)
+close_all_but(const int *keep, size_t n)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a;
+	unsigned int from = 3;
 
-	if (lo > 3 && syscall(SYS_close_range, 3, lo - 1, 0) < 0)
-		return -errno;
-	if (hi > lo + 1 && syscall(SYS_close_range, lo + 1, hi - 1, 0) < 0)
-		return -errno;
-	if (syscall(SYS_close_range, hi + 1, ~0U, 0) < 0)
-		return -errno;
-	return 0;
+	for (;;) {
+		unsigned int next = ~0U;
+
+		/* The smallest kept fd at or above FROM. */
+		for (size_t i = 0; i < n; i++)
+			if (keep[i] >= (int)from && (unsigned int)keep[i] < next)
+				next = (unsigned int)keep[i];
+		if (next == ~0U)
+			return syscall(SYS_close_range, from, ~0U, 0) < 0 ? -errno : 0;
+		if (next > from && syscall(SYS_close_range, from, next - 1, 0) < 0)
+			return -errno;
+		from = next + 1;
+	}
 }
 
 static void send_listener(int sync_fd, int fd);
@@ -297,9 +267,15 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		child_fail(sync_fd, AJ_STEP_NONE, errno, "PR_SET_DUMPABLE");
 	(void)prctl(PR_SET_NAME, "agentjail-init", 0, 0, 0);
-	/* Init holds only the setup channel and the broker end: whatever else
-	 * the caller had open stays outside. */
-	r = close_all_but(sync_fd, plan->broker_fd);
+	/* Init holds only the setup channel, the broker end and the agent's
+	 * stdio: whatever else the caller had open stays outside. */
+	{
+		int keep[5] = {sync_fd, plan->broker_fd, -1, -1, -1};
+
+		for (size_t i = 0; plan->stdio != NULL && i < 3; i++)
+			keep[2 + i] = plan->stdio[i];
+		r = close_all_but(keep, AJ_ARRAY_SIZE(keep));
+	}
 	if (r < 0)
 		child_fail(sync_fd, AJ_STEP_NONE, -r, "closing inherited file descriptors");
 	/* Handlers and the mask come from the caller (an embedder may have
@@ -328,8 +304,18 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 
 	/* Re-resolve the working directory by path inside the new mount
 	 * namespace: no directory fd from the host survives (runc
-	 * CVE-2024-21626). */
-	if (plan->cwd == NULL || chdir(plan->cwd) < 0) {
+	 * CVE-2024-21626).  One the caller asked for must be entered; the
+	 * caller's own is a convenience, and / does instead. */
+	if (plan->cwd != NULL && plan->cwd_required) {
+		if (chdir(plan->cwd) < 0) {
+			int e = errno;
+			char safe[200];
+
+			aj_log_escape(plan->cwd, safe, sizeof(safe));
+			snprintf(err, sizeof(err), "%s: %s", safe, strerror(e));
+			child_fail(sync_fd, AJ_STEP_CWD, e, err);
+		}
+	} else if (plan->cwd == NULL || chdir(plan->cwd) < 0) {
 		if (!plan->quiet && plan->cwd != NULL) {
 			char safe[512];
 			aj_log_escape(plan->cwd, safe, sizeof(safe));
@@ -365,7 +351,12 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 		struct sync_msg done = {.type = SYNC_EXECUTED};
 		sync_send(sync_fd, &done);
 	}
+	/* Init keeps no copy of the agent's ends: a reader of the agent's
+	 * stdout sees EOF when the agent (and what it started) is done. */
 	close(plan->broker_fd);
+	for (size_t i = 0; plan->stdio != NULL && i < 3; i++)
+		if (plan->stdio[i] > 2)
+			close(plan->stdio[i]);
 	init_loop(agent, &waitset, sync_fd);
 }
 
@@ -426,22 +417,6 @@ report_failure(const struct sync_msg *msg, char *err, size_t errlen)
 	return aj_err(err, errlen, -(msg->err ? msg->err : EIO), "%s failed: %s%s%s%s",
 		      aj_step_name(msg->step), detail, hint ? " (" : "", hint ? hint : "",
 		      hint ? ")" : "");
-}
-
-static void
-kill_and_reap(pid_t pid, int pidfd)
-{
-	siginfo_t info;
-
-	/* Never kill(0) or kill(-1): that would be our own group, or all. */
-	if (pid <= 0)
-		return;
-	if (pidfd >= 0)
-		(void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-	else
-		(void)kill(pid, SIGKILL);
-	while (waitid(P_PID, pid, &info, WEXITED) < 0 && errno == EINTR)
-		;
 }
 
 /* Started by root, the jail is cloned by a short-lived intermediate that
@@ -591,7 +566,7 @@ start_clone(const struct aj_spawn_plan *plan, uint64_t flags, int parent_fd, int
 	*pidfd = (int)syscall(SYS_pidfd_open, *pid, 0);
 	if (*pidfd < 0) {
 		r = -errno;
-		kill_and_reap(*pid, -1);
+		aj_process_kill_and_reap(*pid, -1, NULL);
 		return aj_err(err, errlen, r, "pidfd_open: %s", strerror(-r));
 	}
 	return 0;
@@ -681,7 +656,7 @@ fail:
 	if (jail->listener_fd >= 0)
 		close(jail->listener_fd);
 	jail->listener_fd = -1;
-	kill_and_reap(pid, pidfd);
+	aj_process_kill_and_reap(pid, pidfd, NULL);
 	close(pidfd);
 	return report_failure(&msg, err, errlen);
 }

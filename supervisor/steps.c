@@ -25,6 +25,7 @@ static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_CAPS] = "dropping capabilities",
 	[AJ_STEP_SECCOMP] = "loading the seccomp filter",
 	[AJ_STEP_RLIMIT] = "setting resource limits",
+	[AJ_STEP_CWD] = "entering the working directory",
 	[AJ_STEP_EXEC] = "executing the command",
 };
 
@@ -87,6 +88,14 @@ aj_step_hint(enum aj_step step, int errnum)
 			return "the command was not found in the jail's PATH";
 		if (errnum == EACCES)
 			return "the command is not executable by the jail's user";
+		return NULL;
+	case AJ_STEP_CWD:
+		if (errnum == ENOENT || errnum == ENOTDIR)
+			return "the directory must exist inside the jail, where /tmp, /var/tmp, "
+			       "/run, /dev/shm and $XDG_RUNTIME_DIR are private and empty";
+		if (errnum == EACCES)
+			return "the agent's user cannot enter it (started by root, the agent runs "
+			       "as the profile's `user`)";
 		return NULL;
 	case AJ_STEP_BROKER:
 		return "the agentjail-broker program could not start; check the installation "

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include <agentjail/agentjail.h>
@@ -60,6 +61,7 @@ struct aj_profile {
 	bool kill_on_violation;   /* `on-violation kill|deny`, default deny */
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 	struct aj_policy fetch;   /* `fetch ...`: the broker's part (common/policy.h) */
+	bool from_string;         /* aj_profile_load_string(): PATH is a name, no file */
 };
 
 /* Name and resource of an rlimit kind ("nofile", RLIMIT_NOFILE). */
@@ -74,6 +76,34 @@ int aj_profile_rlimit_resource(enum aj_rlimit_kind kind);
  */
 int aj_profile_parse_string(const char *name, const char *path, const char *text,
 			    struct aj_profile **out, char *err, size_t errlen);
+
+/* ---- supervisor/run-options.c: the options of one run (opaque in public) -- */
+
+struct aj_run_env {
+	char *name;
+	char *value;
+};
+
+struct aj_run_options {
+	const struct aj_profile *profile; /* not owned */
+	char **argv;                      /* owned, NULL-terminated */
+	double timeout_sec;               /* 0: no limit */
+	bool forward_signals;
+	char *broker_path; /* NULL: the installed one */
+	bool quiet;
+	aj_event_fn on_event;
+	void *on_event_arg;
+	int events_fd;          /* -1: none; not owned */
+	int audit_fd;           /* -1: none; not owned */
+	char *cwd;              /* NULL: the caller's, if the jail sees it */
+	struct aj_run_env *env; /* additions, in order; a name appears once */
+	size_t n_env;
+	int stdio[3]; /* -1: the caller's own */
+};
+
+/* Check every option before anything starts.  Returns 0, or -EINVAL,
+ * -EBADF, -ENOENT, -ENOTDIR or -EACCES with ERR naming the option. */
+int aj_run_options_check(const struct aj_run_options *opts, char *err, size_t errlen);
 
 /* ---- supervisor/seccomp.c: the jail's syscall filter ----------------------- */
 
@@ -134,6 +164,9 @@ int aj_seccomp_load_prebuilt_listener(const struct sock_fprog *prog);
  */
 int aj_env_build(const struct aj_profile *profile, char *const *environ_in, int broker_fd,
 		 char ***out);
+/* Set NAME=VALUE in *ENV (built by aj_env_build), replacing a variable of
+ * that name.  Returns 0 or -ENOMEM (*ENV unchanged). */
+int aj_env_set(char ***env, const char *name, const char *value);
 void aj_env_free(char **env);
 
 /* ---- supervisor/steps.c: the setup steps, for one clear failure line ------- */
@@ -157,6 +190,7 @@ enum aj_step {
 	AJ_STEP_CAPS,
 	AJ_STEP_SECCOMP,
 	AJ_STEP_RLIMIT,
+	AJ_STEP_CWD,
 	AJ_STEP_EXEC,
 	AJ_STEP__COUNT
 };
@@ -167,8 +201,9 @@ const char *aj_step_hint(enum aj_step step, int errnum);
 
 /* ---- supervisor/userns.c: uid/gid maps written from the parent ------------- */
 
-/* Deny setgroups in PID's user namespace and map INSIDE_UID/GID to the same
- * host ids (one id each).  Returns 0 or -errno with ERR. */
+/* Deny setgroups in PID's user namespace (where the kernel has the file:
+ * none before 3.19) and map UID and GID to the same host ids, one id each.
+ * Returns 0 or -errno with ERR naming the file. */
 int aj_userns_write_maps(pid_t pid, uid_t uid, gid_t gid, char *err, size_t errlen);
 
 /* ---- supervisor/netns.c: loopback through libnl-route ---------------------- */
@@ -217,20 +252,14 @@ struct aj_spawn_plan {
 	uid_t uid;                               /* the host uid/gid the agent runs as */
 	gid_t gid;
 	bool drop_privileges; /* started by root: become UID/GID before cloning */
-	const char *cwd;
+	const char *cwd;      /* NULL: start in / */
+	bool cwd_required;    /* CWD was asked for: failing to enter it is fatal */
+	const int *stdio;     /* NULL, or 3 fds for the agent's 0, 1, 2 (-1: inherit) */
 	const char *xdg_runtime_dir;
 	const char *const *readonly_paths; /* see struct aj_fs_plan */
 	int broker_fd;                     /* the agent's end of the socketpair */
 	bool quiet;
 };
-
-/* posix_spawn PATH (searched on the PATH of environ when SEARCH) in a new
- * session, with default signal dispositions and an empty signal mask, the
- * N_FDS descriptors FDS placed at AJ_FD_DOOR, AJ_FD_DOOR + 1, ...
- * (inheritable; the contract is common/fds.h) and every other fd above 2
- * closed.  Returns 0 or a positive errno, posix_spawn's convention. */
-int aj_spawn_program(const char *path, char *const argv[], char *const envp[], const int *fds,
-		     size_t n_fds, bool search, pid_t *pid);
 
 struct aj_jail {
 	pid_t pid;       /* jail init, in the supervisor's pid namespace */
@@ -249,6 +278,55 @@ int aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *
 /* After the jail's init has exited: the agent's raw wait status, as init
  * sent it on SYNC_FD.  False when there is none (init was killed). */
 bool aj_spawn_agent_status(int sync_fd, int *wait_status);
+
+/* ---- supervisor/process.c: starting and stopping the supervisor's children - */
+
+/* posix_spawn PATH (searched on the PATH of environ when SEARCH) in a new
+ * session, with default signal dispositions and an empty signal mask, the
+ * N_FDS descriptors FDS placed at AJ_FD_DOOR, AJ_FD_DOOR + 1, ...
+ * (inheritable; the contract is common/fds.h), STDIO (NULL, or three fds,
+ * -1 for "keep this one") placed at 0, 1 and 2, and every other fd above 2
+ * closed.  Returns 0 or a positive errno, posix_spawn's convention. */
+int aj_process_spawn(const char *path, char *const argv[], char *const envp[], const int *fds,
+		     size_t n_fds, const int *stdio, bool search, pid_t *pid);
+
+/* SIGKILL the child PID (through PIDFD when it is >= 0) and wait until it
+ * is reaped; *INFO (may be NULL) is how it ended.  PIDFD is not closed.  A
+ * PID <= 0 with no PIDFD is ignored, never kill(0) or kill(-1). */
+void aj_process_kill_and_reap(pid_t pid, int pidfd, siginfo_t *info);
+
+/* ---- supervisor/identity.c: who the agent and the broker run as ----------- */
+
+/* Started by root: the profile's `user` and `broker-user`, never uid 0.
+ * Otherwise: the caller, for both. */
+struct aj_identity {
+	uid_t uid; /* the agent's host uid and gid */
+	gid_t gid;
+	uid_t broker_uid;
+	gid_t broker_gid;
+	bool drop; /* started by root: become uid/gid before anything runs */
+};
+
+/* Resolve PROFILE's users into *OUT (written only on success).  Returns 0,
+ * -EPERM (set-user-ID, or a user that is root), -ENOENT (no such user) or
+ * -EINVAL (an id out of range), with ERR. */
+int aj_identity_resolve(const struct aj_profile *profile, struct aj_identity *out, char *err,
+			size_t errlen);
+
+/* ---- supervisor/launch.c: the broker's launch ------------------------------ */
+
+/* Start the broker program PATH (NULL: the installed one) as ID's broker
+ * user, with DOOR (its end of the agent's socketpair), the fetch policy of
+ * PROFILE handed over in a sealed memfd, and AUDIT_END (the audit pipe's
+ * write end); neither fd is closed.  Returns 0 with *PID and *PIDFD (owned
+ * by the caller; stop it with aj_launch_stop()), or -errno with ERR naming
+ * the step; nothing is left running. */
+int aj_launch_broker(const char *path, const struct aj_profile *profile,
+		     const struct aj_identity *id, int door, int audit_end, pid_t *pid, int *pidfd,
+		     char *err, size_t errlen);
+
+/* Kill and reap a broker that aj_launch_broker() started, and close PIDFD. */
+void aj_launch_stop(pid_t pid, int pidfd);
 
 /* ---- supervisor/monitor.c: the supervisor's libev loop --------------------- */
 

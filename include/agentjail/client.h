@@ -6,6 +6,11 @@
  * Many fetches:   aj_client_open() once (a private channel to the broker),
  *                 aj_client_request() per fetch, aj_client_close().
  *
+ * Errors follow the convention of <agentjail/agentjail.h>: 0 or a negative
+ * errno, a message into the caller's ERR buffer where there is one, outputs
+ * written only on success.  An answer from the broker, even a refusal
+ * ("denied"), is a success: a result record, not an error of the call.
+ *
  * A client is used by one thread at a time and runs one request at a time.
  * It never trusts the broker further than the protocol allows: a frame that
  * is malformed or out of place ends the channel and is reported as
@@ -43,17 +48,18 @@ struct aj_client;
 /*
  * Open a private channel to the broker on FD (-1: $AGENTJAIL_FD): a fresh
  * socketpair whose other end goes to the broker in CONNECT, then HELLO and
- * WELCOME.  Returns a new client (release it with aj_client_close()), or
- * NULL with *ERR set:
+ * WELCOME.  Returns 0 with *OUT a new client (release it with
+ * aj_client_close()), or:
  *   -EBADF         no broker socket: FD is -1 and $AGENTJAIL_FD is unset or
  *                  not a number, or FD is not an open socket (not inside a
  *                  jail?)
  *   -ECONNREFUSED  the broker is gone or did not answer HELLO properly
  *   -EAGAIN        the broker serves too many channels (rate_limited)
  *   -EPROTO        the broker refused the handshake (another ERROR)
+ *   -EINVAL        OUT is NULL
  *   -ENOMEM, or socketpair()'s -EMFILE/-ENFILE
  */
-struct aj_client *aj_client_open(int fd, int *err);
+int aj_client_open(int fd, struct aj_client **out);
 
 /* Close the channel and free C; NULL is a no-op.  A memfd already handed
  * over in a result stays open. */
@@ -115,30 +121,34 @@ void aj_client_req_init(struct aj_client_req *req);
  * record (CODE "denied", "upstream_error", ...; STATUS kept when the error
  * came after the RESPONSE).  "broker_unavailable" (EOF, a socket error, a
  * malformed or out-of-place frame) also ends the channel: later requests on
- * C fail the same way at once.  Otherwise:
- *   -EINVAL    a bad argument: no URL, a header without "Name:", more than
- *              64 headers, both BODY and AJ_CLIENT_BODY_FD
+ * C fail the same way at once.  Otherwise *RES is untouched, ERR says why,
+ * and the return is:
+ *   -EINVAL    a bad argument: no client, URL or result record, a header
+ *              without "Name:", more than 64 headers, both BODY and
+ *              AJ_CLIENT_BODY_FD, unknown flags
  *   -EMSGSIZE  the method, URL and headers do not fit one metadata frame
  *   -ENOMEM
- *   -errno     reading BODY_FD or writing OUT_FD failed (RES->message says
- *              which); the request is cancelled, C stays usable
+ *   -errno     reading BODY_FD or writing OUT_FD failed (ERR says which);
+ *              the request is cancelled, C stays usable
  *   the ON_RESPONSE callback's negative return (the request is cancelled)
+ * During the request, ON_RESPONSE sees the result so far (not yet *RES).
  */
 int aj_client_request(struct aj_client *c, const struct aj_client_req *req,
-		      struct aj_fetch_result *res);
+		      struct aj_fetch_result *res, char *err, size_t errlen);
 
 /*
  * Fetch URL with METHOD through the broker on FD (-1: $AGENTJAIL_FD) on a
  * channel of its own.  HEADERS is NULL or a NULL-terminated list of "Name:
- * value" strings.  The response body is written to OUT_FD.  Returns 0 with
- * *RES filled (a response, or an error record: code "denied",
- * "upstream_error", ..., "broker_unavailable" when the broker is gone or
- * there is none, "rate_limited" when it serves too many channels); -EINVAL
- * for a bad argument (a header without ':'); -errno when writing the body
- * fails.
+ * value" strings.  The response body is written to OUT_FD (-1: discarded).
+ * Returns 0 with *RES filled (a response, or an error record: code
+ * "denied", "upstream_error", ..., "broker_unavailable" when the broker is
+ * gone or there is none, "rate_limited" when it serves too many channels);
+ * otherwise *RES is untouched, ERR says why, and the return is what
+ * aj_client_request() returns (-EINVAL for a header without ':', -errno
+ * when writing the body fails, ...).
  */
 int aj_client_fetch(int fd, const char *method, const char *url, const char *const *headers,
-		    int out_fd, struct aj_fetch_result *res);
+		    int out_fd, struct aj_fetch_result *res, char *err, size_t errlen);
 
 #ifdef __cplusplus
 }

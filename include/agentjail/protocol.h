@@ -7,6 +7,10 @@
  * The socket is SOCK_SEQPACKET: every message is exactly one frame, a
  * 16-byte little-endian header followed by LENGTH payload bytes.  Metadata
  * payloads are one JSON object (UTF-8); body payloads are raw bytes.
+ *
+ * The functions follow the error convention of <agentjail/agentjail.h>
+ * (agentjail(3)).  Building and parsing JSON payloads is left to the
+ * caller's own JSON library: this header names no third-party type.
  */
 #ifndef AGENTJAIL_PROTOCOL_H
 #define AGENTJAIL_PROTOCOL_H
@@ -27,6 +31,8 @@ extern "C" {
 #define AJ_PROTO_MAX_URL 8192      /* bytes of a request's URL */
 #define AJ_PROTO_MAX_HEADERS 64    /* header fields in a request or response */
 #define AJ_PROTO_MAX_IN_FLIGHT 256 /* requests open at once on one channel */
+#define AJ_PROTO_MAX_HEADER_NAME 256   /* bytes of a header field's name */
+#define AJ_PROTO_MAX_HEADER_VALUE 8192 /* bytes of a header field's value */
 
 enum aj_msg_type {
 	AJ_MSG_HELLO = 1,    /* agent -> broker, id 0: {"version":1,"client":"..."} */
@@ -81,67 +87,6 @@ int aj_proto_decode(const uint8_t *buf, size_t len, struct aj_frame *out, const 
 
 /* The name of a message type ("REQUEST"), or NULL. */
 const char *aj_proto_type_name(unsigned type);
-
-/*
- * A parsed REQUEST payload:
- *   {"method":"GET","url":"https://...","headers":[["Accept","text/html"],...],
- *    "deliver":"stream"}
- * ("headers" and "deliver" ("stream", "memfd" or "pipe") optional).  Unknown members, wrong types, a method that is not
- * 1-15 uppercase letters, a URL that is empty, longer than AJ_PROTO_MAX_URL
- * or holds a control character, space or non-ASCII byte, more than
- * AJ_PROTO_MAX_HEADERS headers, a header name that is not an RFC 9110 token
- * (1-256 chars), a header value longer than 8192 bytes or holding CR, LF or
- * NUL (or any control char but tab), a payload over AJ_PROTO_MAX_JSON,
- * invalid UTF-8 or JSON that is not one object: all -EBADMSG with ERR
- * saying which.  -ENOMEM when out of memory.
- */
-#define AJ_PROTO_MAX_HEADER_NAME 256
-#define AJ_PROTO_MAX_HEADER_VALUE 8192
-
-struct aj_proto_request {
-	char method[16];
-	char *url;           /* owned */
-	char *(*headers)[2]; /* owned array of {name, value} */
-	size_t n_headers;
-	int deliver_memfd; /* "deliver":"memfd": the body as a sealed memfd */
-	int deliver_pipe;  /* "deliver":"pipe": the body through a pipe */
-};
-
-/* Parse PAYLOAD into *OUT (written only on success; release it with
- * aj_proto_request_clear()).  Returns 0, -EBADMSG with ERR, or -ENOMEM. */
-int aj_proto_parse_request(const uint8_t *payload, size_t len, struct aj_proto_request *out,
-			   char *err, size_t errlen);
-
-/* Free what R owns and zero it; safe on a zeroed struct. */
-void aj_proto_request_clear(struct aj_proto_request *r);
-
-/*
- * Build a frame: header + payload into BUF (capacity CAP); returns the frame
- * size or -EMSGSIZE (LEN over AJ_PROTO_MAX_PAYLOAD, or the frame does not
- * fit in CAP; BUF is then untouched).  TYPE, FLAGS and ID are not checked
- * here: the receiver's aj_proto_decode() does that.
- */
-int aj_proto_frame(uint8_t type, uint16_t flags, uint32_t id, const void *payload, size_t len,
-		   uint8_t *buf, size_t cap);
-
-struct json_t;
-
-/*
- * Serialize OBJ compactly and frame it (TYPE, ID, no flags).  Returns the
- * frame size, -EMSGSIZE (the JSON is over AJ_PROTO_MAX_JSON or the frame
- * does not fit in CAP), -EINVAL (OBJ is not an object) or -ENOMEM.  BUF is
- * written only on success.
- */
-int aj_proto_frame_json(uint8_t type, uint32_t id, const struct json_t *obj, uint8_t *buf,
-			size_t cap);
-
-/*
- * Parse a metadata payload into a JSON object (a new reference), enforcing
- * AJ_PROTO_MAX_JSON, UTF-8, no duplicate keys and "one object, nothing after
- * it".  Returns 0 or -EBADMSG with ERR; *OUT is written only on success.
- */
-int aj_proto_parse_json(const uint8_t *payload, size_t len, struct json_t **out, char *err,
-			size_t errlen);
 
 #ifdef __cplusplus
 }

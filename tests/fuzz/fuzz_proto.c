@@ -14,6 +14,8 @@
 
 #include <agentjail/protocol.h>
 
+#include "proto.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void

@@ -1238,17 +1238,16 @@ Test(violations, library_callback_and_fd, .timeout = 60)
 
 	cr_assert_eq(aj_profile_load(prof, &p, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
-	struct aj_run_options opts = {
-		.profile = p,
-		.argv = argv,
-		.broker_path = aj_test_bin("agentjail-broker"),
-		.quiet = true,
-		.on_event = collect,
-		.on_event_arg = &c,
-		.events_to_fd = true,
-		.events_fd = pipefd[1],
-	};
-	cr_assert_eq(aj_run(&opts, &status, err, sizeof(err)), 0, "%s", err);
+	struct aj_run_options *opts = NULL;
+	cr_assert_eq(aj_run_options_new(&opts), 0);
+	cr_assert_eq(aj_run_options_set_profile(opts, p), 0);
+	cr_assert_eq(aj_run_options_set_argv(opts, argv), 0);
+	cr_assert_eq(aj_run_options_set_broker_path(opts, aj_test_bin("agentjail-broker")), 0);
+	cr_assert_eq(aj_run_options_set_quiet(opts, true), 0);
+	cr_assert_eq(aj_run_options_set_event_callback(opts, collect, &c), 0);
+	cr_assert_eq(aj_run_options_set_events_fd(opts, pipefd[1]), 0);
+	cr_assert_eq(aj_run(opts, &status, err, sizeof(err)), 0, "%s", err);
+	aj_run_options_free(opts);
 	cr_assert_eq(status, 1);
 	cr_assert_geq(fcntl(pipefd[1], F_GETFD), 0, "aj_run closed the events fd");
 	close(pipefd[1]);
@@ -1285,15 +1284,15 @@ Test(violations, library_fd_only, .timeout = 60)
 
 	cr_assert_eq(aj_profile_load(prof, &p, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(pipe2(pipefd, O_CLOEXEC), 0);
-	struct aj_run_options opts = {
-		.profile = p,
-		.argv = argv,
-		.broker_path = aj_test_bin("agentjail-broker"),
-		.quiet = true,
-		.events_to_fd = true,
-		.events_fd = pipefd[1],
-	};
-	cr_assert_eq(aj_run(&opts, &status, err, sizeof(err)), 0, "%s", err);
+	struct aj_run_options *opts = NULL;
+	cr_assert_eq(aj_run_options_new(&opts), 0);
+	cr_assert_eq(aj_run_options_set_profile(opts, p), 0);
+	cr_assert_eq(aj_run_options_set_argv(opts, argv), 0);
+	cr_assert_eq(aj_run_options_set_broker_path(opts, aj_test_bin("agentjail-broker")), 0);
+	cr_assert_eq(aj_run_options_set_quiet(opts, true), 0);
+	cr_assert_eq(aj_run_options_set_events_fd(opts, pipefd[1]), 0);
+	cr_assert_eq(aj_run(opts, &status, err, sizeof(err)), 0, "%s", err);
+	aj_run_options_free(opts);
 	cr_assert_eq(status, 1);
 	close(pipefd[1]);
 	text = slurp_fd(pipefd[0]);

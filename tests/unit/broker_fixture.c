@@ -13,6 +13,7 @@
 
 #include "broker_fixture.h"
 #include "fdpass.h"
+#include "proto.h"
 #include "supervisor.h"
 
 struct aj_policy *

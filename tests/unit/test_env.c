@@ -110,3 +110,23 @@ Test(env, empty_input_and_malformed_entries)
 	aj_env_free(NULL);
 	aj_profile_free(p);
 }
+
+Test(env, set_replaces_by_name_or_appends)
+{
+	struct aj_profile *p = profile_from("env keep PATH\nenv set LANG=C\n");
+	char *in[] = {"PATH=/bin", NULL};
+	char **out = NULL;
+
+	cr_assert_eq(aj_env_build(p, in, 3, &out), 0);
+	cr_assert_eq(aj_env_set(&out, "PATH", "/usr/bin"), 0);
+	cr_assert_eq(aj_env_set(&out, "LANG", "C.UTF-8"), 0);
+	cr_assert_eq(aj_env_set(&out, "NEW", "a=b"), 0);
+	cr_assert_str_eq(find(out, "PATH"), "/usr/bin");
+	cr_assert_str_eq(find(out, "LANG"), "C.UTF-8");
+	cr_assert_str_eq(find(out, "NEW"), "a=b");
+	cr_assert_str_eq(find(out, "AGENTJAIL_FD"), "3");
+	/* PATH, LANG, AGENTJAIL_FD, AGENTJAIL, NEW: replaced, not repeated. */
+	cr_assert_eq(count(out), 5);
+	aj_env_free(out);
+	aj_profile_free(p);
+}

@@ -14,6 +14,8 @@
 
 #include <agentjail/protocol.h>
 
+#include "proto.h"
+
 /* A raw 16-byte header with every field under the test's control. */
 static void
 raw_header(uint8_t *b, uint8_t version, uint8_t type, uint16_t flags, uint32_t id, uint32_t length,
