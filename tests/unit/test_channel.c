@@ -193,8 +193,9 @@ Test(channel, the_agent_closing_closes_the_channel)
 static void
 fill(int fd)
 {
-	static uint8_t buf[AJ_PROTO_HEADER_SIZE + 4000];
-	int n = aj_proto_frame(AJ_MSG_BODY, 0, 999, buf + 200, 4000, buf, sizeof(buf));
+	static const uint8_t body[4000];
+	static uint8_t buf[AJ_PROTO_HEADER_SIZE + sizeof(body)];
+	int n = aj_proto_frame(AJ_MSG_BODY, 0, 999, body, sizeof(body), buf, sizeof(buf));
 
 	while (send(fd, buf, (size_t)n, MSG_DONTWAIT) > 0)
 		;
@@ -251,13 +252,14 @@ Test(channel, answers_queue_and_leave_in_order_once_there_is_room)
 Test(channel, an_agent_that_does_not_read_is_not_read)
 {
 	struct aj_channels *set = setup();
-	uint8_t frame[AJ_PROTO_HEADER_SIZE + 4096];
+	static const uint8_t body[4000];
+	uint8_t frame[AJ_PROTO_HEADER_SIZE + sizeof(body)];
 	int fds[2], n;
 
 	fixture_pair(fds);
 	aj_channels_open(set, fds[0], false);
 	fill(fds[0]);
-	n = aj_proto_frame(AJ_MSG_ERROR, 0, 1, frame + 100, 4000, frame, sizeof(frame));
+	n = aj_proto_frame(AJ_MSG_ERROR, 0, 1, body, sizeof(body), frame, sizeof(frame));
 	for (size_t queued = 0; queued <= AJ_CHANNEL_QUEUE_MAX; queued += (size_t)n)
 		aj_channel_send(seen.channel, frame, (size_t)n, -1);
 	fixture_send_json(fds[1], AJ_MSG_HELLO, 0, 0, "{\"version\":1}");
