@@ -4,6 +4,10 @@
  * out in BODY frames, the response streamed in with flow control, or
  * handed over as a sealed memfd.
  *
+ * Each operation is sent by an ask_<operation>() here and answered by the
+ * broker's answer_<operation>() (broker/dispatch.c): one grep finds both
+ * ends of HELLO, CONNECT, REQUEST, BODY, WINDOW and CANCEL.
+ *
  * The broker is trusted no more than it must be: every frame is decoded
  * with its length checked, the JSON members are type-checked, the body
  * may not outrun the credit granted or the length announced, and a memfd
@@ -31,6 +35,7 @@
 #include <unistd.h>
 
 #include "fdpass.h"
+#include "field.h"
 #include "fds.h"
 #include "log.h"
 #include "memfd.h"
@@ -127,17 +132,20 @@ send_json(struct aj_client *c, uint8_t type, uint32_t id, json_t *obj)
 			  (size_t)n - AJ_PROTO_HEADER_SIZE);
 }
 
+/* WINDOW: CREDIT more response bytes of request ID were consumed.  A
+ * failure to send shows on the next read. */
 static void
-send_u32(struct aj_client *c, uint8_t type, uint32_t id, uint32_t v)
+ask_window(struct aj_client *c, uint32_t id, uint32_t credit)
 {
-	uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+	uint8_t le[4] = {(uint8_t)credit, (uint8_t)(credit >> 8), (uint8_t)(credit >> 16),
+			 (uint8_t)(credit >> 24)};
 
-	(void)send_frame(c, type, 0, id, le, sizeof(le));
+	(void)send_frame(c, AJ_MSG_WINDOW, 0, id, le, sizeof(le));
 }
 
 /* Abandon request ID.  A failure to send shows on the next read. */
 static void
-send_cancel(struct aj_client *c, uint32_t id)
+ask_cancel(struct aj_client *c, uint32_t id)
 {
 	if (c->fd >= 0)
 		(void)send_frame(c, AJ_MSG_CANCEL, 0, id, NULL, 0);
@@ -232,35 +240,6 @@ take_error(const struct frame *f, struct aj_fetch_result *res, char *why, size_t
 	return r;
 }
 
-/* An RFC 9110 token, as the protocol requires of header names. */
-static bool
-is_token(const char *s)
-{
-	static const char extra[] = "!#$%&'*+-.^_`|~";
-
-	if (*s == '\0')
-		return false;
-	for (; *s != '\0'; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
-		      (ch >= 'A' && ch <= 'Z') || (ch != '\0' && strchr(extra, ch) != NULL)))
-			return false;
-	}
-	return true;
-}
-
-static bool
-is_header_value(const char *s)
-{
-	if (strlen(s) > AJ_PROTO_MAX_HEADER_VALUE)
-		return false;
-	for (; *s != '\0'; s++)
-		if (*s == '\r' || *s == '\n')
-			return false;
-	return true;
-}
-
 /*
  * A RESPONSE payload: status, headers, length, url into RES and HEADERS
  * (pointing into *OBJ, which the caller releases).  Returns 0 or -EBADMSG
@@ -311,8 +290,9 @@ take_response(const struct frame *f, struct aj_fetch_result *res, json_t **obj,
 		    strlen(json_string_value(name)) != json_string_length(name) ||
 		    strlen(json_string_value(value)) != json_string_length(value) ||
 		    strlen(json_string_value(name)) > AJ_PROTO_MAX_HEADER_NAME ||
-		    !is_token(json_string_value(name)) ||
-		    !is_header_value(json_string_value(value))) {
+		    json_string_length(value) > AJ_PROTO_MAX_HEADER_VALUE ||
+		    !aj_field_is_token(json_string_value(name), json_string_length(name)) ||
+		    !aj_field_is_value(json_string_value(value), json_string_length(value))) {
 			snprintf(why, whylen, "the broker sent an invalid RESPONSE header #%zu",
 				 i + 1);
 			return -EBADMSG;
@@ -431,7 +411,7 @@ copy_memfd(int memfd, int out_fd, uint64_t size, uint8_t *buf, size_t cap)
  * over the shared fd (CONNECT), so no other process of the jail can read
  * this client's answers.  Returns our end, or -errno. */
 static int
-open_channel(int shared)
+ask_connect(int shared)
 {
 	uint8_t frame[AJ_PROTO_HEADER_SIZE];
 	int sv[2];
@@ -457,7 +437,7 @@ open_channel(int shared)
 static int
 env_fd(void)
 {
-	const char *env = getenv("AGENTJAIL_FD");
+	const char *env = getenv(AJ_FD_DOOR_ENV);
 	char *end;
 	long v;
 
@@ -497,7 +477,7 @@ take_welcome(struct aj_client *c, const struct frame *f)
 /* HELLO, then WELCOME or an ERROR.  Returns 0 or a negative errno as
  * aj_client_open() documents. */
 static int
-handshake(struct aj_client *c)
+ask_hello(struct aj_client *c)
 {
 	struct aj_fetch_result res;
 	struct frame f;
@@ -538,7 +518,7 @@ aj_client_open(int fd, struct aj_client **out)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
-	c->fd = open_channel(fd);
+	c->fd = ask_connect(fd);
 	if (c->fd < 0) {
 		/* Not a socket, or nobody at the other end. */
 		r = c->fd;
@@ -547,7 +527,7 @@ aj_client_open(int fd, struct aj_client **out)
 		       : r == -EBADF || r == -ENOTSOCK              ? -EBADF
 								    : -ECONNREFUSED;
 	}
-	r = handshake(c);
+	r = ask_hello(c);
 	if (r < 0) {
 		aj_client_close(c);
 		return r;
@@ -652,7 +632,7 @@ check_early_answer(struct aj_client *c, uint32_t id, struct aj_fetch_result *res
 				 res->code);
 			return 1;
 		}
-		send_cancel(c, id); /* the rest of the body is not wanted */
+		ask_cancel(c, id); /* the rest of the body is not wanted */
 		return 1;
 	}
 	return 0;
@@ -660,7 +640,7 @@ check_early_answer(struct aj_client *c, uint32_t id, struct aj_fetch_result *res
 
 /* Sends a BODY frame; a failure ends the channel.  Returns 0 or 1 (over). */
 static int
-send_body(struct aj_client *c, uint32_t id, const void *p, size_t len, bool last,
+ask_body(struct aj_client *c, uint32_t id, const void *p, size_t len, bool last,
 	  struct aj_fetch_result *res)
 {
 	if (check_early_answer(c, id, res))
@@ -675,7 +655,7 @@ send_body(struct aj_client *c, uint32_t id, const void *p, size_t len, bool last
 /* REQUEST and the body after it.  Returns 0 (the answer is next), 1 (over:
  * RES says why) or -errno. */
 static int
-send_request(struct aj_client *c, uint32_t id, const struct aj_client_req *req, json_t *meta,
+ask_request(struct aj_client *c, uint32_t id, const struct aj_client_req *req, json_t *meta,
 	     struct aj_fetch_result *res)
 {
 	const size_t chunk = c->max_payload;
@@ -711,25 +691,25 @@ send_request(struct aj_client *c, uint32_t id, const struct aj_client_req *req, 
 		for (;;) {
 			bool last = (size_t)n < chunk;
 
-			if (send_body(c, id, c->body, (size_t)n, last, res))
+			if (ask_body(c, id, c->body, (size_t)n, last, res))
 				return 1;
 			if (last)
 				return 0;
 			n = read_full(req->body_fd, c->body, chunk);
 			if (n < 0) {
-				send_cancel(c, id);
+				ask_cancel(c, id);
 				snprintf(res->message, sizeof(res->message),
 					 "reading the request body: %s", strerror((int)-n));
 				return (int)n;
 			}
 			if (n == 0) /* it ended on a full chunk */
-				return send_body(c, id, NULL, 0, true, res);
+				return ask_body(c, id, NULL, 0, true, res);
 		}
 	}
 	for (size_t off = 0; off < req->body_len; off += chunk) {
 		size_t len = req->body_len - off < chunk ? req->body_len - off : chunk;
 
-		if (send_body(c, id, (const uint8_t *)req->body + off, len,
+		if (ask_body(c, id, (const uint8_t *)req->body + off, len,
 			      off + len == req->body_len, res))
 			return 1;
 	}
@@ -854,7 +834,7 @@ take_pipe(struct aj_client *c, int pipe_r, const struct aj_client_req *req,
 		}
 		if (n < 0) {
 			close(pipe_r);
-			send_cancel(c, c->last_id);
+			ask_cancel(c, c->last_id);
 			snprintf(res->message, sizeof(res->message),
 				 "writing the response body: %s", strerror((int)-n));
 			return (int)n;
@@ -952,7 +932,7 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 					    ? req->on_response(res, headers, n_headers, req->arg)
 					    : 0;
 				if (r < 0)
-					send_cancel(c, id);
+					ask_cancel(c, id);
 				else if (r > 0)
 					r = 0;
 			}
@@ -995,7 +975,7 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 		if (req->out_fd >= 0 && f.hdr.length > 0) {
 			r = write_all(req->out_fd, f.payload, f.hdr.length);
 			if (r < 0) {
-				send_cancel(c, id);
+				ask_cancel(c, id);
 				snprintf(res->message, sizeof(res->message),
 					 "writing the response body: %s", strerror(-r));
 				return r;
@@ -1015,7 +995,7 @@ read_answer(struct aj_client *c, uint32_t id, const struct aj_client_req *req,
 		 * broker never waits on a client that keeps up. */
 		ungranted += f.hdr.length;
 		if (ungranted >= (c->window + 1) / 2) {
-			send_u32(c, AJ_MSG_WINDOW, id, (uint32_t)ungranted);
+			ask_window(c, id, (uint32_t)ungranted);
 			credit += ungranted;
 			ungranted = 0;
 		}
@@ -1076,7 +1056,7 @@ client_request(struct aj_client *c, const struct aj_client_req *req, struct aj_f
 	if (++c->last_id == 0)
 		c->last_id = 1;
 	id = c->last_id;
-	r = send_request(c, id, req, meta, res);
+	r = ask_request(c, id, req, meta, res);
 	if (r == -EMSGSIZE)
 		snprintf(res->message, sizeof(res->message),
 			 "the method, URL and headers do not fit one request frame");

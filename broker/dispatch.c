@@ -4,8 +4,8 @@
  * handed to the one handler the permit table names for its type, if the
  * channel's phase permits it (OpenSSH's monitor table: type, phases and
  * handler in one row).  The handlers are named for the operations of the
- * client (agent/client.c): the client's hello() is answered by
- * answer_hello(), its request() by answer_request(), and so on.
+ * client (agent/client.c): its ask_hello() is answered by answer_hello(),
+ * its ask_request() by answer_request(), and so on.
  *
  * A malformed or unpermitted frame ends that channel with one ERROR
  * record and one log line; the other channels go on.
