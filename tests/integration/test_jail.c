@@ -1407,6 +1407,89 @@ Test(profile_cli, missing_profile_name, .init = setup, .fini = teardown, .timeou
 	aj_test_result_free(&r);
 }
 
+/* `agentjail ARGS...` run from DIR, with no profile directory of the user
+ * (XDG_CONFIG_HOME is DIR too). */
+static void
+cli_in(struct aj_result *r, const char *dir, const char *args)
+{
+	char script[8192];
+	const char *argv[] = {"/bin/sh", "-c", script, NULL};
+
+	snprintf(script, sizeof(script), "cd '%s' && XDG_CONFIG_HOME='%s' exec '%s' %s", dir, dir,
+		 AJ, args);
+	aj_test_exec(argv, -1, r);
+}
+
+/* A profile file in the current directory, named without a '/', is a
+ * name: the message says how to name the file. */
+Test(profile_cli, file_name_without_a_slash, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char *file = aj_test_write_file(scratch, "unknown.profile", PROFILE_BODY("agentjail"));
+	struct aj_result r;
+
+	cli_in(&r, scratch, "profile check unknown.profile");
+	cr_assert_eq(r.status, 1, SHOW(r));
+	cr_assert_not_null(strstr(r.err, "profile 'unknown.profile' not found (searched: "),
+			   SHOW(r));
+	cr_assert_not_null(strstr(r.err, "; a path needs a '/': to use the file in this "
+					 "directory, say ./unknown.profile\n"),
+			   SHOW(r));
+	aj_test_result_free(&r);
+	/* And what it says works. */
+	cli_in(&r, scratch, "profile check ./unknown.profile");
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "./unknown.profile: ok\n", SHOW(r));
+	aj_test_result_free(&r);
+	free(file);
+}
+
+/* A build that is not installed does not search its source tree (no
+ * directory an agent could write is searched), but when a shipped profile
+ * is not found it names the file there. */
+Test(profile_cli, uninstalled_build_names_its_profiles, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	char shipped[4096], want[8192];
+	struct aj_result r;
+
+	if (access(AJ_PROFILEDIR, F_OK) == 0 ||
+	    access("/etc/agentjail/profiles/default.profile", F_OK) == 0)
+		cr_skip_test("agentjail is installed here: the shipped profiles are found");
+	snprintf(shipped, sizeof(shipped), "%s/profiles/default.profile", AJ_SRCDIR);
+	snprintf(want, sizeof(want),
+		 "profile 'default' not found (searched: ./profiles, %s/agentjail/profiles, "
+		 "/etc/agentjail/profiles, %s); this agentjail is not installed (there is no "
+		 "%s), so the profiles of its source tree are not searched: give the path, %s\n",
+		 scratch, AJ_PROFILEDIR, AJ_PROFILEDIR, shipped);
+	/* This user may not be able to read the source tree: then the message
+	 * names nothing it cannot open. */
+	if (access(shipped, R_OK) != 0)
+		*strstr(want, "; this agentjail") = '\0';
+
+	cli_in(&r, scratch, "profile check default");
+	cr_assert_eq(r.status, 1, SHOW(r));
+	cr_assert_not_null(strstr(r.err, want), "want: %s\n" SHOWFMT, want, SHOWARGS(r));
+	if (access(shipped, R_OK) != 0)
+		cr_assert_null(strstr(r.err, "not installed"), SHOW(r));
+	aj_test_result_free(&r);
+	cli_in(&r, scratch, "run --profile default -- /bin/true");
+	cr_assert_eq(r.status, 125, SHOW(r));
+	cr_assert_not_null(strstr(r.err, want), "want: %s\n" SHOWFMT, want, SHOWARGS(r));
+	aj_test_result_free(&r);
+	/* Only shipped profiles are named. */
+	cli_in(&r, scratch, "profile check aj-no-such-profile-4711");
+	cr_assert_eq(r.status, 1, SHOW(r));
+	cr_assert_null(strstr(r.err, "not installed"), SHOW(r));
+	aj_test_result_free(&r);
+	if (access(shipped, R_OK) != 0)
+		return;
+	/* The path it names is the profile. */
+	snprintf(want, sizeof(want), "profile check '%s'", shipped);
+	cli_in(&r, scratch, want);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	aj_test_result_free(&r);
+}
+
 Test(profile_cli, good_profile_checks, .init = setup, .fini = teardown, .timeout = 60)
 {
 	const char *check[] = {AJ, "profile", "check", prof, NULL};
