@@ -105,14 +105,31 @@ print_error(const char *msg)
 	fprintf(stderr, "agentjail: %s\n", safe);
 }
 
+/* A build that is not installed has no AJ_PROFILEDIR: its own profiles are
+ * in the source tree, which is not searched (the search path holds no
+ * directory that an agent could write to), so the message says how to name
+ * one there. */
 static int
 load_profile(const char *name, struct aj_profile **out)
 {
-	char err[1024];
+	char err[1024], msg[2048], *shipped = NULL;
 	int r = aj_profile_load(name, out, err, sizeof(err));
 
-	if (r < 0)
+	if (r == 0)
+		return 0;
+	if (r == -ENOENT && strchr(name, '/') == NULL && access(AJ_PROFILEDIR, F_OK) != 0 &&
+	    asprintf(&shipped, "%s/%s.profile", AJ_SRCPROFILEDIR, name) < 0)
+		shipped = NULL;
+	if (shipped != NULL && access(shipped, R_OK) == 0) {
+		snprintf(msg, sizeof(msg),
+			 "%s; this agentjail is not installed (there is no %s), so the profiles "
+			 "of its source tree are not searched: give the path, %s",
+			 err, AJ_PROFILEDIR, shipped);
+		print_error(msg);
+	} else {
 		print_error(err);
+	}
+	free(shipped);
 	return r;
 }
 

@@ -646,7 +646,7 @@ find_profile(struct ctx *ctx, const char *where, const char *name, const char *b
 	     char **path_out, char **text, size_t *len, struct file_id *id)
 {
 	char **dirs = NULL, *path, *list = NULL;
-	size_t n_dirs = 0, i, used = 0, need;
+	size_t n_dirs = 0, i, used = 0, need, suffix_len = strlen(".profile");
 	int r;
 
 	if (strchr(name, '/') != NULL) {
@@ -698,8 +698,20 @@ find_profile(struct ctx *ctx, const char *where, const char *name, const char *b
 	list[0] = '\0';
 	for (i = 0, need = 0; i < n_dirs; i++)
 		need += (size_t)sprintf(list + need, "%s%s", i ? ", " : "", dirs[i]);
-	r = aj_err(ctx->err, ctx->errlen, -ENOENT, "%s%sprofile '%s' not found (searched: %s)",
-		   where ? where : "", where ? ": " : "", name, list);
+	/* "x.profile" was meant as a file (x.profile.profile was looked for):
+	 * say how to name it, since without a '/' it is never a path. */
+	if (strlen(name) > suffix_len && strcmp(name + strlen(name) - suffix_len, ".profile") == 0)
+		r = aj_err(ctx->err, ctx->errlen, -ENOENT,
+			   "%s%sprofile '%s' not found (searched: %s); a path needs a '/': to "
+			   "%s, say ./%s",
+			   where ? where : "", where ? ": " : "", name, list,
+			   base_dir != NULL ? "include the file beside this profile"
+					    : "use the file in this directory",
+			   name);
+	else
+		r = aj_err(ctx->err, ctx->errlen, -ENOENT,
+			   "%s%sprofile '%s' not found (searched: %s)", where ? where : "",
+			   where ? ": " : "", name, list);
 	free(list);
 out:
 	free_strv(dirs, n_dirs);

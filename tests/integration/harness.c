@@ -2,6 +2,8 @@
  * Integration-test harness (see harness.h).
  */
 #define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -95,23 +97,73 @@ aj_test_exec(const char *const *argv, int keep_fd, struct aj_result *res)
 	res->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-void
-aj_test_jail(struct aj_result *res, const char *profile, ...)
+/* `agentjail run`, then the N_FIRST arguments of FIRST, then those of AP
+ * up to its NULL. */
+static void
+run_agentjail(struct aj_result *res, int keep_fd, const char *const *first, int n_first, va_list ap)
 {
 	const char *argv[64];
 	int n = 0;
+
+	argv[n++] = aj_test_bin("agentjail");
+	argv[n++] = "run";
+	for (int i = 0; i < n_first; i++)
+		argv[n++] = first[i];
+	for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 63;)
+		argv[n++] = a;
+	argv[n] = NULL;
+	aj_test_exec(argv, keep_fd, res);
+}
+
+void
+aj_test_run(struct aj_result *res, int keep_fd, ...)
+{
 	va_list ap;
+
+	va_start(ap, keep_fd);
+	run_agentjail(res, keep_fd, NULL, 0, ap);
+	va_end(ap);
+}
+
+void
+aj_test_jail(struct aj_result *res, const char *profile, ...)
+{
+	const char *first[] = {"--profile", profile, "--"};
+	va_list ap;
+
+	va_start(ap, profile);
+	run_agentjail(res, -1, first, 3, ap);
+	va_end(ap);
+}
+
+void
+aj_test_jail_sh(struct aj_result *res, const char *profile, const char *audit, const char *events,
+		const char *script)
+{
+	const char *argv[16];
+	int n = 0;
 
 	argv[n++] = aj_test_bin("agentjail");
 	argv[n++] = "run";
 	argv[n++] = "--profile";
 	argv[n++] = profile;
+	if (audit != NULL) {
+		(void)truncate(audit, 0);
+		argv[n++] = "--audit";
+		argv[n++] = audit;
+	}
+	if (events != NULL) {
+		(void)truncate(events, 0);
+		argv[n++] = "--events";
+		argv[n++] = events;
+	}
 	argv[n++] = "--";
-	va_start(ap, profile);
-	for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 63;)
-		argv[n++] = a;
-	va_end(ap);
+	argv[n++] = "/bin/sh";
+	argv[n++] = "-c";
+	argv[n++] = script;
 	argv[n] = NULL;
+	setenv("AJ", aj_test_bin("agentjail"), 1);
+	setenv("TRY", aj_test_bin("tests/integration/try"), 1);
 	aj_test_exec(argv, -1, res);
 }
 
@@ -163,6 +215,104 @@ aj_test_write_file(const char *dir, const char *name, const char *text)
 	fputs(text, f);
 	fclose(f);
 	return path;
+}
+
+char *
+aj_test_slurp_fd(int fd)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+
+	do {
+		buf = realloc(buf, len + 65536 + 1);
+		cr_assert_not_null(buf);
+		n = read(fd, buf + len, 65536);
+		if (n < 0 && errno == EINTR)
+			continue;
+		cr_assert_geq(n, 0, "read: %s", strerror(errno));
+		len += (size_t)(n > 0 ? n : 0);
+	} while (n != 0);
+	buf[len] = '\0';
+	return buf;
+}
+
+static char *
+slurp_path(const char *path, bool missing_is_empty)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *text;
+
+	if (fd < 0 && errno == ENOENT && missing_is_empty)
+		return strdup("");
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	text = aj_test_slurp_fd(fd);
+	close(fd);
+	return text;
+}
+
+char *
+aj_test_slurp(const char *path)
+{
+	return slurp_path(path, false);
+}
+
+char *
+aj_test_slurp_if_exists(const char *path)
+{
+	return slurp_path(path, true);
+}
+
+int
+aj_test_procs_with_arg(const char *arg, pid_t *pids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(d, "/proc: %s", strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		char path[300], buf[4096];
+		ssize_t len;
+		size_t arg0;
+		int fd;
+
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		/* argv[0] NUL argv[1] NUL ... */
+		arg0 = strlen(buf);
+		if (arg0 + 1 >= (size_t)len || strcmp(buf + arg0 + 1, arg) != 0)
+			continue;
+		if (n < max)
+			pids[n] = atoi(e->d_name);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int
+aj_test_broker_pid(const char *events, int ms)
+{
+	for (int waited = 0;; waited += 50) {
+		char *text = aj_test_slurp_if_exists(events);
+		const char *p = strstr(text, "\"broker\":");
+		int pid = p != NULL ? atoi(p + 9) : 0;
+
+		free(text);
+		if (pid > 0 || waited >= ms)
+			return pid;
+		usleep(50000);
+	}
 }
 
 bool

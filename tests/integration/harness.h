@@ -23,8 +23,20 @@ const char *aj_test_bin(const char *name);
  * fd for the leak test. */
 void aj_test_exec(const char *const *argv, int keep_fd, struct aj_result *res);
 
+/* `agentjail run ARGS...` (NULL-terminated list), KEEP_FD as for
+ * aj_test_exec. */
+void aj_test_run(struct aj_result *res, int keep_fd, ...);
+
 /* `agentjail run --profile PROFILE -- ARGS...` (NULL-terminated list). */
 void aj_test_jail(struct aj_result *res, const char *profile, ...);
+
+/* `agentjail run --profile PROFILE [--audit AUDIT] [--events EVENTS] --
+ * /bin/sh -c SCRIPT`: AUDIT and EVENTS (NULL: not given) are emptied first,
+ * not removed (a test may have made them writable for all).  The script
+ * finds agentjail in $AJ and the try helper in $TRY, where the profile
+ * keeps them. */
+void aj_test_jail_sh(struct aj_result *res, const char *profile, const char *audit,
+		     const char *events, const char *script);
 
 void aj_test_result_free(struct aj_result *res);
 
@@ -36,6 +48,26 @@ void aj_test_rmrf(const char *path);
 
 /* Write TEXT to DIR/NAME; returns the new path (malloc'd). */
 char *aj_test_write_file(const char *dir, const char *name, const char *text);
+
+/* The whole text of the file at PATH, NUL-terminated (malloc'd: the caller
+ * frees it).  A file that cannot be opened or read fails the test. */
+char *aj_test_slurp(const char *path);
+
+/* The same, but "" (malloc'd) for a file that does not exist (yet). */
+char *aj_test_slurp_if_exists(const char *path);
+
+/* What FD gives until end of file, NUL-terminated (malloc'd); a read error
+ * fails the test.  FD stays open. */
+char *aj_test_slurp_fd(int fd);
+
+/* How many host processes (by /proc) have ARG as their first argument
+ * (argv[1]); the pids of the first MAX of them go to PIDS (NULL when MAX is
+ * 0).  A jailed process shows there too, under its host pid. */
+int aj_test_procs_with_arg(const char *arg, pid_t *pids, int max);
+
+/* The broker's pid, from the start event in the file EVENTS (`--events`),
+ * waiting up to MS for it; 0 if none came. */
+int aj_test_broker_pid(const char *events, int ms);
 
 /* Lines of TEXT that are the program's own: in the sanitizer build the
  * ASan runtime adds warnings of its own (about the jail's separate

@@ -40,61 +40,15 @@ teardown(void)
 
 TestSuite(broker, .init = setup, .fini = teardown, .timeout = 60);
 
-/* The broker's pid, from the start event of EVENTS (up to 5 s); 0 if none. */
-static int
-wait_broker_pid(const char *events)
-{
-	for (int i = 0; i < 100; i++) {
-		char line[4096];
-		const char *p = NULL;
-		FILE *f;
-
-		usleep(50000);
-		f = fopen(events, "r");
-		if (f == NULL)
-			continue;
-		if (fgets(line, sizeof(line), f) != NULL)
-			p = strstr(line, "\"broker\":");
-		fclose(f);
-		if (p != NULL)
-			return atoi(p + 9);
-	}
-	return 0;
-}
-
 /* Whether the file at PATH holds WANT. */
 static bool
 file_has(const char *path, const char *want)
 {
-	char buf[8192];
-	FILE *f = fopen(path, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	char *text = aj_test_slurp_if_exists(path);
+	bool has = strstr(text, want) != NULL;
 
-	if (f != NULL)
-		fclose(f);
-	buf[n] = '\0';
-	return strstr(buf, want) != NULL;
-}
-
-static void
-jail_sh(struct aj_result *res, const char *script)
-{
-	const char *argv[] = {aj_test_bin("agentjail"),
-			      "run",
-			      "--profile",
-			      profile,
-			      "--",
-			      "/bin/sh",
-			      "-c",
-			      script,
-			      NULL};
-	char aj[4096];
-
-	/* The jailed script finds agentjail and try through $AJ and $TRY. */
-	snprintf(aj, sizeof(aj), "%s", aj_test_bin("agentjail"));
-	setenv("AJ", aj, 1);
-	setenv("TRY", aj_test_bin("tests/integration/try"), 1);
-	aj_test_exec(argv, -1, res);
+	free(text);
+	return has;
 }
 
 Test(broker, fetch_is_denied_by_default_with_the_rule)
@@ -106,7 +60,7 @@ Test(broker, fetch_is_denied_by_default_with_the_rule)
 	char script[9000];
 	snprintf(script, sizeof(script), "'%s' fetch https://example.org/secret; echo exit=$?",
 		 aj_test_bin("agentjail"));
-	jail_sh(&r, script);
+	aj_test_jail_sh(&r, profile, NULL, NULL, script);
 	cr_assert_eq(r.status, 0, "status %d: %s", r.status, r.err);
 	cr_assert_not_null(strstr(r.out, "exit=3"), "%s", r.out);
 	cr_assert_not_null(strstr(r.err, "agentjail fetch: denied: no fetch rule allows GET "
@@ -126,7 +80,7 @@ Test(broker, malformed_request_is_bad_request)
 		 "'%1$s' fetch 'http://a b/'; echo exit=$?; '%1$s' fetch -X get http://x/; "
 		 "echo exit=$?",
 		 aj_test_bin("agentjail"));
-	jail_sh(&r, script);
+	aj_test_jail_sh(&r, profile, NULL, NULL, script);
 	cr_assert_not_null(strstr(r.out, "exit=8\nexit=8"), "%s", r.out);
 	cr_assert_not_null(strstr(r.err, "bad_request: url holds a control character"), "%s",
 			   r.err);
@@ -144,7 +98,7 @@ Test(broker, concurrent_clients_each_get_their_answer)
 		 "for i in $(seq 20); do ('%s' fetch https://example.org/$i 2>/dev/null; "
 		 "echo exit=$?) & done; wait",
 		 aj_test_bin("agentjail"));
-	jail_sh(&r, script);
+	aj_test_jail_sh(&r, profile, NULL, NULL, script);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	{
 		int n = 0;
@@ -187,7 +141,7 @@ Test(broker, malformed_frames_end_the_channel_not_the_broker)
 			 "'%1$s' broker-send %2$s; '%3$s' fetch https://x.example/; echo exit=$?",
 			 aj_test_bin("tests/integration/try"), cases[i].hex,
 			 aj_test_bin("agentjail"));
-		jail_sh(&r, script);
+		aj_test_jail_sh(&r, profile, NULL, NULL, script);
 		cr_assert_eq(r.status, 0, "case %zu: status %d: %s", i, r.status, r.err);
 		cr_assert_not_null(strstr(r.out, "broker-send reply 8 "), "case %zu: %s", i, r.out);
 		cr_assert_not_null(strstr(r.out, "\"code\":\"bad_request\""), "case %zu: %s", i,
@@ -243,7 +197,7 @@ Test(broker, dead_broker_is_reported_and_nothing_hangs)
 			_exit(r.status);
 		}
 		{
-			int broker = wait_broker_pid(events);
+			int broker = aj_test_broker_pid(events, 5000);
 
 			cr_assert_gt(broker, 0, "no start event with the broker pid");
 			cr_assert_eq(kill(broker, SIGKILL), 0);
@@ -258,15 +212,12 @@ Test(broker, dead_broker_is_reported_and_nothing_hangs)
 		}
 	}
 	{
-		FILE *f = fopen(events, "r");
-		char buf[65536];
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-		buf[n] = '\0';
-		if (f)
-			fclose(f);
+		char *buf = aj_test_slurp(events);
+
 		cr_assert_not_null(strstr(buf, "\"type\":\"broker_exit\","), "%s", buf);
 		cr_assert_not_null(strstr(buf, "\"how\":\"killed\""), "%s", buf);
 		cr_assert_not_null(strstr(buf, "\"expected\":false"), "%s", buf);
+		free(buf);
 	}
 	free(events);
 }
@@ -288,7 +239,7 @@ Test(broker, python_client_in_a_jail)
 			 AJ_SRCDIR);
 	}
 	snprintf(script, sizeof(script), "python3 -B '%s' '%s'", check, pydir);
-	jail_sh(&r, script);
+	aj_test_jail_sh(&r, profile, NULL, NULL, script);
 	cr_assert_eq(r.status, 0, "status %d\n%s\n%s", r.status, r.out, r.err);
 	cr_assert_null(strstr(r.out, "FAIL"), "%s", r.out);
 	cr_assert_not_null(strstr(r.out, "ok code is denied"), "%s", r.out);
@@ -402,29 +353,24 @@ Test(broker, broker_is_confined)
 		aj_test_exec(argv, -1, &r);
 		_exit(r.status);
 	}
-	broker = wait_broker_pid(events);
+	broker = aj_test_broker_pid(events, 5000);
 	cr_assert_gt(broker, 0, "no start event");
 	/* The audit record of the (denied) request: the broker has read it. */
 	for (int i = 0; i < 200 && !file_has(audit, "\"error\":\"denied\""); i++)
 		usleep(50000);
 	cr_assert(file_has(audit, "\"error\":\"denied\""), "the broker did not answer a request");
 	{
-		char path[64], status[8192];
-		FILE *f;
-		size_t n;
+		char path[64], *status;
 
 		snprintf(path, sizeof(path), "/proc/%d/status", broker);
-		f = fopen(path, "r");
-		cr_assert_not_null(f);
-		n = fread(status, 1, sizeof(status) - 1, f);
-		status[n] = '\0';
-		fclose(f);
+		status = aj_test_slurp(path);
 		cr_assert_not_null(strstr(status, "\nSeccomp:\t2\n"), "%s", status);
 		cr_assert_not_null(strstr(status, "\nNoNewPrivs:\t1\n"), "%s", status);
 		cr_assert_not_null(strstr(status, "\nCapEff:\t0000000000000000\n"), "%s", status);
 		cr_assert_not_null(strstr(status, "\nCapPrm:\t0000000000000000\n"), "%s", status);
 		cr_assert_null(strstr(status, "\nUid:\t0\t"), "the broker runs as root: %s",
 			       status);
+		free(status);
 	}
 	fclose(fopen(flag, "w"));
 	cr_assert_eq(waitpid(pid, &st, 0), pid);

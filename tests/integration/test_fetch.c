@@ -63,35 +63,18 @@ write_profile(const char *fmt, ...)
 	return aj_test_write_file(scratch, "fetch.profile", text);
 }
 
-/* Run SCRIPT (sh) in a jail with PROFILE; $AJ is agentjail, $PY the
- * Python client's directory, $DRIVER the protocol driver.  The audit
- * records go to scratch/audit.jsonl, the events to scratch/events.jsonl. */
+/* Run SCRIPT (sh) in a jail with PROFILE (aj_test_jail_sh); $AJ is
+ * agentjail, $URL the test server.  The audit records go to
+ * scratch/audit.jsonl, the events to scratch/events.jsonl. */
 static void
-jail_sh(struct aj_result *res, const char *profile, const char *script)
+in_jail(struct aj_result *res, const char *profile, const char *script)
 {
 	char audit[4096], events[4096];
-	const char *argv[] = {aj_test_bin("agentjail"),
-			      "run",
-			      "--profile",
-			      profile,
-			      "--audit",
-			      audit,
-			      "--events",
-			      events,
-			      "--",
-			      "/bin/sh",
-			      "-c",
-			      script,
-			      NULL};
 
 	snprintf(audit, sizeof(audit), "%s/audit.jsonl", scratch);
 	snprintf(events, sizeof(events), "%s/events.jsonl", scratch);
-	/* Emptied, not removed: a test may have made them writable for all. */
-	(void)truncate(audit, 0);
-	(void)truncate(events, 0);
-	setenv("AJ", aj_test_bin("agentjail"), 1);
 	setenv("URL", http.url, 1);
-	aj_test_exec(argv, -1, res);
+	aj_test_jail_sh(res, profile, audit, events, script);
 }
 
 #define SHOW(r) "status %d\n--- out:\n%s\n--- err:\n%s", (r).status, (r).out, (r).err
@@ -118,7 +101,7 @@ audit_records(const char *name)
 	return all;
 }
 
-static char *slurp(const char *name);
+static const char *scratch_text(const char *name);
 
 static const char *
 str(json_t *obj, const char *key)
@@ -136,7 +119,7 @@ Test(fetch, allowed_get_streams_the_body_and_is_audited)
 	json_t *audit, *rec, *events, *exitev = NULL;
 	size_t i;
 
-	jail_sh(&r, prof, "$AJ fetch \"$URL/page.html\"; echo \"exit=$?\"");
+	in_jail(&r, prof, "$AJ fetch \"$URL/page.html\"; echo \"exit=$?\"");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, "<h1>Hello from the test site</h1>"), SHOW(r));
 	cr_assert_not_null(strstr(r.out, "exit=0"), SHOW(r));
@@ -178,7 +161,7 @@ Test(fetch, head_and_headers_with_i)
 	char *prof = write_profile("fetch allow GET,HEAD http://127.0.0.1:%d/**\n", http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"$AJ fetch -i -X HEAD \"$URL/bytes/1000\"; echo \"exit=$?\"; "
 		"$AJ fetch -i \"$URL/headers-out?Set-Cookie=a%3Db\" ; echo \"exit=$?\"; "
 		"$AJ fetch -i \"$URL/bytes/10?chunked=1&length=99999\" | head -c 200 | "
@@ -203,7 +186,7 @@ Test(fetch, post_bodies_arrive_whole)
 	struct aj_result r;
 
 	/* 300 KiB: several BODY frames. */
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"head -c 307200 /dev/zero | tr '\\0' x > /tmp/body; "
 		"$AJ fetch -d 'a=1&b=2' \"$URL/echo\"; echo; "
 		"$AJ fetch -X PUT --data-binary @/tmp/body \"$URL/echo\"; echo \"exit=$?\"");
@@ -232,7 +215,7 @@ Test(fetch, denials_name_the_rule)
 		 "\"http://127.0.0.2:%d/docs/a\" \"$URL/docs/private/x\"; do "
 		 "$AJ fetch $u; echo \"exit=$?\"; done",
 		 http.port + 1, http.port, http.port);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	/* method, path, port, scheme, host: no rule; then deny over allow. */
 	cr_assert_not_null(strstr(r.out, "exit=3\nexit=3\nexit=3\nexit=3\nexit=3\nexit=3\n"),
 			   SHOW(r));
@@ -261,7 +244,7 @@ Test(fetch, urls_are_fetched_as_normalised)
 		 "$AJ fetch \"$URL//echo/b\"; echo \"exit=$?\"; "
 		 "$AJ fetch \"http://user@127.0.0.1:%d/echo/b\"; echo \"exit=$?\"",
 		 http.port, http.port);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	/* Dot segments resolved, host case and trailing dot normalised: the
 	 * server sees the clean path; encoded dots and slashes and userinfo
 	 * are refused. */
@@ -285,7 +268,7 @@ Test(fetch, a_name_for_loopback_needs_an_explicit_rule)
 
 	snprintf(script, sizeof(script), "$AJ fetch http://localhost:%d/page.html; echo exit=$?",
 		 http.port);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "exit=3"), SHOW(r));
 	cr_assert_not_null(strstr(r.err, "loopback: refused"), SHOW(r));
 	cr_assert_eq(aj_server_log_count(&http, "/page.html"), 0);
@@ -298,7 +281,7 @@ Test(fetch, host_header_cannot_front_another_domain)
 	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"$AJ fetch -H 'Host: evil.example' \"$URL/echo\"; echo \"exit=$?\"; "
 		"$AJ fetch -H \"Host: ${URL#http://}\" -H 'Cookie: s=1' -H 'Authorization: Basic "
 		"x' "
@@ -325,7 +308,7 @@ Test(fetch, smuggling_attempts_are_refused)
 	char *prof = write_profile("fetch allow GET,POST http://127.0.0.1:%d/**\n", http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"for h in 'Transfer-Encoding: chunked' 'Transfer-Encoding: identity' "
 		"'Content-Length: 3' 'Content-Length: +5' 'Content-Length: 5, 5'; do "
 		"$AJ fetch -H \"$h\" -d hello \"$URL/echo\"; echo \"exit=$?\"; done; "
@@ -352,7 +335,7 @@ Test(fetch, query_rules_match_the_query)
 		write_profile("fetch allow GET http://127.0.0.1:%d/echo query q=*\n", http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"$AJ fetch \"$URL/echo?q=cats\" >/dev/null; echo \"exit=$?\"; "
 		"$AJ fetch \"$URL/echo?q=cats&token=x\"; echo \"exit=$?\"; "
 		"$AJ fetch \"$URL/echo\"; echo \"exit=$?\"");
@@ -368,7 +351,7 @@ Test(fetch, credentials_pass_only_where_a_rule_says_so)
 		write_profile("fetch allow GET http://127.0.0.1:%d/echo credentials\n", http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof, "$AJ fetch -H 'Authorization: Bearer t0k' \"$URL/echo\"");
+	in_jail(&r, prof, "$AJ fetch -H 'Authorization: Bearer t0k' \"$URL/echo\"");
 	cr_assert_not_null(strstr(r.out, "\"Authorization\", \"Bearer t0k\""), SHOW(r));
 	aj_test_result_free(&r);
 	free(prof);
@@ -383,7 +366,7 @@ Test(fetch, redirects_are_decided_hop_by_hop)
 				   http.port, http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"$AJ fetch \"$URL/redirect/302?to=/page.html\"; echo \"exit=$?\"; "
 		"$AJ fetch \"$URL/redirect/301?to=$URL/echo\"; echo \"exit=$?\"; "
 		"$AJ fetch \"$URL/redirect/307?to=file:///etc/passwd\"; echo \"exit=$?\"");
@@ -403,7 +386,7 @@ Test(fetch, redirect_loops_end_at_the_limit)
 		write_profile("fetch allow GET http://127.0.0.1:%d/** redirects 3\n", http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"$AJ fetch \"$URL/redirect/302?to=/redirect/302%3Fto%3D/redirect/"
 		"302%253Fto%253D/redirect/302%25253Fto%25253D/page.html\"; "
 		"echo \"exit=$?\"");
@@ -424,7 +407,7 @@ Test(fetch, limits_hold)
 				   http.port, http.port, http.port, http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"$AJ fetch \"$URL/bytes/4096\" >/dev/null; echo \"exit=$?\"; "
 		"$AJ fetch \"$URL/bytes/5000\" >/dev/null; echo \"exit=$?\"; "
 		"$AJ fetch \"$URL/bytes/5000?chunked=1\" >/dev/null; echo \"exit=$?\"; "
@@ -465,7 +448,7 @@ Test(fetch, https_is_verified_against_system_and_profile_cas)
 	prof = write_profile("fetch allow GET https://127.0.0.1:%d/**\nfetch ca %s\n", tls.port,
 			     ca);
 	setenv("TLS", tls.url, 1);
-	jail_sh(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
+	in_jail(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
 	cr_assert_not_null(strstr(r.out, "Hello from the test site"), SHOW(r));
 	cr_assert_not_null(strstr(r.out, "exit=0"), SHOW(r));
 	aj_test_result_free(&r);
@@ -473,14 +456,14 @@ Test(fetch, https_is_verified_against_system_and_profile_cas)
 
 	/* The system store alone, and a CA that signed nothing: refused. */
 	prof = write_profile("fetch allow GET https://127.0.0.1:%d/**\n", tls.port);
-	jail_sh(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
+	in_jail(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
 	cr_assert_not_null(strstr(r.out, "exit=7"), SHOW(r));
 	cr_assert_not_null(strstr(r.err, "certificate"), SHOW(r));
 	aj_test_result_free(&r);
 	free(prof);
 	prof = write_profile("fetch allow GET https://127.0.0.1:%d/**\nfetch ca %s\n", tls.port,
 			     wrong);
-	jail_sh(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
+	in_jail(&r, prof, "$AJ fetch \"$TLS/page.html\"; echo \"exit=$?\"");
 	cr_assert_not_null(strstr(r.out, "exit=7"), SHOW(r));
 	aj_test_result_free(&r);
 	free(prof);
@@ -497,29 +480,23 @@ Test(fetch, sensitive_queries_never_reach_the_audit)
 	struct aj_result r;
 	json_t *audit;
 
-	jail_sh(&r, prof, "$AJ fetch -H 'Authorization: Bearer s3cret' \"$URL/echo?token=s3cret\"");
+	in_jail(&r, prof, "$AJ fetch -H 'Authorization: Bearer s3cret' \"$URL/echo?token=s3cret\"");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	audit = audit_records("audit.jsonl");
 	cr_assert_eq(json_array_size(audit), 1);
 	cr_assert(strstr(str(json_array_get(audit, 0), "url"), "?(redacted)") != NULL);
 	json_decref(audit);
 	{
-		char path[4096], buf[65536] = "";
-		FILE *f;
-		size_t n;
+		char path[4096], *buf;
 
 		snprintf(path, sizeof(path), "%s/audit.jsonl", scratch);
-		f = fopen(path, "r");
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		buf[n] = '\0';
-		fclose(f);
+		buf = aj_test_slurp(path);
 		cr_assert_null(strstr(buf, "s3cret"), "%s", buf);
+		free(buf);
 		snprintf(path, sizeof(path), "%s/events.jsonl", scratch);
-		f = fopen(path, "r");
-		n = fread(buf, 1, sizeof(buf) - 1, f);
-		buf[n] = '\0';
-		fclose(f);
+		buf = aj_test_slurp(path);
 		cr_assert_null(strstr(buf, "s3cret"), "%s", buf);
+		free(buf);
 	}
 	aj_test_result_free(&r);
 	free(prof);
@@ -544,10 +521,10 @@ Test(fetch, the_audit_trail_is_read_only_in_the_jail)
 		 "$AJ fetch \"$URL/page.html\" >/dev/null; "
 		 "echo '{\"decision\":\"forged\"}' >> '%s/audit.jsonl'; echo \"exit=$?\"",
 		 scratch);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "exit=2"), SHOW(r));
 	cr_assert_not_null(strstr(r.err, "Read-only file system"), SHOW(r));
-	cr_assert_null(strstr(slurp("audit.jsonl"), "forged"));
+	cr_assert_null(strstr(scratch_text("audit.jsonl"), "forged"));
 	aj_test_result_free(&r);
 	free(prof);
 }
@@ -592,16 +569,10 @@ Test(fetch, ssrf_addresses_redirects_and_rebinding_in_a_closed_netns)
 					 "case redirect-private-literal exit=3\n"),
 			   SHOW(r));
 	{
-		char errpath[4200], err[65536] = "";
-		FILE *f;
-		size_t n;
+		char errpath[4200], *err;
 
 		snprintf(errpath, sizeof(errpath), "%s/err", lab);
-		f = fopen(errpath, "r");
-		cr_assert_not_null(f);
-		n = fread(err, 1, sizeof(err) - 1, f);
-		err[n] = '\0';
-		fclose(f);
+		err = aj_test_slurp(errpath);
 		cr_assert_not_null(strstr(err, "metadata.test resolves to 169.254.169.254, cloud "
 					       "metadata: refused"),
 				   "%s", err);
@@ -612,6 +583,7 @@ Test(fetch, ssrf_addresses_redirects_and_rebinding_in_a_closed_netns)
 		cr_assert_not_null(strstr(err, "rebind.test resolves to 127.0.0.1, loopback: "
 					       "refused"),
 				   "%s", err);
+		free(err);
 	}
 	/* A rule naming the address lets the check pass; there is no route. */
 	cr_assert_not_null(strstr(r.out, "case named-metadata exit=7\n"), SHOW(r));
@@ -680,23 +652,21 @@ wait_status(pid_t pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-static char *
-slurp(const char *name)
+/* The text of scratch/NAME, "" while it does not exist.  It stays valid
+ * for the next three calls, so that a message may quote what the assertion
+ * read. */
+static const char *
+scratch_text(const char *name)
 {
+	static char *kept[4];
+	static unsigned next;
+	unsigned slot = next++ % 4;
 	char path[4200];
-	static char buf[1 << 16];
-	FILE *f;
-	size_t n;
 
 	snprintf(path, sizeof(path), "%s/%s", scratch, name);
-	buf[0] = '\0';
-	f = fopen(path, "r");
-	if (f == NULL)
-		return buf;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	free(kept[slot]);
+	kept[slot] = aj_test_slurp_if_exists(path);
+	return kept[slot];
 }
 
 /* Wait (up to 60 s) until scratch/NAME holds NEEDLE. */
@@ -704,7 +674,7 @@ static bool
 wait_for(const char *name, const char *needle)
 {
 	for (int i = 0; i < 600; i++) {
-		if (strstr(slurp(name), needle) != NULL)
+		if (strstr(scratch_text(name), needle) != NULL)
 			return true;
 		usleep(100000);
 	}
@@ -714,11 +684,13 @@ wait_for(const char *name, const char *needle)
 static int
 broker_pid(void)
 {
-	const char *p;
+	char events[4200];
+	int pid;
 
-	cr_assert(wait_for("events.jsonl", "\"broker\":"), "no start event");
-	p = strstr(slurp("events.jsonl"), "\"broker\":");
-	return atoi(p + 9);
+	snprintf(events, sizeof(events), "%s/events.jsonl", scratch);
+	pid = aj_test_broker_pid(events, 60000);
+	cr_assert_gt(pid, 0, "no start event");
+	return pid;
 }
 
 /* The broker's peak resident memory so far, in KiB. */
@@ -753,9 +725,10 @@ jail_broker_peak_kb(const char *profile, const char *script)
 	snprintf(full, sizeof(full), "%s; echo done > '%s/done'; sleep 1", script, scratch);
 	pid = jail_bg(profile, full);
 	bp = broker_pid();
-	cr_assert(wait_for("done", "done"), "the jail did not get there: %s", slurp("bg.out"));
+	cr_assert(wait_for("done", "done"), "the jail did not get there: %s",
+		  scratch_text("bg.out"));
 	kb = broker_peak_kb(bp);
-	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	cr_assert_eq(wait_status(pid), 0, "%s", scratch_text("bg.out"));
 	return kb;
 }
 
@@ -791,7 +764,7 @@ Test(fetch, a_256_mib_download_streams_with_flat_broker_memory)
 	snprintf(script, sizeof(script), "$AJ fetch \"$URL/bytes/268435456\" | wc -c > '%s/count'",
 		 scratch);
 	kb = jail_broker_peak_kb(prof, script);
-	cr_assert_eq(atol(slurp("count")), 268435456L, "bytes: %s", slurp("count"));
+	cr_assert_eq(atol(scratch_text("count")), 268435456L, "bytes: %s", scratch_text("count"));
 	assert_broker_flat(kb);
 	free(prof);
 }
@@ -807,8 +780,8 @@ Test(fetch, a_reader_that_stops_pauses_its_transfer)
 		 "python3 -B '%s' stall \"$URL/bytes/1073741824\" 3 > '%s/drv' 2>&1", driver(),
 		 scratch);
 	kb = jail_broker_peak_kb(prof, script);
-	cr_assert_not_null(strstr(slurp("drv"), "ok stalled reader; another channel served"), "%s",
-			   slurp("drv"));
+	cr_assert_not_null(strstr(scratch_text("drv"), "ok stalled reader; another channel served"),
+			   "%s", scratch_text("drv"));
 	assert_broker_flat(kb);
 	free(prof);
 }
@@ -823,7 +796,7 @@ Test(fetch, two_hundred_requests_in_flight_on_one_channel)
 
 	snprintf(script, sizeof(script), "python3 -B '%s' concurrent \"$URL/bytes/20000\" 200",
 		 driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, "ok 200 requests on one channel"), SHOW(r));
 	cr_assert_eq(aj_server_log_count(&http, "GET /bytes/20000"), 200);
@@ -840,7 +813,7 @@ Test(fetch, a_hundred_clients_at_once_all_get_their_answer)
 				   http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"i=0; while [ $i -lt 100 ]; do ($AJ fetch \"$URL/bytes/1000\" >/dev/null; "
 		"echo \"exit=$?\") & i=$((i+1)); done; wait");
 	cr_assert_null(strstr(r.out, "exit=6"), SHOW(r));
@@ -856,7 +829,7 @@ Test(fetch, concurrency_beyond_the_limit_is_rate_limited)
 		write_profile("fetch allow GET http://127.0.0.1:%d/** concurrency 2\n", http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"for i in 1 2 3 4; do ($AJ fetch \"$URL/slow/1500\" >/dev/null; echo \"exit=$?\") "
 		"& "
 		"done; wait");
@@ -875,7 +848,7 @@ Test(fetch, memfd_hand_over_is_sealed)
 
 	snprintf(script, sizeof(script), "python3 -B '%s' memfd \"$URL/bytes/1000000\" 1000000",
 		 driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "ok memfd of 1000000 bytes, sealed"), SHOW(r));
 	aj_test_result_free(&r);
 	free(prof);
@@ -891,7 +864,7 @@ Test(fetch, memfd_hand_over_of_a_chunked_body_announces_its_size)
 
 	snprintf(script, sizeof(script),
 		 "python3 -B '%s' memfd \"$URL/bytes/300000?chunked=1\" 300000", driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "ok memfd of 300000 bytes, sealed"), SHOW(r));
 	aj_test_result_free(&r);
 	free(prof);
@@ -910,16 +883,16 @@ Test(fetch, broker_killed_mid_request_is_reported_and_nothing_hangs)
 		 driver(), scratch);
 	pid = jail_bg(prof, script);
 	bp = broker_pid();
-	cr_assert(wait_for("drv", "waiting"), "%s", slurp("bg.out"));
+	cr_assert(wait_for("drv", "waiting"), "%s", scratch_text("bg.out"));
 	cr_assert_eq(kill(bp, SIGKILL), 0);
-	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
-	cr_assert_not_null(strstr(slurp("drv"), "ended: EOF"), "%s", slurp("drv"));
+	cr_assert_eq(wait_status(pid), 0, "%s", scratch_text("bg.out"));
+	cr_assert_not_null(strstr(scratch_text("drv"), "ended: EOF"), "%s", scratch_text("drv"));
 	/* A later client gets broker_unavailable (6) at once. */
-	cr_assert_not_null(strstr(slurp("bg.out"), "exit=6"), "%s", slurp("bg.out"));
-	cr_assert_not_null(strstr(slurp("bg.out"), "the broker exited (signal 9)"), "%s",
-			   slurp("bg.out"));
-	cr_assert_not_null(strstr(slurp("events.jsonl"), "\"expected\":false"), "%s",
-			   slurp("events.jsonl"));
+	cr_assert_not_null(strstr(scratch_text("bg.out"), "exit=6"), "%s", scratch_text("bg.out"));
+	cr_assert_not_null(strstr(scratch_text("bg.out"), "the broker exited (signal 9)"), "%s",
+			   scratch_text("bg.out"));
+	cr_assert_not_null(strstr(scratch_text("events.jsonl"), "\"expected\":false"), "%s",
+			   scratch_text("events.jsonl"));
 	free(prof);
 }
 
@@ -941,7 +914,7 @@ Test(fetch, the_broker_runs_as_its_own_user)
 		 scratch, scratch, scratch);
 	pid = jail_bg(prof, script);
 	bp = broker_pid();
-	cr_assert(wait_for("done", "done"), "%s", slurp("bg.out"));
+	cr_assert(wait_for("done", "done"), "%s", scratch_text("bg.out"));
 	snprintf(path, sizeof(path), "/proc/%d/status", bp);
 	f = fopen(path, "r");
 	cr_assert_not_null(f);
@@ -949,12 +922,12 @@ Test(fetch, the_broker_runs_as_its_own_user)
 		if (strncmp(line, "Uid:", 4) == 0)
 			uid = (unsigned)atoi(line + 4);
 	fclose(f);
-	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+	cr_assert_eq(wait_status(pid), 0, "%s", scratch_text("bg.out"));
 	cr_assert_eq(uid, want, "broker uid %u", uid);
-	cr_assert_not_null(strstr(slurp("page"), "Hello from the test site"), "%s",
-			   slurp("bg.out"));
+	cr_assert_not_null(strstr(scratch_text("page"), "Hello from the test site"), "%s",
+			   scratch_text("bg.out"));
 	if (geteuid() == 0)
-		cr_assert_neq(atoi(slurp("agent-uid")), 4242);
+		cr_assert_neq(atoi(scratch_text("agent-uid")), 4242);
 	free(prof);
 }
 
@@ -968,7 +941,7 @@ Test(fetch, a_connect_flood_does_not_harm_the_broker)
 
 	snprintf(script, sizeof(script), "python3 -B '%s' connect-flood \"$URL/bytes/10\"",
 		 driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, "ok the broker serves after a CONNECT flood"), SHOW(r));
 	aj_test_result_free(&r);
@@ -988,7 +961,8 @@ Test(fetch, unfinished_bodies_are_bounded)
 	snprintf(script, sizeof(script), "python3 -B '%s' bodies \"$URL/echo\" > '%s/drv' 2>&1",
 		 driver(), scratch);
 	kb = jail_broker_peak_kb(prof, script);
-	cr_assert_not_null(strstr(slurp("drv"), "bodies refused"), "%s", slurp("drv"));
+	cr_assert_not_null(strstr(scratch_text("drv"), "bodies refused"), "%s",
+			   scratch_text("drv"));
 	if (BROKER_MEMORY_MEASURED)
 		cr_assert_lt(kb, 128 * 1024, "broker peak RSS %ld KiB", kb);
 	free(prof);
@@ -1005,8 +979,8 @@ Test(fetch, a_client_that_never_reads_is_not_read)
 	snprintf(script, sizeof(script), "python3 -B '%s' no-read \"$URL/denied\" > '%s/drv' 2>&1",
 		 driver(), scratch);
 	kb = jail_broker_peak_kb(prof, script);
-	cr_assert_not_null(strstr(slurp("drv"), "ok the broker stopped reading"), "%s",
-			   slurp("drv"));
+	cr_assert_not_null(strstr(scratch_text("drv"), "ok the broker stopped reading"), "%s",
+			   scratch_text("drv"));
 	assert_broker_flat(kb);
 	free(prof);
 }
@@ -1030,7 +1004,7 @@ Test(fetch, a_client_that_never_reads_its_pipes_is_not_read)
 		 scratch);
 	pid = jail_bg(prof, script);
 	bp = broker_pid();
-	cr_assert(wait_for("drv", "ok the broker stopped reading"), "%s", slurp("drv"));
+	cr_assert(wait_for("drv", "ok the broker stopped reading"), "%s", scratch_text("drv"));
 	snprintf(fd_dir, sizeof(fd_dir), "/proc/%d/fd", bp);
 	d = opendir(fd_dir);
 	cr_assert_not_null(d, "%s: %s", fd_dir, strerror(errno));
@@ -1041,8 +1015,8 @@ Test(fetch, a_client_that_never_reads_its_pipes_is_not_read)
 	 * a connection and a pipe; about 16 answers with a pipe queued; the
 	 * broker's own under 40.  Without the bound, about 500 here. */
 	cr_assert_lt(fds, 2 * 64 + 17 + 40, "the broker holds %d descriptors; %s", fds,
-		     slurp("drv"));
-	cr_assert_eq(wait_status(pid), 0, "%s", slurp("bg.out"));
+		     scratch_text("drv"));
+	cr_assert_eq(wait_status(pid), 0, "%s", scratch_text("bg.out"));
 	free(prof);
 }
 
@@ -1056,10 +1030,12 @@ Test(fetch, overlapping_rules_keep_every_restriction)
 				   http.port, http.port);
 	struct aj_result r;
 
-	jail_sh(&r, prof, "$AJ fetch \"$URL/bytes/100?token=TOPSECRET\"; echo \"exit=$?\"");
+	in_jail(&r, prof, "$AJ fetch \"$URL/bytes/100?token=TOPSECRET\"; echo \"exit=$?\"");
 	cr_assert_not_null(strstr(r.out, "exit=5"), SHOW(r));
-	cr_assert_null(strstr(slurp("audit.jsonl"), "TOPSECRET"), "%s", slurp("audit.jsonl"));
-	cr_assert_null(strstr(slurp("events.jsonl"), "TOPSECRET"), "%s", slurp("events.jsonl"));
+	cr_assert_null(strstr(scratch_text("audit.jsonl"), "TOPSECRET"), "%s",
+		       scratch_text("audit.jsonl"));
+	cr_assert_null(strstr(scratch_text("events.jsonl"), "TOPSECRET"), "%s",
+		       scratch_text("events.jsonl"));
 	aj_test_result_free(&r);
 	free(prof);
 }
@@ -1076,7 +1052,7 @@ Test(fetch, redirect_targets_bring_their_own_restrictions)
 	size_t i, finals = 0;
 	char want[256];
 
-	jail_sh(&r, prof,
+	in_jail(&r, prof,
 		"$AJ fetch \"$URL/redirect/302?to=/echo%3Ftoken%3DSECRET123\" >/dev/null; "
 		"echo \"exit=$?\"; "
 		"head -c 1000 /dev/zero > /tmp/b; "
@@ -1094,7 +1070,7 @@ Test(fetch, redirect_targets_bring_their_own_restrictions)
 	cr_assert_eq(json_integer_value(json_object_get(json_array_get(audit, 1), "hop")), 1);
 	cr_assert_eq(json_integer_value(json_object_get(json_array_get(audit, 3), "hop")), 1);
 	/* Two requests, each with a record for its redirecting hop. */
-	cr_assert_eq(json_array_size(audit), 4, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(json_array_size(audit), 4, "%s", scratch_text("audit.jsonl"));
 	json_array_foreach(audit, i, rec)
 	{
 		if (json_is_true(json_object_get(rec, "final")))
@@ -1105,8 +1081,8 @@ Test(fetch, redirect_targets_bring_their_own_restrictions)
 	cr_assert_eq(finals, 2);
 	json_decref(audit);
 	cr_assert_not_null(
-		strstr(slurp("events.jsonl"), "\"fetches\":{\"allowed\":2,\"denied\":0}"), "%s",
-		slurp("events.jsonl"));
+		strstr(scratch_text("events.jsonl"), "\"fetches\":{\"allowed\":2,\"denied\":0}"),
+		"%s", scratch_text("events.jsonl"));
 	aj_test_result_free(&r);
 	free(prof);
 }
@@ -1124,7 +1100,7 @@ Test(fetch, refused_uploads_are_answered_once_and_forgotten)
 
 	snprintf(script, sizeof(script),
 		 "python3 -B '%s' refused-uploads \"$URL/echo\" \"$URL/bytes/10\"", driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, "ok 300 refused uploads, each answered once"), SHOW(r));
 	aj_test_result_free(&r);
@@ -1140,7 +1116,7 @@ Test(fetch, the_rate_throttles_only_the_channel_that_overdrew_it)
 	char script[8192];
 
 	snprintf(script, sizeof(script), "python3 -B '%s' throttled \"$URL/denied\"", driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, "ok another channel said HELLO"), SHOW(r));
 	aj_test_result_free(&r);
@@ -1261,18 +1237,18 @@ Test(fetch, a_64_mib_plain_body_is_spliced_byte_exact)
 
 	snprintf(script, sizeof(script),
 		 "$AJ fetch -o '%s/big' \"$URL/bytes/67108864\"; echo \"exit=$?\"", scratch);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, "exit=0\n"), SHOW(r));
 	cr_assert_eq(pattern_length("big"), 64 * MIB, "not the 64 MiB pattern: " SHOW(r));
 	audit = audit_records("audit.jsonl");
 	rec = final_record(audit, http.url, "/bytes/67108864");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
 	cr_assert_eq(num(rec, "status"), 200);
 	cr_assert_str_eq(str(rec, "error"), "(none)");
-	cr_assert_eq(num(rec, "bytes_out"), 64 * MIB, "%s", slurp("audit.jsonl"));
-	cr_assert_geq(num(rec, "spliced"), 63 * MIB, "%s", slurp("audit.jsonl"));
-	cr_assert_leq(num(rec, "spliced"), 64 * MIB, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_out"), 64 * MIB, "%s", scratch_text("audit.jsonl"));
+	cr_assert_geq(num(rec, "spliced"), 63 * MIB, "%s", scratch_text("audit.jsonl"));
+	cr_assert_leq(num(rec, "spliced"), 64 * MIB, "%s", scratch_text("audit.jsonl"));
 	json_decref(audit);
 	aj_test_result_free(&r);
 	free(prof);
@@ -1314,18 +1290,18 @@ Test(fetch, other_bodies_come_through_the_pipe_unspliced)
 					"$AJ fetch -o '%s/%s' \"$%s%s\"; echo \"exit=$?\"; ",
 					scratch, cases[i].file, cases[i].tls ? "TLS" : "URL",
 					cases[i].path);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "exit=0\nexit=0\nexit=0\nexit=0\n"), SHOW(r));
 	audit = audit_records("audit.jsonl");
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		cr_assert_eq(pattern_length(cases[i].file), cases[i].size, "%s:\n%s\n%s",
 			     cases[i].path, r.out, r.err);
 		rec = final_record(audit, cases[i].tls ? tls.url : http.url, cases[i].path);
-		cr_assert_not_null(rec, "%s: %s", cases[i].path, slurp("audit.jsonl"));
+		cr_assert_not_null(rec, "%s: %s", cases[i].path, scratch_text("audit.jsonl"));
 		cr_assert_eq(num(rec, "bytes_out"), cases[i].size, "%s: %s", cases[i].path,
-			     slurp("audit.jsonl"));
+			     scratch_text("audit.jsonl"));
 		cr_assert_null(json_object_get(rec, "spliced"), "%s: %s", cases[i].path,
-			       slurp("audit.jsonl"));
+			       scratch_text("audit.jsonl"));
 	}
 	json_decref(audit);
 	aj_test_result_free(&r);
@@ -1353,7 +1329,7 @@ Test(fetch, spliced_connections_are_not_reused)
 		 "$AJ fetch -o '%s/c' \"$URL/bytes/1000\"; echo \"exit=$?\"; "
 		 "$AJ fetch -o '%s/d' \"$URL/bytes/2000\"; echo \"exit=$?\"",
 		 scratch, scratch, scratch, scratch);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "exit=0\nexit=0\nexit=0\nexit=0\n"), SHOW(r));
 	cr_assert_eq(pattern_length("a"), 64 * MIB);
 	cr_assert_eq(pattern_length("b"), 64 * MIB);
@@ -1362,11 +1338,11 @@ Test(fetch, spliced_connections_are_not_reused)
 	/* Both big ones were spliced (the second too: a spliced request leaves
 	 * nothing behind that spoils the next). */
 	audit = audit_records("audit.jsonl");
-	cr_assert_eq(json_array_size(audit), 4, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(json_array_size(audit), 4, "%s", scratch_text("audit.jsonl"));
 	cr_assert_geq(num(json_array_get(audit, 0), "spliced"), 63 * MIB, "%s",
-		      slurp("audit.jsonl"));
+		      scratch_text("audit.jsonl"));
 	cr_assert_geq(num(json_array_get(audit, 1), "spliced"), 63 * MIB, "%s",
-		      slurp("audit.jsonl"));
+		      scratch_text("audit.jsonl"));
 	json_decref(audit);
 	first = peer_port(&http, "GET /bytes/67108864 ", 0);
 	second = peer_port(&http, "GET /bytes/67108864 ", 1);
@@ -1403,7 +1379,7 @@ Test(fetch, a_body_cut_short_in_the_pipe_is_an_upstream_error)
 		 "python3 -B '%s' pipe \"$URL/partial/8388608/2097153/0\" 8388608 upstream_error; "
 		 "$AJ fetch \"$URL/bytes/1000\" | wc -c",
 		 scratch, scratch, driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "exit=7\nexit=7\n"), SHOW(r));
 	cr_assert_not_null(strstr(r.err, "agentjail fetch: upstream_error: "), SHOW(r));
 	cr_assert_not_null(
@@ -1415,15 +1391,15 @@ Test(fetch, a_body_cut_short_in_the_pipe_is_an_upstream_error)
 	cr_assert_eq(pattern_length("cutc"), 2 * MIB, SHOW(r));
 	audit = audit_records("audit.jsonl");
 	rec = final_record(audit, http.url, "/partial/8388608/2097152/0");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
 	cr_assert_str_eq(str(rec, "error"), "upstream_error");
-	cr_assert_eq(num(rec, "bytes_out"), 2 * MIB, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_out"), 2 * MIB, "%s", scratch_text("audit.jsonl"));
 	/* It was the spliced path that saw the cut. */
-	cr_assert_gt(num(rec, "spliced"), 0, "%s", slurp("audit.jsonl"));
+	cr_assert_gt(num(rec, "spliced"), 0, "%s", scratch_text("audit.jsonl"));
 	rec = final_record(audit, http.url, "/partial/8388608/2097152/0?chunked=1");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
 	cr_assert_str_eq(str(rec, "error"), "upstream_error");
-	cr_assert_null(json_object_get(rec, "spliced"), "%s", slurp("audit.jsonl"));
+	cr_assert_null(json_object_get(rec, "spliced"), "%s", scratch_text("audit.jsonl"));
 	json_decref(audit);
 	aj_test_result_free(&r);
 	free(prof);
@@ -1448,7 +1424,7 @@ Test(fetch, a_body_that_stalls_in_the_pipe_ends_at_the_time_limit)
 		 "python3 -B '%s' pipe \"$URL/partial/8388608/2097153/30\" 8388608 timeout; "
 		 "$AJ fetch \"$URL/bytes/1000\" | wc -c",
 		 scratch, scratch, driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "spliced exit=4 "), SHOW(r));
 	cr_assert_not_null(strstr(r.out, "chunked exit=4 "), SHOW(r));
 	cr_assert_not_null(strstr(r.err, "agentjail fetch: timeout: "), SHOW(r));
@@ -1466,11 +1442,11 @@ Test(fetch, a_body_that_stalls_in_the_pipe_ends_at_the_time_limit)
 	cr_assert_eq(pattern_length("stc"), 2 * MIB, SHOW(r));
 	audit = audit_records("audit.jsonl");
 	rec = final_record(audit, http.url, "/partial/8388608/2097152/30");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
 	cr_assert_str_eq(str(rec, "error"), "timeout");
-	cr_assert_gt(num(rec, "spliced"), 0, "%s", slurp("audit.jsonl"));
+	cr_assert_gt(num(rec, "spliced"), 0, "%s", scratch_text("audit.jsonl"));
 	rec = final_record(audit, http.url, "/partial/8388608/2097152/30?chunked=1");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
 	cr_assert_str_eq(str(rec, "error"), "timeout");
 	json_decref(audit);
 	aj_test_result_free(&r);
@@ -1498,12 +1474,13 @@ Test(fetch, a_pipe_reader_that_stops_keeps_the_broker_flat)
 		 "$AJ fetch \"$URL/bytes/1000\" | wc -c >> '%s/count'",
 		 scratch, scratch);
 	kb = jail_broker_peak_kb(prof, script);
-	cr_assert_str_eq(slurp("count"), "100\n100\n1000\n", "%s", slurp("bg.out"));
+	cr_assert_str_eq(scratch_text("count"), "100\n100\n1000\n", "%s", scratch_text("bg.out"));
 	assert_broker_flat(kb);
 	/* Both big requests ended when their reader went away. */
-	for (ev = slurp("events.jsonl"); (ev = strstr(ev, "\"error\":\"cancelled\"")) != NULL; ev++)
+	for (ev = scratch_text("events.jsonl");
+	     (ev = strstr(ev, "\"error\":\"cancelled\"")) != NULL; ev++)
 		cancelled++;
-	cr_assert_eq(cancelled, 2, "%s", slurp("events.jsonl"));
+	cr_assert_eq(cancelled, 2, "%s", scratch_text("events.jsonl"));
 	free(prof);
 }
 
@@ -1526,7 +1503,7 @@ assert_closing_the_pipe_cancels(const char *const paths[2], long read, int hold,
 		 "d='%s'; for p in '%s' '%s'; do python3 -B \"$d\" pipe-close \"$URL$p\" "
 		 "\"$URL/bytes/5000\" %ld %d; done; $AJ fetch \"$URL/bytes/1000\" | wc -c",
 		 driver(), paths[0], paths[1], read, hold);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	snprintf(want, sizeof(want),
 		 "ok pipe closed after %ld bytes; nothing more came for it; the channel still "
@@ -1538,11 +1515,12 @@ assert_closing_the_pipe_cancels(const char *const paths[2], long read, int hold,
 	for (int i = 0; i < 2; i++) {
 		json_t *rec = final_record(audit, http.url, paths[i]);
 
-		cr_assert_not_null(rec, "%s: %s", paths[i], slurp("audit.jsonl"));
+		cr_assert_not_null(rec, "%s: %s", paths[i], scratch_text("audit.jsonl"));
 		cr_assert_str_eq(str(rec, "error"), "cancelled", "%s: %s", paths[i],
-				 slurp("audit.jsonl"));
-		cr_assert_lt(num(rec, "duration_ms"), max_ms, "%s: not ended by the pipe's close: %s",
-			     paths[i], slurp("audit.jsonl"));
+				 scratch_text("audit.jsonl"));
+		cr_assert_lt(num(rec, "duration_ms"), max_ms,
+			     "%s: not ended by the pipe's close: %s", paths[i],
+			     scratch_text("audit.jsonl"));
 	}
 	json_decref(audit);
 	aj_test_result_free(&r);
@@ -1592,7 +1570,7 @@ Test(fetch, an_unread_pipe_ends_at_the_time_limit)
 		 "d='%s'; for p in '%s' '%s'; do python3 -B \"$d\" pipe-unread \"$URL$p\" "
 		 "\"$URL/bytes/1000\" 8; done",
 		 driver(), paths[0], paths[1]);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, "ok unread pipe ended by the time limit; the next "
 					 "request served\nok unread pipe ended by the time limit; "
@@ -1602,11 +1580,11 @@ Test(fetch, an_unread_pipe_ends_at_the_time_limit)
 	for (int i = 0; i < 2; i++) {
 		json_t *rec = final_record(audit, http.url, paths[i]);
 
-		cr_assert_not_null(rec, "%s: %s", paths[i], slurp("audit.jsonl"));
+		cr_assert_not_null(rec, "%s: %s", paths[i], scratch_text("audit.jsonl"));
 		cr_assert_str_eq(str(rec, "error"), "timeout", "%s: %s", paths[i],
-				 slurp("audit.jsonl"));
+				 scratch_text("audit.jsonl"));
 		cr_assert_lt(num(rec, "duration_ms"), 4000, "%s: %s", paths[i],
-			     slurp("audit.jsonl"));
+			     scratch_text("audit.jsonl"));
 	}
 	json_decref(audit);
 	aj_test_result_free(&r);
@@ -1635,7 +1613,7 @@ Test(fetch, empty_and_refused_bodies_over_the_pipe)
 		 "$AJ fetch -o '%s/large' \"$URL/bytes/8388608\"; echo \"exit=$?\"; "
 		 "python3 -B '%s' pipe-refused \"$URL/bytes/8388609\" too_large",
 		 scratch, scratch, scratch, driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "exit=0\nexit=0\nexit=5\n"
 					 "ok pipe refused with too_large before any answer\n"),
 			   SHOW(r));
@@ -1652,19 +1630,19 @@ Test(fetch, empty_and_refused_bodies_over_the_pipe)
 	}
 	audit = audit_records("audit.jsonl");
 	rec = final_record(audit, http.url, "/bytes/2097152");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
 	cr_assert_str_eq(str(rec, "method"), "HEAD");
 	cr_assert_eq(num(rec, "status"), 200);
-	cr_assert_eq(num(rec, "bytes_out"), 0, "%s", slurp("audit.jsonl"));
-	cr_assert_null(json_object_get(rec, "spliced"), "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_out"), 0, "%s", scratch_text("audit.jsonl"));
+	cr_assert_null(json_object_get(rec, "spliced"), "%s", scratch_text("audit.jsonl"));
 	rec = final_record(audit, http.url, "/status/204");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
 	cr_assert_eq(num(rec, "status"), 204);
-	cr_assert_eq(num(rec, "bytes_out"), 0, "%s", slurp("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_out"), 0, "%s", scratch_text("audit.jsonl"));
 	rec = final_record(audit, http.url, "/bytes/8388608");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
 	cr_assert_str_eq(str(rec, "error"), "too_large");
-	cr_assert_null(json_object_get(rec, "spliced"), "%s", slurp("audit.jsonl"));
+	cr_assert_null(json_object_get(rec, "spliced"), "%s", scratch_text("audit.jsonl"));
 	json_decref(audit);
 	aj_test_result_free(&r);
 	free(prof);
@@ -1697,7 +1675,7 @@ Test(fetch, the_pipe_protocol_holds_for_every_kind_of_body)
 		 "python3 -B \"$d\" pipe \"$URL/bytes/0\" 0; "
 		 "python3 -B \"$d\" pipe \"$TLS/bytes/3145728\" 3145728",
 		 driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_not_null(strstr(r.out, "ok pipe of 67108864 bytes, then BODY END empty\n"
 					 "ok pipe of 3145728 bytes, then BODY END empty\n"
@@ -1725,8 +1703,8 @@ Test(fetch, a_256_mib_download_by_frames_streams_with_flat_broker_memory)
 		 "python3 -B '%s' frames \"$URL/bytes/268435456\" 268435456 > '%s/drv' 2>&1",
 		 driver(), scratch);
 	kb = jail_broker_peak_kb(prof, script);
-	cr_assert_not_null(strstr(slurp("drv"), "ok 268435456 bytes in BODY frames"), "%s",
-			   slurp("drv"));
+	cr_assert_not_null(strstr(scratch_text("drv"), "ok 268435456 bytes in BODY frames"), "%s",
+			   scratch_text("drv"));
 	assert_broker_flat(kb);
 	free(prof);
 }
@@ -1749,22 +1727,22 @@ Test(fetch, bodies_after_a_redirect_or_an_upload_are_spliced_byte_exact)
 		 "$AJ fetch --data-binary @/tmp/up -o '%s/post' \"$URL/bytes/33554433\"; "
 		 "echo \"exit=$?\"",
 		 scratch, scratch);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_not_null(strstr(r.out, "exit=0\nexit=0\n"), SHOW(r));
 	cr_assert_eq(pattern_length("redir"), 32 * MIB, SHOW(r));
 	cr_assert_eq(pattern_length("post"), 32 * MIB + 1, SHOW(r));
 	cr_assert_eq(aj_server_log_count(&http, "POST /bytes/33554433"), 1);
 	audit = audit_records("audit.jsonl");
 	rec = final_record(audit, http.url, "/bytes/33554432");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
-	cr_assert_eq(num(rec, "hop"), 1, "%s", slurp("audit.jsonl"));
-	cr_assert_eq(num(rec, "bytes_out"), 32 * MIB, "%s", slurp("audit.jsonl"));
-	cr_assert_geq(num(rec, "spliced"), 31 * MIB, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
+	cr_assert_eq(num(rec, "hop"), 1, "%s", scratch_text("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_out"), 32 * MIB, "%s", scratch_text("audit.jsonl"));
+	cr_assert_geq(num(rec, "spliced"), 31 * MIB, "%s", scratch_text("audit.jsonl"));
 	rec = final_record(audit, http.url, "/bytes/33554433");
-	cr_assert_not_null(rec, "%s", slurp("audit.jsonl"));
-	cr_assert_eq(num(rec, "bytes_in"), 300000, "%s", slurp("audit.jsonl"));
-	cr_assert_eq(num(rec, "bytes_out"), 32 * MIB + 1, "%s", slurp("audit.jsonl"));
-	cr_assert_geq(num(rec, "spliced"), 31 * MIB, "%s", slurp("audit.jsonl"));
+	cr_assert_not_null(rec, "%s", scratch_text("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_in"), 300000, "%s", scratch_text("audit.jsonl"));
+	cr_assert_eq(num(rec, "bytes_out"), 32 * MIB + 1, "%s", scratch_text("audit.jsonl"));
+	cr_assert_geq(num(rec, "spliced"), 31 * MIB, "%s", scratch_text("audit.jsonl"));
 	json_decref(audit);
 	aj_test_result_free(&r);
 	free(prof);
@@ -1788,7 +1766,7 @@ Test(fetch, parallel_spliced_downloads_on_reused_connections)
 		 "$AJ fetch -o big$i$j \"$URL/bytes/$((8388608 + 10 * i + j))\"; echo \"exit=$?\"; "
 		 "done) & done; wait",
 		 scratch);
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_eq(strlen(r.out), 32 * strlen("exit=0\n"), SHOW(r));
 	cr_assert_null(strstr(r.out, "exit=1"), SHOW(r));
@@ -1806,7 +1784,7 @@ Test(fetch, parallel_spliced_downloads_on_reused_connections)
 			cr_assert_eq(pattern_length(name), 8 * MIB + 10 * i + j, "%s", name);
 			snprintf(path, sizeof(path), "/bytes/%ld", 8 * MIB + 10 * i + j);
 			rec = final_record(audit, http.url, path);
-			cr_assert_not_null(rec, "%s: %s", path, slurp("audit.jsonl"));
+			cr_assert_not_null(rec, "%s: %s", path, scratch_text("audit.jsonl"));
 			cr_assert_geq(num(rec, "spliced"), 7 * MIB, "%s not spliced: %s", path,
 				      json_dumps(rec, JSON_COMPACT));
 		}
@@ -1833,7 +1811,7 @@ Test(fetch, cancel_ends_a_piped_request)
 		 "python3 -B \"$d\" pipe-cancel \"$URL/bytes/1073741824?chunked=1\" "
 		 "\"$URL/bytes/5000\"",
 		 driver());
-	jail_sh(&r, prof, script);
+	in_jail(&r, prof, script);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_str_eq(r.out,
 			 "ok pipe cancelled; EOF; the channel still serves\n"
@@ -1844,11 +1822,12 @@ Test(fetch, cancel_ends_a_piped_request)
 		const char *path = i == 0 ? "/bytes/1073741824" : "/bytes/1073741824?chunked=1";
 
 		rec = final_record(audit, http.url, path);
-		cr_assert_not_null(rec, "%s: %s", path, slurp("audit.jsonl"));
+		cr_assert_not_null(rec, "%s: %s", path, scratch_text("audit.jsonl"));
 		cr_assert_str_eq(str(rec, "error"), "cancelled", "%s: %s", path,
-				 slurp("audit.jsonl"));
+				 scratch_text("audit.jsonl"));
 		/* By the CANCEL, not by the channel's end (a second later). */
-		cr_assert_lt(num(rec, "duration_ms"), 1000, "%s: %s", path, slurp("audit.jsonl"));
+		cr_assert_lt(num(rec, "duration_ms"), 1000, "%s: %s", path,
+			     scratch_text("audit.jsonl"));
 	}
 	json_decref(audit);
 	aj_test_result_free(&r);

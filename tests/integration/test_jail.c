@@ -387,23 +387,6 @@ wait_file(const char *path, pid_t pid)
 	}
 }
 
-static char *
-slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0;
-
-	if (f == NULL)
-		return strdup("");
-	if (getdelim(&buf, &len, '\0', f) < 0) {
-		free(buf);
-		buf = strdup("");
-	}
-	fclose(f);
-	return buf;
-}
-
 /* ---- suite jail: network namespace ------------------------------------------ */
 
 Test(jail, only_loopback_exists_and_is_up, .init = setup, .fini = teardown, .timeout = 60)
@@ -752,7 +735,7 @@ expect_forwarded(int sig, int want)
 	cr_assert(wait_exit(pid, 5000, &st), "agentjail still running 5 s after signal %d", sig);
 	cr_assert_lt(now() - t0, 5.0);
 	{
-		char *text = slurp(log);
+		char *text = aj_test_slurp_if_exists(log);
 		cr_assert(WIFEXITED(st),
 			  "agentjail itself died of signal %d (not forwarded); log: %s",
 			  WIFSIGNALED(st) ? WTERMSIG(st) : -1, text);
@@ -834,51 +817,26 @@ Test(jail, bad_timeout_is_usage_error, .init = setup_writable, .fini = teardown,
 
 /* ---- suite jail: the supervisor's death takes the jail with it ---------------- */
 
-static const char marker_cmdline[] = "sleep\0"
-				     "3171.5"; /* with its final NUL */
-
-static int
-find_marker(pid_t *pids, int max)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	int n = 0;
-
-	cr_assert_not_null(d);
-	while ((e = readdir(d)) != NULL) {
-		char path[300], buf[64];
-		ssize_t len;
-		int fd;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		len = read(fd, buf, sizeof(buf));
-		close(fd);
-		if (len == (ssize_t)sizeof(marker_cmdline) &&
-		    memcmp(buf, marker_cmdline, sizeof(marker_cmdline)) == 0 && n < max)
-			pids[n++] = atoi(e->d_name);
-	}
-	closedir(d);
-	return n;
-}
+/* The jailed command is `sleep 3171.5`: host-wide, by /proc, the processes
+ * with that argument (argv[1]) are the jail's. */
+#define MARKER "3171.5"
+#define MARKERS_MAX 16
 
 Test(jail, sigkill_of_supervisor_leaves_nothing, .init = setup, .fini = teardown, .timeout = 60)
 {
-	const char *cmd[] = {"sleep", "3171.5", NULL};
+	const char *cmd[] = {"sleep", MARKER, NULL};
 	char *log = path_in(scratch, "bg.log");
-	pid_t pids[16], aj;
+	pid_t pids[MARKERS_MAX], aj;
 	double end;
 	int n, st;
 
-	cr_assert_eq(find_marker(pids, 16), 0, "a 'sleep 3171.5' is already running");
+	cr_assert_eq(aj_test_procs_with_arg(MARKER, pids, MARKERS_MAX), 0,
+		     "a 'sleep " MARKER "' is already running");
 	aj = spawn_jail_bg(log, cmd);
-	for (end = now() + 5; (n = find_marker(pids, 16)) == 0; sleep_ms(10)) {
+	for (end = now() + 5; (n = aj_test_procs_with_arg(MARKER, pids, MARKERS_MAX)) == 0;
+	     sleep_ms(10)) {
 		if (now() > end || waitpid(aj, &st, WNOHANG) != 0) {
-			char *text = slurp(log);
+			char *text = aj_test_slurp_if_exists(log);
 			kill(aj, SIGKILL);
 			waitpid(aj, &st, 0);
 			cr_assert_fail("the jailed sleep never appeared; log: %s", text);
@@ -887,9 +845,10 @@ Test(jail, sigkill_of_supervisor_leaves_nothing, .init = setup, .fini = teardown
 	cr_assert_eq(n, 1, "%d marker processes", n);
 	cr_assert_eq(kill(aj, SIGKILL), 0);
 	cr_assert_eq(waitpid(aj, &st, 0), aj);
-	for (end = now() + 5; (n = find_marker(pids, 16)) > 0 && now() < end;)
+	for (end = now() + 5;
+	     (n = aj_test_procs_with_arg(MARKER, pids, MARKERS_MAX)) > 0 && now() < end;)
 		sleep_ms(20);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n && i < MARKERS_MAX; i++)
 		kill(pids[i], SIGKILL);
 	cr_assert_eq(n, 0, "the jailed sleep (pid %d) outlived the supervisor by 5 s",
 		     n ? (int)pids[0] : 0);
@@ -1148,7 +1107,7 @@ Test(escape, abstract_socket_in_host_netns_unreachable, .init = setup, .fini = t
 
 Test(escape, core_pattern_not_writable, .init = setup, .fini = teardown, .timeout = 60)
 {
-	char *before = slurp("/proc/sys/kernel/core_pattern"), *after;
+	char *before = aj_test_slurp("/proc/sys/kernel/core_pattern"), *after;
 	struct aj_result r;
 
 	JAIL_TRY(&r, prof, "open-core-pattern-write");
@@ -1157,7 +1116,7 @@ Test(escape, core_pattern_not_writable, .init = setup, .fini = teardown, .timeou
 			  aj_test_has_line(r.out, "open-core-pattern-write EACCES"),
 		  SHOW(r));
 	aj_test_result_free(&r);
-	after = slurp("/proc/sys/kernel/core_pattern");
+	after = aj_test_slurp("/proc/sys/kernel/core_pattern");
 	cr_assert_str_eq(after, before, "core_pattern changed");
 	free(before);
 	free(after);
@@ -1445,6 +1404,89 @@ Test(profile_cli, missing_profile_name, .init = setup, .fini = teardown, .timeou
 	aj_test_jail(&r, "aj-no-such-profile-4711", "/bin/true", NULL);
 	cr_assert_eq(r.status, 125, SHOW(r));
 	cr_assert_not_null(strstr(r.err, want), SHOW(r));
+	aj_test_result_free(&r);
+}
+
+/* `agentjail ARGS...` run from DIR, with no profile directory of the user
+ * (XDG_CONFIG_HOME is DIR too). */
+static void
+cli_in(struct aj_result *r, const char *dir, const char *args)
+{
+	char script[8192];
+	const char *argv[] = {"/bin/sh", "-c", script, NULL};
+
+	snprintf(script, sizeof(script), "cd '%s' && XDG_CONFIG_HOME='%s' exec '%s' %s", dir, dir,
+		 AJ, args);
+	aj_test_exec(argv, -1, r);
+}
+
+/* A profile file in the current directory, named without a '/', is a
+ * name: the message says how to name the file. */
+Test(profile_cli, file_name_without_a_slash, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char *file = aj_test_write_file(scratch, "unknown.profile", PROFILE_BODY("agentjail"));
+	struct aj_result r;
+
+	cli_in(&r, scratch, "profile check unknown.profile");
+	cr_assert_eq(r.status, 1, SHOW(r));
+	cr_assert_not_null(strstr(r.err, "profile 'unknown.profile' not found (searched: "),
+			   SHOW(r));
+	cr_assert_not_null(strstr(r.err, "; a path needs a '/': to use the file in this "
+					 "directory, say ./unknown.profile\n"),
+			   SHOW(r));
+	aj_test_result_free(&r);
+	/* And what it says works. */
+	cli_in(&r, scratch, "profile check ./unknown.profile");
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "./unknown.profile: ok\n", SHOW(r));
+	aj_test_result_free(&r);
+	free(file);
+}
+
+/* A build that is not installed does not search its source tree (no
+ * directory an agent could write is searched), but when a shipped profile
+ * is not found it names the file there. */
+Test(profile_cli, uninstalled_build_names_its_profiles, .init = setup, .fini = teardown,
+     .timeout = 60)
+{
+	char shipped[4096], want[8192];
+	struct aj_result r;
+
+	if (access(AJ_PROFILEDIR, F_OK) == 0 ||
+	    access("/etc/agentjail/profiles/default.profile", F_OK) == 0)
+		cr_skip_test("agentjail is installed here: the shipped profiles are found");
+	snprintf(shipped, sizeof(shipped), "%s/profiles/default.profile", AJ_SRCDIR);
+	snprintf(want, sizeof(want),
+		 "profile 'default' not found (searched: ./profiles, %s/agentjail/profiles, "
+		 "/etc/agentjail/profiles, %s); this agentjail is not installed (there is no "
+		 "%s), so the profiles of its source tree are not searched: give the path, %s\n",
+		 scratch, AJ_PROFILEDIR, AJ_PROFILEDIR, shipped);
+	/* This user may not be able to read the source tree: then the message
+	 * names nothing it cannot open. */
+	if (access(shipped, R_OK) != 0)
+		*strstr(want, "; this agentjail") = '\0';
+
+	cli_in(&r, scratch, "profile check default");
+	cr_assert_eq(r.status, 1, SHOW(r));
+	cr_assert_not_null(strstr(r.err, want), "want: %s\n" SHOWFMT, want, SHOWARGS(r));
+	if (access(shipped, R_OK) != 0)
+		cr_assert_null(strstr(r.err, "not installed"), SHOW(r));
+	aj_test_result_free(&r);
+	cli_in(&r, scratch, "run --profile default -- /bin/true");
+	cr_assert_eq(r.status, 125, SHOW(r));
+	cr_assert_not_null(strstr(r.err, want), "want: %s\n" SHOWFMT, want, SHOWARGS(r));
+	aj_test_result_free(&r);
+	/* Only shipped profiles are named. */
+	cli_in(&r, scratch, "profile check aj-no-such-profile-4711");
+	cr_assert_eq(r.status, 1, SHOW(r));
+	cr_assert_null(strstr(r.err, "not installed"), SHOW(r));
+	aj_test_result_free(&r);
+	if (access(shipped, R_OK) != 0)
+		return;
+	/* The path it names is the profile. */
+	snprintf(want, sizeof(want), "profile check '%s'", shipped);
+	cli_in(&r, scratch, want);
+	cr_assert_eq(r.status, 0, SHOW(r));
 	aj_test_result_free(&r);
 }
 

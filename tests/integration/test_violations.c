@@ -92,56 +92,6 @@ TestSuite(violations, .init = setup, .fini = teardown, .timeout = 60);
 
 /* ---- helpers --------------------------------------------------------------- */
 
-/* `agentjail run ARGS...` (NULL-terminated), KEEP_FD left open for it. */
-static void
-run_aj(struct aj_result *r, int keep_fd, ...)
-{
-	const char *argv[64];
-	int n = 0;
-	va_list ap;
-
-	argv[n++] = AJ;
-	argv[n++] = "run";
-	va_start(ap, keep_fd);
-	for (const char *a; (a = va_arg(ap, const char *)) != NULL && n < 63;)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	aj_test_exec(argv, keep_fd, r);
-}
-
-static char *
-slurp_fd(int fd)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	ssize_t n;
-
-	do {
-		buf = realloc(buf, len + 65536 + 1);
-		cr_assert_not_null(buf);
-		n = read(fd, buf + len, 65536);
-		if (n < 0 && errno == EINTR)
-			continue;
-		cr_assert_geq(n, 0, "read: %s", strerror(errno));
-		len += (size_t)(n > 0 ? n : 0);
-	} while (n != 0);
-	buf[len] = '\0';
-	return buf;
-}
-
-static char *
-slurp(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *text;
-
-	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
-	text = slurp_fd(fd);
-	close(fd);
-	return text;
-}
-
 static char *
 path_in(const char *dir, const char *name)
 {
@@ -484,7 +434,7 @@ ParameterizedTest(size_t *idx, violations, each_attempt_is_one_event, .timeout =
 	char want[256], sha[65], err[512], exe[PATH_MAX], *text;
 	const char *version;
 
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", TRY, a->verb, NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", TRY, a->verb, NULL);
 	/* The agent saw EPERM, and only that. */
 	snprintf(want, sizeof(want), "%s EPERM\n", a->verb);
 	cr_assert_str_eq(r.out, want, "try %s: " SHOWFMT, a->verb, SHOWARGS(r));
@@ -492,7 +442,7 @@ ParameterizedTest(size_t *idx, violations, each_attempt_is_one_event, .timeout =
 	snprintf(want, sizeof(want), "agentjail: 1 violation blocked (%s x1)", a->summary);
 	cr_assert(aj_test_has_line(r.err, want), "want the line '%s': " SHOWFMT, want, SHOWARGS(r));
 
-	text = slurp(events);
+	text = aj_test_slurp(events);
 	stream_parse(&s, text, false);
 
 	/* start: who and under which policy. */
@@ -571,8 +521,8 @@ Test(violations, several_kinds_are_counted_per_kind, .timeout = 60)
 	char *text;
 	size_t n = 0;
 
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", "/bin/sh", "-c",
-	       "\"$0\" socket-inet; \"$0\" io_uring_setup; \"$0\" socket-inet", TRY, NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", "/bin/sh", "-c",
+		    "\"$0\" socket-inet; \"$0\" io_uring_setup; \"$0\" socket-inet", TRY, NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "socket-inet EPERM\nio_uring_setup EPERM\nsocket-inet EPERM\n",
 			 SHOWFMT, SHOWARGS(r));
@@ -580,7 +530,7 @@ Test(violations, several_kinds_are_counted_per_kind, .timeout = 60)
 					  "io_uring_setup x1)"),
 		  SHOWFMT, SHOWARGS(r));
 
-	text = slurp(events);
+	text = aj_test_slurp(events);
 	stream_parse(&s, text, false);
 	cr_assert_eq(count_type(&s, "violation"), 3, "%s", text);
 	ex = exit_event(&s);
@@ -622,13 +572,13 @@ Test(violations, unix_sockets_are_not_violations, .timeout = 60)
 		char *text;
 
 		unlink(events);
-		run_aj(&r, -1, "--profile", cases[i].allow_unix ? prof_unix : prof, "--events",
-		       events, "--", TRY, cases[i].verb, NULL);
+		aj_test_run(&r, -1, "--profile", cases[i].allow_unix ? prof_unix : prof, "--events",
+			    events, "--", TRY, cases[i].verb, NULL);
 		cr_assert_str_eq(r.out, cases[i].line, "%s: " SHOWFMT, cases[i].verb, SHOWARGS(r));
 		cr_assert_eq(r.status, cases[i].status, "%s: " SHOWFMT, cases[i].verb, SHOWARGS(r));
 		cr_assert(!has_substr(r.err, "violation"), "%s: " SHOWFMT, cases[i].verb,
 			  SHOWARGS(r));
-		text = slurp(events);
+		text = aj_test_slurp(events);
 		stream_parse(&s, text, false);
 		cr_assert_eq(count_type(&s, "violation"), 0, "%s:\n%s", cases[i].verb, text);
 		cr_assert_eq(count_type(&s, "violation_repeated"), 0, "%s:\n%s", cases[i].verb,
@@ -645,45 +595,13 @@ Test(violations, unix_sockets_are_not_violations, .timeout = 60)
 
 /* ---- 3. on-violation kill ------------------------------------------------------ */
 
-/* Is there a process whose argv[1] is MARKER?  Host-wide, by /proc. */
-static bool
-marker_running(const char *marker)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	bool found = false;
-
-	cr_assert_not_null(d);
-	while (!found && (e = readdir(d)) != NULL) {
-		char path[300], buf[512];
-		ssize_t n;
-		int fd;
-
-		if (e->d_name[0] < '0' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		/* argv[0] NUL argv[1] NUL ... */
-		if (strlen(buf) + 1 < (size_t)n)
-			found = strcmp(buf + strlen(buf) + 1, marker) == 0;
-	}
-	closedir(d);
-	return found;
-}
-
-/* Wait up to MS for marker_running() to become WANT. */
+/* Wait up to MS for a process whose argv[1] is MARKER (host-wide) to be
+ * running (WANT) or gone. */
 static bool
 marker_becomes(const char *marker, bool want, int ms)
 {
 	for (int waited = 0;; waited += 20) {
-		if (marker_running(marker) == want)
+		if ((aj_test_procs_with_arg(marker, NULL, 0) > 0) == want)
 			return true;
 		if (waited >= ms)
 			return false;
@@ -717,8 +635,8 @@ Test(violations, on_violation_kill_ends_the_whole_jail, .timeout = 60)
 	cr_assert(marker_becomes(control, false, 5000), "sleep %s is still listed", control);
 
 	/* --timeout: a jail that is not killed fails here, not by hanging. */
-	run_aj(&r, -1, "--profile", prof_kill, "--events", events, "--timeout", "30", "--", TRY,
-	       "fork-then-socket", marker, NULL);
+	aj_test_run(&r, -1, "--profile", prof_kill, "--events", events, "--timeout", "30", "--",
+		    TRY, "fork-then-socket", marker, NULL);
 	cr_assert(has_substr(r.out, "fork-then-socket child "), "the child did not start: " SHOWFMT,
 		  SHOWARGS(r));
 	cr_assert_eq(r.status, AJ_EXIT_VIOLATION, SHOWFMT, SHOWARGS(r));
@@ -727,7 +645,7 @@ Test(violations, on_violation_kill_ends_the_whole_jail, .timeout = 60)
 	cr_assert(marker_becomes(marker, false, 3000),
 		  "the jailed child (sleep %s) survived the kill", marker);
 
-	text = slurp(events);
+	text = aj_test_slurp(events);
 	stream_parse(&s, text, false);
 	assert_has_members(s.ev[0],
 			   "{\"violations\":{\"reported\":true,\"on_violation\":\"kill\"}}", text);
@@ -756,8 +674,8 @@ Test(violations, a_hundred_thousand_attempts_are_bounded_and_exact, .timeout = 6
 	size_t lines = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", TRY, "loop-socket", "100000",
-	       NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", TRY, "loop-socket",
+		    "100000", NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	cr_assert_str_eq(r.out, "loop-socket EPERM 100000\n", SHOWFMT, SHOWARGS(r));
@@ -767,7 +685,7 @@ Test(violations, a_hundred_thousand_attempts_are_bounded_and_exact, .timeout = 6
 		  SHOWFMT, SHOWARGS(r));
 	cr_assert_lt(secs, 45., "100000 attempts took %.1f s", secs);
 
-	text = slurp(events);
+	text = aj_test_slurp(events);
 	for (const char *p = text; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
 	cr_assert_lt(lines, 2000, "%zu lines of events for one loop", lines);
@@ -831,7 +749,7 @@ stage_script(void)
 	char *text, *dst;
 
 	if (fd >= 0) {
-		text = slurp_fd(fd);
+		text = aj_test_slurp_fd(fd);
 		close(fd);
 	} else {
 		cr_assert(errno == EACCES || errno == EPERM, "%s: %s", src, strerror(errno));
@@ -929,10 +847,10 @@ Test(violations, every_line_is_json_and_check_events_agrees, .timeout = 60)
 	size_t viol = 0;
 
 	/* Something of every kind: 2 kinds of violation, a repeated one. */
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", "/bin/sh", "-c",
-	       "\"$0\" io_uring_setup; \"$0\" loop-socket 20; exit 3", TRY, NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", "/bin/sh", "-c",
+		    "\"$0\" io_uring_setup; \"$0\" loop-socket 20; exit 3", TRY, NULL);
 	cr_assert_eq(r.status, 3, SHOWFMT, SHOWARGS(r));
-	text = slurp(events);
+	text = aj_test_slurp(events);
 	stream_parse(&s, text, false); /* every line through json_loads */
 	cr_assert_eq(count_type(&s, "violation_repeated"), 1, "%s", text);
 	cr_assert_eq(int_of(exit_event(&s), "violations", text), 21, "%s", text);
@@ -991,10 +909,10 @@ Test(violations, stream_is_complete_when_the_agent_closes_its_output, .timeout =
 	char *text;
 
 	/* To a file. */
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", "/bin/sh", "-c",
-	       "exec >&- 2>&-; \"$0\" socket-inet", TRY, NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", "/bin/sh", "-c",
+		    "exec >&- 2>&-; \"$0\" socket-inet", TRY, NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
-	text = slurp(events);
+	text = aj_test_slurp(events);
 	stream_parse(&s, text, false);
 	cr_assert_str_eq(str_of(only(&s, "violation"), "summary"), "socket AF_INET", "%s", text);
 	cr_assert_eq(int_of(exit_event(&s), "status", text), 1, "%s", text);
@@ -1004,8 +922,8 @@ Test(violations, stream_is_complete_when_the_agent_closes_its_output, .timeout =
 	aj_test_result_free(&r);
 
 	/* To stdout, which the agent shares and closes. */
-	run_aj(&r, -1, "--profile", prof, "--events", "-", "--", "/bin/sh", "-c",
-	       "exec >&- 2>&-; \"$0\" socket-inet", TRY, NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", "-", "--", "/bin/sh", "-c",
+		    "exec >&- 2>&-; \"$0\" socket-inet", TRY, NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	stream_parse(&s, r.out, false);
 	cr_assert_str_eq(str_of(only(&s, "violation"), "summary"), "socket AF_INET", "%s", r.out);
@@ -1021,11 +939,11 @@ Test(violations, stream_is_complete_when_the_agent_dies_by_a_signal, .timeout = 
 	json_t *ex;
 	char *text;
 
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", "/bin/sh", "-c",
-	       "\"$0\" socket-inet; kill -KILL $$", TRY, NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", "/bin/sh", "-c",
+		    "\"$0\" socket-inet; kill -KILL $$", TRY, NULL);
 	cr_assert_eq(r.status, 128 + SIGKILL, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "socket-inet EPERM\n", SHOWFMT, SHOWARGS(r));
-	text = slurp(events);
+	text = aj_test_slurp(events);
 	stream_parse(&s, text, false);
 	cr_assert_str_eq(str_of(only(&s, "violation"), "summary"), "socket AF_INET", "%s", text);
 	ex = exit_event(&s);
@@ -1044,7 +962,7 @@ Test(violations, events_to_stdout, .timeout = 60)
 	struct aj_result r;
 	struct stream s;
 
-	run_aj(&r, -1, "--profile", prof, "--events", "-", "--", TRY, "socket-inet", NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", "-", "--", TRY, "socket-inet", NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	cr_assert(aj_test_has_line(r.out, "socket-inet EPERM"), SHOWFMT, SHOWARGS(r));
 	stream_parse(&s, r.out, true);
@@ -1063,9 +981,9 @@ Test(violations, events_to_an_fd, .timeout = 60)
 
 	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	snprintf(spec, sizeof(spec), "fd:%d", p[1]);
-	run_aj(&r, p[1], "--profile", prof, "--events", spec, "--", TRY, "socket-inet", NULL);
+	aj_test_run(&r, p[1], "--profile", prof, "--events", spec, "--", TRY, "socket-inet", NULL);
 	close(p[1]);
-	text = slurp_fd(p[0]);
+	text = aj_test_slurp_fd(p[0]);
 	close(p[0]);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "socket-inet EPERM\n", SHOWFMT, SHOWARGS(r));
@@ -1085,14 +1003,14 @@ Test(violations, the_events_fd_does_not_reach_the_agent, .timeout = 60)
 
 	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	snprintf(spec, sizeof(spec), "fd:%d", p[1]);
-	run_aj(&r, p[1], "--profile", prof, "--events", spec, "--", TRY, "fds", NULL);
+	aj_test_run(&r, p[1], "--profile", prof, "--events", spec, "--", TRY, "fds", NULL);
 	close(p[1]);
 	close(p[0]);
 	cr_assert_eq(r.status, 0, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "fds 0 1 2 3\n", SHOWFMT, SHOWARGS(r));
 	aj_test_result_free(&r);
 
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", TRY, "fds", NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", TRY, "fds", NULL);
 	cr_assert_eq(r.status, 0, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "fds 0 1 2 3\n", SHOWFMT, SHOWARGS(r));
 	aj_test_result_free(&r);
@@ -1106,17 +1024,18 @@ Test(violations, events_file_is_private_and_appended, .timeout = 60)
 	struct stat st;
 	char *first, *both;
 
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", TRY, "socket-inet", NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", TRY, "socket-inet", NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	aj_test_result_free(&r);
 	cr_assert_eq(stat(events, &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0600, "events file mode %o", st.st_mode & 07777);
-	first = slurp(events);
+	first = aj_test_slurp(events);
 
-	run_aj(&r, -1, "--profile", prof, "--events", events, "--", TRY, "io_uring_setup", NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", events, "--", TRY, "io_uring_setup",
+		    NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	aj_test_result_free(&r);
-	both = slurp(events);
+	both = aj_test_slurp(events);
 	cr_assert_eq(strncmp(both, first, strlen(first)), 0, "the first run's lines changed:\n%s",
 		     both);
 	stream_parse(&s1, first, false);
@@ -1148,8 +1067,8 @@ Test(violations, failing_events_destination_does_not_stop_the_jail, .timeout = 6
 	char spec[32];
 	int p[2];
 
-	run_aj(&r, -1, "--profile", prof, "--events", "/dev/full", "--", "/bin/sh", "-c",
-	       "\"$0\" socket-inet; \"$0\" io_uring_setup", TRY, NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--events", "/dev/full", "--", "/bin/sh", "-c",
+		    "\"$0\" socket-inet; \"$0\" io_uring_setup", TRY, NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "socket-inet EPERM\nio_uring_setup EPERM\n", SHOWFMT, SHOWARGS(r));
 	cr_assert_eq(count_substr(r.err, "writing events failed"), 1, SHOWFMT, SHOWARGS(r));
@@ -1164,7 +1083,7 @@ Test(violations, failing_events_destination_does_not_stop_the_jail, .timeout = 6
 	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	close(p[0]);
 	snprintf(spec, sizeof(spec), "fd:%d", p[1]);
-	run_aj(&r, p[1], "--profile", prof, "--events", spec, "--", TRY, "socket-inet", NULL);
+	aj_test_run(&r, p[1], "--profile", prof, "--events", spec, "--", TRY, "socket-inet", NULL);
 	close(p[1]);
 	cr_assert_eq(r.status, 1, "a closed events reader stopped the run: " SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "socket-inet EPERM\n", SHOWFMT, SHOWARGS(r));
@@ -1189,8 +1108,8 @@ Test(violations, bad_events_destinations, .timeout = 60)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct aj_result r;
 
-		run_aj(&r, -1, "--profile", prof, "--events", cases[i].spec, "--", TRY,
-		       "socket-inet", NULL);
+		aj_test_run(&r, -1, "--profile", prof, "--events", cases[i].spec, "--", TRY,
+			    "socket-inet", NULL);
 		cr_assert_eq(r.status, cases[i].status, "--events '%s': " SHOWFMT, cases[i].spec,
 			     SHOWARGS(r));
 		cr_assert_str_eq(r.out, "", "--events '%s' still ran the command: " SHOWFMT,
@@ -1251,7 +1170,7 @@ Test(violations, library_callback_and_fd, .timeout = 60)
 	cr_assert_eq(status, 1);
 	cr_assert_geq(fcntl(pipefd[1], F_GETFD), 0, "aj_run closed the events fd");
 	close(pipefd[1]);
-	fromfd = slurp_fd(pipefd[0]);
+	fromfd = aj_test_slurp_fd(pipefd[0]);
 	close(pipefd[0]);
 
 	/* The callback: one call per event, no newline in the line. */
@@ -1295,7 +1214,7 @@ Test(violations, library_fd_only, .timeout = 60)
 	aj_run_options_free(opts);
 	cr_assert_eq(status, 1);
 	close(pipefd[1]);
-	text = slurp_fd(pipefd[0]);
+	text = aj_test_slurp_fd(pipefd[0]);
 	close(pipefd[0]);
 	stream_parse(&s, text, false);
 	cr_assert_str_eq(str_of(only(&s, "violation"), "summary"), "unshare CLONE_NEWUSER", "%s",
@@ -1313,12 +1232,12 @@ Test(violations, quiet_keeps_the_events_but_not_the_summary, .timeout = 60)
 	struct stream s;
 	char *text;
 
-	run_aj(&r, -1, "--profile", prof, "--quiet", "--events", events, "--", TRY, "socket-inet",
-	       NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--quiet", "--events", events, "--", TRY,
+		    "socket-inet", NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "socket-inet EPERM\n", SHOWFMT, SHOWARGS(r));
 	cr_assert_eq(aj_test_count_own_lines(r.err), 0, "--quiet, yet: " SHOWFMT, SHOWARGS(r));
-	text = slurp(events);
+	text = aj_test_slurp(events);
 	stream_parse(&s, text, false);
 	cr_assert_str_eq(str_of(only(&s, "violation"), "summary"), "socket AF_INET", "%s", text);
 	stream_free(&s);
@@ -1326,7 +1245,7 @@ Test(violations, quiet_keeps_the_events_but_not_the_summary, .timeout = 60)
 	aj_test_result_free(&r);
 
 	/* The same without --quiet: the line is there. */
-	run_aj(&r, -1, "--profile", prof, "--", TRY, "socket-inet", NULL);
+	aj_test_run(&r, -1, "--profile", prof, "--", TRY, "socket-inet", NULL);
 	cr_assert_eq(r.status, 1, SHOWFMT, SHOWARGS(r));
 	cr_assert(aj_test_has_line(r.err, "agentjail: 1 violation blocked (socket AF_INET x1)"),
 		  SHOWFMT, SHOWARGS(r));

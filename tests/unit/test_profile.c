@@ -684,6 +684,64 @@ Test(profile, error_include_syntax_and_not_found)
 	free(dir);
 }
 
+/* NAME ending in .profile was meant as a file (the search looked for
+ * NAME.profile.profile): the message says that a path needs a '/', and the
+ * path it suggests is the file. */
+Test(profile, error_not_found_file_name_needs_a_slash)
+{
+	char err[2048], want[2048], *here = tmp_path("c"), *file;
+	struct aj_profile *p = NULL;
+
+	setenv("XDG_CONFIG_HOME", "/nonexistent-xdg", 1);
+	file = write_file("c/here.profile", "hostname here\n");
+	cr_assert_eq(chdir(here), 0);
+	cr_assert_eq(load_err("here.profile", err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want),
+		 "profile 'here.profile' not found (searched: ./profiles, "
+		 "/nonexistent-xdg/agentjail/profiles, /etc/agentjail/profiles, %s); a path "
+		 "needs a '/': to use the file in this directory, say ./here.profile",
+		 AJ_PROFILEDIR);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(aj_profile_load("./here.profile", &p, err, sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(aj_profile_path(p), "./here.profile");
+	aj_profile_free(p);
+
+	/* Other names, and ".profile" alone, are names: no such advice. */
+	cr_assert_eq(load_err("here", err, sizeof(err)), -ENOENT);
+	cr_assert_null(strstr(err, "a path needs"), "%s", err);
+	cr_assert_eq(load_err("here.profiles", err, sizeof(err)), -ENOENT);
+	cr_assert_null(strstr(err, "a path needs"), "%s", err);
+	cr_assert_eq(load_err(".profile", err, sizeof(err)), -ENOENT);
+	cr_assert_null(strstr(err, "a path needs"), "%s", err);
+	free(file);
+	free(here);
+}
+
+/* In an include, a path is relative to the including file's directory. */
+Test(profile, error_include_file_name_needs_a_slash)
+{
+	char *top = write_file("d/top.profile", "include base.profile\n");
+	char *base = write_file("d/base.profile", "hostname base\n");
+	char *top2 = write_file("d/top2.profile", "include ./base.profile\n");
+	char err[2048], want[2048], *dir = tmp_path("d");
+	struct aj_profile *p = NULL;
+
+	setenv("XDG_CONFIG_HOME", "/nonexistent-xdg", 1);
+	cr_assert_eq(load_err(top, err, sizeof(err)), -ENOENT);
+	snprintf(want, sizeof(want),
+		 "%s:1: profile 'base.profile' not found (searched: %s, ./profiles, "
+		 "/nonexistent-xdg/agentjail/profiles, /etc/agentjail/profiles, %s); a path "
+		 "needs a '/': to include the file beside this profile, say ./base.profile",
+		 top, dir, AJ_PROFILEDIR);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(aj_profile_load(top2, &p, err, sizeof(err)), 0, "%s", err);
+	aj_profile_free(p);
+	free(top);
+	free(top2);
+	free(base);
+	free(dir);
+}
+
 Test(profile, error_inside_include_names_that_file)
 {
 	char *top = write_file("top.profile", "hostname a\ninclude base\n");
