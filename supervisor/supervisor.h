@@ -64,6 +64,18 @@ struct aj_profile {
 	bool from_string;         /* aj_profile_load_string(): PATH is a name, no file */
 };
 
+/* The layers `optional` may name, sorted by name. */
+struct aj_profile_layer {
+	const char *name;
+	unsigned bit; /* AJ_LAYER_* */
+};
+extern const struct aj_profile_layer aj_profile_layers[];
+extern const size_t aj_profile_n_layers;
+
+/* "fetch allow GET,HEAD https://host[:port]/path ...": the canonical text
+ * of a rule, for sorting, the hash and `profile show`. */
+void aj_profile_rule_text(const struct aj_fetch_rule *r, char *out, size_t len);
+
 /* Name and resource of an rlimit kind ("nofile", RLIMIT_NOFILE). */
 const char *aj_profile_rlimit_name(enum aj_rlimit_kind kind);
 int aj_profile_rlimit_resource(enum aj_rlimit_kind kind);
