@@ -4,7 +4,7 @@
  * with posix_spawn in its own session (a terminal's ^C is for the agent,
  * forwarded by the supervisor), with exactly the three descriptors of the
  * contract in common/fds.h.  It drops to its user itself when started by
- * root, sets no_new_privs and dies with the supervisor (broker/broker.c).
+ * root, sets no_new_privs and dies with the supervisor (broker/main.c).
  */
 #include "config.h"
 

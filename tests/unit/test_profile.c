@@ -1,5 +1,5 @@
 /*
- * Unit tests for common/profile.c: the grammar, every error message, include
+ * Unit tests for supervisor/profile.c: the grammar, every error message, include
  * resolution and cycles, override rules, sizes, and the canonical text, hash
  * and JSON that audit records and `profile show` rely on.
  */
