@@ -9,6 +9,7 @@
  *   dispatch.c  the permit table {type, phases, handler}: answer_<operation>
  *   request.c   a request's life: headers, body, the decision, the answer
  *   limits.c    token buckets, requests in flight, request-body memory
+ *   transfers.c the set of transfers: start, libcurl's rounds, finished ones
  *   transfer.c  one upstream transfer (libcurl easy handle per hop)
  *   deliver.c   response bodies in BODY frames or a sealed memfd
  *   pipe.c      response bodies through a pipe, spliced from upstream
@@ -27,7 +28,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 #include "addr.h"
@@ -160,6 +164,8 @@ struct aj_req_table {
 /* One request from the agent, from REQUEST to its last frame. */
 struct aj_req {
 	struct aj_requests *set;
+	const struct aj_policy *policy;
+	struct aj_limits *limits_of; /* where its body memory is counted */
 	struct aj_channel *ch;
 	struct aj_req_table *table;
 	uint32_t id;
@@ -182,20 +188,6 @@ struct aj_req {
 	ev_timer body_timer;          /* the body must be complete by the time limit */
 	struct aj_transfer *transfer; /* transfer.c's, once started; else NULL */
 };
-
-/* What the policy says of one hop: the first one, or a redirect's. */
-struct aj_decision {
-	bool allowed;
-	size_t slot;                      /* index of the deciding rule, or (size_t)-1 */
-	const struct aj_fetch_rule *rule; /* the deciding rule, or NULL (default deny) */
-	char rule_text[600];              /* its "file:line", or the default-deny text */
-	struct aj_fetch_limits limits;    /* every matching allow rule's, merged */
-	unsigned options;
-};
-
-/* The one decision function, for first hops and redirects. */
-void aj_decide(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
-	       struct aj_decision *out);
 
 struct aj_requests *aj_requests_new(struct ev_loop *loop, const struct aj_policy *policy,
 				    struct aj_limits *limits, struct aj_audit_log *audit,
@@ -223,13 +215,26 @@ void aj_req_table_abandon(struct aj_req_table *table);
 
 /* An answered request's end: forget and free it (its transfer is gone). */
 void aj_req_finish(struct aj_req *r);
-/* Free the request body (keeping the count of body memory right). */
-void aj_req_drop_body(struct aj_req *r);
-/* May header NAME of R go upstream on this hop (credentials need a rule's
- * `credentials` option)? */
-bool aj_req_header_allowed(const struct aj_req *r, const char *name);
+
+/* The record's own rules, for every layer that holds a request (inline:
+ * the transfer layer below uses them without calling up into request.c). */
+
 /* The limit of KIND for R: its rules', else the profile's. */
-uint64_t aj_req_limit(const struct aj_req *r, enum aj_limit_kind kind);
+static inline uint64_t
+aj_req_limit(const struct aj_req *r, enum aj_limit_kind kind)
+{
+	return aj_policy_limit(&r->limits, &r->policy->limits, kind);
+}
+
+/* May header NAME of R go upstream on this hop?  Credentials need every
+ * matching rule's `credentials` option. */
+static inline bool
+aj_req_header_allowed(const struct aj_req *r, const char *name)
+{
+	bool credential = strcasecmp(name, "Cookie") == 0 || strcasecmp(name, "Authorization") == 0;
+
+	return !credential || (r->options & AJ_RULE_CREDENTIALS);
+}
 
 /* ---- broker/limits.c: how much, how often ------------------------------------------ */
 
@@ -269,6 +274,16 @@ void aj_limits_end(struct aj_limits *l, size_t slot);
  * false when BYTES more would pass the budget. */
 bool aj_limits_body_reserve(struct aj_limits *l, size_t bytes);
 void aj_limits_body_release(struct aj_limits *l, size_t bytes);
+
+/* Free R's request body (keeping the count of body memory right). */
+static inline void
+aj_req_drop_body(struct aj_req *r)
+{
+	aj_limits_body_release(r->limits_of, r->body_cap);
+	free(r->body);
+	r->body = NULL;
+	r->body_cap = 0;
+}
 
 /* ---- broker/transfer.c: one upstream transfer --------------------------------------- */
 

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -180,6 +181,13 @@ frames_complete(struct aj_transfer *t)
 	aj_transfer_finish(t, NULL, "allowed", NULL);
 }
 
+/* Nothing to set up: the body goes where it is asked to. */
+static int
+nothing_to_start(struct aj_transfer *t)
+{
+	return 0;
+}
+
 /* Nothing to close before the ERROR: it takes the final BODY's place. */
 static void
 nothing_to_abort(struct aj_transfer *t)
@@ -225,6 +233,7 @@ aj_deliver_resume(struct aj_transfer *t)
 }
 
 const struct aj_delivery aj_deliver_frames = {
+	.start = nothing_to_start,
 	.begin = frames_begin,
 	.data = frames_data,
 	.complete = frames_complete,
@@ -234,6 +243,20 @@ const struct aj_delivery aj_deliver_frames = {
 };
 
 /* ---- memfd -------------------------------------------------------------------------- */
+
+/* The body collects in a memfd of its own from the first byte. */
+static int
+memfd_start(struct aj_transfer *t)
+{
+	int fd = aj_memfd_new("agentjail-response");
+
+	if (fd < 0) {
+		snprintf(t->why, sizeof(t->why), "memfd_create: %s", strerror(-fd));
+		return -1;
+	}
+	t->memfd = fd;
+	return 0;
+}
 
 static int
 memfd_begin(struct aj_transfer *t)
@@ -288,6 +311,8 @@ memfd_release(struct aj_transfer *t)
 }
 
 const struct aj_delivery aj_deliver_memfd = {
+	.announces_size = true,
+	.start = memfd_start,
 	.begin = memfd_begin,
 	.data = memfd_data,
 	.complete = memfd_complete,

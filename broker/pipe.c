@@ -311,7 +311,15 @@ pipe_release(struct aj_transfer *t)
 	aj_deliver_frames.release(t);
 }
 
+/* The pipe opens when the answer's header block is in (pipe_begin()). */
+static int
+pipe_start(struct aj_transfer *t)
+{
+	return 0;
+}
+
 const struct aj_delivery aj_deliver_pipe = {
+	.start = pipe_start,
 	.begin = pipe_begin,
 	.data = pipe_data,
 	.complete = pipe_complete,

@@ -1,7 +1,7 @@
 /*
  * A redirect hop.  libcurl never follows a Location itself: each one is
  * resolved against the URL the hop fetched, normalised, and decided by
- * the one decision function (aj_decide(), broker/request.c) exactly like
+ * the one decision function (aj_policy_judge(), common/policy.c) exactly like
  * a new request; every rule that matches the new URL adds its
  * restrictions to the request's, and the request moves to the rule that
  * allowed the hop (its concurrency and rate).  Each hop that redirects
@@ -63,7 +63,7 @@ aj_redirect(struct aj_transfer *t)
 	uint64_t max = aj_transfer_limit(t, AJ_LIMIT_REDIRECTS);
 	char err[512], safe[256], rule[600], why[256];
 	struct aj_url next;
-	struct aj_decision d;
+	struct aj_policy_decision d;
 	long status = 0;
 
 	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -95,7 +95,7 @@ aj_redirect(struct aj_transfer *t)
 	/* From here on the request is about NEXT: its audit record names it,
 	 * and every rule matching it adds its restrictions. */
 	aj_log_escape(next.normalised, safe, sizeof(safe));
-	aj_decide(t->set->policy, r->method_bit, &next, &d);
+	aj_policy_judge(t->set->policy, r->method_bit, &next, &d);
 	aj_policy_tighten(&r->limits, &r->options, &d.limits, d.options);
 	r->url = next;
 	/* What aj_transfer_remember() kept was the last hop's. */

@@ -2,7 +2,7 @@
  * A request's life in the broker, from REQUEST to its answer: the payload
  * parsed, the URL normalised (one parser: what is matched is what is
  * fetched), the method and the body checked, the agent's headers filtered,
- * the policy's decision taken (aj_decide(), the one decision function,
+ * the policy's decision taken (aj_policy_judge(), the one decision function,
  * also for redirect hops), the body collected within its limits, and the
  * transfer started (broker/transfer.c).  A request refused on the way gets
  * one ERROR and one audit record, and is answered exactly once.
@@ -43,39 +43,6 @@ static const char *const dropped_headers[] = {
 	"Expect",
 };
 
-/* ---- the decision -------------------------------------------------------------- */
-
-void
-aj_decide(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
-	  struct aj_decision *out)
-{
-	size_t decided = (size_t)-1;
-
-	out->allowed = aj_policy_decide(p->rules, p->n_rules, method_bit, url, &decided) == 1;
-	out->slot = decided;
-	out->rule = decided == (size_t)-1 ? NULL : &p->rules[decided];
-	if (out->rule == NULL)
-		snprintf(out->rule_text, sizeof(out->rule_text),
-			 "%s: no 'fetch allow' rule matches (default deny)", p->path);
-	else
-		snprintf(out->rule_text, sizeof(out->rule_text), "%s", out->rule->origin);
-	aj_policy_effective(p->rules, p->n_rules, method_bit, url, &out->limits, &out->options);
-}
-
-uint64_t
-aj_req_limit(const struct aj_req *r, enum aj_limit_kind kind)
-{
-	return aj_policy_limit(&r->limits, &r->set->policy->limits, kind);
-}
-
-bool
-aj_req_header_allowed(const struct aj_req *r, const char *name)
-{
-	bool credential = strcasecmp(name, "Cookie") == 0 || strcasecmp(name, "Authorization") == 0;
-
-	return !credential || (r->options & AJ_RULE_CREDENTIALS);
-}
-
 /* ---- the request table of a channel -------------------------------------------- */
 
 static struct aj_req *
@@ -85,15 +52,6 @@ find_req(const struct aj_req_table *t, uint32_t id)
 		if (t->reqs[i]->id == id)
 			return t->reqs[i];
 	return NULL;
-}
-
-void
-aj_req_drop_body(struct aj_req *r)
-{
-	aj_limits_body_release(r->set->limits, r->body_cap);
-	free(r->body);
-	r->body = NULL;
-	r->body_cap = 0;
 }
 
 void
@@ -342,7 +300,7 @@ static bool
 admit(struct aj_req *r, struct aj_proto_request *req)
 {
 	char err[512], msg[AJ_URL_MAX + 1200], safe_url[256];
-	struct aj_decision d;
+	struct aj_policy_decision d;
 
 	snprintf(r->method, sizeof(r->method), "%s", req->method);
 	r->memfd = req->deliver_memfd;
@@ -371,7 +329,7 @@ admit(struct aj_req *r, struct aj_proto_request *req)
 		refuse(r, AJ_ERR_BAD_REQUEST, NULL, msg);
 		return false;
 	}
-	aj_decide(r->set->policy, r->method_bit, &r->url, &d);
+	aj_policy_judge(r->set->policy, r->method_bit, &r->url, &d);
 	if (!d.allowed) {
 		if (d.rule == NULL)
 			snprintf(msg, sizeof(msg), "no fetch rule allows %s %s", req->method,
@@ -425,6 +383,8 @@ aj_req_request(struct aj_requests *set, struct aj_channel *c, struct aj_req_tabl
 		return 0;
 	}
 	r->set = set;
+	r->policy = set->policy;
+	r->limits_of = set->limits;
 	r->ch = c;
 	r->table = table;
 	r->id = f->id;

@@ -1,8 +1,9 @@
 /*
- * The state of one upstream transfer, shared by the files that carry it:
- * transfer.c (the easy handle, the answer's headers, the end), deliver.c
- * (BODY frames, memfd), pipe.c (the pipe and the splice), redirect.c (the
- * next hop).  Nothing outside those four includes this header.
+ * The state of one upstream transfer, shared by the files that carry it,
+ * bottom up: transfer.c (the easy handle, the answer's headers, the end),
+ * deliver.c (BODY frames, memfd), pipe.c (the pipe and the splice),
+ * redirect.c (the next hop), transfers.c (the set that drives them).
+ * Nothing outside those five includes this header.
  */
 #ifndef AJ_TRANSFER_H
 #define AJ_TRANSFER_H
@@ -19,6 +20,11 @@ extern const char aj_transfer_cancelled[];
 
 /* How the response body reaches the agent ("deliver" in REQUEST). */
 struct aj_delivery {
+	/* RESPONSE announces the body's size (the memfd's), not upstream's
+	 * Content-Length. */
+	bool announces_size;
+	/* The transfer starts: 0, or -1 with T->why. */
+	int (*start)(struct aj_transfer *t);
 	/* The final answer's header block ended: RESPONSE now (frames, pipe)
 	 * or at the end (memfd).  Returns 0, or -1 with T->error set. */
 	int (*begin)(struct aj_transfer *t);

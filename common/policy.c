@@ -580,3 +580,20 @@ aj_policy_clear(struct aj_policy *p)
 	free(p->ca_pem);
 	memset(p, 0, sizeof(*p));
 }
+
+void
+aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
+		struct aj_policy_decision *out)
+{
+	size_t decided = (size_t)-1;
+
+	out->allowed = aj_policy_decide(p->rules, p->n_rules, method_bit, url, &decided) == 1;
+	out->slot = decided;
+	out->rule = decided == (size_t)-1 ? NULL : &p->rules[decided];
+	if (out->rule == NULL)
+		snprintf(out->rule_text, sizeof(out->rule_text),
+			 "%s: no 'fetch allow' rule matches (default deny)", p->path);
+	else
+		snprintf(out->rule_text, sizeof(out->rule_text), "%s", out->rule->origin);
+	aj_policy_effective(p->rules, p->n_rules, method_bit, url, &out->limits, &out->options);
+}

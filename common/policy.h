@@ -159,6 +159,23 @@ int aj_policy_parse_pattern(const char *pattern, struct aj_fetch_rule *rule, cha
 int aj_policy_decide(const struct aj_fetch_rule *rules, size_t n, unsigned method_bit,
 		     const struct aj_url *url, size_t *decided);
 
+/* What the policy P says of one hop of a request: its first, or a
+ * redirect's. */
+struct aj_policy_decision {
+	bool allowed;
+	size_t slot;                      /* index of the deciding rule, or (size_t)-1 */
+	const struct aj_fetch_rule *rule; /* the deciding rule, or NULL (default deny) */
+	char rule_text[600];              /* its "file:line", or the default-deny text */
+	struct aj_fetch_limits limits;    /* every matching allow rule's, merged */
+	unsigned options;
+};
+
+/* The one decision function of the broker, for first hops and redirects:
+ * aj_policy_decide() with the deciding rule named for the agent and the
+ * audit, and aj_policy_effective() of the allowed. */
+void aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
+		     struct aj_policy_decision *out);
+
 /* The AJ_METHOD_* bit of METHOD ("GET"), or 0. */
 unsigned aj_policy_method_bit(const char *method);
 

@@ -200,8 +200,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	 * once the agent runs. */
 	if (opts->forward_signals) {
 		sigemptyset(&held);
-		for (size_t i = 0; i < AJ_ARRAY_SIZE(aj_forwarded_signals); i++)
-			sigaddset(&held, aj_forwarded_signals[i]);
+		for (size_t i = 0; i < AJ_ARRAY_SIZE(aj_spawn_forwarded_signals); i++)
+			sigaddset(&held, aj_spawn_forwarded_signals[i]);
 		pthread_sigmask(SIG_BLOCK, &held, &saved_mask);
 	}
 

@@ -58,6 +58,13 @@ struct sync_msg {
 #define JAIL_NS_FLAGS                                                                              \
 	(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)
 
+/* What the supervisor forwards to init, and init to the agent.  SIGWINCH
+ * and SIGCONT too: a resized terminal and a resumed job concern
+ * the agent as much as its supervisor. */
+const int aj_spawn_forwarded_signals[AJ_SPAWN_N_FORWARDED] = {
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+};
+
 static void
 sync_send(int fd, const struct sync_msg *msg)
 {
@@ -284,8 +291,8 @@ jail_init(const struct aj_spawn_plan *plan, int sync_fd)
 	sigaddset(&waitset, SIGCHLD);
 	/* The supervisor's list: what it forwards, init passes on to the
 	 * agent's process group. */
-	for (size_t i = 0; i < AJ_N_FORWARDED_SIGNALS; i++)
-		sigaddset(&waitset, aj_forwarded_signals[i]);
+	for (size_t i = 0; i < AJ_SPAWN_N_FORWARDED; i++)
+		sigaddset(&waitset, aj_spawn_forwarded_signals[i]);
 	reset_signal_handlers();
 	if (sigprocmask(SIG_SETMASK, &waitset, NULL) < 0)
 		child_fail(sync_fd, AJ_STEP_NONE, errno, "sigprocmask");

@@ -273,6 +273,10 @@ struct aj_spawn_plan {
 	bool quiet;
 };
 
+/* The signals the supervisor forwards to the agent. */
+#define AJ_SPAWN_N_FORWARDED 8
+extern const int aj_spawn_forwarded_signals[AJ_SPAWN_N_FORWARDED];
+
 struct aj_jail {
 	pid_t pid;       /* jail init, in the supervisor's pid namespace */
 	int pidfd;       /* owned */
@@ -354,10 +358,6 @@ struct aj_monitor_plan {
 	bool forward_signals;
 	bool quiet;
 };
-
-/* The signals the supervisor forwards to the agent. */
-#define AJ_N_FORWARDED_SIGNALS 8
-extern const int aj_forwarded_signals[AJ_N_FORWARDED_SIGNALS];
 
 /* Run until the jail's init exits; reap it and the broker.  Returns 0 and
  * *STATUS (agent status, 128+N, AJ_EXIT_TIMEOUT or AJ_EXIT_VIOLATION) and

@@ -1,7 +1,8 @@
 /*
- * Unit tests for the one decision function (aj_decide(), broker/request.c),
- * used for the first hop of a request and for every redirect, and for the
- * rule that decides which headers may go upstream.
+ * Unit tests for what the request layer (broker/request.c) decides with:
+ * the one decision function (aj_policy_judge(), common/policy.c), used for
+ * the first hop of a request and for every redirect, and the record's rule
+ * of which headers may go upstream (broker/broker.h).
  */
 #include "config.h"
 
@@ -11,22 +12,22 @@
 #include "broker.h"
 #include "broker_fixture.h"
 
-static struct aj_decision
+static struct aj_policy_decision
 decide(const struct aj_policy *p, const char *method, const char *url)
 {
-	struct aj_decision d;
+	struct aj_policy_decision d;
 	struct aj_url u;
 	char err[256];
 
 	cr_assert_eq(aj_url_normalise(url, &u, err, sizeof(err)), 0, "%s", err);
-	aj_decide(p, aj_policy_method_bit(method), &u, &d);
+	aj_policy_judge(p, aj_policy_method_bit(method), &u, &d);
 	return d;
 }
 
 Test(request, no_rule_is_default_deny_naming_the_profile)
 {
 	struct aj_policy *p = fixture_policy("fetch allow GET https://a.example/**\n");
-	struct aj_decision d = decide(p, "GET", "https://b.example/");
+	struct aj_policy_decision d = decide(p, "GET", "https://b.example/");
 
 	cr_assert_not(d.allowed);
 	cr_assert_null(d.rule);
@@ -44,7 +45,7 @@ Test(request, deny_wins_and_every_allow_rule_adds_its_limits)
 					     "fetch allow GET https://a.example/big/** response 1M "
 					     "credentials\n"
 					     "fetch deny GET https://a.example/big/secret\n");
-	struct aj_decision d = decide(p, "GET", "https://a.example/big/file");
+	struct aj_policy_decision d = decide(p, "GET", "https://a.example/big/file");
 
 	cr_assert(d.allowed);
 	cr_assert_not_null(d.rule);
