@@ -227,13 +227,17 @@ aj_req_limit(const struct aj_req *r, enum aj_limit_kind kind)
 }
 
 /* May header NAME of R go upstream on this hop?  Credentials need every
- * matching rule's `credentials` option. */
+ * matching rule's `credentials` option, an override header (another
+ * method, host or path: aj_policy_override_headers) its `pass-header`. */
 static inline bool
 aj_req_header_allowed(const struct aj_req *r, const char *name)
 {
 	bool credential = strcasecmp(name, "Cookie") == 0 || strcasecmp(name, "Authorization") == 0;
+	int override = aj_policy_override_header(name);
 
-	return !credential || (r->options & AJ_RULE_CREDENTIALS);
+	if (credential)
+		return (r->options & AJ_RULE_CREDENTIALS) != 0;
+	return override < 0 || (r->options & AJ_RULE_PASS(override)) != 0;
 }
 
 /* ---- broker/limits.c: how much, how often ------------------------------------------ */

@@ -102,6 +102,12 @@ aj_redirect(struct aj_transfer *t)
 	t->headers_done = false;
 	t->status = 0;
 	t->address[0] = '\0';
+	if (d.ambiguous[0] != '\0') {
+		aj_transfer_fail(t, AJ_ERR_DENIED, d.rule_text, "denied",
+				 "redirect hop %u to %s %s is refused: %s", t->hops, r->method,
+				 safe, d.ambiguous);
+		return;
+	}
 	if (!d.allowed) {
 		aj_transfer_fail(t, AJ_ERR_DENIED, d.rule_text, "denied",
 				 "redirect hop %u to %s %s is denied", t->hops, r->method, safe);

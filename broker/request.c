@@ -330,6 +330,10 @@ admit(struct aj_req *r, struct aj_proto_request *req)
 		return false;
 	}
 	aj_policy_judge(r->set->policy, r->method_bit, &r->url, &d);
+	if (d.ambiguous[0] != '\0') {
+		refuse(r, AJ_ERR_BAD_REQUEST, d.rule_text, d.ambiguous);
+		return false;
+	}
 	if (!d.allowed) {
 		if (d.rule == NULL)
 			snprintf(msg, sizeof(msg), "no fetch rule allows %s %s", req->method,

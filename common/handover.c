@@ -120,7 +120,7 @@ rule_invalid(const struct aj_fetch_rule *r)
 		return "a rule with an unterminated query or origin";
 	if (!limits_valid(&r->limits))
 		return "a rule with a limit out of range";
-	if (r->options & ~(AJ_RULE_CREDENTIALS | AJ_RULE_SENSITIVE_QUERY))
+	if (r->options & ~AJ_RULE_ALL)
 		return "a rule with an unknown option";
 	return NULL;
 }

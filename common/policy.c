@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lexer.h"
 #include "log.h"
@@ -228,11 +229,16 @@ host_match(const char *pat, const struct aj_url *url)
 }
 
 static bool
-rule_match(const struct aj_fetch_rule *r, unsigned method_bit, const struct aj_url *url)
+rule_match_but_query(const struct aj_fetch_rule *r, unsigned method_bit, const struct aj_url *url)
 {
 	return (r->methods & method_bit) != 0 && strcmp(r->scheme, url->scheme) == 0 &&
-	       r->port == url->port && host_match(r->host, url) && path_match(r->path, url->path) &&
-	       query_match(r, url);
+	       r->port == url->port && host_match(r->host, url) && path_match(r->path, url->path);
+}
+
+static bool
+rule_match(const struct aj_fetch_rule *r, unsigned method_bit, const struct aj_url *url)
+{
+	return rule_match_but_query(r, method_bit, url) && query_match(r, url);
 }
 
 int
@@ -411,8 +417,9 @@ aj_policy_tighten(struct aj_fetch_limits *acc, unsigned *acc_options,
 			acc->value[k] = more->value[k];
 		acc->set |= 1u << k;
 	}
-	/* Secrecy if any rule asks for it; credentials only if all allow them. */
-	*acc_options = (*acc_options & more_options & AJ_RULE_CREDENTIALS) |
+	/* Secrecy if any rule asks for it; credentials and override headers
+	 * only if all allow them. */
+	*acc_options = (*acc_options & more_options & (AJ_RULE_CREDENTIALS | AJ_RULE_PASS_ALL)) |
 		       ((*acc_options | more_options) & AJ_RULE_SENSITIVE_QUERY);
 }
 
@@ -445,6 +452,35 @@ aj_policy_limit_defaults(struct aj_fetch_limits *global)
 			global->value[k] = limit_kinds[k].fallback;
 		global->set |= 1u << k;
 	}
+}
+
+/* Each changes what a server may take the request to be, beyond its
+ * method, URL and body, which the rules decided. */
+const char *const aj_policy_override_headers[AJ_POLICY_N_OVERRIDE_HEADERS] = {
+	/* another method (Rails, Express's method-override, Google APIs...) */
+	"X-HTTP-Method-Override",
+	"X-HTTP-Method",
+	"X-Method-Override",
+	/* another host, scheme, port or prefix than the URL's (frameworks
+	 * behind a proxy build links, redirects and routes from them) */
+	"X-Forwarded-Host",
+	"Forwarded",
+	"X-Forwarded-For",
+	"X-Forwarded-Proto",
+	"X-Forwarded-Port",
+	"X-Forwarded-Prefix",
+	/* another path (IIS, Symfony, Zend) */
+	"X-Original-URL",
+	"X-Rewrite-URL",
+};
+
+int
+aj_policy_override_header(const char *name)
+{
+	for (int i = 0; i < AJ_POLICY_N_OVERRIDE_HEADERS; i++)
+		if (strcasecmp(name, aj_policy_override_headers[i]) == 0)
+			return i;
+	return -1;
 }
 
 static const struct {
@@ -488,14 +524,44 @@ parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *
 		if (strchr(q, '#') != NULL || strchr(q, '?') != NULL)
 			return aj_err(err, errlen, -EINVAL,
 				      "query: the pattern is what follows '?' (no '?' or '#')");
-		memcpy(rule->query, q, len + 1);
+		/* Spelled as URLs' queries are, so that the two compare. */
+		if (strcmp(q, "none") == 0)
+			memcpy(rule->query, q, len + 1);
+		else if (aj_url_normalise_query(q, len, rule->query, sizeof(rule->query), err,
+						errlen) < 0)
+			return -EINVAL;
+		return 0;
+	}
+	if (strcmp(word, "pass-header") == 0) {
+		const char *name = aj_lexer_token(cursor);
+		int i = name ? aj_policy_override_header(name) : -1;
+
+		if (!rule->allow)
+			return aj_err(err, errlen, -EINVAL,
+				      "'pass-header' only makes sense on an allow rule");
+		if (name == NULL)
+			return aj_err(err, errlen, -EINVAL, "pass-header: missing NAME");
+		if (i < 0) {
+			aj_log_escape(name, esc, sizeof(esc));
+			return aj_err(
+				err, errlen, -EINVAL,
+				"pass-header: '%s' is not dropped by the broker (only "
+				"override headers are: X-HTTP-Method-Override, X-Forwarded-Host, "
+				"Forwarded, X-Original-URL, ...)",
+				esc);
+		}
+		if (rule->options & AJ_RULE_PASS(i))
+			return aj_err(err, errlen, -EINVAL, "pass-header %s given twice",
+				      aj_policy_override_headers[i]);
+		rule->options |= AJ_RULE_PASS(i);
 		return 0;
 	}
 	if (limit_kind(word) < 0) {
 		aj_log_escape(word, esc, sizeof(esc));
 		return aj_err(err, errlen, -EINVAL,
 			      "unknown option '%s' (query, max-body, response, timeout, "
-			      "concurrency, rate, redirects, credentials, sensitive-query)",
+			      "concurrency, rate, redirects, credentials, sensitive-query, "
+			      "pass-header)",
 			      esc);
 	}
 	if (!rule->allow)
@@ -568,6 +634,10 @@ aj_policy_rule_text(const struct aj_fetch_rule *r, char *out, size_t len)
 		if (r->options & rule_flags[i].bit)
 			n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0,
 					      " %s", rule_flags[i].name);
+	for (size_t i = 0; i < AJ_POLICY_N_OVERRIDE_HEADERS; i++)
+		if (r->options & AJ_RULE_PASS(i))
+			n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0,
+					      " pass-header %s", aj_policy_override_headers[i]);
 }
 
 void
@@ -581,11 +651,95 @@ aj_policy_clear(struct aj_policy *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* The next parameter of the query at *Q (advanced past it): its name
+ * [*NAME, +*NAME_LEN) and value [*VALUE, +*VALUE_LEN) (empty without '=').
+ * False at the end. */
+static bool
+next_param(const char **q, const char **name, size_t *name_len, const char **value,
+	   size_t *value_len)
+{
+	const char *s = *q, *end, *eq;
+
+	if (s == NULL)
+		return false;
+	end = strchr(s, '&');
+	if (end == NULL)
+		end = s + strlen(s);
+	eq = memchr(s, '=', (size_t)(end - s));
+	*name = s;
+	*name_len = (size_t)((eq != NULL ? eq : end) - s);
+	*value = eq != NULL ? eq + 1 : end;
+	*value_len = (size_t)(end - *value);
+	*q = *end == '&' ? end + 1 : NULL;
+	return true;
+}
+
+/* A parameter RULE's query pattern names (the literal text of a piece's
+ * name after its last '*': "**action=delete**" names "action") that
+ * QUERY holds more than once with different values, into NAME (LEN
+ * bytes); false if none. */
+static bool
+repeated_named_param(const char *pattern, const char *query, char *name, size_t len)
+{
+	const char *pp = pattern, *pn, *pv;
+	size_t pnl, pvl;
+
+	while (next_param(&pp, &pn, &pnl, &pv, &pvl)) {
+		const char *star = NULL, *qp = query, *qn, *qv, *first = NULL;
+		size_t qnl, qvl, first_len = 0;
+
+		for (const char *c = pn; c < pn + pnl; c++)
+			if (*c == '*')
+				star = c;
+		if (star != NULL) {
+			pnl -= (size_t)(star + 1 - pn);
+			pn = star + 1;
+		}
+		if (pnl == 0)
+			continue;
+		while (next_param(&qp, &qn, &qnl, &qv, &qvl)) {
+			if (qnl != pnl || memcmp(qn, pn, pnl) != 0)
+				continue;
+			if (first == NULL) {
+				first = qv;
+				first_len = qvl;
+			} else if (qvl != first_len || memcmp(qv, first, qvl) != 0) {
+				snprintf(name, len, "%.*s", (int)pnl, pn);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
 void
 aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
 		struct aj_policy_decision *out)
 {
 	size_t decided = (size_t)-1;
+
+	out->ambiguous[0] = '\0';
+	for (size_t i = 0; url->has_query && i < p->n_rules; i++) {
+		const struct aj_fetch_rule *r = &p->rules[i];
+		char name[64], safe[96];
+
+		if (r->query[0] == '\0' || strcmp(r->query, "none") == 0 ||
+		    !rule_match_but_query(r, method_bit, url) ||
+		    !repeated_named_param(r->query, url->query, name, sizeof(name)))
+			continue;
+		aj_log_escape(name, safe, sizeof(safe));
+		snprintf(out->ambiguous, sizeof(out->ambiguous),
+			 "query parameter '%s' is given twice with different values, and the "
+			 "rule at %s decides on it (servers read such a query differently)",
+			 safe, r->origin);
+		out->allowed = false;
+		out->slot = i;
+		out->rule = r;
+		snprintf(out->rule_text, sizeof(out->rule_text), "%s", r->origin);
+		memset(&out->limits, 0, sizeof(out->limits));
+		out->options = 0;
+		return;
+	}
 
 	out->allowed = aj_policy_decide(p->rules, p->n_rules, method_bit, url, &decided) == 1;
 	out->slot = decided;

@@ -44,6 +44,23 @@ struct aj_fetch_limits {
 /* Rule options without a value. */
 #define AJ_RULE_CREDENTIALS 1u     /* "credentials": Cookie and Authorization pass */
 #define AJ_RULE_SENSITIVE_QUERY 2u /* "sensitive-query": the query is never logged */
+/* "pass-header NAME": the override header NAME (aj_policy_override_headers,
+ * entry I) goes upstream. */
+#define AJ_RULE_PASS(i) (1u << (8 + (i)))
+#define AJ_RULE_PASS_ALL (((1u << AJ_POLICY_N_OVERRIDE_HEADERS) - 1) << 8)
+/* Every option bit a rule may carry. */
+#define AJ_RULE_ALL (AJ_RULE_CREDENTIALS | AJ_RULE_SENSITIVE_QUERY | AJ_RULE_PASS_ALL)
+
+/* Headers with which a client can make a server read another request than
+ * the one the rules decided: another method (X-HTTP-Method-Override...),
+ * another host or prefix (X-Forwarded-Host, Forwarded...), another path
+ * (X-Original-URL...).  The broker drops them unless every allow rule
+ * matching the hop says `pass-header NAME`. */
+#define AJ_POLICY_N_OVERRIDE_HEADERS 11
+extern const char *const aj_policy_override_headers[AJ_POLICY_N_OVERRIDE_HEADERS];
+
+/* The index of NAME (case-insensitive) in aj_policy_override_headers, or -1. */
+int aj_policy_override_header(const char *name);
 
 struct aj_fetch_rule {
 	int allow;                     /* 1 allow, 0 deny */
@@ -66,10 +83,10 @@ struct aj_fetch_rule {
 
 /* Bounds of one policy, checked by the profile parser and again by the
  * broker when the policy is handed over (common/handover.h). */
-#define AJ_POLICY_MAX_RULES 256       /* fetch rules */
-#define AJ_POLICY_MAX_ADDRESSES 256   /* `fetch address allow` ranges */
-#define AJ_POLICY_MAX_CA (1u << 20)   /* bytes of a `fetch ca` file */
-#define AJ_POLICY_MAX_PATH 4096       /* bytes of the profile's path */
+#define AJ_POLICY_MAX_RULES 256     /* fetch rules */
+#define AJ_POLICY_MAX_ADDRESSES 256 /* `fetch address allow` ranges */
+#define AJ_POLICY_MAX_CA (1u << 20) /* bytes of a `fetch ca` file */
+#define AJ_POLICY_MAX_PATH 4096     /* bytes of the profile's path */
 
 struct aj_cidr;
 
@@ -166,13 +183,19 @@ struct aj_policy_decision {
 	size_t slot;                      /* index of the deciding rule, or (size_t)-1 */
 	const struct aj_fetch_rule *rule; /* the deciding rule, or NULL (default deny) */
 	char rule_text[600];              /* its "file:line", or the default-deny text */
+	char ambiguous[1200];             /* why the query cannot be decided, or "" (then
+					     ALLOWED is false and the request is refused as
+					     malformed) */
 	struct aj_fetch_limits limits;    /* every matching allow rule's, merged */
 	unsigned options;
 };
 
 /* The one decision function of the broker, for first hops and redirects:
  * aj_policy_decide() with the deciding rule named for the agent and the
- * audit, and aj_policy_effective() of the allowed. */
+ * audit, and aj_policy_effective() of the allowed.  A query that repeats
+ * a parameter some matching rule's query pattern names, with different
+ * values, cannot be decided (servers keep the first, the last, or all):
+ * AMBIGUOUS says so. */
 void aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
 		     struct aj_policy_decision *out);
 

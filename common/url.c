@@ -441,16 +441,68 @@ aj_url_normalise_path(const char *s, size_t len, unsigned flags, char *out, size
 	return 0;
 }
 
-static int
-check_query(const char *s, size_t len, char *err, size_t errlen)
+/* Does the parameter name S[0..LEN) hold an encoded '=' or '&' (in the
+ * normalised, upper-case form)?  Servers disagree about such a name: one
+ * reads "a%3Db" as the name "a=b", another, decoding first, as a=b. */
+static bool
+name_has_encoded_separator(const char *s, size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] != '%')
+	for (size_t i = 0; i + 2 < len; i++)
+		if (s[i] == '%' &&
+		    ((s[i + 1] == '3' && s[i + 2] == 'D') || (s[i + 1] == '2' && s[i + 2] == '6')))
+			return true;
+	return false;
+}
+
+int
+aj_url_normalise_query(const char *s, size_t len, char *out, size_t outlen, char *err,
+		       size_t errlen)
+{
+	size_t o = 0, piece = 0;
+	struct quoted q;
+
+	if (len >= outlen)
+		return aj_err(err, errlen, -EINVAL, "query too long");
+	for (size_t i = 0; i <= len; i++) {
+		int c = i < len ? (unsigned char)s[i] : '&';
+
+		if (c == '&') {
+			/* One parameter ends: its name is what precedes the
+			 * first '=' (all of it without one). */
+			const char *eq = memchr(out + piece, '=', o - piece);
+			size_t name = (size_t)((eq != NULL ? eq : out + o) - (out + piece));
+
+			if (name_has_encoded_separator(out + piece, name))
+				return aj_err(
+					err, errlen, -EINVAL,
+					"query parameter name '%s' holds an encoded '=' or '&' "
+					"(servers read it differently)",
+					quote(out + piece, name, &q));
+			if (i < len)
+				out[o++] = '&';
+			piece = o;
 			continue;
+		}
+		if (c != '%') {
+			out[o++] = (char)c;
+			continue;
+		}
 		if (i + 2 >= len || hex_value(s[i + 1]) < 0 || hex_value(s[i + 2]) < 0)
 			return aj_err(err, errlen, -EINVAL, "malformed percent-encoding in query");
+		c = hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]);
+		/* As in the path: what need not be encoded is decoded, the rest
+		 * keeps one spelling (upper-case hex), so a rule sees what the
+		 * server will ("%61ction" is "action"). */
+		if (is_unreserved(c)) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = "0123456789ABCDEF"[c >> 4];
+			out[o++] = "0123456789ABCDEF"[c & 15];
+		}
 		i += 2;
 	}
+	out[o] = '\0';
 	return 0;
 }
 
@@ -527,11 +579,9 @@ aj_url_normalise(const char *in, struct aj_url *out, char *err, size_t errlen)
 	if (qmark != NULL) {
 		size_t qlen = (size_t)(end - qmark - 1);
 
-		rc = check_query(qmark + 1, qlen, err, errlen);
+		rc = aj_url_normalise_query(qmark + 1, qlen, u.query, sizeof(u.query), err, errlen);
 		if (rc < 0)
 			return rc;
-		memcpy(u.query, qmark + 1, qlen);
-		u.query[qlen] = '\0';
 		u.has_query = 1;
 	}
 

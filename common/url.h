@@ -22,7 +22,8 @@ struct aj_url {
 	int host_kind;               /* AJ_HOST_NAME, AJ_HOST_IPV4, AJ_HOST_IPV6 */
 	unsigned port;               /* explicit or the scheme's default (80/443) */
 	char path[AJ_URL_MAX];       /* normalised, starts with '/' */
-	char query[AJ_URL_MAX];      /* after '?', as given (validated), "" if none */
+	char query[AJ_URL_MAX];      /* after '?', normalised (aj_url_normalise_query), "" if
+					none */
 	int has_query;               /* 1 if the URL had a '?', even an empty query */
 	char normalised[AJ_URL_MAX]; /* scheme://host[:port if not default]path[?query];
 					IPv6 hosts in brackets here */
@@ -50,6 +51,16 @@ int aj_url_parse_authority(const char *s, size_t len, unsigned default_port, cha
  * OUTLEN bytes.  Returns 0 or -EINVAL. */
 int aj_url_normalise_path(const char *s, size_t len, unsigned flags, char *out, size_t outlen,
 			  char *err, size_t errlen);
+
+/* Normalise the query S[0..LEN) (what follows '?') into OUT of OUTLEN
+ * bytes, as servers read it: percent-encoded unreserved characters are
+ * decoded ("%61ction" is "action"), every other encoding is spelled with
+ * upper-case hex; a malformed encoding, or an encoded '=' or '&' in a
+ * parameter's name (read as a separator by some servers and not by
+ * others), is refused.  Also used for a rule's query pattern, so that both
+ * sides are compared in one spelling.  Returns 0 or -EINVAL with ERR. */
+int aj_url_normalise_query(const char *s, size_t len, char *out, size_t outlen, char *err,
+			   size_t errlen);
 
 /* 80 for "http", 443 for "https", 0 for anything else.  S[0..LEN) is
  * compared case-insensitively; the lower-case name goes to SCHEME (6 bytes)

@@ -346,6 +346,8 @@ cmd_profile(int argc, char **argv)
 	if (load_profile(name, &profile) < 0)
 		return AJ_EXIT_FAILURE;
 	if (strcmp(argv[1], "check") == 0) {
+		for (size_t i = 0; i < profile->n_warnings; i++)
+			print_error(profile->warnings[i]);
 		printf("%s: ok\n", aj_profile_path(profile));
 		aj_profile_free(profile);
 		return 0;

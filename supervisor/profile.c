@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,8 @@
 #define PROFILE_MAX_LINE 4096           /* bytes, without the newline */
 #define PROFILE_MAX_DEPTH 16            /* files on the include stack */
 #define PROFILE_MAX_INCLUDES 128        /* include directives per load */
-#define PROFILE_MAX_ENV 256             /* distinct names, keep and set each */
+#define PROFILE_MAX_WARNINGS 64
+#define PROFILE_MAX_ENV 256 /* distinct names, keep and set each */
 #define HOSTNAME_MAX 64
 #define USER_MAX 32
 #define TMPFS_MIN (1024 * 1024)
@@ -142,6 +144,8 @@ struct ctx {
 	const char *no_dir;
 	char *err;
 	size_t errlen;
+	char **warnings; /* "path:line: warning: ...", handed to the profile */
+	size_t n_warnings;
 };
 
 /* An included file's settings, merged when its includer has been read. */
@@ -179,6 +183,35 @@ perr(const struct parser *p, int errnum, const char *fmt, ...)
 	return aj_err(p->ctx->err, p->ctx->errlen, errnum, "%s:%u: %s", p->path, p->line, msg);
 }
 
+/* A line that parses but is easy to get wrong: "path:line: warning: ..."
+ * for `profile check` (at most PROFILE_MAX_WARNINGS; memory trouble drops
+ * a warning, never the profile). */
+static void
+pwarn(const struct parser *p, const char *fmt, ...)
+{
+	char *line = NULL, *text = NULL, **grown;
+	va_list ap;
+	int n;
+
+	if (p->ctx->n_warnings == PROFILE_MAX_WARNINGS)
+		return;
+	va_start(ap, fmt);
+	n = vasprintf(&text, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	grown = realloc(p->ctx->warnings, (p->ctx->n_warnings + 1) * sizeof(*grown));
+	if (grown == NULL || asprintf(&line, "%s:%u: warning: %s", p->path, p->line, text) < 0) {
+		if (grown != NULL)
+			p->ctx->warnings = grown;
+		free(text);
+		return;
+	}
+	free(text);
+	p->ctx->warnings = grown;
+	p->ctx->warnings[p->ctx->n_warnings++] = line;
+}
+
 static int
 nomem(struct ctx *ctx)
 {
@@ -209,6 +242,11 @@ ctx_clear(struct ctx *ctx)
 		free(n);
 	}
 	ctx->strings = NULL;
+	for (size_t i = 0; i < ctx->n_warnings; i++)
+		free(ctx->warnings[i]);
+	free(ctx->warnings);
+	ctx->warnings = NULL;
+	ctx->n_warnings = 0;
 }
 
 static void
@@ -1245,6 +1283,29 @@ do_fetch_ca(struct parser *p, char *rest)
 
 /* fetch allow|deny METHODS URL-PATTERN [OPTION...]: the broker's rules
  * (deny wins; nothing matching means denied); fetch limit|address|ca. */
+/* A deny rule's query pattern is matched against the whole query: a
+ * pattern that does not begin and end with '**' lets a request with one
+ * more parameter before or after it through, which is rarely what a deny
+ * rule means. */
+static void
+warn_query_pattern(const struct parser *p, const struct aj_fetch_rule *r)
+{
+	size_t len = strlen(r->query), a = 0, b = len;
+
+	if (r->allow || len == 0 || strcmp(r->query, "none") == 0 ||
+	    (len >= 4 && strncmp(r->query, "**", 2) == 0 && strcmp(r->query + len - 2, "**") == 0))
+		return;
+	while (a < len && r->query[a] == '*')
+		a++;
+	while (b > a && r->query[b - 1] == '*')
+		b--;
+	pwarn(p,
+	      "fetch deny: the query pattern '%s' must match the whole query, so a request "
+	      "that adds a parameter before or after it is not denied (to deny it anywhere "
+	      "in the query: query **%.*s**)",
+	      r->query, (int)(b - a), r->query + a);
+}
+
 static int
 do_fetch(struct parser *p, char *rest)
 {
@@ -1274,6 +1335,7 @@ do_fetch(struct parser *p, char *rest)
 		/* (The parser cut REST after the action word.) */
 		return perr(p, -EINVAL, "fetch %s: %s", rest, err);
 	snprintf(rule.origin, sizeof(rule.origin), "%s:%u", p->path, p->line);
+	warn_query_pattern(p, &rule);
 	return fetch_add(p, p->layer, &rule);
 }
 
@@ -1417,6 +1479,7 @@ aj_profile_free(struct aj_profile *profile)
 	free_strv(profile->env_keep, profile->n_env_keep);
 	free_strv(profile->env_set, profile->n_env_set);
 	aj_policy_clear(&profile->fetch);
+	free_strv(profile->warnings, profile->n_warnings);
 	free(profile);
 }
 
@@ -1535,7 +1598,8 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 
 		pr->fetch.ca_file = strdup(l->fetch_ca.text);
 		if (pr->fetch.ca_file == NULL ||
-		    read_small_file(pr->fetch.ca_file, AJ_POLICY_MAX_CA, &pr->fetch.ca_pem, &len) < 0)
+		    read_small_file(pr->fetch.ca_file, AJ_POLICY_MAX_CA, &pr->fetch.ca_pem, &len) <
+			    0)
 			goto fail;
 	}
 	*out = pr;
@@ -1571,6 +1635,10 @@ load_top(const char *name, const char *path, bool from_string, struct file_id id
 		goto out;
 	}
 	pr->from_string = from_string;
+	pr->warnings = ctx.warnings;
+	pr->n_warnings = ctx.n_warnings;
+	ctx.warnings = NULL;
+	ctx.n_warnings = 0;
 	*out = pr;
 out:
 	layer_free(l);

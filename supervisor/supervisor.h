@@ -62,6 +62,9 @@ struct aj_profile {
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 	struct aj_policy fetch;   /* `fetch ...`: the broker's part (common/policy.h) */
 	bool from_string;         /* aj_profile_load_string(): PATH is a name, no file */
+	char **warnings; /* "file:line: warning: ..." for lines that parse but are easy to
+			  * get wrong (`profile check` prints them) */
+	size_t n_warnings;
 };
 
 /* The layers `optional` may name, sorted by name. */

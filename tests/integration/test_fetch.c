@@ -180,6 +180,66 @@ Test(fetch, head_and_headers_with_i)
 	free(prof);
 }
 
+/* Issue 9: a query is decided as the server reads it (the broker fetches
+ * exactly the spelling it decided on), and headers that would make the
+ * server read another method, host or path go upstream only where a rule
+ * says `pass-header`. */
+Test(fetch, queries_and_override_headers_are_decided_as_servers_read_them)
+{
+	char *prof =
+		write_profile("fetch allow GET http://127.0.0.1:%d/echo/** query **\n"
+			      "fetch deny * http://127.0.0.1:%d/echo/** query **action=delete**\n"
+			      "fetch allow GET http://127.0.0.1:%d/echo/pass pass-header "
+			      "X-HTTP-Method-Override\n",
+			      http.port, http.port, http.port);
+	struct aj_result r;
+
+	in_jail(&r, prof,
+		"$AJ fetch \"$URL/echo/a?action=delete\"; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/echo/a?%61ction=delete\"; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/echo/a?action=%64elete\"; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/echo/a?action%3Ddelete\"; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/echo/a?action=view&action=delete\"; echo \"exit=$?\"; "
+		"$AJ fetch \"$URL/echo/a?%61ction=view\"; echo \"exit=$?\"; "
+		"$AJ fetch -H 'X-HTTP-Method-Override: DELETE' -H 'X-Forwarded-Host: evil.example' "
+		"-H 'Forwarded: host=evil.example' -H 'X-Original-URL: /admin' -H 'X-Keep: 1' "
+		"\"$URL/echo/a?x=1\"; echo \"exit=$?\"; "
+		"$AJ fetch -H 'X-HTTP-Method-Override: DELETE' -H 'X-Forwarded-Host: evil.example' "
+		"\"$URL/echo/pass\"; echo \"exit=$?\"");
+	/* Denied in every spelling (exit 3), ambiguous ones refused as bad
+	 * requests (exit 8), and none of them reached the server. */
+	cr_assert_not_null(strstr(r.out, "exit=3\nexit=3\nexit=3\nexit=8\nexit=8\n"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "holds an encoded '=' or '&'"), SHOW(r));
+	cr_assert_not_null(strstr(r.err, "query parameter 'action' is given twice"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "GET /echo/a?action=delete"), 0);
+	cr_assert_eq(aj_server_log_count(&http, "GET /echo/a?action=view&action=delete"), 0);
+	/* What was allowed was fetched in the spelling that was decided. */
+	cr_assert_not_null(strstr(r.out, "\"path\": \"/echo/a?action=view\""), SHOW(r));
+	/* The override headers were dropped, the others kept... */
+	cr_assert_not_null(strstr(r.out, "[\"X-Keep\", \"1\"]"), SHOW(r));
+	cr_assert_null(strstr(r.out, "[\"X-Original-URL\""), SHOW(r));
+	cr_assert_null(strstr(r.out, "[\"Forwarded\""), SHOW(r));
+	/* ...but for the one a rule lets pass, on that rule's URL. */
+	cr_assert_not_null(strstr(r.out, "[\"X-HTTP-Method-Override\", \"DELETE\"]"), SHOW(r));
+	{
+		const char *pass = strstr(r.out, "\"path\": \"/echo/pass\"");
+
+		cr_assert_not_null(pass, SHOW(r));
+		cr_assert_null(strstr(r.out, "[\"X-Forwarded-Host\""), SHOW(r));
+		cr_assert_eq(strstr(r.out, "[\"X-HTTP-Method-Override\"") > pass, true,
+			     "the override passed only where the rule says so: " SHOW(r));
+	}
+	{
+		int ok = 0;
+
+		for (const char *p = r.out; (p = strstr(p, "exit=0\n")) != NULL; p++)
+			ok++;
+		cr_assert_eq(ok, 3, SHOW(r));
+	}
+	aj_test_result_free(&r);
+	free(prof);
+}
+
 Test(fetch, post_bodies_arrive_whole)
 {
 	char *prof = write_profile("fetch allow POST,PUT http://127.0.0.1:%d/echo\n", http.port);

@@ -22,7 +22,8 @@
 #include "broker_fixture.h"
 
 static const char profile[] = "fetch deny * http://127.0.0.1:9/private/**\n"
-			      "fetch allow GET,POST http://127.0.0.1:9/** max-body 10\n";
+			      "fetch allow GET,POST http://127.0.0.1:9/** max-body 10\n"
+			      "fetch deny * http://127.0.0.1:9/api/** query **action=delete**\n";
 
 static struct {
 	struct ev_loop *loop;
@@ -407,5 +408,41 @@ Test(dispatch, cancel_while_the_body_comes_answers_nothing_and_is_audited)
 	fixture_send(b.agent, AJ_MSG_WINDOW, 0, 4, "\x00\x10\x00\x00", 4, -1);
 	fixture_send(b.agent, AJ_MSG_CANCEL, 0, 4, NULL, 0, -1);
 	cr_assert_eq(answer(&f, NULL), 0);
+	cr_assert_not(aj_dispatch_saw_protocol_error(b.dispatch));
+}
+
+/* Issue 9: a query is decided as servers read it. */
+Test(dispatch, queries_are_decided_as_servers_read_them)
+{
+	json_t *e;
+
+	hello();
+	fixture_send_json(
+		b.agent, AJ_MSG_REQUEST, AJ_FLAG_END, 1,
+		"{\"method\":\"GET\",\"url\":\"http://127.0.0.1:9/api/x?%61ction=delete\"}");
+	e = expect_error(1, "denied");
+	cr_assert_str_eq(member(e, "rule"), "/t/test.profile:3");
+	cr_assert_str_eq(
+		member(e, "message"),
+		"GET http://127.0.0.1:9/api/x?action=delete is denied by a fetch deny rule");
+	json_decref(e);
+	fixture_send_json(
+		b.agent, AJ_MSG_REQUEST, AJ_FLAG_END, 2,
+		"{\"method\":\"GET\",\"url\":\"http://127.0.0.1:9/api/x?action%3Ddelete\"}");
+	e = expect_error(2, "bad_request");
+	cr_assert_str_eq(member(e, "message"),
+			 "query parameter name 'action%3Ddelete' holds an encoded '=' or '&' "
+			 "(servers read it differently)");
+	json_decref(e);
+	fixture_send_json(b.agent, AJ_MSG_REQUEST, AJ_FLAG_END, 3,
+			  "{\"method\":\"GET\",\"url\":\"http://127.0.0.1:9/api/"
+			  "x?action=view&action=delete\"}");
+	e = expect_error(3, "bad_request");
+	cr_assert_str_eq(member(e, "rule"), "/t/test.profile:3");
+	cr_assert_str_eq(member(e, "message"),
+			 "query parameter 'action' is given twice with different values, and the "
+			 "rule at /t/test.profile:3 decides on it (servers read such a query "
+			 "differently)");
+	json_decref(e);
 	cr_assert_not(aj_dispatch_saw_protocol_error(b.dispatch));
 }

@@ -346,6 +346,89 @@ Test(policy, query_rules)
 	free(r);
 }
 
+/* THREATS 14, issue 9: queries are matched as servers read them. */
+Test(policy, query_rules_see_the_decoded_query)
+{
+	struct aj_fetch_rule *r = rules_new(2);
+	size_t d;
+
+	rule_line(&r[0], "allow GET https://api.test/** query **");
+	rule_line(&r[1], "deny * https://api.test/** query **action=delete**");
+	cr_expect_eq(decide(r, 2, "GET", "https://api.test/x?action=delete", &d), 0);
+	cr_expect_eq(decide(r, 2, "GET", "https://api.test/x?%61ction=delete", &d), 0);
+	cr_expect_eq(decide(r, 2, "GET", "https://api.test/x?action=%64elete", &d), 0);
+	cr_expect_eq(decide(r, 2, "GET", "https://api.test/x?action=view", &d), 1);
+	free(r);
+	/* The pattern is read in the same spelling as the URL. */
+	r = rules_new(1);
+	rule_line(&r[0], "deny GET https://api.test/** query **%61ction=%2f**");
+	cr_expect_str_eq(r[0].query, "**action=%2F**");
+	cr_expect_eq(decide(r, 1, "GET", "https://api.test/x?action=%2F", &d), 0);
+	cr_expect_eq(d, 0);
+	free(r);
+}
+
+static struct aj_policy_decision
+judge(struct aj_fetch_rule *rules, size_t n, const char *method, const char *url)
+{
+	struct aj_policy p = {.path = "/t.profile", .rules = rules, .n_rules = n};
+	struct aj_policy_decision d;
+	struct aj_url u;
+	char err[256];
+
+	cr_assert_eq(aj_url_normalise(url, &u, err, sizeof(err)), 0, "%s", err);
+	aj_policy_judge(&p, aj_policy_method_bit(method), &u, &d);
+	return d;
+}
+
+Test(policy, a_repeated_parameter_a_rule_names_is_ambiguous)
+{
+	struct aj_fetch_rule *r = rules_new(2);
+	struct aj_policy_decision d;
+
+	rule_line(&r[0], "allow GET https://api.test/** query **");
+	rule_line(&r[1], "deny GET https://api.test/** query **action=delete**");
+	snprintf(r[1].origin, sizeof(r[1].origin), "/t.profile:2");
+	/* Which one the server keeps decides whether the rule applies. */
+	d = judge(r, 2, "GET", "https://api.test/x?action=view&action=delete");
+	cr_expect_not(d.allowed);
+	cr_expect_str_eq(d.ambiguous,
+			 "query parameter 'action' is given twice with different values, and the "
+			 "rule at /t.profile:2 decides on it (servers read such a query "
+			 "differently)");
+	cr_expect_str_eq(d.rule_text, "/t.profile:2");
+	/* The same value twice, or a parameter no rule names: decided. */
+	d = judge(r, 2, "GET", "https://api.test/x?action=view&action=view");
+	cr_expect(d.allowed);
+	cr_expect_str_eq(d.ambiguous, "");
+	d = judge(r, 2, "GET", "https://api.test/x?page=1&page=2");
+	cr_expect(d.allowed);
+	/* A rule for another path does not count. */
+	d = judge(r, 2, "GET", "https://other.test/x?action=a&action=b");
+	cr_expect_not(d.allowed);
+	cr_expect_str_eq(d.ambiguous, "");
+	free(r);
+}
+
+Test(policy, override_headers_pass_only_where_every_rule_says_so)
+{
+	struct aj_fetch_rule *r = rules_new(2);
+	struct aj_policy_decision d;
+	int i = aj_policy_override_header("x-http-method-override");
+
+	cr_assert_geq(i, 0);
+	cr_expect_str_eq(aj_policy_override_headers[i], "X-HTTP-Method-Override");
+	cr_expect_eq(aj_policy_override_header("Accept"), -1);
+	rule_line(&r[0], "allow GET https://api.test/** pass-header X-HTTP-Method-Override");
+	rule_line(&r[1], "allow GET https://api.test/v2/**");
+	d = judge(r, 2, "GET", "https://api.test/v1/x");
+	cr_expect(d.options & AJ_RULE_PASS(i));
+	/* Overlapping rules: only if all say it. */
+	d = judge(r, 2, "GET", "https://api.test/v2/x");
+	cr_expect_not(d.options & AJ_RULE_PASS(i));
+	free(r);
+}
+
 Test(policy, rule_lines_read_back_to_themselves)
 {
 	static const char *const lines[] = {
@@ -354,6 +437,8 @@ Test(policy, rule_lines_read_back_to_themselves)
 		"allow GET https://api.test/search query q=* response 1024 rate 60/min "
 		"sensitive-query",
 		"deny GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS http://x.test:8080/a",
+		"allow POST https://api.test/v2/** pass-header X-HTTP-Method-Override "
+		"pass-header X-Forwarded-Host",
 	};
 	struct aj_fetch_rule r;
 	char text[2048];
@@ -380,6 +465,17 @@ Test(policy, bad_rule_lines)
 						      "500ms, 30s or 2m)"},
 		{"allow GET https://a.test/ concurrency 0", "concurrency: must be above zero (use "
 							    "'fetch deny' to refuse requests)"},
+		{"allow GET https://a.test/ query a%3Db=1",
+		 "query parameter name 'a%3Db' holds an encoded '=' or '&' (servers read it "
+		 "differently)"},
+		{"allow GET https://a.test/ pass-header", "pass-header: missing NAME"},
+		{"allow GET https://a.test/ pass-header Cookie",
+		 "pass-header: 'Cookie' is not dropped by the broker (only override headers are: "
+		 "X-HTTP-Method-Override, X-Forwarded-Host, Forwarded, X-Original-URL, ...)"},
+		{"deny GET https://a.test/ pass-header Forwarded",
+		 "'pass-header' only makes sense on an allow rule"},
+		{"allow GET https://a.test/ pass-header forwarded pass-header Forwarded",
+		 "pass-header Forwarded given twice"},
 	};
 	char copy[512], err[256];
 	struct aj_fetch_rule r;

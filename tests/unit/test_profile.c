@@ -455,16 +455,18 @@ Test(profile, fetch_rules)
 
 Test(profile, error_fetch)
 {
-	parse_err("fetch", -EINVAL, "t.profile:1: fetch: expected allow, deny, limit, address or ca");
+	parse_err("fetch", -EINVAL,
+		  "t.profile:1: fetch: expected allow, deny, limit, address or ca");
 	parse_err("fetch permit GET https://x.org/", -EINVAL,
 		  "t.profile:1: fetch: expected allow, deny, limit, address or ca");
 	parse_err("fetch allow GET", -EINVAL,
 		  "t.profile:1: fetch allow: expected METHODS URL-PATTERN");
 	parse_err("fetch allow GET https://x.org/ max-body", -EINVAL,
 		  "t.profile:1: fetch allow: max-body: missing value (a size such as 64K or 10M)");
-	parse_err("fetch allow GET https://x.org/ max-body 64Q", -EINVAL,
-		  "t.profile:1: fetch allow: max-body: invalid value '64Q' (expected a size such as "
-		  "64K or 10M)");
+	parse_err(
+		"fetch allow GET https://x.org/ max-body 64Q", -EINVAL,
+		"t.profile:1: fetch allow: max-body: invalid value '64Q' (expected a size such as "
+		"64K or 10M)");
 	parse_err("fetch allow GET https://x.org/ timeout 5s timeout 6s", -EINVAL,
 		  "t.profile:1: fetch allow: timeout given twice");
 	parse_err("fetch allow GET https://x.org/ rate 0/min", -EINVAL,
@@ -475,22 +477,25 @@ Test(profile, error_fetch)
 		  "600/min or 10/s)");
 	parse_err("fetch allow GET https://x.org/ colour blue", -EINVAL,
 		  "t.profile:1: fetch allow: unknown option 'colour' (query, max-body, response, "
-		  "timeout, concurrency, rate, redirects, credentials, sensitive-query)");
+		  "timeout, concurrency, rate, redirects, credentials, sensitive-query, "
+		  "pass-header)");
 	parse_err("fetch deny GET https://x.org/ credentials", -EINVAL,
 		  "t.profile:1: fetch deny: 'credentials' only makes sense on an allow rule");
 	parse_err("fetch deny GET https://x.org/ timeout 5s", -EINVAL,
 		  "t.profile:1: fetch deny: limits only make sense on an allow rule");
-	parse_err("fetch limit", -EINVAL,
-		  "t.profile:1: fetch limit: expected KEY VALUE pairs (max-body, response, timeout, "
-		  "concurrency, rate, redirects)");
+	parse_err(
+		"fetch limit", -EINVAL,
+		"t.profile:1: fetch limit: expected KEY VALUE pairs (max-body, response, timeout, "
+		"concurrency, rate, redirects)");
 	parse_err("fetch limit response", -EINVAL,
 		  "t.profile:1: fetch limit: response: missing value (a size such as 64K or 10M)");
 	parse_err("fetch limit redirects 21", -EINVAL,
 		  "t.profile:1: fetch limit: redirects: '21' is too large");
 	parse_err("fetch limit timeout 5s\nfetch limit timeout 6s\n", -EINVAL,
 		  "t.profile:2: conflicting 'timeout' (already set to '5s' at t.profile:1)");
-	parse_err("fetch address allow 10.0.0.1/8", -EINVAL,
-		  "t.profile:1: fetch address: 10.0.0.1/8: host bits set; did you mean 10.0.0.0/8?");
+	parse_err(
+		"fetch address allow 10.0.0.1/8", -EINVAL,
+		"t.profile:1: fetch address: 10.0.0.1/8: host bits set; did you mean 10.0.0.0/8?");
 	parse_err("fetch address deny 10.0.0.0/8", -EINVAL,
 		  "t.profile:1: fetch address: expected 'allow ADDRESS[/PREFIX]'");
 	parse_err("fetch ca", -EINVAL, "t.profile:1: fetch ca: missing FILE");
@@ -1303,4 +1308,29 @@ Test(profile, free_and_accessors_accept_null)
 	aj_profile_free(NULL);
 	cr_assert_null(aj_profile_name(NULL));
 	cr_assert_null(aj_profile_path(NULL));
+}
+
+/* Issue 9: `profile check` warns of a deny rule's query pattern that
+ * other parameters escape. */
+Test(profile, a_deny_query_pattern_others_escape_is_warned_of)
+{
+	struct aj_profile *p = parse_ok("fetch allow GET https://api.test/** query q=*\n"
+					"fetch deny * https://api.test/** query **action=delete**\n"
+					"fetch deny * https://api.test/** query action=delete\n"
+					"fetch deny * https://api.test/** query none\n"
+					"fetch deny * https://api.test/v2/** query *token=*\n");
+
+	cr_assert_eq(p->n_warnings, 2);
+	cr_assert_str_eq(
+		p->warnings[0],
+		"t.profile:3: warning: fetch deny: the query pattern 'action=delete' must "
+		"match the whole query, so a request that adds a parameter before or after "
+		"it is not denied (to deny it anywhere in the query: query "
+		"**action=delete**)");
+	cr_assert_str_eq(
+		p->warnings[1],
+		"t.profile:5: warning: fetch deny: the query pattern '*token=*' must match "
+		"the whole query, so a request that adds a parameter before or after it is "
+		"not denied (to deny it anywhere in the query: query **token=**)");
+	aj_profile_free(p);
 }

@@ -73,3 +73,21 @@ Test(request, credentials_pass_only_where_the_rules_allow)
 	cr_assert(aj_req_header_allowed(&r, "Cookie"));
 	fixture_policy_free(p);
 }
+
+/* Issue 9: headers that make a server read another method, host or path
+ * than the rules decided pass only with `pass-header`. */
+Test(request, override_headers_pass_only_with_pass_header)
+{
+	struct aj_req r = {0};
+	int i = aj_policy_override_header("X-HTTP-Method-Override");
+
+	cr_assert_geq(i, 0);
+	for (size_t k = 0; k < AJ_POLICY_N_OVERRIDE_HEADERS; k++)
+		cr_assert_not(aj_req_header_allowed(&r, aj_policy_override_headers[k]), "%s",
+			      aj_policy_override_headers[k]);
+	cr_assert_not(aj_req_header_allowed(&r, "x-forwarded-host"), "any spelling");
+	r.options = AJ_RULE_PASS(i);
+	cr_assert(aj_req_header_allowed(&r, "X-HTTP-Method-Override"));
+	cr_assert_not(aj_req_header_allowed(&r, "X-HTTP-Method"), "one header, not the class");
+	cr_assert(aj_req_header_allowed(&r, "X-Requested-With"));
+}

@@ -52,8 +52,21 @@ static const struct ok_case ok_cases[] = {
 	 ""},
 	{"http://example.org#/../../etc", "http://example.org/", "example.org", AJ_HOST_NAME, 80,
 	 "/", ""},
-	{"http://example.org/x?a=%2f#f?g", "http://example.org/x?a=%2f", "example.org",
-	 AJ_HOST_NAME, 80, "/x", "a=%2f"},
+	/* The query as servers read it: an encoded unreserved character is
+	 * that character, every other encoding has one spelling. */
+	{"http://example.org/x?%61ction=delete", "http://example.org/x?action=delete",
+	 "example.org", AJ_HOST_NAME, 80, "/x", "action=delete"},
+	{"http://example.org/x?action=%64el%65te", "http://example.org/x?action=delete",
+	 "example.org", AJ_HOST_NAME, 80, "/x", "action=delete"},
+	{"http://example.org/x?q=%7e%2D%2e%5F", "http://example.org/x?q=~-._", "example.org",
+	 AJ_HOST_NAME, 80, "/x", "q=~-._"},
+	{"http://example.org/x?q=a%3db%26c&r=%2b", "http://example.org/x?q=a%3Db%26c&r=%2B",
+	 "example.org", AJ_HOST_NAME, 80, "/x", "q=a%3Db%26c&r=%2B"},
+	{"http://example.org/x?a=1&&%61=2", "http://example.org/x?a=1&&a=2", "example.org",
+	 AJ_HOST_NAME, 80, "/x", "a=1&&a=2"},
+	/* The query's encodings in one spelling: upper-case hex. */
+	{"http://example.org/x?a=%2f#f?g", "http://example.org/x?a=%2F", "example.org",
+	 AJ_HOST_NAME, 80, "/x", "a=%2F"},
 	{"http://example.org/%41%62", "http://example.org/Ab", "example.org", AJ_HOST_NAME, 80,
 	 "/Ab", ""},
 	{"http://example.org/%7e%7E", "http://example.org/~~", "example.org", AJ_HOST_NAME, 80,
@@ -164,6 +177,13 @@ static const struct bad_case bad_cases[] = {
 	{"http://example.org/a%", "malformed percent-encoding"},
 	{"http://example.org/x?a=%g1", "malformed percent-encoding in query"},
 	{"http://example.org/x?a=%", "malformed percent-encoding in query"},
+	/* THREATS 14, issue 9: a name with an encoded separator is read as
+	 * "action=delete" by one server and as the name "action=delete" by
+	 * another. */
+	{"http://example.org/x?action%3Ddelete", "holds an encoded '=' or '&'"},
+	{"http://example.org/x?action%3ddelete", "holds an encoded '=' or '&'"},
+	{"http://example.org/x?a=1&b%26action=delete", "holds an encoded '=' or '&'"},
+	{"http://example.org/x?%26=1", "holds an encoded '=' or '&'"},
 	{"http://example.org//etc", "empty path segment"},
 	{"http://example.org/a//b", "empty path segment"},
 	{"http://example.org/..", "climbs above the root"},
