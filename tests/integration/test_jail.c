@@ -948,6 +948,8 @@ EXPECT_TRY(escape, socket_inet6_eperm, "socket-inet6", "socket-inet6 EPERM", 1)
 EXPECT_TRY(escape, socket_raw_eperm, "socket-raw", "socket-raw EPERM", 1)
 EXPECT_TRY(escape, socket_packet_eperm, "socket-packet", "socket-packet EPERM", 1)
 EXPECT_TRY(escape, socket_netlink_eperm, "socket-netlink", "socket-netlink EPERM", 1)
+EXPECT_TRY(escape, socket_netlink_audit_eperm, "socket-netlink-audit", "socket-netlink-audit EPERM",
+	   1)
 EXPECT_TRY(escape, socket_vsock_eperm, "socket-vsock", "socket-vsock EPERM", 1)
 EXPECT_TRY(escape, socket_alg_eperm, "socket-alg", "socket-alg EPERM", 1)
 EXPECT_TRY(escape, socket_unix_eperm_by_default, "socket-unix", "socket-unix EPERM", 1)

@@ -370,8 +370,10 @@ static const struct attempt attempts[] = {
 	 "{\"family\":\"AF_INET6\",\"type\":\"SOCK_STREAM\",\"flags\":[],\"protocol\":0}", NULL},
 	{"socket-packet", "socket", SYS_socket, "socket AF_PACKET",
 	 "{\"family\":\"AF_PACKET\",\"type\":\"SOCK_RAW\",\"flags\":[],\"protocol\":0}", NULL},
-	{"socket-netlink", "socket", SYS_socket, "socket AF_NETLINK",
-	 "{\"family\":\"AF_NETLINK\",\"type\":\"SOCK_RAW\",\"flags\":[],\"protocol\":0}", NULL},
+	/* (NETLINK_ROUTE, glibc's interface listing, is refused without a
+	 * violation: netlink_route_is_refused_without_a_violation.) */
+	{"socket-netlink-audit", "socket", SYS_socket, "socket AF_NETLINK",
+	 "{\"family\":\"AF_NETLINK\",\"type\":\"SOCK_RAW\",\"flags\":[],\"protocol\":9}", NULL},
 	{"socket-vsock", "socket", SYS_socket, "socket AF_VSOCK",
 	 "{\"family\":\"AF_VSOCK\",\"type\":\"SOCK_STREAM\",\"flags\":[],\"protocol\":0}", NULL},
 	{"socketpair-inet", "socketpair", SYS_socketpair, "socketpair AF_INET",
@@ -553,7 +555,7 @@ Test(violations, several_kinds_are_counted_per_kind, .timeout = 60)
 
 /* ---- 2. routine refusals are not violations ----------------------------------- */
 
-Test(violations, unix_sockets_are_not_violations, .timeout = 60)
+Test(violations, unix_and_netlink_route_sockets_are_not_violations, .timeout = 60)
 {
 	static const struct {
 		const char *verb, *line;
@@ -564,6 +566,8 @@ Test(violations, unix_sockets_are_not_violations, .timeout = 60)
 		{"socket-unix", "socket-unix EPERM\n", 1, false},
 		{"socketpair-unix", "socketpair-unix ok\n", 0, false},
 		{"socket-unix", "socket-unix ok\n", 0, true},
+		/* Issue 9: glibc lists the interfaces through NETLINK_ROUTE. */
+		{"socket-netlink", "socket-netlink EPERM\n", 1, false},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -591,6 +595,31 @@ Test(violations, unix_sockets_are_not_violations, .timeout = 60)
 		free(text);
 		aj_test_result_free(&r);
 	}
+}
+
+/* Issue 9: a real program resolving a name with AI_ADDRCONFIG (glibc asks
+ * NETLINK_ROUTE for the addresses first) runs to its end under
+ * `on-violation kill`, and no violation is reported. */
+Test(violations, getaddrinfo_raises_no_false_alarm, .timeout = 60)
+{
+	struct aj_result r;
+	struct stream s;
+	char *text;
+
+	unlink(events);
+	aj_test_run(&r, -1, "--profile", prof_kill, "--events", events, "--", "python3", "-c",
+		    "import socket; socket.getaddrinfo('localhost', 80, 0, socket.SOCK_STREAM, 0, "
+		    "socket.AI_ADDRCONFIG); print('resolved')",
+		    NULL);
+	cr_assert_eq(r.status, 0, SHOWFMT, SHOWARGS(r));
+	cr_assert_str_eq(r.out, "resolved\n", SHOWFMT, SHOWARGS(r));
+	text = aj_test_slurp(events);
+	stream_parse(&s, text, false);
+	cr_assert_eq(count_type(&s, "violation"), 0, "%s", text);
+	cr_assert_eq(int_of(exit_event(&s), "violations", text), 0, "%s", text);
+	stream_free(&s);
+	free(text);
+	aj_test_result_free(&r);
 }
 
 /* ---- 3. on-violation kill ------------------------------------------------------ */

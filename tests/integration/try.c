@@ -18,6 +18,7 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/io_uring.h>
+#include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -109,9 +110,15 @@ report(const char *verb, long rc)
 }
 
 static int
+try_socket_protocol(const char *verb, int family, int type, int protocol)
+{
+	return report(verb, socket(family, type, protocol));
+}
+
+static int
 try_socket(const char *verb, int family, int type)
 {
-	return report(verb, socket(family, type, 0));
+	return try_socket_protocol(verb, family, type, 0);
 }
 
 static int
@@ -626,8 +633,10 @@ main(int argc, char **argv)
 		return try_socket(v, AF_INET, SOCK_RAW);
 	if (!strcmp(v, "socket-packet"))
 		return try_socket(v, AF_PACKET, SOCK_RAW);
-	if (!strcmp(v, "socket-netlink"))
+	if (!strcmp(v, "socket-netlink")) /* NETLINK_ROUTE, as glibc's getaddrinfo */
 		return try_socket(v, AF_NETLINK, SOCK_RAW);
+	if (!strcmp(v, "socket-netlink-audit"))
+		return try_socket_protocol(v, AF_NETLINK, SOCK_RAW, NETLINK_AUDIT);
 	if (!strcmp(v, "socket-vsock"))
 		return try_socket(v, AF_VSOCK, SOCK_STREAM);
 	if (!strcmp(v, "socket-alg"))

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/netlink.h>
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -185,6 +186,14 @@ static uint32_t
 sim_call(const struct sim *s, uint32_t arch, int nr, uint64_t a0, uint64_t a1)
 {
 	struct seccomp_data d = {.nr = nr, .arch = arch, .args = {a0, a1}};
+
+	return sim_run(s->prog, s->n, &d);
+}
+
+static uint32_t
+sim_call3(const struct sim *s, uint32_t arch, int nr, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	struct seccomp_data d = {.nr = nr, .arch = arch, .args = {a0, a1, a2}};
 
 	return sim_run(s->prog, s->n, &d);
 }
@@ -409,6 +418,8 @@ Test(seccomp, bpf_argument_rules)
 	cr_assert_eq(sim_call(&u, x, __NR_socket, AF_UNIX, 0), ALLOW);
 	cr_assert_eq(sim_call(&u, x, __NR_socket, AF_INET, 0), ERRNO(EPERM));
 	cr_assert_eq(sim_call(&u, x, __NR_socket, AF_NETLINK, 0), ERRNO(EPERM));
+	cr_assert_eq(sim_call3(&u, x, __NR_socket, AF_NETLINK, SOCK_RAW, NETLINK_AUDIT),
+		     ERRNO(EPERM));
 	cr_assert_eq(sim_call(&u, x, __NR_socket, hi | AF_UNIX, 0), ERRNO(EPERM));
 	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_STREAM), ALLOW);
 	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC),
@@ -862,4 +873,36 @@ Test(seccomp, prebuilt_load_blocks_inet)
 	cr_assert_eq(waitpid(pid, &st, 0), pid);
 	cr_assert(WIFEXITED(st));
 	cr_assert_eq(WEXITSTATUS(st), 0, "child check %d failed", WEXITSTATUS(st));
+}
+
+/* Issue 9: with escape attempts reported, glibc's NETLINK_ROUTE probe is a
+ * plain EPERM and every other netlink protocol a reported attempt; the
+ * narrower rule must win over the wider "not AF_UNIX". */
+Test(seccomp, netlink_route_is_refused_without_a_report)
+{
+	struct aj_seccomp_opts opts = {.notify_violations = true};
+	char err[256] = "";
+	void *ctx = NULL;
+	size_t len;
+	struct sim s;
+	const uint32_t x = AUDIT_ARCH_X86_64;
+
+	cr_assert_eq(aj_seccomp_build(&opts, &ctx, err, sizeof(err)), 0, "%s", err);
+	s.prog = (struct sock_filter *)export_filter(ctx, true, &len);
+	s.n = len / sizeof(struct sock_filter);
+	aj_seccomp_free(ctx);
+	cr_assert_eq(
+		sim_call3(&s, x, __NR_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE),
+		ERRNO(EPERM));
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_NETLINK, SOCK_DGRAM, NETLINK_ROUTE),
+		     ERRNO(EPERM));
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_NETLINK, SOCK_RAW, NETLINK_AUDIT),
+		     SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(
+		sim_call3(&s, x, __NR_socket, AF_NETLINK, SOCK_RAW, (1ULL << 32) | NETLINK_ROUTE),
+		SECCOMP_RET_USER_NOTIF, "the whole 64-bit argument is compared");
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_STREAM, 0),
+		     SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_PACKET, SOCK_RAW, 0), SECCOMP_RET_USER_NOTIF);
+	free(s.prog);
 }
