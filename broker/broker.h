@@ -140,10 +140,11 @@ struct aj_channels *aj_channel_set(const struct aj_channel *c);
 struct aj_dispatch;
 
 /* Frames from the channels are decoded here and handed to the handler the
- * permit table names for their type and the channel's phase.  SUPERVISOR
- * is the supervisor's pid (a CONNECT must not pass the inherited pair). */
+ * permit table names for their type and the channel's phase.  DOOR_MAKER
+ * is the pid that made the inherited pair (the jail's init: a CONNECT must
+ * not pass the agent's end of it back). */
 struct aj_dispatch *aj_dispatch_new(struct ev_loop *loop, struct aj_requests *requests,
-				    pid_t supervisor);
+				    pid_t door_maker);
 void aj_dispatch_free(struct aj_dispatch *d);
 
 /* The channel hooks that feed it (main.c registers them with ARG = D). */

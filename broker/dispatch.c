@@ -37,7 +37,7 @@ enum phase {
 struct aj_dispatch {
 	struct ev_loop *loop;
 	struct aj_requests *requests;
-	pid_t supervisor;
+	pid_t door_maker;
 	bool protocol_error;
 };
 
@@ -152,11 +152,12 @@ answer_connect(struct session *s, const struct aj_frame *f, const uint8_t *paylo
 		end_channel(s, "CONNECT with something that is not a unix seqpacket socket");
 		return;
 	}
-	/* The agent's end of the inherited channel (its peer is the
-	 * supervisor, which made the pair) would have the broker talk to
-	 * itself and close the channel every process of the jail shares. */
+	/* The agent's end of the inherited channel (a socketpair carries the
+	 * credentials of the process that made it: the jail's init) would
+	 * have the broker talk to itself and close the channel every process
+	 * of the jail shares. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0 ||
-	    cred.pid == s->d->supervisor || cred.pid == getpid()) {
+	    cred.pid == s->d->door_maker || cred.pid == getpid()) {
 		close(fd);
 		end_channel(s, "CONNECT with a socket that is not a new pair");
 		return;
@@ -306,7 +307,7 @@ const struct aj_channel_hooks aj_dispatch_hooks = {
 };
 
 struct aj_dispatch *
-aj_dispatch_new(struct ev_loop *loop, struct aj_requests *requests, pid_t supervisor)
+aj_dispatch_new(struct ev_loop *loop, struct aj_requests *requests, pid_t door_maker)
 {
 	struct aj_dispatch *d = calloc(1, sizeof(*d));
 
@@ -314,7 +315,7 @@ aj_dispatch_new(struct ev_loop *loop, struct aj_requests *requests, pid_t superv
 		return NULL;
 	d->loop = loop;
 	d->requests = requests;
-	d->supervisor = supervisor;
+	d->door_maker = door_maker;
 	return d;
 }
 

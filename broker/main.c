@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -174,9 +175,11 @@ load_policy(struct broker *b)
 /* The layers, bottom up (broker/broker.h), before the broker is confined:
  * libcurl's global state and the host's addresses are read here. */
 static int
-wire(struct broker *b, pid_t supervisor)
+wire(struct broker *b)
 {
 	int audit_fd = fcntl(AJ_FD_AUDIT, F_GETFD) >= 0 ? AJ_FD_AUDIT : -1;
+	struct ucred door = {0};
+	socklen_t len = sizeof(door);
 
 	b->egress = aj_egress_new(&b->policy);
 	b->limits = aj_limits_new(&b->policy);
@@ -190,7 +193,10 @@ wire(struct broker *b, pid_t supervisor)
 	b->requests = aj_requests_new(b->loop, &b->policy, b->limits, b->audit, b->transfers);
 	if (b->requests == NULL)
 		return -1;
-	b->dispatch = aj_dispatch_new(b->loop, b->requests, supervisor);
+	/* Who made the door (the jail's init), read off the door itself. */
+	if (getsockopt(AJ_FD_DOOR, SOL_SOCKET, SO_PEERCRED, &door, &len) < 0 || door.pid <= 0)
+		return -1;
+	b->dispatch = aj_dispatch_new(b->loop, b->requests, door.pid);
 	if (b->dispatch == NULL)
 		return -1;
 	b->channels = aj_channels_new(b->loop, &aj_dispatch_hooks, b->dispatch);
@@ -252,7 +258,7 @@ main(int argc, char **argv)
 	b.loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
 	if (b.loop == NULL)
 		return fail("ev_default_loop");
-	if (wire(&b, supervisor) < 0) {
+	if (wire(&b) < 0) {
 		aj_log_error("setting the broker up failed: out of memory, or libcurl");
 		return AJ_EXIT_SETUP;
 	}

@@ -34,7 +34,7 @@ struct monitor {
 	bool killed_for_violation;
 	bool listener_failed;
 	int init_signal; /* init itself died by this signal (the jail was killed) */
-	ev_signal sig_w[AJ_SPAWN_N_FORWARDED];
+	ev_signal sig_w[AJ_INIT_N_FORWARDED];
 	bool broker_alive;
 	bool timed_out;
 	int status;
@@ -261,8 +261,8 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 		ev_timer_start(m.loop, &m.timeout_w);
 	}
 	if (plan->forward_signals) {
-		for (size_t i = 0; i < AJ_SPAWN_N_FORWARDED; i++) {
-			ev_signal_init(&m.sig_w[i], on_signal, aj_spawn_forwarded_signals[i]);
+		for (size_t i = 0; i < AJ_INIT_N_FORWARDED; i++) {
+			ev_signal_init(&m.sig_w[i], on_signal, aj_init_forwarded_signals[i]);
 			m.sig_w[i].data = &m;
 			ev_signal_start(m.loop, &m.sig_w[i]);
 		}
@@ -280,7 +280,7 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 	}
 
 	if (plan->forward_signals)
-		for (size_t i = 0; i < AJ_SPAWN_N_FORWARDED; i++)
+		for (size_t i = 0; i < AJ_INIT_N_FORWARDED; i++)
 			ev_signal_stop(m.loop, &m.sig_w[i]);
 	ev_loop_destroy(m.loop);
 	stop_broker(&m);

@@ -168,7 +168,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 {
 	struct aj_seccomp_opts sopts = {0};
 	struct aj_identity id = {0};
-	struct aj_jail jail = {.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1};
+	struct aj_jail jail = {
+		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1};
 	int agent_signal = 0, run_status = -1;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;
@@ -179,7 +180,6 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
 	const struct sock_fprog *filter, *filter_notify;
-	int pair[2] = {-1, -1};
 	pid_t broker_pid = -1;
 	int broker_pidfd = -1;
 	sigset_t held, saved_mask;
@@ -200,8 +200,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	 * once the agent runs. */
 	if (opts->forward_signals) {
 		sigemptyset(&held);
-		for (size_t i = 0; i < AJ_ARRAY_SIZE(aj_spawn_forwarded_signals); i++)
-			sigaddset(&held, aj_spawn_forwarded_signals[i]);
+		for (size_t i = 0; i < AJ_ARRAY_SIZE(aj_init_forwarded_signals); i++)
+			sigaddset(&held, aj_init_forwarded_signals[i]);
 		pthread_sigmask(SIG_BLOCK, &held, &saved_mask);
 	}
 
@@ -225,34 +225,10 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		goto out;
 	}
 
-	/* 2. The one door: a socketpair whose ends go to the broker and the
-	 * agent.  The supervisor keeps neither. */
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-		r = aj_err(err, errlen, -errno, "socketpair: %s", strerror(errno));
-		goto out;
-	}
-
-	/* 3. The broker, before the jail, so the agent's first request finds it. */
-	{
-		char hex[65] = "";
-		int audit_end = -1;
-
-		(void)aj_profile_sha256(opts->profile, hex);
-		r = aj_audit_new(opts->audit_fd, events, hex, &audit_end, &audit);
-		if (r < 0) {
-			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
-			goto out;
-		}
-		r = aj_launch_broker(opts->broker_path, opts->profile, &id, pair[0], audit_end,
-				     &broker_pid, &broker_pidfd, err, errlen);
-		close(audit_end);
-		if (r < 0)
-			goto out;
-	}
-	close(pair[0]);
-	pair[0] = -1;
-
-	/* 4. The jail. */
+	/* 2. The jail, up to its door: init makes the socketpair in the jail's
+	 * network namespace (a socket answers network ioctls from the
+	 * namespace it was made in) and hands us the broker's end; the jail
+	 * goes on setting itself up meanwhile, but starts nothing yet. */
 	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)), opts->events_fd,
 			     opts->audit_fd);
 	{
@@ -270,13 +246,36 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.stdio = opts->stdio,
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
 			.readonly_paths = protect.list,
-			.broker_fd = pair[1],
 			.quiet = opts->quiet,
 		};
 		r = aj_spawn_jail(&plan, &jail, err, errlen);
+		if (r < 0)
+			goto out;
 	}
-	close(pair[1]);
-	pair[1] = -1;
+
+	/* 3. The broker on the door's other end, before the command, so the
+	 * agent's first request finds it.  The supervisor keeps no end. */
+	{
+		char hex[65] = "";
+		int audit_end = -1;
+
+		(void)aj_profile_sha256(opts->profile, hex);
+		r = aj_audit_new(opts->audit_fd, events, hex, &audit_end, &audit);
+		if (r < 0)
+			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
+		else
+			r = aj_launch_broker(opts->broker_path, opts->profile, &id, jail.door_fd,
+					     audit_end, &broker_pid, &broker_pidfd, err, errlen);
+		if (audit_end >= 0)
+			close(audit_end);
+		if (r < 0) {
+			aj_spawn_jail_abort(&jail);
+			goto out;
+		}
+	}
+
+	/* 4. The command. */
+	r = aj_spawn_jail_go(&jail, err, errlen);
 	if (r < 0) {
 		aj_launch_stop(broker_pid, broker_pidfd);
 		broker_pidfd = -1;
@@ -344,10 +343,6 @@ out:
 	aj_violations_free(violations);
 	aj_audit_free(audit);
 	aj_events_free(events);
-	if (pair[0] >= 0)
-		close(pair[0]);
-	if (pair[1] >= 0)
-		close(pair[1]);
 	aj_env_free(envp);
 	if (opts->forward_signals)
 		pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);

@@ -13,6 +13,7 @@ static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_BROKER] = "starting the broker",
 	[AJ_STEP_CLONE] = "creating the namespaces",
 	[AJ_STEP_IDMAP] = "writing the uid/gid maps",
+	[AJ_STEP_DOOR] = "making the broker's door",
 	[AJ_STEP_HOSTNAME] = "setting the hostname",
 	[AJ_STEP_MOUNT_PRIVATE] = "making mounts private",
 	[AJ_STEP_TMPFS] = "mounting private tmpfs",

@@ -62,8 +62,8 @@ struct aj_profile {
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 	struct aj_policy fetch;   /* `fetch ...`: the broker's part (common/policy.h) */
 	bool from_string;         /* aj_profile_load_string(): PATH is a name, no file */
-	char **warnings; /* "file:line: warning: ..." for lines that parse but are easy to
-			  * get wrong (`profile check` prints them) */
+	char **warnings;          /* "file:line: warning: ..." for lines that parse but are easy to
+				   * get wrong (`profile check` prints them) */
 	size_t n_warnings;
 };
 
@@ -193,6 +193,7 @@ enum aj_step {
 	AJ_STEP_BROKER,
 	AJ_STEP_CLONE,
 	AJ_STEP_IDMAP,
+	AJ_STEP_DOOR,
 	AJ_STEP_HOSTNAME,
 	AJ_STEP_MOUNT_PRIVATE,
 	AJ_STEP_TMPFS,
@@ -272,13 +273,43 @@ struct aj_spawn_plan {
 	const int *stdio;     /* NULL, or 3 fds for the agent's 0, 1, 2 (-1: inherit) */
 	const char *xdg_runtime_dir;
 	const char *const *readonly_paths; /* see struct aj_fs_plan */
-	int broker_fd;                     /* the agent's end of the socketpair */
 	bool quiet;
 };
 
-/* The signals the supervisor forwards to the agent. */
-#define AJ_SPAWN_N_FORWARDED 8
-extern const int aj_spawn_forwarded_signals[AJ_SPAWN_N_FORWARDED];
+/* ---- supervisor/setup-channel.c: supervisor <-> the jail's init ---------- */
+
+enum aj_setup_type {
+	AJ_SETUP_GO = 1,   /* supervisor -> init: maps written (first), the broker runs (second) */
+	AJ_SETUP_FAILURE,  /* init -> supervisor: a setup step failed */
+	AJ_SETUP_DOOR,     /* init -> supervisor: the broker's end of the door (+ fd) */
+	AJ_SETUP_LISTENER, /* init -> supervisor: the seccomp listener (+ fd), or none */
+	AJ_SETUP_EXECUTED, /* init -> supervisor: the command runs */
+	AJ_SETUP_AGENT_STATUS, /* init -> supervisor: the agent's raw wait status, as init exits */
+};
+
+struct aj_setup_msg {
+	int32_t type; /* enum aj_setup_type */
+	int32_t step; /* enum aj_step */
+	int32_t err;  /* positive errno; the wait status for AGENT_STATUS */
+	char detail[240];
+};
+
+/* Send MSG, with PASSED (SCM_RIGHTS) unless it is -1.  0 or -errno. */
+int aj_setup_send(int fd, const struct aj_setup_msg *msg, int passed);
+/* Receive one message; a passed fd lands in *PASSED (close-on-exec), else
+ * -1.  Returns 1, 0 on EOF, or -errno (-EPROTO for a broken message). */
+int aj_setup_recv(int fd, struct aj_setup_msg *msg, int *passed);
+
+/* ---- supervisor/init.c: the jail's init (pid 1 of the jail) --------------- */
+
+/* The signals the supervisor forwards to init, and init to the agent. */
+#define AJ_INIT_N_FORWARDED 8
+extern const int aj_init_forwarded_signals[AJ_INIT_N_FORWARDED];
+
+/* In the new namespaces, as the jail's pid 1: set the jail up as PLAN says,
+ * talking to the supervisor over SYNC_FD, run the command and reap until
+ * it exits.  Never returns. */
+_Noreturn void aj_init_run(const struct aj_spawn_plan *plan, int sync_fd);
 
 struct aj_jail {
 	pid_t pid;       /* jail init, in the supervisor's pid namespace */
@@ -286,13 +317,25 @@ struct aj_jail {
 	int listener_fd; /* owned: seccomp user notifications, or -1 */
 	int sync_fd;     /* owned: init reports the agent's raw status here, or -1 */
 	int exec_errno;  /* 0, or why the command could not be executed */
+	int door_fd;     /* owned until aj_spawn_jail_go(): the broker's end of the door */
 };
 
-/* Start the jail and wait until the command has been executed (or a setup
- * step failed: -errno, ERR holds the one-line report and nothing is left
- * running).  If the command itself cannot be executed, returns 0 with
- * JAIL->exec_errno set; the jail is then exiting on its own. */
+/* Start the jail and wait for its door: returns 0 with JAIL->door_fd the
+ * broker's end of the socketpair that init made in the jail's network
+ * namespace (owned by JAIL until aj_spawn_jail_go() closes it), or -errno
+ * with ERR holding the one-line report and nothing left running.  The jail
+ * goes on setting itself up, but starts no command before
+ * aj_spawn_jail_go(). */
 int aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err, size_t errlen);
+
+/* The broker runs on JAIL->door_fd (closed here): let the jail start the
+ * command and wait until it runs (0), or a setup step failed (-errno, ERR
+ * set, nothing left running).  If the command itself cannot be executed,
+ * returns 0 with JAIL->exec_errno set; the jail is then exiting on its own. */
+int aj_spawn_jail_go(struct aj_jail *jail, char *err, size_t errlen);
+
+/* Kill and reap a jail that aj_spawn_jail() started, closing what it holds. */
+void aj_spawn_jail_abort(struct aj_jail *jail);
 
 /* After the jail's init has exited: the agent's raw wait status, as init
  * sent it on SYNC_FD.  False when there is none (init was killed). */

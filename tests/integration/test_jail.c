@@ -590,6 +590,38 @@ Test(jail, broker_fd_is_not_a_directory, .init = setup, .fini = teardown, .timeo
 	aj_test_result_free(&r);
 }
 
+/* Issue 9.3: a socket answers network ioctls (SIOCGIFCONF, SIOCGIFNAME,
+ * SIOCGIFHWADDR) from the namespace it was made in.  Made by the
+ * supervisor, the door listed the host's interfaces and MAC addresses;
+ * made by the jail's init, every descriptor the agent holds knows only lo.
+ * (The host here has more than lo: eth0 at least, or the check is idle.) */
+Test(jail, no_descriptor_shows_the_host_network, .init = setup, .fini = teardown, .timeout = 60)
+{
+	struct aj_result r;
+	const char *line;
+	int lo_lines = 0;
+
+	aj_test_jail(&r, prof, TRY, "net-ifs", NULL);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "net-ifs 3 held"), "the door is not fd 3: " SHOW(r));
+	for (line = r.out; *line != '\0';
+	     line += strcspn(line, "\n") + (line[strcspn(line, "\n")] != '\0')) {
+		char one[128], what[16], name[32];
+		int fd;
+
+		snprintf(one, sizeof(one), "%.*s", (int)strcspn(line, "\n"), line);
+		if (sscanf(one, "net-ifs %d %15s %31s", &fd, what, name) != 3)
+			continue;
+		cr_assert_str_eq(name, "lo", "fd %d shows an interface of the host (%s)\n" SHOWFMT,
+				 fd, name, SHOWARGS(r));
+		lo_lines++;
+	}
+	/* The ioctls do answer on the door: the check above saw something. */
+	cr_assert(aj_test_has_line(r.out, "net-ifs 3 if lo"), SHOW(r));
+	cr_assert_gt(lo_lines, 0, SHOW(r));
+	aj_test_result_free(&r);
+}
+
 Test(jail, broker_fd_refuses_openat, .init = setup, .fini = teardown, .timeout = 60)
 {
 	struct aj_result r;

@@ -9,6 +9,7 @@
  * Inspection verbs print what they see instead: fds (open fd numbers),
  * fd-links (N:TARGET per fd), readlink PATH, procs (pid:comm per process).
  * fchdir N and openat N NAME try to use an inherited fd as a directory.
+ * net-ifs lists the network interfaces each open fd answers for.
  * loop-socket N and fork-then-socket MARKER drive the violation tests.
  */
 #define _GNU_SOURCE
@@ -39,6 +40,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <termios.h>
@@ -410,6 +412,54 @@ socket_under_signals(int n)
 	return report("socket-under-signals", socket(AF_INET, SOCK_STREAM, 0));
 }
 
+/* One fd's view of the network, through the ioctls any socket answers
+ * from the namespace it was made in: "net-ifs N if NAME" per interface that
+ * SIOCGIFCONF lists or an index names, "net-ifs N hwaddr NAME XX:..". */
+static void
+net_ifs_of(int fd)
+{
+	struct ifreq reqs[32];
+	struct ifconf conf = {.ifc_len = sizeof(reqs), .ifc_req = reqs};
+
+	if (ioctl(fd, SIOCGIFCONF, &conf) == 0)
+		for (size_t i = 0; i < (size_t)conf.ifc_len / sizeof(reqs[0]); i++)
+			printf("net-ifs %d if %s\n", fd, reqs[i].ifr_name);
+	for (int index = 1; index <= 64; index++) {
+		struct ifreq q = {.ifr_ifindex = index};
+		const unsigned char *mac;
+
+		if (ioctl(fd, SIOCGIFNAME, &q) < 0)
+			continue;
+		printf("net-ifs %d if %s\n", fd, q.ifr_name);
+		if (ioctl(fd, SIOCGIFHWADDR, &q) < 0)
+			continue;
+		mac = (const unsigned char *)q.ifr_hwaddr.sa_data;
+		printf("net-ifs %d hwaddr %s %02x:%02x:%02x:%02x:%02x:%02x\n", fd, q.ifr_name,
+		       mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	}
+}
+
+/* net-ifs: every fd this process holds, asked for the network. */
+static int
+net_ifs(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (d == NULL)
+		return report("net-ifs", -1);
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name);
+
+		if (e->d_name[0] == '.' || fd == dirfd(d))
+			continue;
+		printf("net-ifs %d held\n", fd);
+		net_ifs_of(fd);
+	}
+	closedir(d);
+	return 0;
+}
+
 static int
 hexval(int c)
 {
@@ -723,6 +773,8 @@ main(int argc, char **argv)
 		return list_fds();
 	if (!strcmp(v, "fd-links"))
 		return list_fd_links();
+	if (!strcmp(v, "net-ifs"))
+		return net_ifs();
 	if (!strcmp(v, "readlink") && argc == 3)
 		return try_readlink(argv[2]);
 	if (!strcmp(v, "fchdir") && argc == 3)

@@ -1,0 +1,358 @@
+/*
+ * The jail's init: pid 1 of the jail, in the new namespaces.  It makes the
+ * broker's door, sets the jail up from inside in a fixed order (hostname,
+ * filesystem, loopback, working directory, capabilities, seccomp last,
+ * resource limits), starts the command once the supervisor says the broker
+ * runs, then reaps and forwards signals until the command exits.  It talks
+ * to the supervisor over the setup channel (supervisor/setup-channel.c);
+ * any failure is one FAILURE message and an exit.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "supervisor.h"
+
+/* What the supervisor forwards to init, and init to the agent.  SIGWINCH
+ * and SIGCONT too: a resized terminal and a resumed job concern
+ * the agent as much as its supervisor. */
+const int aj_init_forwarded_signals[AJ_INIT_N_FORWARDED] = {
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+};
+
+/* Tier 2: any failure between clone and execve is fatal; report and exit. */
+static _Noreturn void
+child_fail(int sync_fd, enum aj_step step, int errnum, const char *detail)
+{
+	struct aj_setup_msg msg = {.type = AJ_SETUP_FAILURE, .step = step, .err = errnum};
+
+	if (detail != NULL)
+		snprintf(msg.detail, sizeof(msg.detail), "%s", detail);
+	(void)aj_setup_send(sync_fd, &msg, -1);
+	_exit(step == AJ_STEP_EXEC ? (errnum == ENOENT ? AJ_EXIT_NOT_FOUND : AJ_EXIT_CANNOT_EXEC)
+				   : AJ_EXIT_SETUP);
+}
+
+/* The agent, spawned by init.  Resource limits were set on init and are
+ * inherited.  An exec failure comes back as the return value, so init can
+ * report it on the setup channel. */
+static int
+spawn_agent(const struct aj_spawn_plan *plan, int door, pid_t *pid)
+{
+	extern char **environ;
+
+	/* posix_spawnp searches the PATH of environ: make it the agent's.
+	 * Init reads nothing from its environment. */
+	environ = plan->envp;
+	return aj_process_spawn(plan->argv[0], plan->argv, plan->envp, &door, 1, plan->stdio, true,
+				pid);
+}
+
+/* posix_spawnp reports EACCES when a PATH directory cannot be searched,
+ * even if the command exists nowhere (root's PATH seen by `nobody`).
+ * Shells call that "not found" (127); so do we, unless a file by that name
+ * really is on PATH and could not be executed (126). */
+static int
+exec_errno(const char *cmd, int r)
+{
+	const char *path = getenv("PATH");
+	char candidate[4096];
+	struct stat st;
+
+	if (r != EACCES || strchr(cmd, '/') != NULL)
+		return r;
+	if (path == NULL)
+		path = "/bin:/usr/bin";
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		int n = (int)(end - p);
+
+		snprintf(candidate, sizeof(candidate), "%.*s/%s", n, n ? p : ".", cmd);
+		if (stat(candidate, &st) == 0)
+			return EACCES;
+		if (*end == '\0')
+			return ENOENT;
+		p = end;
+	}
+}
+
+/* The jail's pid 1 after the agent started: forward signals to the agent's
+ * process group, reap every orphan, and leave with the agent's status.
+ * When init exits, the kernel kills whatever else is left in the jail. */
+/* The raw wait status goes to the supervisor before init exits with the
+ * folded one: 130 from `exit 130` and 130 from SIGINT are then told apart
+ * (the exit event's "signal"). */
+static _Noreturn void
+init_exit(int sync_fd, int st)
+{
+	struct aj_setup_msg msg = {.type = AJ_SETUP_AGENT_STATUS, .err = st};
+
+	(void)aj_setup_send(sync_fd, &msg, -1);
+	if (WIFSIGNALED(st))
+		_exit(AJ_EXIT_SIGNAL_BASE + WTERMSIG(st));
+	_exit(WEXITSTATUS(st));
+}
+
+static _Noreturn void
+init_loop(pid_t agent, const sigset_t *waitset, int sync_fd)
+{
+	for (;;) {
+		siginfo_t info;
+		int sig = sigwaitinfo(waitset, &info);
+
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			if (kill(-agent, sig) < 0)
+				(void)kill(agent, sig);
+			continue;
+		}
+		for (;;) {
+			int st;
+			pid_t p = waitpid(-1, &st, WNOHANG);
+			if (p <= 0)
+				break;
+			if (p != agent)
+				continue;
+			init_exit(sync_fd, st);
+		}
+	}
+}
+
+static void
+reset_signal_handlers(void)
+{
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			(void)sigaction(sig, &dfl, NULL);
+}
+
+/* Close every fd above 2 except the N in KEEP (any order; entries below 3
+ * and repeats are ignored). */
+static int
+close_all_but(const int *keep, size_t n)
+{
+	unsigned int from = 3;
+
+	for (;;) {
+		unsigned int next = ~0U;
+
+		/* The smallest kept fd at or above FROM. */
+		for (size_t i = 0; i < n; i++)
+			if (keep[i] >= (int)from && (unsigned int)keep[i] < next)
+				next = (unsigned int)keep[i];
+		if (next == ~0U)
+			return syscall(SYS_close_range, from, ~0U, 0) < 0 ? -errno : 0;
+		if (next > from && syscall(SYS_close_range, from, next - 1, 0) < 0)
+			return -errno;
+		from = next + 1;
+	}
+}
+
+/* Init -> supervisor: the listener fd, or FD < 0 for "no notification on
+ * this kernel". */
+static void
+send_listener(int sync_fd, int fd)
+{
+	struct aj_setup_msg msg = {.type = AJ_SETUP_LISTENER};
+	int r = aj_setup_send(sync_fd, &msg, fd);
+
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_SECCOMP, -r, "passing the notification listener");
+}
+
+/*
+ * The door, made here because a socket belongs to the network namespace of
+ * the process that creates it: network ioctls on it (SIOCGIFCONF,
+ * SIOCGIFHWADDR, ...) answer from that namespace.  Made by the supervisor,
+ * the agent's end listed the host's interfaces and MAC addresses.  The
+ * broker's end goes to the parent; the agent's end is returned.
+ */
+static int
+make_door(int sync_fd)
+{
+	struct aj_setup_msg msg = {.type = AJ_SETUP_DOOR};
+	int pair[2], r;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+		child_fail(sync_fd, AJ_STEP_DOOR, errno, "socketpair");
+	r = aj_setup_send(sync_fd, &msg, pair[0]);
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_DOOR, -r, "passing the broker's end");
+	close(pair[0]);
+	return pair[1];
+}
+
+/* The supervisor's "go" (the maps are written; later, the broker runs).
+ * EOF or anything else means the supervisor gave up or is gone: leave
+ * without starting anything. */
+static void
+wait_for_go(int sync_fd)
+{
+	struct aj_setup_msg go;
+	int passed;
+
+	if (aj_setup_recv(sync_fd, &go, &passed) != 1 || go.type != AJ_SETUP_GO)
+		_exit(AJ_EXIT_SETUP);
+}
+
+/* Seccomp, with escape attempts reported to the supervisor when the
+ * kernel can (user notification), else refused with EPERM all the same. */
+static int
+load_filter(const struct aj_spawn_plan *plan, int sync_fd)
+{
+	int fd;
+
+	if (plan->seccomp_notify == NULL)
+		return aj_seccomp_load_prebuilt(plan->seccomp);
+	fd = aj_seccomp_load_prebuilt_listener(plan->seccomp_notify);
+	/* No user notification here: EINVAL/EOPNOTSUPP/ENOSYS from a kernel
+	 * without it, EBUSY when an outer sandbox already holds the one
+	 * listener a process may have (LXD, sysbox, crun).  Refuse all the
+	 * same, unreported. */
+	if (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -ENOSYS || fd == -EBUSY) {
+		send_listener(sync_fd, -1);
+		return aj_seccomp_load_prebuilt(plan->seccomp);
+	}
+	if (fd < 0)
+		return fd;
+	send_listener(sync_fd, fd);
+	close(fd);
+	return 0;
+}
+
+_Noreturn void
+aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
+{
+	struct aj_fs_plan fs = {
+		.tmpfs_size = plan->profile->tmpfs_size,
+		.xdg_runtime_dir = plan->xdg_runtime_dir,
+		.sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
+		.quiet = plan->quiet,
+		.readonly_paths = plan->readonly_paths,
+	};
+	enum aj_step step;
+	char err[256];
+	sigset_t waitset;
+	pid_t agent;
+	int door, r;
+
+	/* Die with the supervisor; if it is already gone the read below sees
+	 * EOF and we leave before doing anything. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		_exit(AJ_EXIT_SETUP);
+	wait_for_go(sync_fd);
+	/* Non-dumpable: the agent cannot open /proc/1/mem or ptrace init.  Only
+	 * after "go": a non-dumpable process's /proc files belong to root, and
+	 * an unprivileged supervisor could no longer write our id maps. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		child_fail(sync_fd, AJ_STEP_NONE, errno, "PR_SET_DUMPABLE");
+	(void)prctl(PR_SET_NAME, "agentjail-init", 0, 0, 0);
+	/* Init holds only the setup channel and the agent's stdio: whatever
+	 * else the caller had open stays outside. */
+	{
+		int keep[4] = {sync_fd, -1, -1, -1};
+
+		for (size_t i = 0; plan->stdio != NULL && i < 3; i++)
+			keep[1 + i] = plan->stdio[i];
+		r = close_all_but(keep, AJ_ARRAY_SIZE(keep));
+	}
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_NONE, -r, "closing inherited file descriptors");
+	/* First, so the broker starts while the jail is being set up. */
+	door = make_door(sync_fd);
+	/* Handlers and the mask come from the caller (an embedder may have
+	 * its own): start from the defaults, with what init waits for held. */
+	sigemptyset(&waitset);
+	sigaddset(&waitset, SIGCHLD);
+	/* The supervisor's list: what it forwards, init passes on to the
+	 * agent's process group. */
+	for (size_t i = 0; i < AJ_INIT_N_FORWARDED; i++)
+		sigaddset(&waitset, aj_init_forwarded_signals[i]);
+	reset_signal_handlers();
+	if (sigprocmask(SIG_SETMASK, &waitset, NULL) < 0)
+		child_fail(sync_fd, AJ_STEP_NONE, errno, "sigprocmask");
+
+	if (sethostname(plan->profile->hostname, strlen(plan->profile->hostname)) < 0)
+		child_fail(sync_fd, AJ_STEP_HOSTNAME, errno, plan->profile->hostname);
+
+	r = aj_fs_setup(&fs, &step, err, sizeof(err));
+	if (r < 0)
+		child_fail(sync_fd, step, -r, err);
+
+	r = aj_netns_setup_loopback(err, sizeof(err));
+	if (r < 0)
+		child_fail(sync_fd, r == -EEXIST || r == -ENODEV ? AJ_STEP_LINKS : AJ_STEP_LOOPBACK,
+			   -r, err);
+
+	/* Re-resolve the working directory by path inside the new mount
+	 * namespace: no directory fd from the host survives (runc
+	 * CVE-2024-21626).  One the caller asked for must be entered; the
+	 * caller's own is a convenience, and / does instead. */
+	if (plan->cwd != NULL && plan->cwd_required) {
+		if (chdir(plan->cwd) < 0) {
+			int e = errno;
+			char safe[200];
+
+			aj_log_escape(plan->cwd, safe, sizeof(safe));
+			snprintf(err, sizeof(err), "%s: %s", safe, strerror(e));
+			child_fail(sync_fd, AJ_STEP_CWD, e, err);
+		}
+	} else if (plan->cwd == NULL || chdir(plan->cwd) < 0) {
+		if (!plan->quiet && plan->cwd != NULL) {
+			char safe[512];
+			aj_log_escape(plan->cwd, safe, sizeof(safe));
+			fprintf(stderr,
+				"agentjail: notice: working directory %s is not visible "
+				"in the jail; starting in /\n",
+				safe);
+		}
+		if (chdir("/") < 0)
+			child_fail(sync_fd, AJ_STEP_NONE, errno, "chdir /");
+	}
+
+	r = aj_caps_drop_all(err, sizeof(err));
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_CAPS, -r, err);
+
+	/* Seccomp last: init is filtered too, so no unfiltered process lives
+	 * in the jail's pid namespace (THREATS.md #8). */
+	r = load_filter(plan, sync_fd);
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_SECCOMP, -r, NULL);
+
+	r = aj_rlimits_apply(plan->profile, err, sizeof(err));
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_RLIMIT, -r, err);
+	/* The broker runs on the door's other end before the command does. */
+	wait_for_go(sync_fd);
+	r = spawn_agent(plan, door, &agent);
+	if (r != 0) {
+		aj_log_escape(plan->argv[0], err, sizeof(err));
+		child_fail(sync_fd, AJ_STEP_EXEC, exec_errno(plan->argv[0], r), err);
+	}
+	/* The command runs.  The channel stays open for the agent's status. */
+	{
+		struct aj_setup_msg done = {.type = AJ_SETUP_EXECUTED};
+		(void)aj_setup_send(sync_fd, &done, -1);
+	}
+	/* Init keeps no copy of the agent's ends: a reader of the agent's
+	 * stdout sees EOF when the agent (and what it started) is done. */
+	close(door);
+	for (size_t i = 0; plan->stdio != NULL && i < 3; i++)
+		if (plan->stdio[i] > 2)
+			close(plan->stdio[i]);
+	init_loop(agent, &waitset, sync_fd);
+}
