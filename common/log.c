@@ -21,6 +21,19 @@ static struct {
 	enum aj_log_level max;
 } log_conf = {"agentjail", false, AJ_LOG_INFO};
 
+/* Per thread: an embedding program may run several jails at once. */
+static _Thread_local struct {
+	aj_log_sink_fn fn;
+	void *arg;
+} log_sink;
+
+void
+aj_log_set_sink(aj_log_sink_fn fn, void *arg)
+{
+	log_sink.fn = fn;
+	log_sink.arg = arg;
+}
+
 int
 aj_err(char *err, size_t errlen, int errnum, const char *fmt, ...)
 {
@@ -95,5 +108,8 @@ aj_log(enum aj_log_level level, const char *fmt, ...)
 	if (len == sizeof(line) - 1)
 		len--;
 	line[len++] = '\n';
-	(void)!write(STDERR_FILENO, line, len);
+	if (log_sink.fn != NULL)
+		log_sink.fn(line, len, log_sink.arg);
+	else
+		(void)!write(STDERR_FILENO, line, len);
 }

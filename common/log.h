@@ -32,7 +32,15 @@ void aj_log_escape(const char *in, char *out, size_t outlen);
  * lines say "agentjail: ". */
 void aj_log_init(const char *role, bool with_pid);
 
-/* One line "ROLE[PID]: TEXT" on stderr (the newline is added). */
+/* Where the calling thread's lines go instead of stderr: FN gets each
+ * whole line, its newline included.  NULL (the default): stderr.  The
+ * supervisor queues its lines while a jail runs, so that a terminal the
+ * agent stopped cannot block it. */
+typedef void (*aj_log_sink_fn)(const char *line, size_t len, void *arg);
+void aj_log_set_sink(aj_log_sink_fn fn, void *arg);
+
+/* One line "ROLE[PID]: TEXT" on stderr or the thread's sink (the newline
+ * is added). */
 void aj_log(enum aj_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define aj_log_error(...) aj_log(AJ_LOG_ERROR, __VA_ARGS__)

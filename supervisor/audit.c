@@ -19,9 +19,8 @@
 #include "supervisor.h"
 
 struct aj_audit {
-	int in;  /* the pipe's read end (owned) */
-	int out; /* --audit, or -1 (not owned) */
-	bool out_failed;
+	int in;                /* the pipe's read end (owned) */
+	struct aj_output *out; /* --audit, or NULL (not owned) */
 	struct aj_events *events;
 	char policy_sha256[65];
 	char buf[AJ_AUDIT_LINE_MAX];
@@ -31,8 +30,8 @@ struct aj_audit {
 };
 
 int
-aj_audit_new(int out, struct aj_events *events, const char *policy_sha256, int *broker_end,
-	     struct aj_audit **outp)
+aj_audit_new(struct aj_output *out, struct aj_events *events, const char *policy_sha256,
+	     int *broker_end, struct aj_audit **outp)
 {
 	struct aj_audit *a = calloc(1, sizeof(*a));
 	int p[2];
@@ -69,21 +68,7 @@ static void
 write_line(struct aj_audit *a, char *line, size_t len)
 {
 	line[len] = '\n';
-	for (size_t off = 0; off < len + 1 && !a->out_failed;) {
-		ssize_t n = write(a->out, line + off, len + 1 - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			a->out_failed = true;
-			fprintf(stderr,
-				"agentjail: writing the audit log failed: %s; audit "
-				"records still reach the event stream\n",
-				strerror(errno));
-			return;
-		}
-		off += (size_t)n;
-	}
+	aj_output_line(a->out, line, len + 1);
 }
 
 static void
@@ -110,7 +95,7 @@ handle_line(struct aj_audit *a, const char *line, size_t len)
 	}
 	json_object_set_new(rec, "jail", json_string(aj_events_jail_id(a->events)));
 	json_object_set_new(rec, "policy_sha256", json_string(a->policy_sha256));
-	if (a->out >= 0) {
+	if (a->out != NULL) {
 		text = json_dumps(rec, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER);
 		if (text != NULL)
 			write_line(a, text, strlen(text));
@@ -144,10 +129,8 @@ aj_audit_read(struct aj_audit *a)
 			a->len -= line + 1;
 		}
 		if (a->len == sizeof(a->buf)) {
-			fprintf(stderr,
-				"agentjail: the broker wrote an audit line over %d bytes; "
-				"dropped\n",
-				AJ_AUDIT_LINE_MAX);
+			aj_log_warn("the broker wrote an audit line over %d bytes; dropped",
+				    AJ_AUDIT_LINE_MAX);
 			a->len = 0;
 			a->skipping = true;
 		}

@@ -2,15 +2,13 @@
  * The event stream: one JSON object per line, to an fd and/or a callback.
  * Every event carries the jail id, a sequence number, its type and the
  * time.  This is what an orchestrator consumes and an auditor reads
- * (docs/EVENTS.md), so each line is written whole with one write().
+ * (docs/EVENTS.md), so each line is queued whole or counted as lost
+ * (supervisor/output.c).
  */
 #include "config.h"
 
 #include <errno.h>
 #include <jansson.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,20 +18,16 @@
 
 #include "supervisor.h"
 
-/* How long one line may wait for a full, non-blocking output. */
-#define WRITE_WAIT_MS 5000
-
 struct aj_events {
-	int fd; /* -1: none; not owned */
+	struct aj_output *out; /* NULL: none; not owned */
 	aj_event_fn cb;
 	void *cb_arg;
 	char jail_id[33];
 	unsigned long long seq;
-	bool write_failed;
 };
 
 int
-aj_events_new(int fd, aj_event_fn cb, void *cb_arg, struct aj_events **out)
+aj_events_new(struct aj_output *out, aj_event_fn cb, void *cb_arg, struct aj_events **evp)
 {
 	struct aj_events *ev = calloc(1, sizeof(*ev));
 	unsigned char id[16];
@@ -47,10 +41,10 @@ aj_events_new(int fd, aj_event_fn cb, void *cb_arg, struct aj_events **out)
 	}
 	for (size_t i = 0; i < sizeof(id); i++)
 		snprintf(ev->jail_id + 2 * i, 3, "%02x", id[i]);
-	ev->fd = fd;
+	ev->out = out;
 	ev->cb = cb;
 	ev->cb_arg = cb_arg;
-	*out = ev;
+	*evp = ev;
 	return 0;
 }
 
@@ -77,50 +71,6 @@ timestamp(char *buf, size_t len)
 	gmtime_r(&ts.tv_sec, &tm);
 	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
-}
-
-/* Write the whole line.  A reader that went away must cost an error, not
- * the run: SIGPIPE is held during the write and a pending one consumed, so
- * neither the supervisor nor an embedding program dies of it. */
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	sigset_t pipe_set, saved;
-	struct timespec zero = {0, 0};
-	int r = 0, e = 0;
-
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &saved);
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			/* Someone sharing the description (the agent, with
-			 * --events -) made it non-blocking: wait a bounded
-			 * time for room rather than lose the line. */
-			struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-			if (poll(&pfd, 1, WRITE_WAIT_MS) == 1)
-				continue;
-			e = EAGAIN;
-			r = -1;
-			break;
-		}
-		if (n <= 0) {
-			e = n < 0 ? errno : EIO;
-			r = -1;
-			break;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	if (e == EPIPE && !sigismember(&saved, SIGPIPE))
-		while (sigtimedwait(&pipe_set, NULL, &zero) == SIGPIPE)
-			;
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	errno = e;
-	return r;
 }
 
 void
@@ -153,14 +103,12 @@ aj_events_emit(struct aj_events *ev, const char *type, json_t *fields)
 	len = strlen(line);
 	if (ev->cb != NULL)
 		ev->cb(line, ev->cb_arg);
-	if (ev->fd >= 0 && !ev->write_failed) {
+	if (ev->out != NULL) {
 		line[len] = '\n'; /* json_dumps' NUL becomes the line end */
-		if (write_all(ev->fd, line, len + 1) < 0) {
-			/* Said once, not per event: a closed reader must not
-			 * flood stderr or stop the jail. */
-			ev->write_failed = true;
-			fprintf(stderr, "agentjail: writing events failed: %s\n", strerror(errno));
-		}
+		/* Queued, never waited for: a reader that stalls (or an agent
+		 * that stopped the terminal) must not stop the supervisor.
+		 * What cannot be written is counted (the exit event). */
+		aj_output_line(ev->out, line, len + 1);
 	}
 	free(line);
 }

@@ -1,19 +1,27 @@
 /*
  * The supervisor's event loop while the jail runs: the jail's init and the
  * broker are watched through pidfds on ev_io watchers, signals are forwarded
- * to the jail, and --timeout kills the whole jail.  The loop is private to
- * one run (ev_loop_new), so an embedding program's own loop is untouched.
+ * to the jail, the run's output is written as its files take it, and
+ * --timeout kills the whole jail (with a watchdog thread behind the timer).
+ * The loop is private to one run (ev_loop_new), so an embedding program's
+ * own loop is untouched.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <ev.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +29,22 @@
 
 /* How long the broker may take to leave after the jail is gone. */
 #define BROKER_GRACE_MS 2000
+/* How long after the time limit the watchdog kills the jail if the loop's
+ * own timer did not. */
+#define WATCHDOG_GRACE_SEC 2.0
+#define MAX_OUTPUTS 4
+
+/* The time limit, held by a thread of its own: whatever keeps the loop
+ * from running its timer (a bug; a write that blocks where none should),
+ * the jail ends at most WATCHDOG_GRACE_SEC after its limit. */
+struct watchdog {
+	pthread_t thread;
+	int stop_fd; /* an eventfd: the run is over */
+	int jail_pidfd;
+	struct timespec deadline; /* CLOCK_MONOTONIC */
+	atomic_bool fired;
+	bool running;
+};
 
 struct monitor {
 	const struct aj_monitor_plan *plan;
@@ -29,15 +53,19 @@ struct monitor {
 	ev_io broker_w;
 	ev_io listener_w;
 	ev_io audit_w;
+	ev_io broker_log_w;
 	ev_timer timeout_w;
 	ev_timer flush_w;
 	bool killed_for_violation;
 	bool listener_failed;
 	int init_signal; /* init itself died by this signal (the jail was killed) */
 	ev_signal sig_w[AJ_INIT_N_FORWARDED];
+	ev_prepare outputs_w; /* before each wait: watch the outputs that hold lines */
+	ev_io output_w[MAX_OUTPUTS];
 	bool broker_alive;
 	bool timed_out;
 	int status;
+	struct watchdog watchdog;
 };
 
 static int
@@ -64,10 +92,10 @@ on_jail_exit(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if (info.si_code != CLD_EXITED)
 		m->init_signal = info.si_status;
-	m->status = m->listener_failed        ? AJ_EXIT_SETUP
-		    : m->killed_for_violation ? AJ_EXIT_VIOLATION
-		    : m->timed_out            ? AJ_EXIT_TIMEOUT
-					      : status_of(&info);
+	m->status = m->listener_failed                                ? AJ_EXIT_SETUP
+		    : m->killed_for_violation                         ? AJ_EXIT_VIOLATION
+		    : m->timed_out || atomic_load(&m->watchdog.fired) ? AJ_EXIT_TIMEOUT
+								      : status_of(&info);
 	ev_break(loop, EVBREAK_ALL);
 }
 
@@ -101,12 +129,11 @@ on_broker_exit(struct ev_loop *loop, ev_io *w, int revents)
 	 * Anything else leaves the agent without its door: say so. */
 	if (!m->plan->quiet && info.si_code == CLD_EXITED &&
 	    info.si_status == AJ_BROKER_EXIT_CONFINE)
-		fprintf(stderr, "agentjail: the broker could not load its own seccomp filter; "
-				"the agent can no longer fetch\n");
+		aj_log_error("the broker could not load its own seccomp filter; "
+			     "the agent can no longer fetch");
 	else if (!m->plan->quiet && !(info.si_code == CLD_EXITED && info.si_status == 0))
-		fprintf(stderr,
-			"agentjail: the broker exited (%s %d); the agent can no longer fetch\n",
-			info.si_code == CLD_EXITED ? "status" : "signal", info.si_status);
+		aj_log_error("the broker exited (%s %d); the agent can no longer fetch",
+			     info.si_code == CLD_EXITED ? "status" : "signal", info.si_status);
 }
 
 static void
@@ -115,6 +142,35 @@ on_audit(struct ev_loop *loop, ev_io *w, int revents)
 	struct monitor *m = w->data;
 
 	if (aj_audit_read(m->plan->audit) != 0)
+		ev_io_stop(loop, w);
+}
+
+/* The broker's stderr, relayed to ours through the queue: its log lines
+ * are whole (one write each, under PIPE_BUF), so a read holds whole lines.
+ * Returns false at EOF. */
+static bool
+relay_broker_log(struct monitor *m)
+{
+	char buf[PIPE_BUF * 4];
+
+	for (;;) {
+		ssize_t n = read(m->plan->broker_log_fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN;
+		if (n == 0)
+			return false;
+		if (m->plan->stderr_out != NULL)
+			aj_output_line(m->plan->stderr_out, buf, (size_t)n);
+	}
+}
+
+static void
+on_broker_log(struct ev_loop *loop, ev_io *w, int revents)
+{
+	if (!relay_broker_log(w->data))
 		ev_io_stop(loop, w);
 }
 
@@ -130,12 +186,10 @@ on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	    info.si_pid != 0)
 		return;
 	m->timed_out = true;
-	/* Kill first: a stalled stderr must not buy the agent time.  Killing
-	 * init takes down every process of the jail's pid namespace. */
+	/* Killing init takes down every process of the jail's pid namespace. */
 	(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
 	if (!m->plan->quiet)
-		fprintf(stderr, "agentjail: timeout after %gs: killed the jail\n",
-			m->plan->timeout_sec);
+		aj_log_info("timeout after %gs: killed the jail", m->plan->timeout_sec);
 }
 
 static void
@@ -156,8 +210,7 @@ on_notification(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_stop(loop, w);
 		m->listener_failed = true;
 		(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
-		fprintf(stderr, "agentjail: the violation listener failed (%s): killed the jail\n",
-			strerror(-r));
+		aj_log_error("the violation listener failed (%s): killed the jail", strerror(-r));
 		return;
 	}
 	if (r > 0 && !m->killed_for_violation) {
@@ -166,8 +219,7 @@ on_notification(struct ev_loop *loop, ev_io *w, int revents)
 		(void)pidfd_signal(m->plan->jail_pidfd, SIGKILL);
 		m->killed_for_violation = true;
 		if (!m->plan->quiet)
-			fprintf(stderr, "agentjail: escape attempt: killed the jail "
-					"(profile: on-violation kill)\n");
+			aj_log_info("escape attempt: killed the jail (profile: on-violation kill)");
 	}
 }
 
@@ -186,6 +238,113 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 
 	/* Init forwards it to the agent's process group. */
 	(void)pidfd_signal(m->plan->jail_pidfd, w->signum);
+}
+
+static void
+on_output_room(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)aj_output_flush(w->data);
+}
+
+/* Watch for room only where lines wait: an idle output costs nothing, and
+ * a terminal that takes nothing cannot spin the loop. */
+static void
+on_prepare_outputs(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct monitor *m = w->data;
+
+	for (size_t i = 0; i < m->plan->n_outputs && i < MAX_OUTPUTS; i++) {
+		bool waiting = aj_output_waiting(m->plan->outputs[i]);
+
+		if (waiting && !ev_is_active(&m->output_w[i]))
+			ev_io_start(loop, &m->output_w[i]);
+		else if (!waiting && ev_is_active(&m->output_w[i]))
+			ev_io_stop(loop, &m->output_w[i]);
+	}
+}
+
+static void
+start_outputs(struct monitor *m)
+{
+	ev_prepare_init(&m->outputs_w, on_prepare_outputs);
+	m->outputs_w.data = m;
+	ev_prepare_start(m->loop, &m->outputs_w);
+	for (size_t i = 0; i < m->plan->n_outputs && i < MAX_OUTPUTS; i++) {
+		struct aj_output *o = m->plan->outputs[i];
+
+		ev_io_init(&m->output_w[i], on_output_room, aj_output_fd(o), EV_WRITE);
+		m->output_w[i].data = o;
+	}
+}
+
+static void
+stop_outputs(struct monitor *m)
+{
+	ev_prepare_stop(m->loop, &m->outputs_w);
+	for (size_t i = 0; i < m->plan->n_outputs && i < MAX_OUTPUTS; i++)
+		ev_io_stop(m->loop, &m->output_w[i]);
+}
+
+static void *
+watchdog_main(void *p)
+{
+	struct watchdog *w = p;
+	struct pollfd pfd = {.fd = w->stop_fd, .events = POLLIN};
+
+	for (;;) {
+		struct timespec now;
+		double left;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (double)(w->deadline.tv_sec - now.tv_sec) +
+		       (double)(w->deadline.tv_nsec - now.tv_nsec) / 1e9;
+		if (left <= 0)
+			break;
+		if (poll(&pfd, 1, left > 3600 ? 3600 * 1000 : (int)(left * 1000) + 1) != 0)
+			return NULL; /* stopped (or a broken eventfd: the loop's timer stands) */
+	}
+	atomic_store(&w->fired, true);
+	(void)pidfd_signal(w->jail_pidfd, SIGKILL);
+	return NULL;
+}
+
+static void
+start_watchdog(struct watchdog *w, int jail_pidfd, double timeout_sec)
+{
+	double after = timeout_sec + WATCHDOG_GRACE_SEC;
+
+	w->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->stop_fd < 0)
+		return;
+	w->jail_pidfd = jail_pidfd;
+	clock_gettime(CLOCK_MONOTONIC, &w->deadline);
+	w->deadline.tv_sec += (time_t)after;
+	w->deadline.tv_nsec += (long)((after - (double)(time_t)after) * 1e9);
+	if (w->deadline.tv_nsec >= 1000000000L) {
+		w->deadline.tv_sec++;
+		w->deadline.tv_nsec -= 1000000000L;
+	}
+	w->running = pthread_create(&w->thread, NULL, watchdog_main, w) == 0;
+	if (!w->running) {
+		aj_log_warn("no watchdog thread for the time limit (%s); the loop's timer "
+			    "alone enforces it",
+			    strerror(errno));
+		close(w->stop_fd);
+		w->stop_fd = -1;
+	}
+}
+
+static void
+stop_watchdog(struct watchdog *w)
+{
+	uint64_t one = 1;
+
+	if (!w->running)
+		return;
+	(void)!write(w->stop_fd, &one, sizeof(one));
+	pthread_join(w->thread, NULL);
+	close(w->stop_fd);
+	w->running = false;
 }
 
 static void
@@ -222,7 +381,7 @@ int
 aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signal, char *err,
 	       size_t errlen)
 {
-	struct monitor m = {.plan = plan, .status = -1};
+	struct monitor m = {.plan = plan, .status = -1, .watchdog = {.stop_fd = -1}};
 
 	/* signalfd: the forwarded signals stay blocked (aj_run blocked them
 	 * before the jail started) and any that arrived meanwhile are read. */
@@ -250,6 +409,11 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 		m.flush_w.data = &m;
 		ev_timer_start(m.loop, &m.flush_w);
 	}
+	if (plan->broker_log_fd >= 0) {
+		ev_io_init(&m.broker_log_w, on_broker_log, plan->broker_log_fd, EV_READ);
+		m.broker_log_w.data = &m;
+		ev_io_start(m.loop, &m.broker_log_w);
+	}
 	if (plan->audit != NULL) {
 		ev_io_init(&m.audit_w, on_audit, aj_audit_fd(plan->audit), EV_READ);
 		m.audit_w.data = &m;
@@ -259,7 +423,9 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 		ev_timer_init(&m.timeout_w, on_timeout, plan->timeout_sec, 0.);
 		m.timeout_w.data = &m;
 		ev_timer_start(m.loop, &m.timeout_w);
+		start_watchdog(&m.watchdog, plan->jail_pidfd, plan->timeout_sec);
 	}
+	start_outputs(&m);
 	if (plan->forward_signals) {
 		for (size_t i = 0; i < AJ_INIT_N_FORWARDED; i++) {
 			ev_signal_init(&m.sig_w[i], on_signal, aj_init_forwarded_signals[i]);
@@ -269,6 +435,8 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 	}
 
 	ev_run(m.loop, 0);
+	stop_watchdog(&m.watchdog);
+	stop_outputs(&m);
 
 	/* Notifications that raced the jail's exit are still answered and
 	 * counted: the stream is complete. */
@@ -284,9 +452,11 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 			ev_signal_stop(m.loop, &m.sig_w[i]);
 	ev_loop_destroy(m.loop);
 	stop_broker(&m);
-	/* The broker is gone: its last records are in the pipe, then EOF. */
+	/* The broker is gone: its last records and lines are in the pipes. */
 	if (plan->audit != NULL)
 		(void)aj_audit_read(plan->audit);
+	if (plan->broker_log_fd >= 0)
+		(void)relay_broker_log(&m);
 
 	if (m.status < 0)
 		return aj_err(err, errlen, -EIO, "the event loop ended before the jail did");

@@ -111,6 +111,76 @@ kill_jail(void *pidfd)
 	(void)syscall(SYS_pidfd_send_signal, *(int *)pidfd, SIGKILL, NULL, 0);
 }
 
+/* The run's output (supervisor/output.c): the supervisor's stderr lines,
+ * the event stream and the audit log, none of which may block it. */
+#define STDERR_BOUND (64 * 1024)
+#define RECORDS_BOUND (1024 * 1024)
+/* How long the end of a run waits for a file to take what is queued. */
+#define DRAIN_MS 1000
+
+struct run_outputs {
+	struct aj_output *stderr_out, *events_out, *audit_out;
+	struct aj_output *list[3];
+	size_t n;
+};
+
+static void
+log_to_output(const char *line, size_t len, void *arg)
+{
+	aj_output_line(arg, line, len);
+}
+
+static int
+outputs_open(struct run_outputs *o, int events_fd, int audit_fd)
+{
+	int r = aj_output_new(STDERR_FILENO, STDERR_BOUND, &o->stderr_out);
+
+	if (r == 0 && events_fd >= 0)
+		r = aj_output_new(events_fd, RECORDS_BOUND, &o->events_out);
+	if (r == 0 && audit_fd >= 0)
+		r = aj_output_new(audit_fd, RECORDS_BOUND, &o->audit_out);
+	if (r < 0)
+		return r;
+	o->list[o->n++] = o->stderr_out;
+	if (o->events_out != NULL)
+		o->list[o->n++] = o->events_out;
+	if (o->audit_out != NULL)
+		o->list[o->n++] = o->audit_out;
+	aj_log_set_sink(log_to_output, o->stderr_out);
+	return 0;
+}
+
+/* After the last line: wait a bounded time for the files to take what is
+ * queued, then leave stderr to the caller again. */
+static void
+outputs_close(struct run_outputs *o)
+{
+	aj_output_drain(o->list, o->n, DRAIN_MS);
+	aj_log_set_sink(NULL, NULL);
+	aj_output_free(o->stderr_out);
+	aj_output_free(o->events_out);
+	aj_output_free(o->audit_out);
+}
+
+/* Lines lost so far, and a word on stderr about them (the exit event
+ * carries the counts too). */
+static json_t *
+outputs_lost(struct run_outputs *o, bool quiet)
+{
+	unsigned long long err = aj_output_lost(o->stderr_out), ev = aj_output_lost(o->events_out),
+			   au = aj_output_lost(o->audit_out);
+
+	if ((ev > 0 || au > 0 || err > 0) && !quiet)
+		aj_log_warn(
+			"warning: lines not written (the file took nothing more: a stopped "
+			"terminal, or "
+			"a reader that stopped reading): %llu to stderr, %llu events, %llu audit "
+			"records",
+			err, ev, au);
+	return json_pack("{s:I, s:I, s:I}", "stderr", (json_int_t)err, "events", (json_int_t)ev,
+			 "audit", (json_int_t)au);
+}
+
 static void
 emit_start(struct aj_events *events, const struct aj_run_options *opts,
 	   const struct aj_identity *id, pid_t broker, pid_t init, bool violations_reported)
@@ -138,7 +208,7 @@ emit_start(struct aj_events *events, const struct aj_run_options *opts,
 
 static void
 emit_exit(struct aj_events *events, struct aj_violations *violations, struct aj_audit *audit,
-	  int status, int signal, const struct timespec *started, bool quiet)
+	  int status, int signal, const struct timespec *started, json_t *lost, bool quiet)
 {
 	unsigned long long total = aj_violations_total(violations), allowed, denied;
 	struct timespec now;
@@ -150,16 +220,16 @@ emit_exit(struct aj_events *events, struct aj_violations *violations, struct aj_
 	ms = (double)(now.tv_sec - started->tv_sec) * 1e3 +
 	     (double)(now.tv_nsec - started->tv_nsec) / 1e6;
 	aj_events_emit(events, "exit",
-		       json_pack("{s:i, s:o, s:f, s:{s:I, s:I}, s:I, s:o}", "status", status,
+		       json_pack("{s:i, s:o, s:f, s:{s:I, s:I}, s:I, s:o, s:o}", "status", status,
 				 "signal", signal > 0 ? json_integer(signal) : json_null(),
 				 "duration_ms", ms, "fetches", "allowed", (json_int_t)allowed,
 				 "denied", (json_int_t)denied, "violations", (json_int_t)total,
-				 "violation_counts", aj_violations_counts(violations)));
+				 "violation_counts", aj_violations_counts(violations), "lines_lost",
+				 lost));
 	if (total > 0 && !quiet) {
 		char what[1024];
 		aj_violations_describe(violations, what, sizeof(what));
-		fprintf(stderr, "agentjail: %llu violation%s blocked (%s)\n", total,
-			total == 1 ? "" : "s", what);
+		aj_log_info("%llu violation%s blocked (%s)", total, total == 1 ? "" : "s", what);
 	}
 }
 
@@ -177,11 +247,11 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct timespec started;
 	struct aj_monitor_plan mplan;
 	struct protected_paths protect = {0};
+	struct run_outputs outs = {0};
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
 	const struct sock_fprog *filter, *filter_notify;
-	pid_t broker_pid = -1;
-	int broker_pidfd = -1;
+	struct aj_broker broker = {.pid = -1, .pidfd = -1, .log_fd = -1};
 	sigset_t held, saved_mask;
 	int r;
 
@@ -210,7 +280,14 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	if (r < 0)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &started);
-	r = aj_events_new(opts->events_fd, opts->on_event, opts->on_event_arg, &events);
+	/* From here to the end, the supervisor's lines are queued, never
+	 * waited for (supervisor/output.c). */
+	r = outputs_open(&outs, opts->events_fd, opts->audit_fd);
+	if (r < 0) {
+		aj_err(err, errlen, r, "preparing the output: %s", strerror(-r));
+		goto out;
+	}
+	r = aj_events_new(outs.events_out, opts->on_event, opts->on_event_arg, &events);
 	if (r < 0) {
 		aj_err(err, errlen, r, "creating the event stream: %s", strerror(-r));
 		goto out;
@@ -260,12 +337,12 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		int audit_end = -1;
 
 		(void)aj_profile_sha256(opts->profile, hex);
-		r = aj_audit_new(opts->audit_fd, events, hex, &audit_end, &audit);
+		r = aj_audit_new(outs.audit_out, events, hex, &audit_end, &audit);
 		if (r < 0)
 			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
 		else
 			r = aj_launch_broker(opts->broker_path, opts->profile, &id, jail.door_fd,
-					     audit_end, &broker_pid, &broker_pidfd, err, errlen);
+					     audit_end, &broker, err, errlen);
 		if (audit_end >= 0)
 			close(audit_end);
 		if (r < 0) {
@@ -277,36 +354,32 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	/* 4. The command. */
 	r = aj_spawn_jail_go(&jail, err, errlen);
 	if (r < 0) {
-		aj_launch_stop(broker_pid, broker_pidfd);
-		broker_pidfd = -1;
+		aj_launch_stop(&broker);
 		goto out;
 	}
 	if (jail.exec_errno != 0 && !opts->quiet) {
 		char safe[512];
 		aj_log_escape(opts->argv[0], safe, sizeof(safe));
 		if (jail.exec_errno == ENOENT)
-			fprintf(stderr, "agentjail: %s: command not found in the jail\n", safe);
+			aj_log_error("%s: command not found in the jail", safe);
 		else
-			fprintf(stderr, "agentjail: cannot execute '%s': %s\n", safe,
-				strerror(jail.exec_errno));
+			aj_log_error("cannot execute '%s': %s", safe, strerror(jail.exec_errno));
 	}
 
 	if (jail.listener_fd >= 0) {
 		r = aj_violations_new(jail.listener_fd, events, opts->profile->kill_on_violation,
 				      kill_jail, &jail.pidfd, &violations);
 		if (r < 0) {
-			aj_process_kill_and_reap(jail.pid, jail.pidfd, NULL);
-			close(jail.pidfd);
-			aj_launch_stop(broker_pid, broker_pidfd);
-			broker_pidfd = -1;
+			aj_spawn_jail_abort(&jail);
+			aj_launch_stop(&broker);
 			aj_err(err, errlen, r, "watching for violations: %s", strerror(-r));
 			goto out;
 		}
 	} else if (!opts->quiet) {
-		fprintf(stderr, "agentjail: notice: this kernel has no seccomp user notification; "
-				"escape attempts are refused but not reported\n");
+		aj_log_info("notice: this kernel has no seccomp user notification; "
+			    "escape attempts are refused but not reported");
 	}
-	emit_start(events, opts, &id, broker_pid, jail.pid, jail.listener_fd >= 0);
+	emit_start(events, opts, &id, broker.pid, jail.pid, jail.listener_fd >= 0);
 
 	/* 5. Watch until the jail's init exits. */
 	mplan = (struct aj_monitor_plan){
@@ -316,7 +389,11 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		.events = events,
 		.violations = violations,
 		.audit = audit,
-		.broker_pidfd = broker_pidfd,
+		.broker_pidfd = broker.pidfd,
+		.broker_log_fd = broker.log_fd,
+		.stderr_out = outs.stderr_out,
+		.outputs = outs.list,
+		.n_outputs = outs.n,
 		.timeout_sec = opts->timeout_sec,
 		.forward_signals = opts->forward_signals,
 		.quiet = opts->quiet,
@@ -325,17 +402,20 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	if (r < 0) {
 		/* Fail closed: no jail outlives a supervisor that cannot watch it. */
 		aj_process_kill_and_reap(jail.pid, jail.pidfd, NULL);
-		aj_process_kill_and_reap(broker_pid, broker_pidfd, NULL);
 	}
 	close(jail.pidfd);
-	close(broker_pidfd);
-	broker_pidfd = -1;
+	/* Reaped by the monitor (or killed here, when it failed). */
+	aj_launch_stop(&broker);
 	if (r == 0) {
+		/* What the files did not take by now is lost: the exit event
+		 * says how much. */
+		aj_output_drain(outs.list, outs.n, DRAIN_MS);
 		emit_exit(events, violations, audit, run_status, agent_signal, &started,
-			  opts->quiet);
+			  outputs_lost(&outs, opts->quiet), opts->quiet);
 		*status = run_status;
 	}
 out:
+	outputs_close(&outs);
 	if (jail.listener_fd >= 0)
 		close(jail.listener_fd);
 	if (jail.sync_fd >= 0)

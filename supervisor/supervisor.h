@@ -377,18 +377,51 @@ int aj_identity_resolve(const struct aj_profile *profile, struct aj_identity *ou
 
 /* ---- supervisor/launch.c: the broker's launch ------------------------------ */
 
+/* A running broker, as the supervisor holds it. */
+struct aj_broker {
+	pid_t pid;
+	int pidfd;  /* watched and stopped through it */
+	int log_fd; /* the read end of its stderr (non-blocking): relayed, never shared */
+};
+
 /* Start the broker program PATH (NULL: the installed one) as ID's broker
  * user, with DOOR (its end of the agent's socketpair), the fetch policy of
  * PROFILE handed over in a sealed memfd, and AUDIT_END (the audit pipe's
- * write end); neither fd is closed.  Returns 0 with *PID and *PIDFD (owned
- * by the caller; stop it with aj_launch_stop()), or -errno with ERR naming
- * the step; nothing is left running. */
+ * write end); neither fd is closed.  Its stdin and stdout are /dev/null and
+ * its stderr a pipe the supervisor relays, so it never holds the caller's
+ * terminal.  Returns 0 with *BROKER (owned by the caller; stop it with
+ * aj_launch_stop()), or -errno with ERR naming the step; nothing is left
+ * running. */
 int aj_launch_broker(const char *path, const struct aj_profile *profile,
-		     const struct aj_identity *id, int door, int audit_end, pid_t *pid, int *pidfd,
-		     char *err, size_t errlen);
+		     const struct aj_identity *id, int door, int audit_end,
+		     struct aj_broker *broker, char *err, size_t errlen);
 
-/* Kill and reap a broker that aj_launch_broker() started, and close PIDFD. */
-void aj_launch_stop(pid_t pid, int pidfd);
+/* Kill and reap a broker that aj_launch_broker() started, and close its
+ * fds (BROKER is left as none: pid -1, fds -1). */
+void aj_launch_stop(struct aj_broker *broker);
+
+/* ---- supervisor/output.c: the run's output, never blocking ------------------ */
+
+struct aj_output;
+
+/* Write whole lines to FD (not owned) without blocking, queueing up to
+ * BOUND bytes.  Returns 0 or -errno. */
+int aj_output_new(int fd, size_t bound, struct aj_output **out);
+void aj_output_free(struct aj_output *o);
+/* Queue one whole line (newline included) and write what the file takes
+ * now; a line that does not fit, or comes after a write error, is counted
+ * as lost. */
+void aj_output_line(struct aj_output *o, const char *line, size_t len);
+/* Write what the file takes now; true when nothing is left waiting. */
+bool aj_output_flush(struct aj_output *o);
+/* Lines wait for room in the file; the fd to watch for it. */
+bool aj_output_waiting(const struct aj_output *o);
+int aj_output_fd(const struct aj_output *o);
+/* Write what the N OUTPUTS (NULL entries skipped) still hold, waiting at
+ * most MS for room; what is left then is counted as lost. */
+void aj_output_drain(struct aj_output *const *outputs, size_t n, int ms);
+/* Lines that could not be written. */
+unsigned long long aj_output_lost(const struct aj_output *o);
 
 /* ---- supervisor/monitor.c: the supervisor's libev loop --------------------- */
 
@@ -400,6 +433,10 @@ struct aj_monitor_plan {
 	struct aj_violations *violations; /* NULL if not reported */
 	struct aj_audit *audit;           /* the broker's records, or NULL */
 	int broker_pidfd;                 /* -1 if none */
+	int broker_log_fd;                /* the broker's stderr, relayed to STDERR_OUT; -1 */
+	struct aj_output *stderr_out;
+	struct aj_output *const *outputs; /* written when they have room */
+	size_t n_outputs;
 	double timeout_sec;
 	bool forward_signals;
 	bool quiet;
@@ -416,8 +453,8 @@ int aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_s
 struct json_t;
 struct aj_events;
 
-/* Events go to FD (not owned; -1: none) and/or CB.  Returns 0 or -errno. */
-int aj_events_new(int fd, aj_event_fn cb, void *cb_arg, struct aj_events **out);
+/* Events go to OUT (not owned; NULL: none) and/or CB.  Returns 0 or -errno. */
+int aj_events_new(struct aj_output *out, aj_event_fn cb, void *cb_arg, struct aj_events **ev);
 void aj_events_free(struct aj_events *ev);
 const char *aj_events_jail_id(const struct aj_events *ev);
 /* Emit one event of TYPE with the members of FIELDS (a JSON object; the
@@ -428,11 +465,11 @@ void aj_events_emit(struct aj_events *ev, const char *type, struct json_t *field
 
 struct aj_audit;
 
-/* Records go to OUT (not owned; -1: only the event stream) and to EVENTS
+/* Records go to OUT (not owned; NULL: only the event stream) and to EVENTS
  * as `fetch` events.  *BROKER_END is the pipe's write end for the broker
  * (close-on-exec; the caller closes it once the broker has it). */
-int aj_audit_new(int out, struct aj_events *events, const char *policy_sha256, int *broker_end,
-		 struct aj_audit **a);
+int aj_audit_new(struct aj_output *out, struct aj_events *events, const char *policy_sha256,
+		 int *broker_end, struct aj_audit **a);
 int aj_audit_fd(const struct aj_audit *a);
 /* Handle what the pipe holds; 1 at EOF. */
 int aj_audit_read(struct aj_audit *a);

@@ -94,6 +94,9 @@ def check_exit(ev):
     need(ev, "violation_counts",
          lambda v: isinstance(v, dict) and all(is_int(n) and n > 0 for n in v.values()),
          "an object of positive counts")
+    lost = need(ev, "lines_lost", lambda v: isinstance(v, dict), "an object")
+    for key in ("stderr", "events", "audit"):
+        need(lost, key, lambda v: is_int(v) and v >= 0, "a count")
 
 
 CHECKS = {

@@ -10,6 +10,7 @@
  * fd-links (N:TARGET per fd), readlink PATH, procs (pid:comm per process).
  * fchdir N and openat N NAME try to use an inherited fd as a directory.
  * net-ifs lists the network interfaces each open fd answers for.
+ * tcooff stops output on the terminal at fd 2 (tcflow), as an agent may.
  * loop-socket N and fork-then-socket MARKER drive the violation tests.
  */
 #define _GNU_SOURCE
@@ -775,6 +776,8 @@ main(int argc, char **argv)
 		return list_fd_links();
 	if (!strcmp(v, "net-ifs"))
 		return net_ifs();
+	if (!strcmp(v, "tcooff"))
+		return report(v, tcflow(STDERR_FILENO, TCOOFF));
 	if (!strcmp(v, "readlink") && argc == 3)
 		return try_readlink(argv[2]);
 	if (!strcmp(v, "fchdir") && argc == 3)

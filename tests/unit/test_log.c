@@ -7,6 +7,8 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "log.h"
@@ -114,4 +116,35 @@ Test(log, err_truncates_and_accepts_no_buffer)
 	memcpy(err, "keep", 5);
 	cr_assert_eq(aj_err(err, 0, -EIO, "ignored"), -EIO);
 	cr_assert_str_eq(err, "keep");
+}
+
+static void
+keep_line(const char *line, size_t len, void *arg)
+{
+	char *out = arg;
+
+	snprintf(out, 256, "%.*s", (int)len, line);
+}
+
+static void *
+log_from_another_thread(void *arg)
+{
+	(void)arg;
+	aj_log_info("from another thread");
+	return NULL;
+}
+
+Test(log, a_sink_takes_the_threads_lines_whole)
+{
+	char got[256] = "";
+	pthread_t t;
+
+	aj_log_set_sink(keep_line, got);
+	aj_log_info("queued %d", 7);
+	cr_assert_str_eq(got, "agentjail: queued 7\n");
+	/* Per thread: another thread's line does not reach this sink. */
+	cr_assert_eq(pthread_create(&t, NULL, log_from_another_thread, NULL), 0);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_str_eq(got, "agentjail: queued 7\n");
+	aj_log_set_sink(NULL, NULL);
 }
