@@ -92,6 +92,19 @@ int aj_profile_rlimit_resource(enum aj_rlimit_kind kind);
 int aj_profile_parse_string(const char *name, const char *path, const char *text,
 			    struct aj_profile **out, char *err, size_t errlen);
 
+/* ---- supervisor/trust.c: may a file be trusted to hold policy? ----------- */
+
+/*
+ * PATH (a file or a directory), every directory it passes through and
+ * every symlink on the way must be owned by root or the effective uid and
+ * not writable by group or others; a sticky directory (as /tmp) may be
+ * world-writable.  Returns 0, -EPERM with WHY naming the component and
+ * what is wrong ("/srv/p is writable by others (mode 0777)"), or another
+ * -errno (the path cannot be inspected: -ENOENT, -ENOTDIR, -ELOOP, ...)
+ * with WHY naming the component.
+ */
+int aj_trust_check(const char *path, char *why, size_t whylen);
+
 /* ---- supervisor/run-options.c: the options of one run (opaque in public) -- */
 
 struct aj_run_env {
