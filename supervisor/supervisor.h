@@ -42,6 +42,17 @@ enum aj_layer {
 
 #include "policy.h"
 
+/* A file a profile was read from, as it was when read: its real path
+ * (absolute) and identity. */
+struct aj_profile_file {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+};
+
+/* Free N FILES; NULL is a no-op. */
+void aj_profile_files_free(struct aj_profile_file *files, size_t n);
+
 struct aj_profile {
 	char *name;        /* as asked for */
 	char *path;        /* the top file */
@@ -65,6 +76,10 @@ struct aj_profile {
 	char **warnings; /* "file:line: warning: ..." for lines that parse but are easy to
 			  * get wrong (`profile check` prints them) */
 	size_t n_warnings;
+	struct aj_profile_file *files; /* every file read: the top one first, then its
+					* includes, each once; none for a profile from a
+					* string without a file */
+	size_t n_files;
 };
 
 /* The layers `optional` may name, sorted by name. */
