@@ -263,15 +263,42 @@ struct aj_fs_plan {
 	const char *xdg_runtime_dir; /* NULL when unset */
 	bool sysfs_optional;
 	bool quiet;
-	const char *const *readonly_paths; /* NULL-terminated; missing ones are skipped */
+	const char *const *readonly_paths; /* NULL-terminated, absolute and resolved
+					    * (realpath); missing ones are skipped;
+					    * their ancestors cannot be renamed */
 };
 
 /* In a fresh mount namespace: private propagation, a minimal /dev, private
  * tmpfs on /tmp, /var/tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, a fresh
  * /proc with its dangerous parts read-only or masked and nested user
- * namespaces limited to 0, READONLY_PATHS read-only, a fresh read-only
- * /sys, nosuid on every mount.  On failure returns -errno with *STEP and ERR set. */
+ * namespaces limited to 0, READONLY_PATHS read-only and every directory
+ * above them a mount point (so the agent cannot rename or remove one), a
+ * fresh read-only /sys, nosuid on every mount.  On failure returns -errno with *STEP and ERR set. */
 int aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t errlen);
+
+/* ---- supervisor/protect.c: what the agent must not swap ------------------- */
+
+struct aj_protect;
+struct aj_events;
+
+/*
+ * The paths to protect in the jail (see struct aj_fs_plan): the user's
+ * profile directory ($XDG_CONFIG_HOME/agentjail), every file PROFILE was
+ * read from, and the events and audit files when EVENTS_FD and AUDIT_FD
+ * (not owned; -1: none) are regular files.  MAKE_CONFIG (the agent runs as
+ * the caller): first create $XDG_CONFIG_HOME/agentjail/profiles (0700)
+ * below a trusted parent, so that it is protected too.  PROFILE and the
+ * fds must outlive *OUT.  Returns 0 or -ENOMEM.
+ */
+int aj_protect_new(const struct aj_profile *profile, int events_fd, int audit_fd, bool make_config,
+		   struct aj_protect **out);
+/* NULL-terminated, absolute, resolved; valid while PP lives. */
+const char *const *aj_protect_paths(const struct aj_protect *pp);
+/* After the run: for each record file and profile file whose path no
+ * longer names that file, one warning line on stderr (whatever --quiet
+ * says: it is evidence, not a notice) and a `file_replaced` event. */
+void aj_protect_check(const struct aj_protect *pp, struct aj_events *events);
+void aj_protect_free(struct aj_protect *pp);
 
 /* ---- supervisor/caps.c: capabilities, securebits, no_new_privs ------------- */
 
