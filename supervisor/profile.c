@@ -764,8 +764,8 @@ find_profile(struct ctx *ctx, const char *where, const char *name, const char *b
 	if (strchr(name, '/') != NULL) {
 		if (name[0] == '/' || base_dir == NULL)
 			path = strdup(name);
-		else
-			path = path_join(base_dir, name, "");
+		else /* "./x.profile" beside D is D/x.profile, as messages say */
+			path = path_join(base_dir, name + (strncmp(name, "./", 2) == 0 ? 2 : 0), "");
 		if (path == NULL)
 			return nomem(ctx);
 		r = read_trusted(ctx, where, path, text, len, id);

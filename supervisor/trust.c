@@ -7,7 +7,8 @@
  * sticky bit (/tmp) passes as a directory: others may add entries to it but
  * cannot rename or remove ours, and whatever the path takes from it next
  * is checked for its owner anyway.  OpenSSH checks authorized_keys paths
- * the same way (auth.c, safe_path()).
+ * the same way (auth.c, safe_path()).  An owner the current user namespace
+ * cannot name counts as root (is_unmapped_owner()).
  *
  * The walk resolves the path itself, one component at a time, so that a
  * symlink is judged where it lives as well as where it points.
@@ -25,10 +26,42 @@
 
 #define TRUST_MAX_SYMLINKS 40 /* as the kernel's MAXSYMLINKS */
 
+/*
+ * In a user namespace that does not map it, an owner shows as the overflow
+ * uid (65534): in a rootless container, root's files do.  No process this
+ * namespace can start holds such an id (a jail maps only ids of this
+ * namespace), so no earlier jail can have written them: they count as
+ * root's.  Where the overflow uid is mapped (on the host it is `nobody`,
+ * the agent's own uid when root starts a jail), it is an owner like any.
+ */
+static bool
+is_unmapped_owner(uid_t uid)
+{
+	unsigned long inside, outside, count, overflow = 65534;
+	bool mapped = false;
+	FILE *f;
+
+	f = fopen("/proc/sys/kernel/overflowuid", "re");
+	if (f != NULL) {
+		if (fscanf(f, "%lu", &overflow) != 1)
+			overflow = 65534;
+		fclose(f);
+	}
+	if (uid != overflow)
+		return false;
+	f = fopen("/proc/self/uid_map", "re");
+	if (f == NULL)
+		return false;
+	while (!mapped && fscanf(f, "%lu %lu %lu", &inside, &outside, &count) == 3)
+		mapped = uid >= inside && uid - inside < count;
+	fclose(f);
+	return !mapped;
+}
+
 static bool
 owner_is_trusted(const struct stat *st)
 {
-	return st->st_uid == 0 || st->st_uid == geteuid();
+	return st->st_uid == 0 || st->st_uid == geteuid() || is_unmapped_owner(st->st_uid);
 }
 
 /* Why ST (of PATH) cannot be trusted, into WHY; 0 when it can. */

@@ -1376,8 +1376,8 @@ Test(profile_cli, include_cycle, .init = setup_writable, .fini = teardown, .time
 	const char *check[] = {AJ, "profile", "check", NULL, NULL};
 	struct aj_result r;
 
-	a = write_profile("a.profile", "# a\ninclude b\n");
-	b = write_profile("b.profile", "# b\n\ninclude a\n");
+	a = write_profile("a.profile", "# a\ninclude ./b.profile\n");
+	b = write_profile("b.profile", "# b\n\ninclude ./a.profile\n");
 	cr_assert_geq(asprintf(&msg, "%s:3: include cycle: %s -> %s -> %s", b, a, b, a), 0);
 	check[3] = a;
 	aj_test_exec(check, -1, &r);
@@ -1940,6 +1940,49 @@ Test(escape, replaced_records_are_reported, .init = setup_writable, .fini = tear
 	free(events);
 	free(moved);
 	free(rec);
+}
+
+/* A profile file swapped from outside during the run: the next run would
+ * read another policy, and agentjail says so. */
+Test(escape, replaced_profile_is_reported, .init = setup_writable, .fini = teardown,
+     .timeout = 60)
+{
+	char *pdir = path_in(scratch, "pd"), *p, *aside = path_in(scratch, "pd/aside.profile");
+	char *ready = path_in(scratch, "ready"), *go = path_in(scratch, "go");
+	char *log = path_in(scratch, "bg.log"), *script, *text, want[8192];
+	pid_t pid;
+	int st;
+
+	cr_assert_eq(mkdir(pdir, 0755), 0);
+	p = aj_test_write_file(pdir, "x.profile", PROFILE_BODY("agentjail"));
+	cr_assert_geq(asprintf(&script, ": >'%s'; while [ ! -e '%s' ]; do sleep 0.05; done", ready,
+			       go),
+		      0);
+	{
+		const char *argv[] = {AJ,	 "run", "--profile", p,  "--quiet",
+				      "--",	 "/bin/sh", "-c",   script, NULL};
+		pid = spawn_bg(argv, log);
+	}
+	wait_file(ready, pid);
+	cr_assert_eq(rename(p, aside), 0, "rename: %s", strerror(errno));
+	free(aj_test_write_file(pdir, "x.profile", PROFILE_BODY("other") "socket unix allow\n"));
+	free(aj_test_write_file(scratch, "go", ""));
+	cr_assert(wait_exit(pid, 10000, &st), "agentjail did not end");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+	text = aj_test_slurp(log);
+	snprintf(want, sizeof(want),
+		 "agentjail: warning: profile file %s was replaced during the run; the next run "
+		 "would read a different file",
+		 p);
+	cr_assert(aj_test_has_line(text, want), "want: %s\n--- log:\n%s", want, text);
+	free(text);
+	free(script);
+	free(log);
+	free(go);
+	free(ready);
+	free(aside);
+	free(p);
+	free(pdir);
 }
 
 /* The profile named by path, in a directory the agent can write: neither

@@ -833,7 +833,7 @@ Test(profile, untrusted_files_are_refused)
 	cr_assert_str_eq(err, want);
 	cr_assert_eq(load_err(top, err, sizeof(err)), -EPERM);
 	snprintf(want, sizeof(want),
-		 "%s:1: profile '%s/./open/x.profile' is not trusted: %s is writable by group "
+		 "%s:1: profile '%s/open/x.profile' is not trusted: %s is writable by group "
 		 "and others (mode 0777); make it owned by you or root and not "
 		 "group/other-writable",
 		 top, tmpdir, dir);
