@@ -4,7 +4,8 @@
  * its sockets is replaced by a private, size-limited tmpfs, /dev holds only
  * harmless devices, /proc belongs to the jail's pid namespace with its
  * kernel knobs read-only or masked, /sys shows the jail's own network, the
- * profile locations are read-only, and no mount honours setuid bits.
+ * profile locations and the run's records are read-only and cannot be
+ * moved away, and no mount honours setuid bits.
  *
  * Runs in the jail's init, in its own mount namespace, before capabilities
  * are dropped.  Every failure is fatal to the run.
@@ -226,13 +227,83 @@ out:
 	return r;
 }
 
+/* The length of the first D components of PATH ("/a/b/c", 2: 4, "/a/b"),
+ * or 0 when PATH has no more than D components: a path is not its own
+ * ancestor. */
+static size_t
+ancestor_len(const char *path, unsigned d)
+{
+	const char *p = path;
+
+	for (unsigned i = 0; i < d; i++) {
+		p = strchr(p + 1, '/');
+		if (p == NULL)
+			return 0;
+	}
+	return (size_t)(p - path);
+}
+
+static bool
+is_visible(const char *path)
+{
+	return path[0] == '/' && access(path, F_OK) == 0;
+}
+
+/*
+ * Read-only is not enough: an agent that can write a parent directory
+ * renames it and puts a forged tree at the old path.  But the kernel
+ * refuses to rename or remove a mount point of the caller's mount namespace
+ * (EBUSY), so every ancestor of a protected path (but "/") is bound onto
+ * itself, writable as it was: the agent's project stays writable, its
+ * directories stay where they are.  Shallowest first, each once, before
+ * the read-only binds (which would otherwise be copied by the recursive
+ * ones, harmlessly but needlessly).
+ */
+static int
+pin_ancestors(const char *const *paths, char *err, size_t errlen)
+{
+	char dir[4096];
+	bool deeper = true;
+
+	for (unsigned d = 1; deeper; d++) {
+		deeper = false;
+		for (size_t i = 0; paths[i] != NULL; i++) {
+			size_t len = is_visible(paths[i]) ? ancestor_len(paths[i], d) : 0;
+			bool seen = false;
+
+			if (len == 0 || len >= sizeof(dir))
+				continue;
+			deeper = true;
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = is_visible(paths[j]) && ancestor_len(paths[j], d) == len &&
+				       strncmp(paths[j], paths[i], len) == 0;
+			if (seen)
+				continue;
+			memcpy(dir, paths[i], len);
+			dir[len] = '\0';
+			if (mount(dir, dir, NULL, MS_BIND | MS_REC, NULL) < 0)
+				return aj_err(err, errlen, -errno, "pinning %s: %s", dir,
+					      strerror(errno));
+		}
+	}
+	return 0;
+}
+
 /* Profile files and directories the agent could otherwise rewrite for the
- * next run: read-only inside the jail. */
+ * next run, and the records of this one: read-only inside the jail, and
+ * where they are, they stay (pin_ancestors). */
 static int
 protect_paths(const struct aj_fs_plan *plan, char *err, size_t errlen)
 {
-	for (const char *const *p = plan->readonly_paths; p != NULL && *p != NULL; p++) {
-		if (access(*p, F_OK) < 0)
+	int r;
+
+	if (plan->readonly_paths == NULL)
+		return 0;
+	r = pin_ancestors(plan->readonly_paths, err, errlen);
+	if (r < 0)
+		return r;
+	for (const char *const *p = plan->readonly_paths; *p != NULL; p++) {
+		if (!is_visible(*p))
 			continue;
 		if (mount(*p, *p, NULL, MS_BIND | MS_REC, NULL) < 0 || set_readonly(*p) < 0)
 			return aj_err(err, errlen, -errno, "read-only %s: %s", *p, strerror(errno));

@@ -146,6 +146,8 @@ struct ctx {
 	size_t errlen;
 	char **warnings; /* "path:line: warning: ...", handed to the profile */
 	size_t n_warnings;
+	struct aj_profile_file *files; /* every file read, handed to the profile */
+	size_t n_files;
 };
 
 /* An included file's settings, merged when its includer has been read. */
@@ -247,6 +249,9 @@ ctx_clear(struct ctx *ctx)
 	free(ctx->warnings);
 	ctx->warnings = NULL;
 	ctx->n_warnings = 0;
+	aj_profile_files_free(ctx->files, ctx->n_files);
+	ctx->files = NULL;
+	ctx->n_files = 0;
 }
 
 static void
@@ -525,6 +530,14 @@ merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 
 /* ---- finding and reading files --------------------------------------------- */
 
+void
+aj_profile_files_free(struct aj_profile_file *files, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(files[i].path);
+	free(files);
+}
+
 static void
 free_strv(char **v, size_t n)
 {
@@ -536,25 +549,21 @@ free_strv(char **v, size_t n)
 }
 
 /*
- * The search path, most specific first.  FIRST (may be NULL) goes in front:
- * the including file's directory, so a profile and the profiles it includes
- * travel together.
+ * The search path, most specific first: only directories an agent cannot
+ * have written (nothing relative to the current directory, which is usually
+ * the agent's project); each file found is checked by aj_trust_check() too.
  */
 static int
-search_dirs(const char *first, char ***out, size_t *n_out)
+search_dirs(char ***out, size_t *n_out)
 {
 	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
 	char **dirs;
 	size_t n = 0;
 	int r;
 
-	dirs = calloc(5, sizeof(*dirs));
+	dirs = calloc(3, sizeof(*dirs));
 	if (dirs == NULL)
 		return -ENOMEM;
-	if (first != NULL && (dirs[n++] = strdup(first)) == NULL)
-		goto fail;
-	if ((dirs[n++] = strdup("./profiles")) == NULL)
-		goto fail;
 	/* XDG says a relative XDG_CONFIG_HOME is invalid and must be ignored. */
 	if (xdg != NULL && xdg[0] == '/') {
 		r = asprintf(&dirs[n++], "%s/agentjail/profiles", xdg);
@@ -671,11 +680,78 @@ path_join(const char *dir, const char *name, const char *suffix)
 	return s;
 }
 
+/* Remember a file this load read (once), for the run: it protects the
+ * file in the jail and, after the run, says so if the path no longer
+ * names it. */
+static int
+note_file(struct ctx *ctx, const char *path, struct file_id id)
+{
+	struct aj_profile_file *grown;
+	char real[PATH_MAX];
+
+	for (size_t i = 0; i < ctx->n_files; i++)
+		if (ctx->files[i].dev == id.dev && ctx->files[i].ino == id.ino)
+			return 0;
+	grown = realloc(ctx->files, (ctx->n_files + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return nomem(ctx);
+	ctx->files = grown;
+	grown[ctx->n_files].path = strdup(realpath(path, real) != NULL ? real : path);
+	if (grown[ctx->n_files].path == NULL)
+		return nomem(ctx);
+	grown[ctx->n_files].dev = id.dev;
+	grown[ctx->n_files++].ino = id.ino;
+	return 0;
+}
+
+/* A profile decides what the next jail may do: one that someone else (or,
+ * through a writable directory, an earlier jail) could have written is
+ * refused, never skipped, so a planted file is neither used nor silently
+ * replaced by another policy. */
+static int
+check_trusted(struct ctx *ctx, const char *where, const char *path)
+{
+	char why[PATH_MAX + 128];
+	int r = aj_trust_check(path, why, sizeof(why));
+
+	if (r == -EPERM)
+		return aj_err(ctx->err, ctx->errlen, r,
+			      "%s%sprofile '%s' is not trusted: %s; make it owned by you or root "
+			      "and not group/other-writable",
+			      where ? where : "", where ? ": " : "", path, why);
+	if (r < 0)
+		return aj_err(ctx->err, ctx->errlen, r, "%s%sprofile '%s' cannot be checked: %s",
+			      where ? where : "", where ? ": " : "", path, why);
+	return 0;
+}
+
+/* read_profile(), then check_trusted() and note_file(); *TEXT only on
+ * success. */
+static int
+read_trusted(struct ctx *ctx, const char *where, const char *path, char **text, size_t *len,
+	     struct file_id *id)
+{
+	int r = read_profile(ctx, path, text, len, id);
+
+	if (r < 0)
+		return r;
+	r = check_trusted(ctx, where, path);
+	if (r == 0)
+		r = note_file(ctx, path, *id);
+	if (r < 0) {
+		free(*text);
+		*text = NULL;
+	}
+	return r;
+}
+
 /*
  * Resolve and read NAME the way `include` and aj_profile_load() do: a path
  * when it contains a '/' (relative to BASE_DIR when BASE_DIR is given),
- * otherwise NAME.profile in BASE_DIR (if any) and then the search path.
- * On -ENOENT, ERR says where we looked (prefixed with WHERE, when given).
+ * otherwise NAME.profile in the search path only (never beside the
+ * including file: that directory is often the agent's).  Every file read
+ * must pass check_trusted().  On -ENOENT, ERR says where we looked
+ * (prefixed with WHERE, when given).
  */
 static int
 find_profile(struct ctx *ctx, const char *where, const char *name, const char *base_dir,
@@ -688,11 +764,11 @@ find_profile(struct ctx *ctx, const char *where, const char *name, const char *b
 	if (strchr(name, '/') != NULL) {
 		if (name[0] == '/' || base_dir == NULL)
 			path = strdup(name);
-		else
-			path = path_join(base_dir, name, "");
+		else /* "./x.profile" beside D is D/x.profile, as messages say */
+			path = path_join(base_dir, name + (strncmp(name, "./", 2) == 0 ? 2 : 0), "");
 		if (path == NULL)
 			return nomem(ctx);
-		r = read_profile(ctx, path, text, len, id);
+		r = read_trusted(ctx, where, path, text, len, id);
 		if (r == 0) {
 			*path_out = path;
 			return 0;
@@ -704,7 +780,7 @@ find_profile(struct ctx *ctx, const char *where, const char *name, const char *b
 		return r;
 	}
 
-	if (search_dirs(base_dir, &dirs, &n_dirs) < 0)
+	if (search_dirs(&dirs, &n_dirs) < 0)
 		return nomem(ctx);
 	for (i = 0; i < n_dirs; i++) {
 		path = path_join(dirs[i], name, ".profile");
@@ -712,15 +788,15 @@ find_profile(struct ctx *ctx, const char *where, const char *name, const char *b
 			r = nomem(ctx);
 			goto out;
 		}
-		r = read_profile(ctx, path, text, len, id);
+		r = read_trusted(ctx, where, path, text, len, id);
 		if (r == 0) {
 			*path_out = path;
 			goto out;
 		}
 		free(path);
 		/* Only absence falls through to the next directory: an
-		 * unreadable profile that shadows another must not be
-		 * silently replaced by a different policy. */
+		 * unreadable or untrusted profile that shadows another must
+		 * not be silently replaced by a different policy. */
 		if (r != -ENOENT)
 			goto out;
 	}
@@ -1480,6 +1556,7 @@ aj_profile_free(struct aj_profile *profile)
 	free_strv(profile->env_set, profile->n_env_set);
 	aj_policy_clear(&profile->fetch);
 	free_strv(profile->warnings, profile->n_warnings);
+	aj_profile_files_free(profile->files, profile->n_files);
 	free(profile);
 }
 
@@ -1609,11 +1686,13 @@ fail:
 	return -ENOMEM;
 }
 
+/* FILES (N_FILES; ownership taken) are those read to find the top file. */
 static int
 load_top(const char *name, const char *path, bool from_string, struct file_id id, char *text,
-	 size_t len, struct aj_profile **out, char *err, size_t errlen)
+	 size_t len, struct aj_profile_file *files, size_t n_files, struct aj_profile **out,
+	 char *err, size_t errlen)
 {
-	struct ctx ctx = {.err = err, .errlen = errlen};
+	struct ctx ctx = {.err = err, .errlen = errlen, .files = files, .n_files = n_files};
 	struct aj_profile *pr = NULL;
 	struct layer *l = NULL;
 	const char *ipath;
@@ -1639,6 +1718,10 @@ load_top(const char *name, const char *path, bool from_string, struct file_id id
 	pr->n_warnings = ctx.n_warnings;
 	ctx.warnings = NULL;
 	ctx.n_warnings = 0;
+	pr->files = ctx.files;
+	pr->n_files = ctx.n_files;
+	ctx.files = NULL;
+	ctx.n_files = 0;
 	*out = pr;
 out:
 	layer_free(l);
@@ -1670,7 +1753,8 @@ aj_profile_parse_string(const char *name, const char *path, const char *text,
 	copy = strdup(text);
 	if (copy == NULL)
 		return aj_err(err, errlen, -ENOMEM, "out of memory");
-	r = load_top(name != NULL ? name : path, path, false, id, copy, len, out, err, errlen);
+	r = load_top(name != NULL ? name : path, path, false, id, copy, len, NULL, 0, out, err,
+		     errlen);
 	free(copy);
 	return r;
 }
@@ -1687,9 +1771,12 @@ aj_profile_load(const char *name_or_path, struct aj_profile **out, char *err, si
 	if (name_or_path == NULL || name_or_path[0] == '\0' || out == NULL)
 		return aj_err(err, errlen, -EINVAL, "empty profile name");
 	r = find_profile(&ctx, NULL, name_or_path, NULL, &path, &text, &len, &id);
-	if (r < 0)
+	if (r < 0) {
+		ctx_clear(&ctx);
 		return r;
-	r = load_top(name_or_path, path, false, id, text, len, out, err, errlen);
+	}
+	r = load_top(name_or_path, path, false, id, text, len, ctx.files, ctx.n_files, out, err,
+		     errlen);
 	free(text);
 	free(path);
 	return r;
@@ -1715,7 +1802,7 @@ aj_profile_load_string(const char *name, const char *text, struct aj_profile **o
 	copy = strdup(text);
 	if (copy == NULL)
 		return aj_err(err, errlen, -ENOMEM, "out of memory");
-	r = load_top(name, name, true, id, copy, len, out, err, errlen);
+	r = load_top(name, name, true, id, copy, len, NULL, 0, out, err, errlen);
 	free(copy);
 	return r;
 }

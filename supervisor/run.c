@@ -22,68 +22,6 @@
 
 #include "supervisor.h"
 
-/* Where the agent could plant a profile for the next run: the search
- * directories a user can write (./profiles and the XDG one) and the
- * profile file in use (only the file: it may sit in the agent's working
- * directory).  Made read-only inside the jail.
- * Directories that do not exist yet cannot be covered this way (see
- * README, "What it is not"). */
-struct protected_paths {
-	char cwd_profiles[4096];
-	char xdg_profiles[4096];
-	char profile_file[4096];
-	char events_file[4096];
-	char audit_file[4096];
-	const char *list[6];
-};
-
-/* The path of FD if it is a regular file, into OUT (PATH_MAX); else "". */
-static void
-regular_file_path(int fd, char *out, size_t len)
-{
-	struct stat st;
-	char link[64];
-	ssize_t n;
-
-	out[0] = '\0';
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, out, len - 1);
-	if (n > 0 && out[0] == '/')
-		out[n] = '\0';
-	else
-		out[0] = '\0';
-}
-
-static void
-protected_paths_init(struct protected_paths *pp, const struct aj_profile *profile, const char *cwd,
-		     int events_fd, int audit_fd)
-{
-	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-	size_t n = 0;
-
-	if (cwd != NULL && snprintf(pp->cwd_profiles, sizeof(pp->cwd_profiles), "%s/profiles",
-				    cwd) < (int)sizeof(pp->cwd_profiles))
-		pp->list[n++] = pp->cwd_profiles;
-	if (xdg != NULL && xdg[0] == '/')
-		snprintf(pp->xdg_profiles, sizeof(pp->xdg_profiles), "%s/agentjail", xdg);
-	else if (home != NULL && home[0] == '/')
-		snprintf(pp->xdg_profiles, sizeof(pp->xdg_profiles), "%s/.config/agentjail", home);
-	if (pp->xdg_profiles[0] != '\0')
-		pp->list[n++] = pp->xdg_profiles;
-	if (!profile->from_string && realpath(profile->path, pp->profile_file) != NULL)
-		pp->list[n++] = pp->profile_file;
-	/* The records of this very run must not be the agent's to edit. */
-	regular_file_path(events_fd, pp->events_file, sizeof(pp->events_file));
-	if (pp->events_file[0] != '\0')
-		pp->list[n++] = pp->events_file;
-	regular_file_path(audit_fd, pp->audit_file, sizeof(pp->audit_file));
-	if (pp->audit_file[0] != '\0')
-		pp->list[n++] = pp->audit_file;
-	pp->list[n] = NULL;
-}
-
 /* The profile's environment, then the caller's additions by name (checked
  * by aj_run_options_check: no reserved name among them). */
 static int
@@ -246,7 +184,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct aj_audit *audit = NULL;
 	struct timespec started;
 	struct aj_monitor_plan mplan;
-	struct protected_paths protect = {0};
+	struct aj_protect *protect = NULL;
 	struct run_outputs outs = {0};
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
@@ -302,12 +240,16 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		goto out;
 	}
 
-	/* 2. The jail, up to its door: init makes the socketpair in the jail's
-	 * network namespace (a socket answers network ioctls from the
+	/* 2. The jail, up to its door, with the policy's files and the run's
+	 * records out of the agent's reach: init makes the socketpair in the
+	 * jail's network namespace (a socket answers network ioctls from the
 	 * namespace it was made in) and hands us the broker's end; the jail
 	 * goes on setting itself up meanwhile, but starts nothing yet. */
-	protected_paths_init(&protect, opts->profile, getcwd(cwd, sizeof(cwd)), opts->events_fd,
-			     opts->audit_fd);
+	r = aj_protect_new(opts->profile, opts->events_fd, opts->audit_fd, !id.drop, &protect);
+	if (r < 0) {
+		aj_err(err, errlen, r, "listing the paths to protect: %s", strerror(-r));
+		goto out;
+	}
 	{
 		struct aj_spawn_plan plan = {
 			.profile = opts->profile,
@@ -322,7 +264,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.cwd_required = opts->cwd != NULL,
 			.stdio = opts->stdio,
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
-			.readonly_paths = protect.list,
+			.readonly_paths = aj_protect_paths(protect),
 			.quiet = opts->quiet,
 		};
 		r = aj_spawn_jail(&plan, &jail, err, errlen);
@@ -407,6 +349,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	/* Reaped by the monitor (or killed here, when it failed). */
 	aj_launch_stop(&broker);
 	if (r == 0) {
+		/* The jail is gone: nothing of the agent's can move them now. */
+		aj_protect_check(protect, events);
 		/* What the files did not take by now is lost: the exit event
 		 * says how much. */
 		aj_output_drain(outs.list, outs.n, DRAIN_MS);
@@ -421,6 +365,7 @@ out:
 	if (jail.sync_fd >= 0)
 		close(jail.sync_fd);
 	aj_violations_free(violations);
+	aj_protect_free(protect);
 	aj_audit_free(audit);
 	aj_events_free(events);
 	aj_env_free(envp);

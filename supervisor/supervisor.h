@@ -42,6 +42,17 @@ enum aj_layer {
 
 #include "policy.h"
 
+/* A file a profile was read from, as it was when read: its real path
+ * (absolute) and identity. */
+struct aj_profile_file {
+	char *path;
+	dev_t dev;
+	ino_t ino;
+};
+
+/* Free N FILES; NULL is a no-op. */
+void aj_profile_files_free(struct aj_profile_file *files, size_t n);
+
 struct aj_profile {
 	char *name;        /* as asked for */
 	char *path;        /* the top file */
@@ -65,6 +76,10 @@ struct aj_profile {
 	char **warnings;          /* "file:line: warning: ..." for lines that parse but are easy to
 				   * get wrong (`profile check` prints them) */
 	size_t n_warnings;
+	struct aj_profile_file *files; /* every file read: the top one first, then its
+					* includes, each once; none for a profile from a
+					* string without a file */
+	size_t n_files;
 };
 
 /* The layers `optional` may name, sorted by name. */
@@ -91,6 +106,19 @@ int aj_profile_rlimit_resource(enum aj_rlimit_kind kind);
  */
 int aj_profile_parse_string(const char *name, const char *path, const char *text,
 			    struct aj_profile **out, char *err, size_t errlen);
+
+/* ---- supervisor/trust.c: may a file be trusted to hold policy? ----------- */
+
+/*
+ * PATH (a file or a directory), every directory it passes through and
+ * every symlink on the way must be owned by root or the effective uid and
+ * not writable by group or others; a sticky directory (as /tmp) may be
+ * world-writable.  Returns 0, -EPERM with WHY naming the component and
+ * what is wrong ("/srv/p is writable by others (mode 0777)"), or another
+ * -errno (the path cannot be inspected: -ENOENT, -ENOTDIR, -ELOOP, ...)
+ * with WHY naming the component.
+ */
+int aj_trust_check(const char *path, char *why, size_t whylen);
 
 /* ---- supervisor/run-options.c: the options of one run (opaque in public) -- */
 
@@ -236,15 +264,42 @@ struct aj_fs_plan {
 	const char *xdg_runtime_dir; /* NULL when unset */
 	bool sysfs_optional;
 	bool quiet;
-	const char *const *readonly_paths; /* NULL-terminated; missing ones are skipped */
+	const char *const *readonly_paths; /* NULL-terminated, absolute and resolved
+					    * (realpath); missing ones are skipped;
+					    * their ancestors cannot be renamed */
 };
 
 /* In a fresh mount namespace: private propagation, a minimal /dev, private
  * tmpfs on /tmp, /var/tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, a fresh
  * /proc with its dangerous parts read-only or masked and nested user
- * namespaces limited to 0, READONLY_PATHS read-only, a fresh read-only
- * /sys, nosuid on every mount.  On failure returns -errno with *STEP and ERR set. */
+ * namespaces limited to 0, READONLY_PATHS read-only and every directory
+ * above them a mount point (so the agent cannot rename or remove one), a
+ * fresh read-only /sys, nosuid on every mount.  On failure returns -errno with *STEP and ERR set. */
 int aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t errlen);
+
+/* ---- supervisor/protect.c: what the agent must not swap ------------------- */
+
+struct aj_protect;
+struct aj_events;
+
+/*
+ * The paths to protect in the jail (see struct aj_fs_plan): the user's
+ * profile directory ($XDG_CONFIG_HOME/agentjail), every file PROFILE was
+ * read from, and the events and audit files when EVENTS_FD and AUDIT_FD
+ * (not owned; -1: none) are regular files.  MAKE_CONFIG (the agent runs as
+ * the caller): first create $XDG_CONFIG_HOME/agentjail/profiles (0700)
+ * below a trusted parent, so that it is protected too.  PROFILE and the
+ * fds must outlive *OUT.  Returns 0 or -ENOMEM.
+ */
+int aj_protect_new(const struct aj_profile *profile, int events_fd, int audit_fd, bool make_config,
+		   struct aj_protect **out);
+/* NULL-terminated, absolute, resolved; valid while PP lives. */
+const char *const *aj_protect_paths(const struct aj_protect *pp);
+/* After the run: for each record file and profile file whose path no
+ * longer names that file, one warning line on stderr (whatever --quiet
+ * says: it is evidence, not a notice) and a `file_replaced` event. */
+void aj_protect_check(const struct aj_protect *pp, struct aj_events *events);
+void aj_protect_free(struct aj_protect *pp);
 
 /* ---- supervisor/caps.c: capabilities, securebits, no_new_privs ------------- */
 

@@ -38,12 +38,17 @@ struct aj_profile;
 
 /*
  * Load NAME_OR_PATH: a path when it contains a '/', otherwise NAME.profile
- * searched in ./profiles, $XDG_CONFIG_HOME/agentjail/profiles (default
+ * searched in $XDG_CONFIG_HOME/agentjail/profiles (default
  * ~/.config/agentjail/profiles), /etc/agentjail/profiles, then the installed
- * profiles directory.  On success *OUT is a new profile owned by the caller.
+ * profiles directory (`include NAME` searches the same, never the including
+ * file's directory).  Every file read, and every directory on its path,
+ * must be owned by root or the caller and not writable by group or others
+ * (a sticky directory such as /tmp may be); an untrusted file is refused,
+ * never skipped.  On success *OUT is a new profile owned by the caller.
  * Returns 0, -ENOENT (not found), -EINVAL (syntax or value error: ERR holds
- * "file:line: message"), -ELOOP (include cycle), -ENOMEM or another -errno
- * from reading the file.
+ * "file:line: message"), -ELOOP (include cycle), -EPERM (a file is not
+ * trusted: ERR names it and why), -ENOMEM or another -errno from reading
+ * the file.
  */
 int aj_profile_load(const char *name_or_path, struct aj_profile **out, char *err, size_t errlen);
 

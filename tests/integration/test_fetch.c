@@ -31,8 +31,9 @@ static void
 setup(void)
 {
 	scratch = aj_test_scratch();
-	/* The jail's user (nobody, when started by root) writes results here. */
-	chmod(scratch, 0777);
+	/* The jail's user (nobody, when started by root) writes results here;
+	 * sticky, so that the profiles in it stay trusted. */
+	chmod(scratch, 01777);
 	cr_assert_eq(aj_server_start_http(&http, "127.0.0.1", NULL, scratch), 0,
 		     "cannot start the test HTTP server");
 }

@@ -86,12 +86,14 @@ setup(void)
 				       PROFILE_BODY("agentjail") "socket unix allow\n");
 }
 
-/* For tests whose jail writes into the scratch dir (as `nobody` under root). */
+/* For tests whose jail writes into the scratch dir (as `nobody` under root).
+ * Sticky, as /tmp: the profiles in it stay trusted (no one else can rename
+ * or remove them). */
 static void
 setup_writable(void)
 {
 	setup();
-	cr_assert_eq(chmod(scratch, 0777), 0, "chmod %s: %s", scratch, strerror(errno));
+	cr_assert_eq(chmod(scratch, 01777), 0, "chmod %s: %s", scratch, strerror(errno));
 }
 
 static void
@@ -1406,8 +1408,8 @@ Test(profile_cli, include_cycle, .init = setup_writable, .fini = teardown, .time
 	const char *check[] = {AJ, "profile", "check", NULL, NULL};
 	struct aj_result r;
 
-	a = write_profile("a.profile", "# a\ninclude b\n");
-	b = write_profile("b.profile", "# b\n\ninclude a\n");
+	a = write_profile("a.profile", "# a\ninclude ./b.profile\n");
+	b = write_profile("b.profile", "# b\n\ninclude ./a.profile\n");
 	cr_assert_geq(asprintf(&msg, "%s:3: include cycle: %s -> %s -> %s", b, a, b, a), 0);
 	check[3] = a;
 	aj_test_exec(check, -1, &r);
@@ -1491,7 +1493,7 @@ Test(profile_cli, uninstalled_build_names_its_profiles, .init = setup, .fini = t
 		cr_skip_test("agentjail is installed here: the shipped profiles are found");
 	snprintf(shipped, sizeof(shipped), "%s/profiles/default.profile", AJ_SRCDIR);
 	snprintf(want, sizeof(want),
-		 "profile 'default' not found (searched: ./profiles, %s/agentjail/profiles, "
+		 "profile 'default' not found (searched: %s/agentjail/profiles, "
 		 "/etc/agentjail/profiles, %s); this agentjail is not installed (there is no "
 		 "%s), so the profiles of its source tree are not searched: give the path, %s\n",
 		 scratch, AJ_PROFILEDIR, AJ_PROFILEDIR, shipped);
@@ -1817,30 +1819,298 @@ Test(escape, nested_user_namespaces_limited_to_zero, .init = setup, .fini = tear
 }
 
 /* The agent cannot rewrite the policy of the next run: the profile in use
- * and an existing ./profiles directory are read-only inside the jail. */
+ * is read-only inside the jail, and a profiles/default.profile it plants
+ * in its working directory is never searched (by --profile or include). */
 Test(escape, profiles_are_read_only_inside, .init = setup_writable, .fini = teardown, .timeout = 60)
 {
 	char *dir = path_in(scratch, "profiles");
 	char *planted = path_in(dir, "default.profile");
-	char cwd[4096];
+	char *cfg = path_in(scratch, "agentjail"), *search = path_in(cfg, "profiles");
+	char *top = aj_test_write_file(scratch, "top.profile", "include default\n");
+	char cwd[4096], args[8192];
 	struct aj_result r;
 
 	cr_assert_eq(mkdir(dir, 0777), 0, "mkdir: %s", strerror(errno));
 	cr_assert_eq(chmod(dir, 0777), 0);
-	cr_assert_eq(chmod(prof, 0666), 0);
 	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
 	cr_assert_eq(chdir(scratch), 0);
 	aj_test_jail(&r, prof, "/bin/sh", "-c",
-		     "echo 'env keep AWS_SECRET_ACCESS_KEY' >profiles/default.profile; echo p=$?; "
-		     "echo 'socket unix allow' >>\"$0\"; echo f=$?",
+		     "printf 'hostname planted\\nuser nobody\\nenv keep PATH\\n' >profiles/default.profile; "
+		     "echo p=$?; echo 'socket unix allow' >>\"$0\"; echo f=$?",
 		     prof, NULL);
 	cr_assert_eq(chdir(cwd), 0);
-	cr_assert(aj_test_has_line(r.out, "p=2"), "./profiles is writable: " SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "p=0"), "could not plant: " SHOW(r));
 	cr_assert(aj_test_has_line(r.out, "f=2"), "the profile in use is writable: " SHOW(r));
-	cr_assert_neq(access(planted, F_OK), 0, "a profile was planted");
+	cr_assert(file_exists(planted));
 	aj_test_result_free(&r);
+
+	/* The next run, from that directory, uses the user's default. */
+	cr_assert_eq(mkdir(cfg, 0755), 0);
+	cr_assert_eq(mkdir(search, 0755), 0);
+	free(aj_test_write_file(search, "default.profile", PROFILE_BODY("trusted")));
+	snprintf(args, sizeof(args), "run --profile default -- /bin/cat /proc/sys/kernel/hostname");
+	cli_in(&r, scratch, args);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "trusted\n", SHOW(r));
+	aj_test_result_free(&r);
+	snprintf(args, sizeof(args), "run --profile ./top.profile -- /bin/cat /proc/sys/kernel/hostname");
+	cli_in(&r, scratch, args);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "trusted\n", SHOW(r));
+	aj_test_result_free(&r);
+	/* Beside the including file is not searched either. */
+	free(aj_test_write_file(scratch, "default.profile", "hostname beside\n"));
+	cli_in(&r, scratch, args);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "trusted\n", SHOW(r));
+	aj_test_result_free(&r);
+	free(top);
+	free(search);
+	free(cfg);
 	free(planted);
 	free(dir);
+}
+
+/* Issue 9: read-only is not enough when the agent can write the parent:
+ * it renamed the directory and put forged records at the old path.  Every
+ * directory above a record file is a mount point in the jail, so the
+ * rename fails (EBUSY), and the records after the run are the
+ * supervisor's. */
+Test(escape, records_stay_where_they_are, .init = setup_writable, .fini = teardown, .timeout = 60)
+{
+	char *w = path_in(scratch, "w"), *rec = path_in(w, "rec");
+	char *events = path_in(rec, "ev.json"), *audit = path_in(rec, "au.json"), *script, *text;
+	struct aj_result r;
+
+	/* Writable by the agent (nobody, under root) and not sticky: only the
+	 * jail's view stops it. */
+	cr_assert_eq(mkdir(w, 0777), 0);
+	cr_assert_eq(chmod(w, 0777), 0);
+	cr_assert_eq(mkdir(rec, 0777), 0);
+	cr_assert_eq(chmod(rec, 0777), 0);
+	cr_assert_geq(asprintf(&script,
+			       "cd '%s' || exit 9; mv rec moved; echo mv=$?; mkdir fake; "
+			       "echo '{\"type\":\"exit\",\"forged\":1}' >fake/ev.json; "
+			       "mv -T fake rec; echo swap=$?; rmdir rec; echo rmdir=$?; "
+			       "mv rec/ev.json rec/x; echo file=$?; mkdir rec/sub && mv rec/sub "
+			       "rec/sub2; echo inside=$?",
+			       w),
+		      0);
+	aj_test_jail_sh(&r, prof, audit, events, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "mv=1"), "the records' directory moved: " SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "swap=1"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "rmdir=1"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "file=1"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "inside=0"), "the directory is no longer writable: " SHOW(r));
+	cr_assert_not_null(strstr(r.err, "Device or resource busy"), SHOW(r));
+	cr_assert_null(strstr(r.err, "warning:"), "nothing was replaced: " SHOW(r));
+	text = aj_test_slurp(events);
+	cr_assert_not_null(strstr(text, "\"type\":\"start\""), "%s", text);
+	cr_assert_not_null(strstr(text, "\"type\":\"exit\""), "%s", text);
+	cr_assert_null(strstr(text, "forged"), "%s", text);
+	free(text);
+	cr_assert(file_exists(audit));
+	aj_test_result_free(&r);
+	free(script);
+	free(audit);
+	free(events);
+	free(rec);
+	free(w);
+}
+
+/* Outside the jail nothing pins the records: if their path is made to
+ * name another file during the run, agentjail says where the run's
+ * records really are, on stderr (even with --quiet) and in the stream. */
+Test(escape, replaced_records_are_reported, .init = setup_writable, .fini = teardown,
+     .timeout = 60)
+{
+	char *rec = path_in(scratch, "rec"), *moved = path_in(scratch, "moved");
+	char *events = path_in(rec, "ev.json"), *moved_events = path_in(moved, "ev.json");
+	char *ready = path_in(scratch, "ready"), *go = path_in(scratch, "go");
+	char *log = path_in(scratch, "bg.log"), *script, *text, want[8192];
+	pid_t pid;
+	int st;
+
+	cr_assert_eq(mkdir(rec, 0755), 0);
+	cr_assert_geq(asprintf(&script, ": >'%s'; while [ ! -e '%s' ]; do sleep 0.05; done", ready,
+			       go),
+		      0);
+	{
+		const char *argv[] = {AJ,     "run",	  "--profile", prof, "--events", events,
+				      "--quiet", "--", "/bin/sh",   "-c", script,     NULL};
+		pid = spawn_bg(argv, log);
+	}
+	wait_file(ready, pid);
+	cr_assert_eq(rename(rec, moved), 0, "rename: %s", strerror(errno));
+	cr_assert_eq(mkdir(rec, 0755), 0);
+	free(aj_test_write_file(rec, "ev.json", "{\"type\":\"exit\",\"forged\":1}\n"));
+	free(aj_test_write_file(scratch, "go", ""));
+	cr_assert(wait_exit(pid, 10000, &st), "agentjail did not end");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+	text = aj_test_slurp(log);
+	snprintf(want, sizeof(want),
+		 "agentjail: warning: events file %s was replaced during the run; this run's "
+		 "records are at %s",
+		 events, moved_events);
+	cr_assert(aj_test_has_line(text, want), "want: %s\n--- log:\n%s", want, text);
+	free(text);
+	text = aj_test_slurp(moved_events);
+	snprintf(want, sizeof(want),
+		 "\"type\":\"file_replaced\",\"jail\":");
+	cr_assert_not_null(strstr(text, want), "%s", text);
+	snprintf(want, sizeof(want), "\"file\":\"events\",\"path\":\"%s\",\"at_path\":\"other\","
+		 "\"moved_to\":\"%s\"", events, moved_events);
+	cr_assert_not_null(strstr(text, want), "want %s in\n%s", want, text);
+	cr_assert_not_null(strstr(text, "\"type\":\"exit\""), "%s", text);
+	free(text);
+	free(script);
+	free(log);
+	free(go);
+	free(ready);
+	free(moved_events);
+	free(events);
+	free(moved);
+	free(rec);
+}
+
+/* A profile file swapped from outside during the run: the next run would
+ * read another policy, and agentjail says so. */
+Test(escape, replaced_profile_is_reported, .init = setup_writable, .fini = teardown,
+     .timeout = 60)
+{
+	char *pdir = path_in(scratch, "pd"), *p, *aside = path_in(scratch, "pd/aside.profile");
+	char *ready = path_in(scratch, "ready"), *go = path_in(scratch, "go");
+	char *log = path_in(scratch, "bg.log"), *script, *text, want[8192];
+	pid_t pid;
+	int st;
+
+	cr_assert_eq(mkdir(pdir, 0755), 0);
+	p = aj_test_write_file(pdir, "x.profile", PROFILE_BODY("agentjail"));
+	cr_assert_geq(asprintf(&script, ": >'%s'; while [ ! -e '%s' ]; do sleep 0.05; done", ready,
+			       go),
+		      0);
+	{
+		const char *argv[] = {AJ,	 "run", "--profile", p,  "--quiet",
+				      "--",	 "/bin/sh", "-c",   script, NULL};
+		pid = spawn_bg(argv, log);
+	}
+	wait_file(ready, pid);
+	cr_assert_eq(rename(p, aside), 0, "rename: %s", strerror(errno));
+	free(aj_test_write_file(pdir, "x.profile", PROFILE_BODY("other") "socket unix allow\n"));
+	free(aj_test_write_file(scratch, "go", ""));
+	cr_assert(wait_exit(pid, 10000, &st), "agentjail did not end");
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+	text = aj_test_slurp(log);
+	snprintf(want, sizeof(want),
+		 "agentjail: warning: profile file %s was replaced during the run; the next run "
+		 "would read a different file",
+		 p);
+	cr_assert(aj_test_has_line(text, want), "want: %s\n--- log:\n%s", want, text);
+	free(text);
+	free(script);
+	free(log);
+	free(go);
+	free(ready);
+	free(aside);
+	free(p);
+	free(pdir);
+}
+
+/* The profile named by path, in a directory the agent can write: neither
+ * it nor its directory can be moved aside for the next run.  (Started by
+ * root, the agent does not own that directory and is refused anyway; as
+ * the caller, only the pinning stops it.) */
+Test(escape, profile_directory_stays, .init = setup_writable, .fini = teardown, .timeout = 60)
+{
+	char *pdir = path_in(scratch, "p"), *p, *script;
+	struct aj_result r;
+
+	cr_assert_eq(mkdir(pdir, 0755), 0);
+	p = aj_test_write_file(pdir, "x.profile", PROFILE_BODY("agentjail"));
+	cr_assert_geq(asprintf(&script,
+			       "cd '%s' || exit 9; mv p p2; echo mv=$?; mv p/x.profile p/y; "
+			       "echo file=$?",
+			       scratch),
+		      0);
+	aj_test_jail_sh(&r, p, NULL, NULL, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "mv=1"), "the profile's directory moved: " SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "file=1"), SHOW(r));
+	if (geteuid() != 0)
+		cr_assert_not_null(strstr(r.err, "Device or resource busy"), SHOW(r));
+	cr_assert(file_exists(p));
+	aj_test_result_free(&r);
+	free(script);
+	free(p);
+	free(pdir);
+}
+
+/* A profile in a directory others can write is refused, naming it and
+ * what is wrong; under a sticky directory (as /tmp) it is fine. */
+Test(profile_cli, untrusted_profile_is_refused, .init = setup, .fini = teardown, .timeout = 60)
+{
+	char *open = path_in(scratch, "open"), *sticky = path_in(scratch, "sticky"), *p, *q;
+	char want[8192];
+	struct aj_result r;
+
+	cr_assert_eq(mkdir(open, 0755), 0);
+	cr_assert_eq(chmod(open, 0777), 0);
+	cr_assert_eq(mkdir(sticky, 0755), 0);
+	cr_assert_eq(chmod(sticky, 01777), 0);
+	p = aj_test_write_file(open, "x.profile", PROFILE_BODY("agentjail"));
+	q = aj_test_write_file(sticky, "x.profile", PROFILE_BODY("agentjail"));
+	snprintf(want, sizeof(want),
+		 "agentjail: profile '%s' is not trusted: %s is writable by group and others "
+		 "(mode 0777); make it owned by you or root and not group/other-writable\n",
+		 p, open);
+	aj_test_jail(&r, p, "/bin/true", NULL);
+	cr_assert_eq(r.status, 125, SHOW(r));
+	cr_assert_str_eq(r.err, want, SHOW(r));
+	aj_test_result_free(&r);
+	{
+		const char *check[] = {AJ, "profile", "check", p, NULL};
+		aj_test_exec(check, -1, &r);
+	}
+	cr_assert_eq(r.status, 1, SHOW(r));
+	cr_assert_str_eq(r.err, want, SHOW(r));
+	aj_test_result_free(&r);
+	aj_test_jail(&r, q, "/bin/true", NULL);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	aj_test_result_free(&r);
+	free(q);
+	free(p);
+	free(sticky);
+	free(open);
+}
+
+/* As the caller, the agent could create a profile directory that does not
+ * exist yet: agentjail makes it first (0700), and it is read-only inside. */
+Test(escape, missing_config_dir_is_made_and_protected, .init = setup_writable,
+     .fini = teardown, .timeout = 60)
+{
+	char *home = path_in(scratch, "cfg"), *search, args[8192];
+	struct stat st;
+	struct aj_result r;
+
+	if (geteuid() == 0)
+		cr_skip_test("started by root, the agent (nobody) cannot write the caller's config");
+	cr_assert_eq(mkdir(home, 0755), 0);
+	cr_assert_geq(asprintf(&search, "%s/agentjail/profiles", home), 0);
+	snprintf(args, sizeof(args),
+		 "run --profile '%s' -- /bin/sh -c \"mkdir -p '%s'; echo hostname x "
+		 ">'%s/default.profile'; echo w=\\$?; mv '%s/agentjail' '%s/gone'; "
+		 "echo mv=\\$?\"",
+		 prof, search, search, home, home);
+	cli_in(&r, home, args);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "w=2"), "planted a profile: " SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "mv=1"), SHOW(r));
+	cr_assert_eq(stat(search, &st), 0, "%s: %s", search, strerror(errno));
+	cr_assert_eq(st.st_mode & 07777, 0700);
+	aj_test_result_free(&r);
+	free(search);
+	free(home);
 }
 
 /* (uid_t)-1 means "unchanged" to setresuid: as a profile user it would

@@ -81,6 +81,22 @@ tmp_path(const char *rel)
 	return path;
 }
 
+/* NAME in a directory of the search path ($XDG_CONFIG_HOME/agentjail/
+ * profiles, set here): where `include NAME` finds a file.  A file's own
+ * directory is not searched. */
+static char *
+write_named(const char *name, const char *content)
+{
+	char *xdg = tmp_path("xdg"), *rel, *path;
+
+	setenv("XDG_CONFIG_HOME", xdg, 1);
+	cr_assert(asprintf(&rel, "xdg/agentjail/profiles/%s", name) > 0);
+	path = write_file(rel, content);
+	free(rel);
+	free(xdg);
+	return path;
+}
+
 static struct aj_profile *
 parse_ok(const char *text)
 {
@@ -642,7 +658,7 @@ Test(profile, error_not_found)
 	setenv("XDG_CONFIG_HOME", xdg, 1);
 	cr_assert_eq(load_err("no-such-profile", err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want),
-		 "profile 'no-such-profile' not found (searched: ./profiles, "
+		 "profile 'no-such-profile' not found (searched: "
 		 "%s/agentjail/profiles, /etc/agentjail/profiles, %s)",
 		 xdg, AJ_PROFILEDIR);
 	cr_assert_str_eq(err, want);
@@ -652,7 +668,7 @@ Test(profile, error_not_found)
 	setenv("HOME", "/home/someone", 1);
 	cr_assert_eq(load_err("no-such-profile", err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want),
-		 "profile 'no-such-profile' not found (searched: ./profiles, "
+		 "profile 'no-such-profile' not found (searched: "
 		 "/home/someone/.config/agentjail/profiles, /etc/agentjail/profiles, %s)",
 		 AJ_PROFILEDIR);
 	cr_assert_str_eq(err, want);
@@ -672,9 +688,9 @@ Test(profile, error_include_syntax_and_not_found)
 	setenv("XDG_CONFIG_HOME", "/nonexistent-xdg", 1);
 	cr_assert_eq(load_err(top, err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want),
-		 "%s:2: profile 'nope' not found (searched: %s, ./profiles, "
+		 "%s:2: profile 'nope' not found (searched: "
 		 "/nonexistent-xdg/agentjail/profiles, /etc/agentjail/profiles, %s)",
-		 top, dir, AJ_PROFILEDIR);
+		 top, AJ_PROFILEDIR);
 	cr_assert_str_eq(err, want);
 	free(top);
 
@@ -702,7 +718,7 @@ Test(profile, error_not_found_file_name_needs_a_slash)
 	cr_assert_eq(chdir(here), 0);
 	cr_assert_eq(load_err("here.profile", err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want),
-		 "profile 'here.profile' not found (searched: ./profiles, "
+		 "profile 'here.profile' not found (searched: "
 		 "/nonexistent-xdg/agentjail/profiles, /etc/agentjail/profiles, %s); a path "
 		 "needs a '/': to use the file in this directory, say ./here.profile",
 		 AJ_PROFILEDIR);
@@ -734,10 +750,10 @@ Test(profile, error_include_file_name_needs_a_slash)
 	setenv("XDG_CONFIG_HOME", "/nonexistent-xdg", 1);
 	cr_assert_eq(load_err(top, err, sizeof(err)), -ENOENT);
 	snprintf(want, sizeof(want),
-		 "%s:1: profile 'base.profile' not found (searched: %s, ./profiles, "
+		 "%s:1: profile 'base.profile' not found (searched: "
 		 "/nonexistent-xdg/agentjail/profiles, /etc/agentjail/profiles, %s); a path "
 		 "needs a '/': to include the file beside this profile, say ./base.profile",
-		 top, dir, AJ_PROFILEDIR);
+		 top, AJ_PROFILEDIR);
 	cr_assert_str_eq(err, want);
 	cr_assert_eq(aj_profile_load(top2, &p, err, sizeof(err)), 0, "%s", err);
 	aj_profile_free(p);
@@ -749,8 +765,8 @@ Test(profile, error_include_file_name_needs_a_slash)
 
 Test(profile, error_inside_include_names_that_file)
 {
-	char *top = write_file("top.profile", "hostname a\ninclude base\n");
-	char *base = write_file("base.profile", "user x\n\nrlimit nofile lots\n");
+	char *top = write_named("top.profile", "hostname a\ninclude base\n");
+	char *base = write_named("base.profile", "user x\n\nrlimit nofile lots\n");
 	char err[1024], want[1024];
 
 	cr_assert_eq(load_err(top, err, sizeof(err)), -EINVAL);
@@ -764,28 +780,104 @@ Test(profile, error_inside_include_names_that_file)
 
 /* ---- includes -------------------------------------------------------------- */
 
-Test(profile, include_resolves_from_including_dir_first)
+/* A NAME is looked up only along the search path: never beside the
+ * including file (often the agent's project) nor in ./profiles, where an
+ * earlier jail could have planted it.  A file beside is included by path,
+ * relative to the including file. */
+Test(profile, include_name_is_never_looked_up_beside_the_includer)
 {
 	char *top = write_file("a/top.profile", "include base\ninclude sub/extra.profile\n");
-	char *base = write_file("a/base.profile", "hostname from-a\n");
+	char *beside = write_file("a/base.profile", "hostname planted-beside\n");
 	char *extra = write_file("a/sub/extra.profile", "include ../b/other\n");
 	char *other = write_file("a/b/other", "user from-other\n");
-	char *decoy = write_file("profiles/base.profile", "hostname from-cwd\n");
+	char *decoy = write_file("profiles/base.profile", "hostname planted-in-cwd\n");
+	char *base = write_named("base.profile", "hostname from-search-path\n");
+	char *by_path = write_file("a/by-path.profile", "include ./base.profile\n");
 	struct aj_profile *p;
 
-	/* ./profiles also holds a base.profile; the including file's own
-	 * directory must win. */
 	cr_assert_eq(chdir(tmpdir), 0);
 	p = load_ok(top);
-	cr_assert_str_eq(p->hostname, "from-a");
+	cr_assert_str_eq(p->hostname, "from-search-path");
 	cr_assert_str_eq(p->user, "from-other");
 	cr_assert_str_eq(aj_profile_path(p), top);
 	aj_profile_free(p);
-	free(top);
+	p = load_ok(by_path);
+	cr_assert_str_eq(p->hostname, "planted-beside");
+	aj_profile_free(p);
+	free(by_path);
 	free(base);
+	free(top);
+	free(beside);
 	free(extra);
 	free(other);
 	free(decoy);
+}
+
+/* A profile anyone could have written is refused with its name and why,
+ * whether named by path, by name or in an include; one refused in the
+ * search path is never passed over for a file further down. */
+Test(profile, untrusted_files_are_refused)
+{
+	char *f = write_file("open/x.profile", "hostname x\n"), *dir = tmp_path("open");
+	char *top = write_file("top.profile", "include ./open/x.profile\n");
+	char *named = write_named("n.profile", "hostname n\n");
+	char *sdir = tmp_path("xdg/agentjail/profiles");
+	char err[2048], want[2048];
+
+	cr_assert_eq(chmod(dir, 0777), 0);
+	cr_assert_eq(load_err(f, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "profile '%s' is not trusted: %s is writable by group and others (mode 0777); "
+		 "make it owned by you or root and not group/other-writable",
+		 f, dir);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(load_err(top, err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "%s:1: profile '%s/open/x.profile' is not trusted: %s is writable by group "
+		 "and others (mode 0777); make it owned by you or root and not "
+		 "group/other-writable",
+		 top, tmpdir, dir);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(chmod(sdir, 0775), 0);
+	cr_assert_eq(load_err("n", err, sizeof(err)), -EPERM);
+	snprintf(want, sizeof(want),
+		 "profile '%s' is not trusted: %s is writable by group (mode 0775); make it "
+		 "owned by you or root and not group/other-writable",
+		 named, sdir);
+	cr_assert_str_eq(err, want);
+	/* The file itself, too. */
+	cr_assert_eq(chmod(sdir, 0755), 0);
+	cr_assert_eq(chmod(named, 0646), 0);
+	cr_assert_eq(load_err("n", err, sizeof(err)), -EPERM);
+	cr_assert_not_null(strstr(err, "is writable by others (mode 0646)"), "%s", err);
+	free(sdir);
+	free(named);
+	free(top);
+	free(dir);
+	free(f);
+}
+
+/* A run protects, and checks after, every file a profile was read from:
+ * each once, by its real path. */
+Test(profile, files_read_are_listed_once)
+{
+	char *base = write_named("base.profile", "hostname b\n");
+	char *mid = write_named("mid.profile", "include base\n");
+	char *top = write_file("t/top.profile", "include mid\ninclude base\n");
+	struct aj_profile *p;
+	struct stat st;
+
+	p = load_ok(top);
+	cr_assert_eq(p->n_files, 3);
+	cr_assert_str_eq(p->files[0].path, top);
+	cr_assert_str_eq(p->files[1].path, mid);
+	cr_assert_str_eq(p->files[2].path, base);
+	cr_assert_eq(stat(base, &st), 0);
+	cr_assert_eq(p->files[2].ino, st.st_ino);
+	aj_profile_free(p);
+	free(top);
+	free(mid);
+	free(base);
 }
 
 Test(profile, include_falls_back_to_search_path)
@@ -814,10 +906,11 @@ Test(profile, load_by_name_from_search_path)
 
 	setenv("XDG_CONFIG_HOME", xdg, 1);
 	cr_assert_eq(chdir(tmpdir), 0);
+	/* ./profiles (the agent's project, usually) is not searched. */
 	p = load_ok("mine");
-	cr_assert_str_eq(p->hostname, "cwd");
+	cr_assert_str_eq(p->hostname, "xdg");
 	cr_assert_str_eq(aj_profile_name(p), "mine");
-	cr_assert_str_eq(aj_profile_path(p), "./profiles/mine.profile");
+	cr_assert_str_eq(aj_profile_path(p), xdg_prof);
 	aj_profile_free(p);
 	p = load_ok("other");
 	cr_assert_str_eq(p->hostname, "other");
@@ -830,8 +923,8 @@ Test(profile, load_by_name_from_search_path)
 
 Test(profile, include_cycle)
 {
-	char *a = write_file("a.profile", "hostname a\ninclude b\n");
-	char *b = write_file("b.profile", "\ninclude a\n");
+	char *a = write_named("a.profile", "hostname a\ninclude b\n");
+	char *b = write_named("b.profile", "\ninclude a\n");
 	char err[2048], want[2048];
 
 	cr_assert_eq(load_err(a, err, sizeof(err)), -ELOOP);
@@ -843,10 +936,10 @@ Test(profile, include_cycle)
 
 Test(profile, include_cycle_below_the_top_and_self)
 {
-	char *top = write_file("top.profile", "include a\n");
-	char *a = write_file("a.profile", "include b\n");
-	char *b = write_file("b.profile", "include ./a.profile\n");
-	char *self = write_file("self.profile", "include ./self.profile\n");
+	char *top = write_named("top.profile", "include a\n");
+	char *a = write_named("a.profile", "include b\n");
+	char *b = write_named("b.profile", "include ./a.profile\n");
+	char *self = write_named("self.profile", "include ./self.profile\n");
 	char err[2048], want[2048];
 
 	cr_assert_eq(load_err(top, err, sizeof(err)), -ELOOP);
@@ -874,7 +967,7 @@ write_chain(int n)
 			snprintf(body, sizeof(body), "include f%d\n", i + 1);
 		else
 			snprintf(body, sizeof(body), "hostname deep\n");
-		path = write_file(name, body);
+		path = write_named(name, body);
 		if (i == 0)
 			first = path;
 		else
@@ -895,7 +988,7 @@ Test(profile, include_depth_16_is_allowed)
 
 Test(profile, include_depth_17_is_refused)
 {
-	char *top = write_chain(17), *f15 = tmp_path("f15.profile");
+	char *top = write_chain(17), *f15 = tmp_path("xdg/agentjail/profiles/f15.profile");
 	char err[1024], want[1024];
 
 	cr_assert_eq(load_err(top, err, sizeof(err)), -ELOOP);
@@ -907,7 +1000,7 @@ Test(profile, include_depth_17_is_refused)
 
 Test(profile, include_count_is_bounded)
 {
-	char *text = NULL, *top, *base = write_file("base.profile", "hostname b\n");
+	char *text = NULL, *top, *base = write_named("base.profile", "hostname b\n");
 	char err[1024], want[1024];
 	size_t size = 0;
 	FILE *f = open_memstream(&text, &size);
@@ -918,7 +1011,7 @@ Test(profile, include_count_is_bounded)
 	for (i = 0; i < 129; i++)
 		fputs("include base\n", f);
 	fclose(f);
-	top = write_file("top.profile", text);
+	top = write_named("top.profile", text);
 	cr_assert_eq(load_err(top, err, sizeof(err)), -ELOOP);
 	snprintf(want, sizeof(want), "%s:129: include: more than 128 includes in one profile", top);
 	cr_assert_str_eq(err, want);
@@ -931,12 +1024,12 @@ Test(profile, include_count_is_bounded)
 
 Test(profile, including_file_wins_in_either_order)
 {
-	char *base = write_file("base.profile", "hostname base\nrlimit nofile 4096\n"
+	char *base = write_named("base.profile", "hostname base\nrlimit nofile 4096\n"
 						"env set A=base\nenv keep PATH\n");
 	char *after =
-		write_file("after.profile", "include base\nrlimit nofile 64\nenv set A=top\n");
+		write_named("after.profile", "include base\nrlimit nofile 64\nenv set A=top\n");
 	char *before =
-		write_file("before.profile", "rlimit nofile 64\nenv set A=top\ninclude base\n");
+		write_named("before.profile", "rlimit nofile 64\nenv set A=top\ninclude base\n");
 	struct aj_profile *p1 = load_ok(after), *p2 = load_ok(before);
 	char *t1 = text_of(p1), *t2 = text_of(p2);
 
@@ -955,8 +1048,8 @@ Test(profile, including_file_wins_in_either_order)
 
 Test(profile, own_conflict_after_include_is_still_an_error)
 {
-	char *base = write_file("base.profile", "hostname base\n");
-	char *top = write_file("top.profile", "include base\nhostname x\nhostname y\n");
+	char *base = write_named("base.profile", "hostname base\n");
+	char *top = write_named("top.profile", "include base\nhostname x\nhostname y\n");
 	char err[1024], want[1024];
 
 	cr_assert_eq(load_err(top, err, sizeof(err)), -EINVAL);
@@ -969,10 +1062,10 @@ Test(profile, own_conflict_after_include_is_still_an_error)
 
 Test(profile, diamond_includes_agree)
 {
-	char *base = write_file("base.profile", "hostname base\nenv keep PATH\n");
-	char *b = write_file("b.profile", "include base\nenv keep HOME\n");
-	char *c = write_file("c.profile", "include base\noptional sysfs\n");
-	char *top = write_file("top.profile", "include b\ninclude c\n");
+	char *base = write_named("base.profile", "hostname base\nenv keep PATH\n");
+	char *b = write_named("b.profile", "include base\nenv keep HOME\n");
+	char *c = write_named("c.profile", "include base\noptional sysfs\n");
+	char *top = write_named("top.profile", "include b\ninclude c\n");
 	struct aj_profile *p = load_ok(top);
 
 	cr_assert_str_eq(p->hostname, "base");
@@ -987,10 +1080,10 @@ Test(profile, diamond_includes_agree)
 
 Test(profile, sibling_includes_that_disagree)
 {
-	char *b = write_file("b.profile", "rlimit nofile 64\n");
-	char *c = write_file("c.profile", "\nrlimit nofile 128\n");
-	char *top = write_file("top.profile", "include b\ninclude c\n");
-	char *fixed = write_file("fixed.profile", "include b\ninclude c\nrlimit nofile 32\n");
+	char *b = write_named("b.profile", "rlimit nofile 64\n");
+	char *c = write_named("c.profile", "\nrlimit nofile 128\n");
+	char *top = write_named("top.profile", "include b\ninclude c\n");
+	char *fixed = write_named("fixed.profile", "include b\ninclude c\nrlimit nofile 32\n");
 	char err[2048], want[2048];
 	struct aj_profile *p;
 
@@ -1166,11 +1259,11 @@ sha256_hex(const char *s, char hex[65])
 
 Test(profile, sha256_is_of_the_canonical_text_and_order_independent)
 {
-	char *x1 = write_file("x1.profile", "env keep HOME\nenv set B=2\n");
-	char *x2 = write_file("x2.profile", "env keep PATH\nenv set A=1\noptional sysfs\n");
-	char *one = write_file("one.profile", "include x1\ninclude x2\nrlimit nofile 10\n"
+	char *x1 = write_named("x1.profile", "env keep HOME\nenv set B=2\n");
+	char *x2 = write_named("x2.profile", "env keep PATH\nenv set A=1\noptional sysfs\n");
+	char *one = write_named("one.profile", "include x1\ninclude x2\nrlimit nofile 10\n"
 					      "env keep TERM HOME\n");
-	char *two = write_file("two.profile", "# same policy, another layout\n"
+	char *two = write_named("two.profile", "# same policy, another layout\n"
 					      "env keep TERM\n"
 					      "rlimit nofile 10\n"
 					      "include x2\n"
