@@ -16,7 +16,7 @@ import json
 import re
 import sys
 
-TYPES = ("start", "violation", "violation_repeated", "broker_exit", "exit")
+TYPES = ("start", "violation", "violation_repeated", "broker_exit", "file_replaced", "exit")
 JAIL_ID = re.compile(r"^[0-9a-f]{32}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -99,11 +99,19 @@ def check_exit(ev):
         need(lost, key, lambda v: is_int(v) and v >= 0, "a count")
 
 
+def check_file_replaced(ev):
+    need(ev, "file", lambda v: v in ("events", "audit", "profile"), "events, audit or profile")
+    need(ev, "path", lambda v: isinstance(v, str) and v.startswith("/"), "an absolute path")
+    need(ev, "at_path", lambda v: isinstance(v, str) and v, "a non-empty string")
+    need(ev, "moved_to", lambda v: v is None or isinstance(v, str), "null or a path")
+
+
 CHECKS = {
     "start": check_start,
     "violation": check_violation,
     "violation_repeated": check_repeated,
     "broker_exit": check_broker_exit,
+    "file_replaced": check_file_replaced,
     "exit": check_exit,
 }
 
