@@ -74,9 +74,11 @@ aj_output_new(int fd, size_t bound, struct aj_output **out)
 	o->bound = bound;
 	o->fd = fd;
 	o->own_fd = -1;
-	if (fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+	if (fstat(fd, &st) < 0) {
+		/* Unknown: written as it is, like a file. */
+	} else if (S_ISSOCK(st.st_mode)) {
 		o->socket = true;
-	} else if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+	} else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
 		flags = fcntl(fd, F_GETFL);
 		if (flags >= 0 && !(flags & O_NONBLOCK) && (flags & O_ACCMODE) != O_RDONLY) {
 			o->own_fd = reopen_nonblocking(fd);

@@ -34,23 +34,31 @@ struct aj_protect {
 	size_t n;
 };
 
-/* The path of FD if it is a regular file, into OUT; else "". */
+/* Where FD's file is now (the kernel's name for it), into OUT; "" if it
+ * has no absolute path. */
 static void
-regular_file_path(int fd, char *out, size_t len)
+fd_path(int fd, char *out, size_t len)
 {
-	struct stat st;
 	char link[64];
 	ssize_t n;
 
-	out[0] = '\0';
-	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return;
 	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
 	n = readlink(link, out, len - 1);
 	if (n > 0 && out[0] == '/')
 		out[n] = '\0';
 	else
 		out[0] = '\0';
+}
+
+/* The path of FD if it is a regular file, into OUT; else "". */
+static void
+regular_file_path(int fd, char *out, size_t len)
+{
+	struct stat st;
+
+	out[0] = '\0';
+	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		fd_path(fd, out, len);
 }
 
 /* Add PATH, resolved, if it exists. */
@@ -188,19 +196,16 @@ path_changed(const char *path, dev_t dev, ino_t ino)
 static void
 report_record(const struct record *rec, struct aj_events *events)
 {
-	char link[64], now[PATH_MAX], safe_path[PATH_MAX * 2], safe_now[PATH_MAX * 2];
+	char now[PATH_MAX], safe_path[PATH_MAX * 2], safe_now[PATH_MAX * 2];
 	const char *changed;
 	struct stat st;
-	ssize_t n;
 
 	if (rec->path[0] == '\0' || fstat(rec->fd, &st) < 0)
 		return;
 	changed = path_changed(rec->path, st.st_dev, st.st_ino);
 	if (changed == NULL)
 		return;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", rec->fd);
-	n = readlink(link, now, sizeof(now) - 1);
-	now[n > 0 ? n : 0] = '\0';
+	fd_path(rec->fd, now, sizeof(now));
 	/* A deleted file's link ends in " (deleted)"; st_nlink says it. */
 	if (st.st_nlink == 0)
 		now[0] = '\0';
