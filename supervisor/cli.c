@@ -23,7 +23,7 @@
 static const char usage_text[] =
 	"usage: agentjail run [--profile NAME|PATH] [--timeout SECONDS] "
 	"[--events FILE|fd:N|-]\n"
-	"                     [--audit FILE|fd:N|-] [--quiet] -- CMD [ARGS...]\n"
+	"                     [--audit FILE|fd:N|-] [--quiet] [--no-pty] -- CMD [ARGS...]\n"
 	"       agentjail profile check NAME|PATH\n"
 	"       agentjail profile show NAME|PATH [--json]\n"
 	"       agentjail doctor [--json]\n"
@@ -50,6 +50,11 @@ static const char help_text[] =
 	"  -a, --audit FILE|fd:N|-  write the broker's audit records (one JSON line per\n"
 	"                           request) to FILE (appended), fd N or stdout\n"
 	"  -q, --quiet              no notices on stderr, no violation summary\n"
+	"      --no-pty             share the caller's terminal instead of giving CMD a\n"
+	"                           pseudo-terminal of its own (the default when stdin,\n"
+	"                           stdout or stderr is a terminal: CMD gets job control,\n"
+	"                           /dev/tty and resizes, and cannot change the caller's\n"
+	"                           terminal; ^Z stops the whole jail, fg continues it)\n"
 	"\n"
 	"profile check   validate a profile; errors are printed as file:line: message\n"
 	"profile show    print the resolved policy and its sha256 (--json for JSON)\n"
@@ -191,6 +196,7 @@ struct run_args {
 	const char *profile, *events, *audit;
 	double timeout;
 	bool quiet;
+	bool no_pty;
 	char **argv;
 };
 
@@ -208,6 +214,7 @@ run_options(const struct run_args *a, const char *broker, struct aj_run_options 
 	r = r ? r : aj_run_options_set_timeout(opts, a->timeout);
 	r = r ? r : aj_run_options_set_forward_signals(opts, true);
 	r = r ? r : aj_run_options_set_quiet(opts, a->quiet);
+	r = r ? r : aj_run_options_set_pty(opts, !a->no_pty);
 	r = r ? r : aj_run_options_set_broker_path(opts, broker);
 	if (r < 0)
 		goto nomem;
@@ -255,6 +262,7 @@ cmd_run(int argc, char **argv)
 		{"quiet", no_argument, NULL, 'q'},
 		{"events", required_argument, NULL, 'e'},
 		{"audit", required_argument, NULL, 'a'},
+		{"no-pty", no_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -285,6 +293,9 @@ cmd_run(int argc, char **argv)
 			break;
 		case 'q':
 			a.quiet = true;
+			break;
+		case 'T':
+			a.no_pty = true;
 			break;
 		case 'h':
 			printf("%s%s", usage_text, help_text);

@@ -3,31 +3,39 @@
  * broker's door, sets the jail up from inside in a fixed order (hostname,
  * filesystem, loopback, working directory, capabilities, seccomp last,
  * resource limits), starts the command once the supervisor says the broker
- * runs, then reaps and forwards signals until the command exits.  It talks
+ * runs, then reaps and forwards signals until the command exits.  When the
+ * agent has a terminal of its own, init makes it (in the jail's devpts);
+ * when the caller sits at a terminal, init stops and continues the jail as
+ * a whole for job control.  It talks
  * to the supervisor over the setup channel (supervisor/setup-channel.c);
  * any failure is one FAILURE message and an exit.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "supervisor.h"
 
 /* What the supervisor forwards to init, and init to the agent.  SIGWINCH
  * and SIGCONT too: a resized terminal and a resumed job concern
- * the agent as much as its supervisor. */
+ * the agent as much as its supervisor.  SIGTSTP (^Z on a terminal the
+ * agent shares with the caller) stops the jail as a whole under job
+ * control, else the agent. */
 const int aj_init_forwarded_signals[AJ_INIT_N_FORWARDED] = {
-	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT,
+	SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGTSTP,
 };
 
 /* Tier 2: any failure between clone and execve is fatal; report and exit. */
@@ -47,14 +55,14 @@ child_fail(int sync_fd, enum aj_step step, int errnum, const char *detail)
  * inherited.  An exec failure comes back as the return value, so init can
  * report it on the setup channel. */
 static int
-spawn_agent(const struct aj_spawn_plan *plan, int door, pid_t *pid)
+spawn_agent(const struct aj_spawn_plan *plan, int door, const int stdio[3], int fg_tty, pid_t *pid)
 {
 	extern char **environ;
 
 	/* posix_spawnp searches the PATH of environ: make it the agent's.
 	 * Init reads nothing from its environment. */
 	environ = plan->envp;
-	return aj_process_spawn(plan->argv[0], plan->argv, plan->envp, &door, 1, plan->stdio, true,
+	return aj_process_spawn(plan->argv[0], plan->argv, plan->envp, &door, 1, stdio, fg_tty, true,
 				pid);
 }
 
@@ -103,27 +111,62 @@ init_exit(int sync_fd, int st)
 	_exit(WEXITSTATUS(st));
 }
 
-static _Noreturn void
-init_loop(pid_t agent, const sigset_t *waitset, int sync_fd)
+static void
+forward(pid_t agent, int sig)
 {
+	if (kill(-agent, sig) < 0)
+		(void)kill(agent, sig);
+}
+
+/* Tell the supervisor the jail is stopped, so it can give the caller's
+ * terminal back and stop itself (the caller's shell sees a stopped job). */
+static void
+jail_stopped(int sync_fd, struct aj_jobctl *stopped)
+{
+	struct aj_setup_msg msg = {.type = AJ_SETUP_STOPPED};
+
+	aj_jobctl_stop(stopped);
+	(void)aj_setup_send(sync_fd, &msg, -1);
+}
+
+static _Noreturn void
+init_loop(pid_t agent, const sigset_t *waitset, int sync_fd, bool job_control)
+{
+	struct aj_jobctl stopped = {0};
+
 	for (;;) {
 		siginfo_t info;
 		int sig = sigwaitinfo(waitset, &info);
 
 		if (sig < 0)
 			continue;
+		if (sig == SIGTSTP && job_control) {
+			if (!stopped.active)
+				jail_stopped(sync_fd, &stopped);
+			continue;
+		}
+		if (sig == SIGCONT && stopped.active) {
+			aj_jobctl_continue(&stopped, agent);
+			continue;
+		}
 		if (sig != SIGCHLD) {
-			if (kill(-agent, sig) < 0)
-				(void)kill(agent, sig);
+			forward(agent, sig);
 			continue;
 		}
 		for (;;) {
 			int st;
-			pid_t p = waitpid(-1, &st, WNOHANG);
+			pid_t p = waitpid(-1, &st, WNOHANG | (job_control ? WUNTRACED : 0));
 			if (p <= 0)
 				break;
 			if (p != agent)
 				continue;
+			/* The agent stopped (^Z on its terminal, or a stop
+			 * signal): so does the rest of the jail, as a job. */
+			if (WIFSTOPPED(st)) {
+				if (!stopped.active)
+					jail_stopped(sync_fd, &stopped);
+				continue;
+			}
 			init_exit(sync_fd, st);
 		}
 	}
@@ -195,6 +238,44 @@ make_door(int sync_fd)
 	return pair[1];
 }
 
+/*
+ * The agent's own terminal: a pseudo-terminal of the jail's devpts
+ * (mounted by aj_fs_setup), so the agent never holds the caller's.  It
+ * starts with the caller's modes and size; the master goes to the
+ * supervisor, which relays it.  Init becomes the session leader with the
+ * slave as its controlling terminal, as a login shell is, so the agent
+ * runs in a foreground process group that is not orphaned: the terminal's
+ * ^Z stops it (the kernel drops stop signals to orphaned groups).
+ * Returns the slave (close-on-exec).
+ */
+static int
+make_pty(const struct aj_spawn_plan *plan, int sync_fd)
+{
+	struct aj_setup_msg msg = {.type = AJ_SETUP_PTY};
+	char path[64];
+	int master, slave, r;
+
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (master < 0)
+		child_fail(sync_fd, AJ_STEP_PTY, errno, "/dev/ptmx");
+	if (unlockpt(master) < 0 || ptsname_r(master, path, sizeof(path)) != 0)
+		child_fail(sync_fd, AJ_STEP_PTY, errno, "unlockpt");
+	/* Termios ioctls on a master apply to its slave. */
+	if ((plan->pty_termios != NULL && tcsetattr(master, TCSANOW, plan->pty_termios) < 0) ||
+	    (plan->pty_winsize != NULL && ioctl(master, TIOCSWINSZ, plan->pty_winsize) < 0))
+		child_fail(sync_fd, AJ_STEP_PTY, errno, "copying the caller's terminal modes");
+	slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		child_fail(sync_fd, AJ_STEP_PTY, errno, path);
+	if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0)
+		child_fail(sync_fd, AJ_STEP_PTY, errno, "making it the jail's controlling terminal");
+	r = aj_setup_send(sync_fd, &msg, master);
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_PTY, -r, "passing the terminal's master");
+	close(master);
+	return slave;
+}
+
 /* The supervisor's "go" (the maps are written; later, the broker runs).
  * EOF or anything else means the supervisor gave up or is gone: leave
  * without starting anything. */
@@ -247,7 +328,7 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	char err[256];
 	sigset_t waitset;
 	pid_t agent;
-	int door, r;
+	int door, r, slave = -1, stdio[3] = {-1, -1, -1};
 
 	/* Die with the supervisor; if it is already gone the read below sees
 	 * EOF and we leave before doing anything. */
@@ -291,6 +372,17 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	r = aj_fs_setup(&fs, &step, err, sizeof(err));
 	if (r < 0)
 		child_fail(sync_fd, step, -r, err);
+
+	/* The agent's stdio: the run's, with its own terminal in place of
+	 * the caller's. */
+	for (size_t i = 0; plan->stdio != NULL && i < 3; i++)
+		stdio[i] = plan->stdio[i];
+	if (plan->pty_stdio != 0) {
+		slave = make_pty(plan, sync_fd);
+		for (size_t i = 0; i < 3; i++)
+			if (plan->pty_stdio & (1u << i))
+				stdio[i] = slave;
+	}
 
 	r = aj_netns_setup_loopback(err, sizeof(err));
 	if (r < 0)
@@ -338,7 +430,7 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 		child_fail(sync_fd, AJ_STEP_RLIMIT, -r, err);
 	/* The broker runs on the door's other end before the command does. */
 	wait_for_go(sync_fd);
-	r = spawn_agent(plan, door, &agent);
+	r = spawn_agent(plan, door, stdio, slave, &agent);
 	if (r != 0) {
 		aj_log_escape(plan->argv[0], err, sizeof(err));
 		child_fail(sync_fd, AJ_STEP_EXEC, exec_errno(plan->argv[0], r), err);
@@ -351,8 +443,10 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	/* Init keeps no copy of the agent's ends: a reader of the agent's
 	 * stdout sees EOF when the agent (and what it started) is done. */
 	close(door);
+	if (slave >= 0)
+		close(slave);
 	for (size_t i = 0; plan->stdio != NULL && i < 3; i++)
 		if (plan->stdio[i] > 2)
 			close(plan->stdio[i]);
-	init_loop(agent, &waitset, sync_fd);
+	init_loop(agent, &waitset, sync_fd, plan->job_control);
 }

@@ -103,7 +103,7 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 		close(log_fd);
 		return policy_fd;
 	}
-	r = aj_process_spawn(path, argv, envp, (int[]){door, policy_fd, audit_end}, 3, stdio, false,
+	r = aj_process_spawn(path, argv, envp, (int[]){door, policy_fd, audit_end}, 3, stdio, -1, false,
 			     &child);
 	close(policy_fd);
 	close_stdio(stdio);

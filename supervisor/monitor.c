@@ -3,6 +3,9 @@
  * broker are watched through pidfds on ev_io watchers, signals are forwarded
  * to the jail, the run's output is written as its files take it, and
  * --timeout kills the whole jail (with a watchdog thread behind the timer).
+ * When the agent has a terminal of its own, the loop relays it to the
+ * caller's (supervisor/pty.c); under job control, a jail that init reports
+ * stopped stops the supervisor too, as a shell's job, until SIGCONT.
  * The loop is private to one run (ev_loop_new), so an embedding program's
  * own loop is untouched.
  */
@@ -33,6 +36,9 @@
  * own timer did not. */
 #define WATCHDOG_GRACE_SEC 2.0
 #define MAX_OUTPUTS 4
+/* How long the end of a run waits for the agent's last output to reach
+ * the caller's terminal. */
+#define PTY_DRAIN_MS 1000
 
 /* The time limit, held by a thread of its own: whatever keeps the loop
  * from running its timer (a bug; a write that blocks where none should),
@@ -66,6 +72,10 @@ struct monitor {
 	bool timed_out;
 	int status;
 	struct watchdog watchdog;
+	ev_io setup_w;       /* init's word while the jail runs: STOPPED, AGENT_STATUS */
+	bool have_agent_status;
+	int agent_status;    /* the agent's raw wait status, once init sent it */
+	ev_io pty_in_w, pty_out_w, pty_master_w; /* the agent's terminal, relayed */
 };
 
 static int
@@ -236,8 +246,124 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	struct monitor *m = w->data;
 
+	/* The agent's own terminal takes the caller's size; the kernel
+	 * signals the agent's foreground group. */
+	if (w->signum == SIGWINCH && m->plan->pty != NULL) {
+		aj_pty_resize(m->plan->pty);
+		return;
+	}
 	/* Init forwards it to the agent's process group. */
 	(void)pidfd_signal(m->plan->jail_pidfd, w->signum);
+}
+
+/* The caller's terminal in raw mode while the agent has it (ON), or the
+ * caller's own modes; the supervisor's lines to it end to match. */
+static void
+terminal_raw(struct monitor *m, bool on)
+{
+	struct aj_pty *pty = m->plan->pty;
+	int r;
+
+	if (pty == NULL)
+		return;
+	if (on) {
+		r = aj_pty_enter(pty);
+		if (r < 0 && !m->plan->quiet)
+			aj_log_warn("warning: cannot put the terminal in raw mode (%s); keys reach "
+				    "the agent line by line",
+				    strerror(-r));
+		aj_pty_resize(pty);
+	} else {
+		aj_pty_relay(pty);
+		aj_pty_leave(pty);
+	}
+	if (m->plan->stderr_out != NULL)
+		aj_output_set_crlf(m->plan->stderr_out, aj_pty_is_raw_on(pty, STDERR_FILENO));
+}
+
+/* Init stopped the jail (the agent stopped at the caller's terminal, or
+ * SIGTSTP came): give the terminal back and stop, as a shell's job does;
+ * `fg` (SIGCONT) continues us here, and we continue the jail. */
+static void
+suspend(struct monitor *m)
+{
+	terminal_raw(m, false);
+	if (m->plan->stderr_out != NULL)
+		(void)aj_output_flush(m->plan->stderr_out);
+	(void)kill(getpid(), SIGSTOP);
+	terminal_raw(m, true);
+	(void)pidfd_signal(m->plan->jail_pidfd, SIGCONT);
+}
+
+static void
+on_setup_msg(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct monitor *m = w->data;
+	struct aj_setup_msg msg;
+	int passed, r = aj_setup_recv(m->plan->status_fd, &msg, &passed);
+
+	if (passed >= 0)
+		close(passed);
+	if (r <= 0) {
+		ev_io_stop(loop, w);
+		return;
+	}
+	if (msg.type == AJ_SETUP_STOPPED && m->plan->job_control) {
+		suspend(m);
+	} else if (msg.type == AJ_SETUP_AGENT_STATUS) {
+		m->agent_status = msg.err;
+		m->have_agent_status = true;
+		ev_io_stop(loop, w);
+	}
+}
+
+static void
+on_pty(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct monitor *m = w->data;
+
+	aj_pty_relay(m->plan->pty);
+}
+
+/* W watches FD for EVENTS (0: not at all) from now on. */
+static void
+watch(struct ev_loop *loop, ev_io *w, int fd, int events)
+{
+	if (ev_is_active(w) && (w->events & (EV_READ | EV_WRITE)) == events)
+		return;
+	ev_io_stop(loop, w);
+	if (events == 0 || fd < 0)
+		return;
+	ev_io_set(w, fd, events);
+	ev_io_start(loop, w);
+}
+
+/* Watch each side of the relay for what it waits for, no more: a side
+ * that takes nothing cannot spin the loop. */
+static void
+prepare_pty(struct monitor *m)
+{
+	struct aj_pty_wants want;
+	int in, out, master;
+
+	if (m->plan->pty == NULL)
+		return;
+	aj_pty_wants(m->plan->pty, &want);
+	aj_pty_fds(m->plan->pty, &in, &out, &master);
+	watch(m->loop, &m->pty_in_w, in, want.read_caller ? EV_READ : 0);
+	watch(m->loop, &m->pty_out_w, out, want.write_caller ? EV_WRITE : 0);
+	watch(m->loop, &m->pty_master_w, master,
+	      (want.read_master ? EV_READ : 0) | (want.write_master ? EV_WRITE : 0));
+}
+
+static void
+stop_pty(struct monitor *m)
+{
+	if (m->plan->pty == NULL)
+		return;
+	ev_io_stop(m->loop, &m->pty_in_w);
+	ev_io_stop(m->loop, &m->pty_out_w);
+	ev_io_stop(m->loop, &m->pty_master_w);
 }
 
 static void
@@ -261,6 +387,7 @@ on_prepare_outputs(struct ev_loop *loop, ev_prepare *w, int revents)
 		else if (!waiting && ev_is_active(&m->output_w[i]))
 			ev_io_stop(loop, &m->output_w[i]);
 	}
+	prepare_pty(m);
 }
 
 static void
@@ -274,6 +401,14 @@ start_outputs(struct monitor *m)
 
 		ev_io_init(&m->output_w[i], on_output_room, aj_output_fd(o), EV_WRITE);
 		m->output_w[i].data = o;
+	}
+	if (m->plan->pty != NULL) {
+		ev_io *pty_w[] = {&m->pty_in_w, &m->pty_out_w, &m->pty_master_w};
+
+		for (size_t i = 0; i < AJ_ARRAY_SIZE(pty_w); i++) {
+			ev_init(pty_w[i], on_pty);
+			pty_w[i]->data = m;
+		}
 	}
 }
 
@@ -369,9 +504,9 @@ stop_broker(struct monitor *m)
 static int
 agent_signal_of(const struct monitor *m)
 {
-	int st;
+	int st = m->agent_status;
 
-	if (aj_spawn_agent_status(m->plan->status_fd, &st))
+	if (m->have_agent_status || aj_spawn_agent_status(m->plan->status_fd, &st))
 		return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
 	/* No word from init: it was killed, and the agent with it. */
 	return m->init_signal;
@@ -426,6 +561,12 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 		start_watchdog(&m.watchdog, plan->jail_pidfd, plan->timeout_sec);
 	}
 	start_outputs(&m);
+	if (plan->status_fd >= 0) {
+		ev_io_init(&m.setup_w, on_setup_msg, plan->status_fd, EV_READ);
+		m.setup_w.data = &m;
+		ev_io_start(m.loop, &m.setup_w);
+	}
+	terminal_raw(&m, true);
 	if (plan->forward_signals) {
 		for (size_t i = 0; i < AJ_INIT_N_FORWARDED; i++) {
 			ev_signal_init(&m.sig_w[i], on_signal, aj_init_forwarded_signals[i]);
@@ -437,6 +578,14 @@ aj_monitor_run(const struct aj_monitor_plan *plan, int *status, int *agent_signa
 	ev_run(m.loop, 0);
 	stop_watchdog(&m.watchdog);
 	stop_outputs(&m);
+	stop_pty(&m);
+	if (plan->status_fd >= 0)
+		ev_io_stop(m.loop, &m.setup_w);
+	/* The jail is gone: its terminal's last output, then the caller's
+	 * modes back before the supervisor's last lines. */
+	if (plan->pty != NULL)
+		aj_pty_drain(plan->pty, PTY_DRAIN_MS);
+	terminal_raw(&m, false);
 
 	/* Notifications that raced the jail's exit are still answered and
 	 * counted: the stream is complete. */

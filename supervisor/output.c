@@ -25,6 +25,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ struct aj_output {
 	size_t len, bound;
 	unsigned long long lost_lines;
 	bool failed; /* an error other than "no room": nothing more is written */
+	bool crlf;   /* the file is a terminal in raw mode: a line ends "\r\n" */
 };
 
 /* A description of FD's file that we alone use, non-blocking; -1 if that
@@ -175,14 +177,41 @@ aj_output_flush(struct aj_output *o)
 }
 
 void
+aj_output_set_crlf(struct aj_output *o, bool on)
+{
+	o->crlf = on;
+}
+
+/* LINE's bytes as they go to the file: with CRLF, each "\n" not after a
+ * "\r" as "\r\n".  Returns the length, or SIZE_MAX if over ROOM. */
+static size_t
+copy_line(char *dst, size_t room, const char *line, size_t len, bool crlf)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		bool add_cr = crlf && line[i] == '\n' && (i == 0 || line[i - 1] != '\r');
+
+		if (n + 1 + add_cr > room)
+			return SIZE_MAX;
+		if (add_cr)
+			dst[n++] = '\r';
+		dst[n++] = line[i];
+	}
+	return n;
+}
+
+void
 aj_output_line(struct aj_output *o, const char *line, size_t len)
 {
-	if (o->failed || len > o->bound - o->len) {
+	size_t n = o->failed ? SIZE_MAX
+			     : copy_line(o->buf + o->len, o->bound - o->len, line, len, o->crlf);
+
+	if (n == SIZE_MAX) {
 		o->lost_lines++;
 		return;
 	}
-	memcpy(o->buf + o->len, line, len);
-	o->len += len;
+	o->len += n;
 	(void)aj_output_flush(o);
 }
 

@@ -48,7 +48,7 @@ safe_sources(const int *src, size_t n, int top, int *out, int *moved, size_t *n_
 
 int
 aj_process_spawn(const char *path, char *const argv[], char *const envp[], const int *fds,
-		 size_t n_fds, const int *stdio, bool search, pid_t *pid)
+		 size_t n_fds, const int *stdio, int fg_tty, bool search, pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
@@ -75,8 +75,18 @@ aj_process_spawn(const char *path, char *const argv[], char *const envp[], const
 		posix_spawn_file_actions_destroy(&fa);
 		goto out;
 	}
-	r = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-						    POSIX_SPAWN_SETSIGDEF);
+	/* A session of its own, or a process group of its own in the
+	 * foreground of FG_TTY (the caller is that terminal's session leader,
+	 * as a shell is: the group is then not orphaned, so the terminal's
+	 * stop signals (^Z) stop it). */
+	r = posix_spawnattr_setflags(&attr, (fg_tty < 0 ? POSIX_SPAWN_SETSID : POSIX_SPAWN_SETPGROUP) |
+						    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (r == 0 && fg_tty >= 0)
+		r = posix_spawnattr_setpgroup(&attr, 0);
+	/* First, before any dup2 could reuse FG_TTY's number.  Signals are
+	 * blocked until the exec, so tcsetpgrp raises no SIGTTOU. */
+	if (r == 0 && fg_tty >= 0)
+		r = posix_spawn_file_actions_addtcsetpgrp_np(&fa, fg_tty);
 	if (r == 0)
 		r = posix_spawnattr_setsigmask(&attr, &none);
 	if (r == 0)

@@ -31,6 +31,7 @@ aj_run_options_new(struct aj_run_options **out)
 		return -ENOMEM;
 	o->events_fd = -1;
 	o->audit_fd = -1;
+	o->pty = true;
 	for (size_t i = 0; i < 3; i++)
 		o->stdio[i] = -1;
 	*out = o;
@@ -132,6 +133,15 @@ aj_run_options_set_broker_path(struct aj_run_options *opts, const char *path)
 	if (opts == NULL)
 		return -EINVAL;
 	return set_string(&opts->broker_path, path);
+}
+
+int
+aj_run_options_set_pty(struct aj_run_options *opts, bool on)
+{
+	if (opts == NULL)
+		return -EINVAL;
+	opts->pty = on;
+	return 0;
 }
 
 int

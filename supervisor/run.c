@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +49,33 @@ static void
 kill_jail(void *pidfd)
 {
 	(void)syscall(SYS_pidfd_send_signal, *(int *)pidfd, SIGKILL, NULL, 0);
+}
+
+/* The agent's own terminal (supervisor/pty.c): which of its stdio fds it
+ * replaces, and the caller's modes and size for it to start with.  The
+ * terminal the caller types into is the one followed; else the output's. */
+struct run_terminal {
+	unsigned stdio; /* bits: the agent's fds 0, 1, 2 that are terminals */
+	struct termios modes;
+	struct winsize size;
+	bool job_control;
+};
+
+static void
+terminal_plan(const struct aj_run_options *opts, struct run_terminal *t)
+{
+	int fd;
+
+	t->stdio = opts->pty ? aj_pty_terminals(opts->stdio) : 0;
+	/* A shell's job: the caller sits at the terminal that is our stdin. */
+	t->job_control = opts->stdio[0] < 0 && isatty(STDIN_FILENO);
+	if (t->stdio == 0)
+		return;
+	fd = (t->stdio & 1) ? 0 : (t->stdio & 2) ? 1 : 2;
+	if (opts->stdio[fd] >= 0)
+		fd = opts->stdio[fd];
+	if (tcgetattr(fd, &t->modes) < 0 || ioctl(fd, TIOCGWINSZ, &t->size) < 0)
+		t->stdio = 0; /* not a terminal after all: share it */
 }
 
 /* The run's output (supervisor/output.c): the supervisor's stderr lines,
@@ -177,7 +206,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct aj_seccomp_opts sopts = {0};
 	struct aj_identity id = {0};
 	struct aj_jail jail = {
-		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1};
+		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1};
 	int agent_signal = 0, run_status = -1;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;
@@ -186,6 +215,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct aj_monitor_plan mplan;
 	struct aj_protect *protect = NULL;
 	struct run_outputs outs = {0};
+	struct run_terminal term = {0};
+	struct aj_pty *pty = NULL;
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
 	const struct sock_fprog *filter, *filter_notify;
@@ -250,6 +281,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		aj_err(err, errlen, r, "listing the paths to protect: %s", strerror(-r));
 		goto out;
 	}
+	terminal_plan(opts, &term);
 	{
 		struct aj_spawn_plan plan = {
 			.profile = opts->profile,
@@ -266,6 +298,10 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
 			.readonly_paths = aj_protect_paths(protect),
 			.quiet = opts->quiet,
+			.pty_stdio = term.stdio,
+			.pty_termios = &term.modes,
+			.pty_winsize = &term.size,
+			.job_control = term.job_control,
 		};
 		r = aj_spawn_jail(&plan, &jail, err, errlen);
 		if (r < 0)
@@ -298,6 +334,16 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	if (r < 0) {
 		aj_launch_stop(&broker);
 		goto out;
+	}
+	if (jail.pty_fd >= 0) {
+		r = aj_pty_new(jail.pty_fd, opts->stdio, term.stdio, &pty);
+		if (r < 0) {
+			aj_spawn_jail_abort(&jail);
+			aj_launch_stop(&broker);
+			aj_err(err, errlen, r, "relaying the agent's terminal: %s", strerror(-r));
+			goto out;
+		}
+		jail.pty_fd = -1;
 	}
 	if (jail.exec_errno != 0 && !opts->quiet) {
 		char safe[512];
@@ -339,6 +385,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		.timeout_sec = opts->timeout_sec,
 		.forward_signals = opts->forward_signals,
 		.quiet = opts->quiet,
+		.pty = pty,
+		.job_control = term.job_control,
 	};
 	r = aj_monitor_run(&mplan, &run_status, &agent_signal, err, errlen);
 	if (r < 0) {
@@ -348,6 +396,10 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	close(jail.pidfd);
 	/* Reaped by the monitor (or killed here, when it failed). */
 	aj_launch_stop(&broker);
+	if (r == 0 && aj_pty_lost(pty) > 0 && !opts->quiet)
+		aj_log_warn("warning: %llu bytes of the agent's terminal output not written (the "
+			    "terminal took nothing more)",
+			    aj_pty_lost(pty));
 	if (r == 0) {
 		/* The jail is gone: nothing of the agent's can move them now. */
 		aj_protect_check(protect, events);
@@ -359,6 +411,9 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		*status = run_status;
 	}
 out:
+	aj_pty_free(pty);
+	if (jail.pty_fd >= 0)
+		close(jail.pty_fd);
 	outputs_close(&outs);
 	if (jail.listener_fd >= 0)
 		close(jail.listener_fd);

@@ -9,9 +9,14 @@
  *   supervisor -> init   GO            the id maps are written
  *   init -> supervisor   DOOR + fd     the broker's end of the door
  *   supervisor -> init   GO            the broker runs on it
+ *   init -> supervisor   PTY + fd      the agent's terminal (its master), when it has one
  *   init -> supervisor   LISTENER [fd] seccomp's notification listener, or none
  *   init -> supervisor   EXECUTED      the command runs
+ *   init -> supervisor   STOPPED       the jail stopped as a whole (job control; repeats)
  *   init -> supervisor   AGENT_STATUS  the agent's wait status, as init exits
+ *
+ * Init sends PTY and LISTENER while the supervisor starts the broker, so
+ * they wait in the socket until the second GO has been sent.
  *
  * FAILURE (step, errno, detail) replaces any of init's messages, and ends
  * the conversation.
@@ -30,7 +35,7 @@
 static bool
 carries_fd(int32_t type)
 {
-	return type == AJ_SETUP_DOOR || type == AJ_SETUP_LISTENER;
+	return type == AJ_SETUP_DOOR || type == AJ_SETUP_LISTENER || type == AJ_SETUP_PTY;
 }
 
 int

@@ -247,7 +247,7 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 	int sv[2], r, passed;
 
 	*jail = (struct aj_jail){
-		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1};
+		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1};
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return aj_err(err, errlen, -errno, "socketpair: %s", strerror(errno));
 
@@ -308,13 +308,16 @@ aj_spawn_jail_go(struct aj_jail *jail, char *err, size_t errlen)
 	}
 	(void)aj_setup_send(jail->sync_fd, &msg, -1);
 	for (;;) {
+		int *slot;
+
 		r = aj_setup_recv(jail->sync_fd, &msg, &passed);
-		if (r <= 0 || msg.type != AJ_SETUP_LISTENER)
+		if (r <= 0 || (msg.type != AJ_SETUP_LISTENER && msg.type != AJ_SETUP_PTY))
 			break;
-		if (jail->listener_fd >= 0 && passed >= 0)
-			close(jail->listener_fd);
+		slot = msg.type == AJ_SETUP_PTY ? &jail->pty_fd : &jail->listener_fd;
+		if (*slot >= 0 && passed >= 0)
+			close(*slot);
 		if (passed >= 0)
-			jail->listener_fd = passed;
+			*slot = passed;
 	}
 	if (r <= 0)
 		return fail_unheard(jail, r, err, errlen);
@@ -340,12 +343,14 @@ aj_spawn_jail_abort(struct aj_jail *jail)
 		close(jail->sync_fd);
 	if (jail->listener_fd >= 0)
 		close(jail->listener_fd);
+	if (jail->pty_fd >= 0)
+		close(jail->pty_fd);
 	if (jail->pid > 0)
 		aj_process_kill_and_reap(jail->pid, jail->pidfd, NULL);
 	if (jail->pidfd >= 0)
 		close(jail->pidfd);
 	*jail = (struct aj_jail){
-		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1};
+		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1};
 }
 
 bool

@@ -27,6 +27,7 @@ static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_SECCOMP] = "loading the seccomp filter",
 	[AJ_STEP_RLIMIT] = "setting resource limits",
 	[AJ_STEP_CWD] = "entering the working directory",
+	[AJ_STEP_PTY] = "making the agent's terminal",
 	[AJ_STEP_EXEC] = "executing the command",
 };
 
@@ -98,6 +99,9 @@ aj_step_hint(enum aj_step step, int errnum)
 			return "the agent's user cannot enter it (started by root, the agent runs "
 			       "as the profile's `user`)";
 		return NULL;
+	case AJ_STEP_PTY:
+		return "the jail's devpts could not give a pseudo-terminal; pass --no-pty "
+		       "(aj_run_options_set_pty) to share the caller's terminal instead";
 	case AJ_STEP_BROKER:
 		return "the agentjail-broker program could not start; check the installation "
 		       "(or AGENTJAIL_BROKER)";

@@ -15,6 +15,9 @@
 
 #include <agentjail/agentjail.h>
 
+struct termios;
+struct winsize;
+
 #include "fds.h"
 #include "log.h"
 #include "util.h"
@@ -142,6 +145,7 @@ struct aj_run_options {
 	struct aj_run_env *env; /* additions, in order; a name appears once */
 	size_t n_env;
 	int stdio[3]; /* -1: the caller's own */
+	bool pty;     /* a terminal among them: the agent gets its own (supervisor/pty.c) */
 };
 
 /* Check every option before anything starts.  Returns 0, or -EINVAL,
@@ -235,6 +239,7 @@ enum aj_step {
 	AJ_STEP_SECCOMP,
 	AJ_STEP_RLIMIT,
 	AJ_STEP_CWD,
+	AJ_STEP_PTY,
 	AJ_STEP_EXEC,
 	AJ_STEP__COUNT
 };
@@ -329,7 +334,35 @@ struct aj_spawn_plan {
 	const char *xdg_runtime_dir;
 	const char *const *readonly_paths; /* see struct aj_fs_plan */
 	bool quiet;
+	/* The agent's own terminal (supervisor/pty.c): bit I set when the
+	 * agent's fd I becomes its slave; the slave starts with the caller's
+	 * modes and size. */
+	unsigned pty_stdio;
+	const struct termios *pty_termios;
+	const struct winsize *pty_winsize;
+	/* The caller sits at a terminal: when the agent stops (^Z) or
+	 * SIGTSTP comes, the jail stops as a whole and init says STOPPED;
+	 * SIGCONT resumes it. */
+	bool job_control;
 };
+
+/* ---- supervisor/jobctl.c: the jail stopped and continued as one job ------- */
+
+#define AJ_JOBCTL_MAX 1024
+
+/* What init stopped (on init's stack: init allocates nothing). */
+struct aj_jobctl {
+	bool active; /* the jail is stopped */
+	bool overflow; /* more than AJ_JOBCTL_MAX: all were stopped with kill(-1) */
+	size_t n;
+	pid_t pids[AJ_JOBCTL_MAX];
+};
+
+/* In the jail's init: stop every process of the jail that runs, and
+ * remember which. */
+void aj_jobctl_stop(struct aj_jobctl *j);
+/* Continue what aj_jobctl_stop() stopped, and the agent's process group. */
+void aj_jobctl_continue(struct aj_jobctl *j, pid_t agent);
 
 /* ---- supervisor/setup-channel.c: supervisor <-> the jail's init ---------- */
 
@@ -340,6 +373,8 @@ enum aj_setup_type {
 	AJ_SETUP_LISTENER, /* init -> supervisor: the seccomp listener (+ fd), or none */
 	AJ_SETUP_EXECUTED, /* init -> supervisor: the command runs */
 	AJ_SETUP_AGENT_STATUS, /* init -> supervisor: the agent's raw wait status, as init exits */
+	AJ_SETUP_PTY,          /* init -> supervisor: the master of the agent's terminal (+ fd) */
+	AJ_SETUP_STOPPED,      /* init -> supervisor: the jail is stopped as a whole */
 };
 
 struct aj_setup_msg {
@@ -358,7 +393,7 @@ int aj_setup_recv(int fd, struct aj_setup_msg *msg, int *passed);
 /* ---- supervisor/init.c: the jail's init (pid 1 of the jail) --------------- */
 
 /* The signals the supervisor forwards to init, and init to the agent. */
-#define AJ_INIT_N_FORWARDED 8
+#define AJ_INIT_N_FORWARDED 9
 extern const int aj_init_forwarded_signals[AJ_INIT_N_FORWARDED];
 
 /* In the new namespaces, as the jail's pid 1: set the jail up as PLAN says,
@@ -373,6 +408,7 @@ struct aj_jail {
 	int sync_fd;     /* owned: init reports the agent's raw status here, or -1 */
 	int exec_errno;  /* 0, or why the command could not be executed */
 	int door_fd;     /* owned until aj_spawn_jail_go(): the broker's end of the door */
+	int pty_fd;      /* owned: the master of the agent's terminal, or -1 */
 };
 
 /* Start the jail and wait for its door: returns 0 with JAIL->door_fd the
@@ -403,9 +439,12 @@ bool aj_spawn_agent_status(int sync_fd, int *wait_status);
  * N_FDS descriptors FDS placed at AJ_FD_DOOR, AJ_FD_DOOR + 1, ...
  * (inheritable; the contract is common/fds.h), STDIO (NULL, or three fds,
  * -1 for "keep this one") placed at 0, 1 and 2, and every other fd above 2
- * closed.  Returns 0 or a positive errno, posix_spawn's convention. */
+ * closed.  FG_TTY -1: in a new session; else in a new process group of
+ * the caller's session, made the foreground of the terminal FG_TTY (the
+ * caller's controlling terminal).  Returns 0 or a positive errno,
+ * posix_spawn's convention. */
 int aj_process_spawn(const char *path, char *const argv[], char *const envp[], const int *fds,
-		     size_t n_fds, const int *stdio, bool search, pid_t *pid);
+		     size_t n_fds, const int *stdio, int fg_tty, bool search, pid_t *pid);
 
 /* SIGKILL the child PID (through PIDFD when it is >= 0) and wait until it
  * is reaped; *INFO (may be NULL) is how it ended.  PIDFD is not closed.  A
@@ -469,6 +508,9 @@ void aj_output_free(struct aj_output *o);
 void aj_output_line(struct aj_output *o, const char *line, size_t len);
 /* Write what the file takes now; true when nothing is left waiting. */
 bool aj_output_flush(struct aj_output *o);
+/* The file is a terminal in raw mode (supervisor/pty.c): end lines with
+ * "\r\n" from now on (ON), or with "\n" again. */
+void aj_output_set_crlf(struct aj_output *o, bool on);
 /* Lines wait for room in the file; the fd to watch for it. */
 bool aj_output_waiting(const struct aj_output *o);
 int aj_output_fd(const struct aj_output *o);
@@ -477,6 +519,43 @@ int aj_output_fd(const struct aj_output *o);
 void aj_output_drain(struct aj_output *const *outputs, size_t n, int ms);
 /* Lines that could not be written. */
 unsigned long long aj_output_lost(const struct aj_output *o);
+
+/* ---- supervisor/pty.c: the agent's own terminal, relayed ------------------ */
+
+struct aj_pty;
+
+/* Which of the agent's fds 0, 1, 2 (STDIO: the run's, -1 for the caller's
+ * own) are terminals: bit I for fd I. */
+unsigned aj_pty_terminals(const int stdio[3]);
+
+/* Relay between MASTER (the agent's pseudo-terminal; owned on success) and
+ * the caller's terminals among STDIO (TERMINALS as aj_pty_terminals said):
+ * keys from stdin when it is one, the agent's output to stdout's terminal,
+ * else stderr's.  Returns 0, or -errno (MASTER stays the caller's). */
+int aj_pty_new(int master, const int stdio[3], unsigned terminals, struct aj_pty **out);
+/* Restores the caller's modes, closes MASTER; NULL is a no-op. */
+void aj_pty_free(struct aj_pty *p);
+/* Raw mode on the caller's terminal while the agent runs (only when keys
+ * are relayed), and back to the caller's modes.  Enter returns 0 or -errno. */
+int aj_pty_enter(struct aj_pty *p);
+void aj_pty_leave(struct aj_pty *p);
+/* Is FD the terminal the agent's output goes to, now in raw mode (a line
+ * written there needs "\r\n")? */
+bool aj_pty_is_raw_on(const struct aj_pty *p, int fd);
+/* The caller's window size to the agent's terminal (after SIGWINCH). */
+void aj_pty_resize(struct aj_pty *p);
+/* Move what both sides take now, never blocking. */
+void aj_pty_relay(struct aj_pty *p);
+/* What the relay waits for, and on which fds (-1: none). */
+struct aj_pty_wants {
+	bool read_caller, write_master, read_master, write_caller;
+};
+void aj_pty_wants(const struct aj_pty *p, struct aj_pty_wants *w);
+void aj_pty_fds(const struct aj_pty *p, int *caller_in, int *caller_out, int *master);
+/* The agent is gone: copy what its terminal still holds, waiting at most MS. */
+void aj_pty_drain(struct aj_pty *p, int ms);
+/* The agent's output bytes that could not be written to the caller. */
+unsigned long long aj_pty_lost(const struct aj_pty *p);
 
 /* ---- supervisor/monitor.c: the supervisor's libev loop --------------------- */
 
@@ -495,6 +574,8 @@ struct aj_monitor_plan {
 	double timeout_sec;
 	bool forward_signals;
 	bool quiet;
+	struct aj_pty *pty; /* the agent's own terminal, relayed; NULL: none */
+	bool job_control;   /* init's STOPPED stops the supervisor (struct aj_spawn_plan) */
 };
 
 /* Run until the jail's init exits; reap it and the broker.  Returns 0 and

@@ -120,10 +120,25 @@ int aj_run_options_set_argv(struct aj_run_options *opts, char *const argv[]);
 /* Kill the jail after SECONDS (status AJ_EXIT_TIMEOUT); 0: no limit. */
 int aj_run_options_set_timeout(struct aj_run_options *opts, double seconds);
 
-/* Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2, SIGWINCH and SIGCONT
- * to the agent; they are held (blocked) while aj_run() sets up, and the
- * caller's mask is restored when it returns. */
+/* Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2, SIGWINCH, SIGCONT
+ * and SIGTSTP to the agent; they are held (blocked) while aj_run() sets up,
+ * and the caller's mask is restored when it returns.
+ *
+ * When the caller's own stdin (no aj_run_options_set_stdio for it) is a
+ * terminal, the run is a shell's job: when the agent stops (^Z on its
+ * terminal, or a stop signal) or, with forwarding, SIGTSTP comes, the
+ * whole jail stops, the caller's terminal modes come back and the calling
+ * process stops itself (SIGSTOP); SIGCONT to it continues the jail. */
 int aj_run_options_set_forward_signals(struct aj_run_options *opts, bool on);
+
+/* ON (the default): when the agent's stdin, stdout or stderr is a terminal,
+ * the agent gets a pseudo-terminal of its own in the jail (its controlling
+ * terminal, /dev/tty), relayed to the caller's terminal, which is in raw
+ * mode while the agent runs when stdin is a terminal; whatever the agent
+ * does to its terminal cannot change the caller's.  OFF: the agent shares
+ * the caller's terminal fds as they are, and may change their modes or
+ * stop their output (the supervisor itself never waits on them). */
+int aj_run_options_set_pty(struct aj_run_options *opts, bool on);
 
 /* The agentjail-broker program; NULL: the installed one.  Copied. */
 int aj_run_options_set_broker_path(struct aj_run_options *opts, const char *path);

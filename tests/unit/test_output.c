@@ -190,3 +190,44 @@ Test(output, drain_waits_a_bounded_time, .init = guard)
 	close(p[0]);
 	close(p[1]);
 }
+
+Test(output, a_raw_terminal_gets_crlf_line_ends, .init = guard)
+{
+	struct aj_output *o;
+	char buf[64] = "";
+	int p[2];
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	cr_assert_eq(aj_output_new(p[1], 1024, &o), 0);
+	aj_output_set_crlf(o, true);
+	aj_output_line(o, "a\n", 2);
+	aj_output_line(o, "b\r\n", 3); /* already CRLF: not doubled */
+	aj_output_set_crlf(o, false);
+	aj_output_line(o, "c\n", 2);
+	aj_output_free(o);
+	close(p[1]);
+	cr_assert_eq(read_some(p[0], buf, sizeof(buf) - 1), 8);
+	cr_assert_str_eq(buf, "a\r\nb\r\nc\n");
+	close(p[0]);
+}
+
+Test(output, a_crlf_line_that_does_not_fit_is_lost_whole, .init = guard)
+{
+	struct aj_output *o;
+	int p[2];
+
+	cr_assert_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+	/* Nobody reads: fill the pipe first, then the queue's 8 bytes. */
+	while (write(p[1], LINE, strlen(LINE)) > 0)
+		;
+	cr_assert_eq(fcntl(p[1], F_SETFL, 0), 0);
+	cr_assert_eq(aj_output_new(p[1], 8, &o), 0);
+	aj_output_set_crlf(o, true);
+	aj_output_line(o, "1234567\n", 8); /* 9 bytes as CRLF */
+	cr_assert_eq(aj_output_lost(o), 1);
+	aj_output_line(o, "123456\n", 7); /* 8 bytes: fits */
+	cr_assert_eq(aj_output_lost(o), 1);
+	aj_output_free(o);
+	close(p[0]);
+	close(p[1]);
+}
