@@ -17,6 +17,7 @@
 #include <linux/netlink.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <seccomp.h>
 #include <stdint.h>
 #include <string.h>
@@ -37,6 +38,10 @@
 
 /* x86_64 has fewer than 512 syscalls; room to spare for the seen-set. */
 #define AJ_SECCOMP_MAX_NR 1024
+
+/* The kernel's SOCK_TYPE_MASK (not in the uapi headers): a socket type
+ * without its SOCK_NONBLOCK/SOCK_CLOEXEC flags. */
+#define AJ_SOCK_TYPE_MASK 0xf
 
 /* Namespace flags clone() must not carry (THREATS.md #5).  CLONE_NEWTIME
  * is left out on purpose: for clone() its bit is part of CSIGNAL, the exit
@@ -341,6 +346,37 @@ add_low32_complement(struct build *b, const char *what, uint32_t action, int nr,
 }
 
 /*
+ * A UDP socket of either inet family is refused without a report: glibc
+ * opens one for every lookup that has more than one answer (getaddrinfo
+ * sorts them by the source address a connect() would pick, RFC 6724;
+ * `getent hosts localhost`, git finding the host's name, Python's
+ * getaddrinfo) and for its resolver, and does without it.  A UDP socket
+ * reaches nothing from the jail's lo-only namespace either way, so the
+ * report would only be a false alarm, and kill such programs under
+ * `on-violation kill`.  A stream, raw or any other kind stays an attempt.
+ * The type is compared without SOCK_NONBLOCK/SOCK_CLOEXEC; the family and
+ * the protocol (0 or IPPROTO_UDP) on all 64 bits.
+ */
+static int
+add_udp_probe_rules(struct build *b, int nr)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+	static const int protocols[] = {0, IPPROTO_UDP};
+	int r = 0;
+
+	for (size_t f = 0; r == 0 && f < AJ_ARRAY_SIZE(families); f++)
+		for (size_t p = 0; r == 0 && p < AJ_ARRAY_SIZE(protocols); p++) {
+			struct scmp_arg_cmp udp[3] = {
+				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[f], 0),
+				SCMP_A1(SCMP_CMP_MASKED_EQ, AJ_SOCK_TYPE_MASK, SOCK_DGRAM),
+				SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)protocols[p], 0),
+			};
+			r = add_rule(b, "socket(AF_INET*, SOCK_DGRAM)", AJ_SECCOMP_DENY, nr, 3, udp);
+		}
+	return r;
+}
+
+/*
  * socket(): only AF_UNIX, and only when the profile says so (THREATS.md
  * #1, #12, #18); everything else is EPERM, the answer "no permission"
  * rather than "no such call".  The compare is on all 64 bits, so a domain
@@ -373,6 +409,8 @@ add_socket_rules(struct build *b, const struct aj_seccomp_opts *opts)
 	if (r == 0)
 		r = add_rule(b, "socket(AF_NETLINK, NETLINK_ROUTE)", AJ_SECCOMP_DENY, nr, 2, route);
 	if (r == 0)
+		r = add_udp_probe_rules(b, nr);
+	if (r == 0)
 		r = add_rule(b, "socket(!AF_UNIX)", b->violation, nr, 1, &not_unix);
 	return r;
 }
@@ -385,7 +423,7 @@ add_socketpair_rules(struct build *b)
 	/* Only connected kinds: a datagram (or raw) socket from a pair can
 	 * still sendto() any socket path on the host, which would bypass the
 	 * ban on socket(AF_UNIX).  The type is compared without its
-	 * SOCK_NONBLOCK/SOCK_CLOEXEC flags (SOCK_TYPE_MASK). */
+	 * SOCK_NONBLOCK/SOCK_CLOEXEC flags. */
 	static const int connected[] = {SOCK_STREAM, SOCK_SEQPACKET};
 	static const int unconnected[] = {SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_PACKET};
 	struct scmp_arg_cmp cmp[2] = {SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0)};
@@ -396,11 +434,11 @@ add_socketpair_rules(struct build *b)
 	if (r < 0)
 		return r;
 	for (size_t i = 0; r == 0 && i < AJ_ARRAY_SIZE(connected); i++) {
-		cmp[1] = (struct scmp_arg_cmp)SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, connected[i]);
+		cmp[1] = (struct scmp_arg_cmp)SCMP_A1(SCMP_CMP_MASKED_EQ, AJ_SOCK_TYPE_MASK, connected[i]);
 		r = add_rule(b, "socketpair(AF_UNIX, connected)", SCMP_ACT_ALLOW, nr, 2, cmp);
 	}
 	for (size_t i = 0; r == 0 && i < AJ_ARRAY_SIZE(unconnected); i++) {
-		cmp[1] = (struct scmp_arg_cmp)SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, unconnected[i]);
+		cmp[1] = (struct scmp_arg_cmp)SCMP_A1(SCMP_CMP_MASKED_EQ, AJ_SOCK_TYPE_MASK, unconnected[i]);
 		r = add_rule(b, "socketpair(AF_UNIX, unconnected)", AJ_SECCOMP_DENY, nr, 2, cmp);
 	}
 	if (r == 0)

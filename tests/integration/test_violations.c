@@ -568,6 +568,9 @@ Test(violations, unix_and_netlink_route_sockets_are_not_violations, .timeout = 6
 		{"socket-unix", "socket-unix ok\n", 0, true},
 		/* Issue 9: glibc lists the interfaces through NETLINK_ROUTE. */
 		{"socket-netlink", "socket-netlink EPERM\n", 1, false},
+		/* Issue 10: and sorts getaddrinfo's answers, and resolves,
+		 * through a UDP socket. */
+		{"socket-inet-udp", "socket-inet-udp EPERM\n", 1, false},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -613,6 +616,32 @@ Test(violations, getaddrinfo_raises_no_false_alarm, .timeout = 60)
 		    NULL);
 	cr_assert_eq(r.status, 0, SHOWFMT, SHOWARGS(r));
 	cr_assert_str_eq(r.out, "resolved\n", SHOWFMT, SHOWARGS(r));
+	text = aj_test_slurp(events);
+	stream_parse(&s, text, false);
+	cr_assert_eq(count_type(&s, "violation"), 0, "%s", text);
+	cr_assert_eq(int_of(exit_event(&s), "violations", text), 0, "%s", text);
+	stream_free(&s);
+	free(text);
+	aj_test_result_free(&r);
+}
+
+/* Issue 10: a lookup with more than one answer (glibc sorts them through
+ * a UDP socket's connect) runs to its end under `on-violation kill`:
+ * `getent hosts localhost` printed the address and then raised a
+ * violation; a stream socket is still one. */
+Test(violations, a_lookup_with_several_answers_raises_no_false_alarm, .timeout = 60)
+{
+	struct aj_result r;
+	struct stream s;
+	char *text;
+
+	unlink(events);
+	aj_test_run(&r, -1, "--profile", prof_kill, "--events", events, "--", "sh", "-c",
+		    "getent ahosts localhost >/dev/null && python3 -c \"import socket; "
+		    "print(len(socket.getaddrinfo('localhost', 80)) > 1)\"",
+		    NULL);
+	cr_assert_eq(r.status, 0, SHOWFMT, SHOWARGS(r));
+	cr_assert_str_eq(r.out, "True\n", SHOWFMT, SHOWARGS(r));
 	text = aj_test_slurp(events);
 	stream_parse(&s, text, false);
 	cr_assert_eq(count_type(&s, "violation"), 0, "%s", text);

@@ -13,6 +13,7 @@
 #include <linux/filter.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
+#include <netinet/in.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -904,5 +905,39 @@ Test(seccomp, netlink_route_is_refused_without_a_report)
 	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_STREAM, 0),
 		     SECCOMP_RET_USER_NOTIF);
 	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_PACKET, SOCK_RAW, 0), SECCOMP_RET_USER_NOTIF);
+	free(s.prog);
+}
+
+/* glibc's UDP probes (getaddrinfo's address sorting, its resolver) are a
+ * plain EPERM; every other inet kind stays a reported attempt. */
+Test(seccomp, udp_sockets_are_refused_without_a_report)
+{
+	struct aj_seccomp_opts opts = {.notify_violations = true};
+	char err[256] = "";
+	void *ctx = NULL;
+	size_t len;
+	struct sim s;
+	const uint32_t x = AUDIT_ARCH_X86_64;
+	const int flags = SOCK_CLOEXEC | SOCK_NONBLOCK;
+
+	cr_assert_eq(aj_seccomp_build(&opts, &ctx, err, sizeof(err)), 0, "%s", err);
+	s.prog = (struct sock_filter *)export_filter(ctx, true, &len);
+	s.n = len / sizeof(struct sock_filter);
+	aj_seccomp_free(ctx);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0),
+		     ERRNO(EPERM));
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET6, SOCK_DGRAM | flags, IPPROTO_UDP),
+		     ERRNO(EPERM));
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET6, SOCK_DGRAM, 0), ERRNO(EPERM));
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_DGRAM, IPPROTO_ICMP),
+		     SECCOMP_RET_USER_NOTIF, "ping sockets are not the resolver's");
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_DGRAM, (1ULL << 32) | 0),
+		     SECCOMP_RET_USER_NOTIF, "the whole 64-bit protocol is compared");
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET6, SOCK_STREAM | flags, 0),
+		     SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_RAW, IPPROTO_UDP),
+		     SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_PACKET, SOCK_DGRAM, 0),
+		     SECCOMP_RET_USER_NOTIF);
 	free(s.prog);
 }
