@@ -77,16 +77,23 @@ group_listing(const char *name)
 }
 
 static void *
-build(bool allow_unix)
+build_opts(const struct aj_seccomp_opts *opts)
 {
-	struct aj_seccomp_opts opts = {.allow_unix_sockets = allow_unix};
 	char err[256] = "";
 	void *ctx = NULL;
-	int r = aj_seccomp_build(&opts, &ctx, err, sizeof(err));
+	int r = aj_seccomp_build(opts, &ctx, err, sizeof(err));
 
 	cr_assert_eq(r, 0, "aj_seccomp_build: %d (%s)", r, err);
 	cr_assert_not_null(ctx);
 	return ctx;
+}
+
+static void *
+build(bool allow_unix)
+{
+	struct aj_seccomp_opts opts = {.allow_unix_sockets = allow_unix};
+
+	return build_opts(&opts);
 }
 
 /* Export through a tmpfile into a NUL-terminated heap buffer. */
@@ -169,9 +176,9 @@ struct sim {
 };
 
 static struct sim
-sim_new(bool allow_unix)
+sim_of(const struct aj_seccomp_opts *opts)
 {
-	void *ctx = build(allow_unix);
+	void *ctx = build_opts(opts);
 	size_t len;
 	struct sim s;
 
@@ -181,6 +188,14 @@ sim_new(bool allow_unix)
 	cr_assert_leq(s.n, BPF_MAXINSNS, "the kernel takes at most %d instructions", BPF_MAXINSNS);
 	aj_seccomp_free(ctx);
 	return s;
+}
+
+static struct sim
+sim_new(bool allow_unix)
+{
+	struct aj_seccomp_opts opts = {.allow_unix_sockets = allow_unix};
+
+	return sim_of(&opts);
 }
 
 static uint32_t
@@ -882,16 +897,9 @@ Test(seccomp, prebuilt_load_blocks_inet)
 Test(seccomp, netlink_route_is_refused_without_a_report)
 {
 	struct aj_seccomp_opts opts = {.notify_violations = true};
-	char err[256] = "";
-	void *ctx = NULL;
-	size_t len;
-	struct sim s;
+	struct sim s = sim_of(&opts);
 	const uint32_t x = AUDIT_ARCH_X86_64;
 
-	cr_assert_eq(aj_seccomp_build(&opts, &ctx, err, sizeof(err)), 0, "%s", err);
-	s.prog = (struct sock_filter *)export_filter(ctx, true, &len);
-	s.n = len / sizeof(struct sock_filter);
-	aj_seccomp_free(ctx);
 	cr_assert_eq(
 		sim_call3(&s, x, __NR_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE),
 		ERRNO(EPERM));
@@ -913,17 +921,10 @@ Test(seccomp, netlink_route_is_refused_without_a_report)
 Test(seccomp, udp_sockets_are_refused_without_a_report)
 {
 	struct aj_seccomp_opts opts = {.notify_violations = true};
-	char err[256] = "";
-	void *ctx = NULL;
-	size_t len;
-	struct sim s;
+	struct sim s = sim_of(&opts);
 	const uint32_t x = AUDIT_ARCH_X86_64;
 	const int flags = SOCK_CLOEXEC | SOCK_NONBLOCK;
 
-	cr_assert_eq(aj_seccomp_build(&opts, &ctx, err, sizeof(err)), 0, "%s", err);
-	s.prog = (struct sock_filter *)export_filter(ctx, true, &len);
-	s.n = len / sizeof(struct sock_filter);
-	aj_seccomp_free(ctx);
 	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0),
 		     ERRNO(EPERM));
 	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET6, SOCK_DGRAM | flags, IPPROTO_UDP),
