@@ -558,6 +558,11 @@ static const struct call {
 #define RAW(x) {SYS_##x, #x, NULL, NULL}
 	CALL(socket, args_socket, summary_socket),
 	CALL(socketpair, args_socket, summary_socket),
+	/* Their destinations are read by destinations.c, not here. */
+	RAW(connect),
+	RAW(sendto),
+	RAW(sendmsg),
+	RAW(sendmmsg),
 	CALL(ioctl, args_ioctl, summary_ioctl),
 	CALL(clone, args_clone, summary_clone),
 	RAW(clone3), /* its flags are in a struct in the agent's memory */

@@ -56,6 +56,7 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 	}
 	bad |= fprintf(f, "tmpfs-size %llu\n", (unsigned long long)pr->tmpfs_size) < 0;
 	bad |= fprintf(f, "socket unix %s\n", pr->allow_unix_sockets ? "allow" : "deny") < 0;
+	bad |= fprintf(f, "socket inet %s\n", pr->loopback_sockets ? "loopback" : "deny") < 0;
 	bad |= fprintf(f, "on-violation %s\n", pr->kill_on_violation ? "kill" : "deny") < 0;
 	for (i = 0; i < aj_profile_n_layers; i++)
 		if (pr->optional_layers & aj_profile_layers[i].bit)
@@ -194,6 +195,8 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 	bad |= json_object_set_new(root, "tmpfs_size", json_integer((json_int_t)pr->tmpfs_size));
 	bad |= json_object_set_new(root, "socket_unix",
 				   json_string(pr->allow_unix_sockets ? "allow" : "deny"));
+	bad |= json_object_set_new(root, "socket_inet",
+				   json_string(pr->loopback_sockets ? "loopback" : "deny"));
 	bad |= json_object_set_new(root, "on_violation",
 				   json_string(pr->kill_on_violation ? "kill" : "deny"));
 	for (i = 0; i < aj_profile_n_layers; i++)

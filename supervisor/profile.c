@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,7 @@ struct env_var {
 
 /* What one file (with its includes merged) says. */
 struct layer {
-	struct slot hostname, user, broker_user, tmpfs_size, socket_unix, on_violation;
+	struct slot hostname, user, broker_user, tmpfs_size, socket_unix, socket_inet, on_violation;
 	struct slot rlimits[AJ_RLIMIT__COUNT];
 	char **env_keep;
 	size_t n_env_keep;
@@ -273,6 +274,7 @@ layer_free(struct layer *l)
 	slot_clear(&l->broker_user);
 	slot_clear(&l->tmpfs_size);
 	slot_clear(&l->socket_unix);
+	slot_clear(&l->socket_inet);
 	slot_clear(&l->on_violation);
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++)
 		slot_clear(&l->rlimits[i]);
@@ -489,6 +491,7 @@ merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 	    (r = merge_slot(p, &dst->broker_user, &src->broker_user, "broker-user", false)) < 0 ||
 	    (r = merge_slot(p, &dst->tmpfs_size, &src->tmpfs_size, "tmpfs-size", true)) < 0 ||
 	    (r = merge_slot(p, &dst->socket_unix, &src->socket_unix, "socket unix", true)) < 0 ||
+	    (r = merge_slot(p, &dst->socket_inet, &src->socket_inet, "socket inet", true)) < 0 ||
 	    (r = merge_slot(p, &dst->on_violation, &src->on_violation, "on-violation", true)) < 0)
 		return r;
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++) {
@@ -1127,29 +1130,49 @@ do_tmpfs_size(struct parser *p, char *rest)
 	return set_own(p, &p->layer->tmpfs_size, "tmpfs-size", value, v, true);
 }
 
+/* The one setting of each configurable socket family: its words, which
+ * of them is the default (0), and the profile's slot. */
+static const struct {
+	const char *family;
+	const char *words[2]; /* [0] the default */
+	size_t slot;
+} socket_families[] = {
+	{"unix", {"deny", "allow"}, offsetof(struct layer, socket_unix)},
+	{"inet", {"deny", "loopback"}, offsetof(struct layer, socket_inet)},
+};
+
+/* socket unix deny|allow, socket inet deny|loopback. */
 static int
 do_socket(struct parser *p, char *rest)
 {
-	char *family = aj_lexer_token(&rest), *action;
+	char *family = aj_lexer_token(&rest), *action, what[32];
+	size_t i;
 	int r;
 
 	if (family == NULL)
-		return perr(p, -EINVAL, "socket: missing 'unix allow' or 'unix deny'");
-	if (strcmp(family, "unix") != 0)
+		return perr(p, -EINVAL, "socket: missing 'unix allow|deny' or 'inet loopback|deny'");
+	for (i = 0; i < AJ_ARRAY_SIZE(socket_families); i++)
+		if (strcmp(family, socket_families[i].family) == 0)
+			break;
+	if (i == AJ_ARRAY_SIZE(socket_families))
 		return perr(p, -EINVAL,
-			    "socket: unknown family '%s' (only 'unix' can be configured; "
-			    "network sockets are always denied)",
+			    "socket: unknown family '%s' (only 'unix' and 'inet' can be configured; "
+			    "other families are always denied)",
 			    family);
+	snprintf(what, sizeof(what), "socket %s", family);
 	action = aj_lexer_token(&rest);
 	if (action == NULL)
-		return perr(p, -EINVAL, "socket unix: missing 'allow' or 'deny'");
-	if ((r = no_more(p, &rest, "socket unix")) < 0)
+		return perr(p, -EINVAL, "%s: missing '%s' or '%s'", what,
+			    socket_families[i].words[1], socket_families[i].words[0]);
+	if ((r = no_more(p, &rest, what)) < 0)
 		return r;
-	if (strcmp(action, "allow") != 0 && strcmp(action, "deny") != 0)
-		return perr(p, -EINVAL, "socket unix: expected 'allow' or 'deny', got '%s'",
-			    action);
-	return set_own(p, &p->layer->socket_unix, "socket unix", action,
-		       strcmp(action, "allow") == 0, true);
+	for (size_t w = 0; w < 2; w++)
+		if (strcmp(action, socket_families[i].words[w]) == 0)
+			return set_own(p,
+				       (struct slot *)((char *)p->layer + socket_families[i].slot),
+				       what, action, w, true);
+	return perr(p, -EINVAL, "%s: expected '%s' or '%s', got '%s'", what,
+		    socket_families[i].words[1], socket_families[i].words[0], action);
 }
 
 /* on-violation deny|kill: what an escape attempt costs the agent. */
@@ -1644,6 +1667,7 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 	}
 	pr->tmpfs_size = l->tmpfs_size.set ? l->tmpfs_size.num : DEFAULT_TMPFS_SIZE;
 	pr->allow_unix_sockets = l->socket_unix.set && l->socket_unix.num != 0;
+	pr->loopback_sockets = l->socket_inet.set && l->socket_inet.num != 0;
 	pr->kill_on_violation = l->on_violation.set && l->on_violation.num != 0;
 	pr->optional_layers = l->optional;
 	/* Rules are decided as a set (deny wins, order does not matter):

@@ -262,6 +262,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		goto out;
 	}
 	sopts.allow_unix_sockets = opts->profile->allow_unix_sockets;
+	sopts.loopback_sockets = opts->profile->loopback_sockets;
 	filter = aj_seccomp_prebuilt(&sopts);
 	sopts.notify_violations = true;
 	filter_notify = aj_seccomp_prebuilt(&sopts);

@@ -21,11 +21,11 @@
 const struct sock_fprog *
 aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts)
 {
-	if (opts->notify_violations)
-		return opts->allow_unix_sockets ? &aj_seccomp_prebuilt_allow_unix_notify
-						: &aj_seccomp_prebuilt_deny_unix_notify;
-	return opts->allow_unix_sockets ? &aj_seccomp_prebuilt_allow_unix
-					: &aj_seccomp_prebuilt_deny_unix;
+	unsigned i = (opts->allow_unix_sockets ? AJ_SECCOMP_VARIANT_UNIX : 0) |
+		     (opts->loopback_sockets ? AJ_SECCOMP_VARIANT_LOOPBACK : 0) |
+		     (opts->notify_violations ? AJ_SECCOMP_VARIANT_NOTIFY : 0);
+
+	return aj_seccomp_prebuilt_variants[i];
 }
 
 int

@@ -62,8 +62,9 @@ static const struct {
 
 /*
  * What ordinary programs need: sh/bash, coreutils, python3, node, git, the
- * gcc/as/ld toolchain, make.  socket, socketpair, clone, clone3, ioctl and
- * personality are absent on purpose: they are argument-checked below.
+ * gcc/as/ld toolchain, make.  socket, socketpair, connect, sendto, sendmsg,
+ * sendmmsg, clone, clone3, ioctl and personality are absent on purpose:
+ * they are argument-checked below.
  * Every name must exist on x86_64 in libseccomp 2.5.4 (Linux 5.17 table).
  */
 /* clang-format off */
@@ -195,10 +196,11 @@ const struct aj_syscall_group aj_seccomp_allow_groups[] = {
 	{
 		"@network-io",
 		"use sockets the jail already holds (the broker fd) or may create; creating "
-		"one is argument-checked, and the network namespace holds only lo",
-		AJ_SYSCALLS("accept", "accept4", "bind", "connect", "getpeername", "getsockname",
-		            "getsockopt", "listen", "recvfrom", "recvmmsg", "recvmsg", "sendmmsg",
-		            "sendmsg", "sendto", "setsockopt", "shutdown"),
+		"one, and naming a destination, are argument-checked, and the network "
+		"namespace holds only lo",
+		AJ_SYSCALLS("accept", "accept4", "bind", "getpeername", "getsockname",
+		            "getsockopt", "listen", "recvfrom", "recvmmsg", "recvmsg",
+		            "setsockopt", "shutdown"),
 	},
 	{
 		"@sandbox",
@@ -355,23 +357,24 @@ add_low32_complement(struct build *b, const char *what, uint32_t action, int nr,
  * report would only be a false alarm, and kill such programs under
  * `on-violation kill`.  A stream, raw or any other kind stays an attempt.
  * The type is compared without SOCK_NONBLOCK/SOCK_CLOEXEC; the family and
- * the protocol (0 or IPPROTO_UDP) on all 64 bits.
+ * the protocol (0 or PROTOCOL) on all 64 bits.  ACTION decides both inet
+ * families of TYPE.
  */
 static int
-add_udp_probe_rules(struct build *b, int nr)
+add_inet_rules(struct build *b, int nr, int type, int protocol, uint32_t action)
 {
 	static const int families[] = {AF_INET, AF_INET6};
-	static const int protocols[] = {0, IPPROTO_UDP};
+	const int protocols[] = {0, protocol};
 	int r = 0;
 
 	for (size_t f = 0; r == 0 && f < AJ_ARRAY_SIZE(families); f++)
 		for (size_t p = 0; r == 0 && p < AJ_ARRAY_SIZE(protocols); p++) {
-			struct scmp_arg_cmp udp[3] = {
+			struct scmp_arg_cmp cmp[3] = {
 				SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)families[f], 0),
-				SCMP_A1(SCMP_CMP_MASKED_EQ, AJ_SOCK_TYPE_MASK, SOCK_DGRAM),
+				SCMP_A1(SCMP_CMP_MASKED_EQ, AJ_SOCK_TYPE_MASK, (scmp_datum_t)type),
 				SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)protocols[p], 0),
 			};
-			r = add_rule(b, "socket(AF_INET*, SOCK_DGRAM)", AJ_SECCOMP_DENY, nr, 3, udp);
+			r = add_rule(b, "socket(AF_INET*)", action, nr, 3, cmp);
 		}
 	return r;
 }
@@ -408,10 +411,48 @@ add_socket_rules(struct build *b, const struct aj_seccomp_opts *opts)
 	 * comparisons come before NE): test_seccomp's simulator checks it. */
 	if (r == 0)
 		r = add_rule(b, "socket(AF_NETLINK, NETLINK_ROUTE)", AJ_SECCOMP_DENY, nr, 2, route);
+	/* `socket inet loopback`: TCP and UDP, in the jail's lo-only
+	 * namespace (where their bytes are headed: add_destination_rules). */
 	if (r == 0)
-		r = add_udp_probe_rules(b, nr);
+		r = add_inet_rules(b, nr, SOCK_DGRAM, IPPROTO_UDP,
+				   opts->loopback_sockets ? SCMP_ACT_ALLOW : AJ_SECCOMP_DENY);
+	if (r == 0 && opts->loopback_sockets)
+		r = add_inet_rules(b, nr, SOCK_STREAM, IPPROTO_TCP, SCMP_ACT_ALLOW);
 	if (r == 0)
 		r = add_rule(b, "socket(!AF_UNIX)", b->violation, nr, 1, &not_unix);
+	return r;
+}
+
+/*
+ * connect(), sendto() with a destination, sendmsg() and sendmmsg() name
+ * where a socket's bytes go.  Under `socket inet loopback`, with
+ * violations reported, the supervisor hears of each one and lets the
+ * kernel answer (destinations.c): it reports those headed out of the
+ * jail's loopback, which the lo-only namespace refuses (ENETUNREACH).
+ * Otherwise no inet socket exists and they are plain calls.
+ */
+static int
+add_destination_rules(struct build *b, const struct aj_seccomp_opts *opts)
+{
+	static const char *const named[] = {"connect", "sendmsg", "sendmmsg"};
+	bool watch = opts->loopback_sockets && opts->notify_violations;
+	uint32_t action = watch ? SCMP_ACT_NOTIFY : SCMP_ACT_ALLOW;
+	/* send() is sendto() without a destination: nothing to watch. */
+	struct scmp_arg_cmp no_dest = SCMP_A4(SCMP_CMP_EQ, 0, 0);
+	struct scmp_arg_cmp dest = SCMP_A4(SCMP_CMP_NE, 0, 0);
+	int nr, r = 0;
+
+	for (size_t i = 0; r == 0 && i < AJ_ARRAY_SIZE(named); i++) {
+		r = claim(b, named[i], &nr);
+		if (r == 0)
+			r = add_rule(b, named[i], action, nr, 0, NULL);
+	}
+	if (r == 0)
+		r = claim(b, "sendto", &nr);
+	if (r == 0)
+		r = add_rule(b, "sendto(no destination)", SCMP_ACT_ALLOW, nr, 1, &no_dest);
+	if (r == 0)
+		r = add_rule(b, "sendto(destination)", action, nr, 1, &dest);
 	return r;
 }
 
@@ -605,6 +646,8 @@ aj_seccomp_build(const struct aj_seccomp_opts *opts, void **out, char *err, size
 		r = add_socket_rules(&b, opts);
 	if (r == 0)
 		r = add_socketpair_rules(&b);
+	if (r == 0)
+		r = add_destination_rules(&b, opts);
 	if (r == 0)
 		r = add_clone_rules(&b);
 	if (r == 0)

@@ -72,6 +72,7 @@ struct aj_profile {
 	} rlimits[AJ_RLIMIT__COUNT];
 	uint64_t tmpfs_size;      /* `tmpfs-size SIZE`: bytes, default 64 MiB */
 	bool allow_unix_sockets;  /* `socket unix allow|deny`, default deny */
+	bool loopback_sockets;    /* `socket inet loopback|deny`, default deny */
 	bool kill_on_violation;   /* `on-violation kill|deny`, default deny */
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 	struct aj_policy fetch;   /* `fetch ...`: the broker's part (common/policy.h) */
@@ -167,7 +168,10 @@ extern const struct aj_syscall_group aj_seccomp_deny_group;
 
 struct aj_seccomp_opts {
 	bool allow_unix_sockets; /* socket(AF_UNIX, ...) allowed */
-	bool notify_violations;  /* escape attempts go to a user-notification listener */
+	bool loopback_sockets;   /* TCP and UDP sockets allowed (`socket inet loopback`) */
+	bool notify_violations;  /* escape attempts (and, with LOOPBACK_SOCKETS, where
+				    connect and send* are headed) go to a user-notification
+				    listener */
 };
 
 /* Build the filter without loading it (unit-testable without privileges).
@@ -185,10 +189,11 @@ void aj_seccomp_free(void *ctx);
  * seccomp-prebuilt.c), so a run only loads it.  test_seccomp proves the
  * embedded programs equal what aj_seccomp_build() produces. */
 struct sock_fprog;
-extern const struct sock_fprog aj_seccomp_prebuilt_deny_unix;
-extern const struct sock_fprog aj_seccomp_prebuilt_allow_unix;
-extern const struct sock_fprog aj_seccomp_prebuilt_deny_unix_notify;
-extern const struct sock_fprog aj_seccomp_prebuilt_allow_unix_notify;
+#define AJ_SECCOMP_VARIANT_UNIX 1u     /* allow_unix_sockets */
+#define AJ_SECCOMP_VARIANT_LOOPBACK 2u /* loopback_sockets */
+#define AJ_SECCOMP_VARIANT_NOTIFY 4u   /* notify_violations */
+#define AJ_SECCOMP_VARIANTS 8u         /* every combination of the three */
+extern const struct sock_fprog *const aj_seccomp_prebuilt_variants[AJ_SECCOMP_VARIANTS];
 const struct sock_fprog *aj_seccomp_prebuilt(const struct aj_seccomp_opts *opts);
 
 /* Load PROG into the calling process (sets no_new_privs first; TSYNC).
@@ -613,12 +618,44 @@ void aj_audit_counts(const struct aj_audit *a, unsigned long long *allowed,
 		     unsigned long long *denied);
 void aj_audit_free(struct aj_audit *a);
 
+/* ---- supervisor/destinations.c: where a jailed socket's bytes go ---- */
+
+struct seccomp_notif;
+
+/* A destination outside the jail's loopback, as a watched call named it. */
+struct aj_destination {
+	const char *call; /* "connect", "sendto", "sendmsg", "sendmmsg" */
+	int fd;           /* the agent's socket */
+	int type;         /* SOCK_STREAM, SOCK_DGRAM, or -1: could not be read */
+	int family;       /* AF_INET or AF_INET6 */
+	char address[46]; /* INET6_ADDRSTRLEN */
+	unsigned port;
+};
+
+/* Is system call NR one whose destination the jail's filter sends here
+ * (connect, sendto, sendmsg, sendmmsg)? */
+bool aj_destination_watched(int nr);
+
+/* Read where the notified call REQ is headed.  Returns 1 with *OUT when
+ * that is outside the jail's loopback (a violation: destinations.c says
+ * which count), 0 when not or when it cannot be read.  The call is to be
+ * continued either way: the kernel's routing answers it. */
+int aj_destination_read(int listener, const struct seccomp_notif *req,
+			struct aj_destination *out);
+
+/* "connect 192.0.2.1:443", "sendto [2001:db8::1]:53": the violation's summary. */
+void aj_destination_summary(const struct aj_destination *d, char *out, size_t len);
+
+/* The violation's "args" members: "fd":3,"family":"AF_INET","type":"SOCK_STREAM",
+ * "address":"192.0.2.1","port":443. */
+void aj_destination_args(const struct aj_destination *d, char *out, size_t len);
+
+/* KILL_FN(KILL_ARG) kills the jail (on-violation kill); it is called
+ * before the event is written. */
 /* ---- supervisor/violations.c: escape attempts, heard and answered -------- */
 
 struct aj_violations;
 
-/* KILL_FN(KILL_ARG) kills the jail (on-violation kill); it is called
- * before the event is written. */
 int aj_violations_new(int listener_fd, struct aj_events *events, bool kill, void (*kill_fn)(void *),
 		      void *kill_arg, struct aj_violations **out);
 void aj_violations_free(struct aj_violations *v);

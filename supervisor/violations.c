@@ -175,16 +175,16 @@ aj_violations_flush(struct aj_violations *v)
 		flush_kind(v, &v->kinds[i]);
 }
 
-/* The event for one attempt: the call, its decoded arguments, who. */
+/* The event for one attempt: the call, its decoded arguments (ARGS, JSON
+ * members), who. */
 static void
 emit_violation(struct aj_violations *v, const struct seccomp_notif *req, const char *summary,
-	       const char *comm, const char *exe, const char *action)
+	       const char *args, const char *comm, const char *exe, const char *action)
 {
-	char args[512], text[700];
+	char text[700];
 	const char *name = aj_decode_syscall_name(req->data.nr);
 	json_t *fields, *decoded;
 
-	aj_decode_args(&req->data, args, sizeof(args));
 	snprintf(text, sizeof(text), "{%s}", args);
 	decoded = json_loads(text, 0, NULL);
 	fields = json_pack("{s:s, s:I, s:s, s:o, s:I, s:s, s:s, s:s}", "syscall",
@@ -194,10 +194,48 @@ emit_violation(struct aj_violations *v, const struct seccomp_notif *req, const c
 	aj_events_emit(v->events, "violation", fields);
 }
 
+/* Answer the notified call: ERROR (-errno), or 0 to let it run, the
+ * kernel answering.  Only a notification that is still valid. */
+static void
+answer(struct aj_violations *v, int error)
+{
+	memset(v->resp, 0, sizeof(*v->resp));
+	v->resp->id = v->req->id;
+	v->resp->error = error;
+	v->resp->flags = error == 0 ? SECCOMP_USER_NOTIF_FLAG_CONTINUE : 0;
+	if (ioctl(v->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &v->req->id) == 0)
+		(void)ioctl(v->fd, SECCOMP_IOCTL_NOTIF_SEND, v->resp);
+}
+
+/* What the notified call is: an escape attempt (the call itself, refused
+ * with EPERM), a destination outside the jail (reported, the kernel
+ * answers: destinations.c), or a destination inside it (just continued:
+ * false).  SUMMARY and ARGS describe a violation. */
+static bool
+classify(struct aj_violations *v, char *summary, size_t summary_len, char *args,
+	 size_t args_len, int *error)
+{
+	struct aj_destination d;
+
+	if (!aj_destination_watched(v->req->data.nr)) {
+		aj_decode_summary(&v->req->data, summary, summary_len);
+		aj_decode_args(&v->req->data, args, args_len);
+		*error = -EPERM;
+		return true;
+	}
+	*error = 0;
+	if (aj_destination_read(v->fd, v->req, &d) <= 0)
+		return false;
+	aj_destination_summary(&d, summary, summary_len);
+	aj_destination_args(&d, args, args_len);
+	return true;
+}
+
 int
 aj_violations_handle(struct aj_violations *v)
 {
-	char summary[96], comm[64], exe[512], safe_comm[256], safe_exe[1024];
+	char summary[96], args[512], comm[64], exe[512], safe_comm[256], safe_exe[1024];
+	int error;
 	struct pollfd pfd = {.fd = v->fd, .events = POLLIN};
 	struct kind *k;
 	long long now;
@@ -218,7 +256,10 @@ aj_violations_handle(struct aj_violations *v)
 	if (ioctl(v->fd, SECCOMP_IOCTL_NOTIF_RECV, v->req) < 0)
 		return (errno == ENOENT || errno == EINTR || errno == EAGAIN) ? 0 : -errno;
 
-	aj_decode_summary(&v->req->data, summary, sizeof(summary));
+	if (!classify(v, summary, sizeof(summary), args, sizeof(args), &error)) {
+		answer(v, 0);
+		return 0;
+	}
 	v->total++;
 	k = kind_of(v, summary);
 	k->total++;
@@ -255,17 +296,14 @@ aj_violations_handle(struct aj_violations *v)
 	if (full) {
 		aj_log_escape(comm, safe_comm, sizeof(safe_comm));
 		aj_log_escape(exe, safe_exe, sizeof(safe_exe));
-		emit_violation(v, v->req, summary, safe_comm, safe_exe, v->kill ? "kill" : "deny");
+		emit_violation(v, v->req, summary, args, safe_comm, safe_exe,
+			       v->kill ? "kill" : "deny");
 	}
 	if (v->kill)
 		return 1;
-	/* Answer only a notification that is still valid; the call fails
-	 * with EPERM either way for the agent. */
-	memset(v->resp, 0, sizeof(*v->resp));
-	v->resp->id = v->req->id;
-	v->resp->error = -EPERM;
-	if (ioctl(v->fd, SECCOMP_IOCTL_NOTIF_ID_VALID, &v->req->id) == 0)
-		(void)ioctl(v->fd, SECCOMP_IOCTL_NOTIF_SEND, v->resp);
+	/* An attempt fails with EPERM for the agent either way (an
+	 * invalid notification's task is gone or withdrew the call). */
+	answer(v, error);
 	return 0;
 }
 

@@ -173,6 +173,7 @@ Test(profile, empty_gives_defaults)
 	cr_assert_eq(p->n_env_set, 0);
 	cr_assert_eq(p->tmpfs_size, 64ull << 20);
 	cr_assert(!p->allow_unix_sockets);
+	cr_assert(!p->loopback_sockets);
 	cr_assert(!p->kill_on_violation);
 	cr_assert_eq(p->optional_layers, 0);
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++)
@@ -375,15 +376,35 @@ Test(profile, error_tmpfs_size)
 
 Test(profile, error_socket)
 {
-	parse_err("socket", -EINVAL, "t.profile:1: socket: missing 'unix allow' or 'unix deny'");
-	parse_err("socket inet allow", -EINVAL,
-		  "t.profile:1: socket: unknown family 'inet' (only 'unix' can be configured; "
-		  "network sockets are always denied)");
+	parse_err("socket", -EINVAL,
+		  "t.profile:1: socket: missing 'unix allow|deny' or 'inet loopback|deny'");
+	parse_err("socket packet allow", -EINVAL,
+		  "t.profile:1: socket: unknown family 'packet' (only 'unix' and 'inet' can be "
+		  "configured; other families are always denied)");
 	parse_err("socket unix", -EINVAL, "t.profile:1: socket unix: missing 'allow' or 'deny'");
 	parse_err("socket unix maybe", -EINVAL,
 		  "t.profile:1: socket unix: expected 'allow' or 'deny', got 'maybe'");
 	parse_err("socket unix allow now", -EINVAL,
 		  "t.profile:1: socket unix: unexpected argument 'now'");
+	parse_err("socket inet", -EINVAL, "t.profile:1: socket inet: missing 'loopback' or 'deny'");
+	parse_err("socket inet allow", -EINVAL,
+		  "t.profile:1: socket inet: expected 'loopback' or 'deny', got 'allow'");
+	parse_err("socket inet loopback\nsocket inet deny", -EINVAL,
+		  "t.profile:2: conflicting 'socket inet' (already set to 'loopback' at "
+		  "t.profile:1)");
+}
+
+Test(profile, socket_inet_loopback)
+{
+	struct aj_profile *p = parse_ok("socket inet loopback\n");
+
+	cr_assert(p->loopback_sockets);
+	cr_assert(!p->allow_unix_sockets, "the families are separate settings");
+	aj_profile_free(p);
+	p = parse_ok("socket inet deny\nsocket unix allow\n");
+	cr_assert(!p->loopback_sockets);
+	cr_assert(p->allow_unix_sockets);
+	aj_profile_free(p);
 }
 
 Test(profile, on_violation)
@@ -1197,6 +1218,7 @@ Test(profile, canonical_text)
 			    "rlimit core 1024\n"
 			    "tmpfs-size 2097152\n"
 			    "socket unix allow\n"
+			    "socket inet deny\n"
 			    "on-violation deny\n"
 			    "optional cgroupns\n"
 			    "optional sysfs\n"
@@ -1213,6 +1235,7 @@ Test(profile, canonical_text)
 			    "rlimit core 0\n"
 			    "tmpfs-size 67108864\n"
 			    "socket unix deny\n"
+			    "socket inet deny\n"
 			    "on-violation deny\n"
 			    "fetch limit max-body 1048576 response 67108864 timeout 30000ms "
 			    "concurrency 64 rate 6000/min redirects 5\n");

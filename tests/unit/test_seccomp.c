@@ -830,10 +830,21 @@ Test(seccomp, live_python, .timeout = 60)
 
 /* The filter the jail loads is compiled at build time (seccomp-gen); it must
  * be exactly what libseccomp builds from the table now. */
+static void assert_variant_matches(bool allow_unix, bool loopback, bool notify);
+
+/* Every prebuilt program equals what the table builds now. */
 static void
 assert_prebuilt_matches(bool allow_unix, bool notify)
 {
+	assert_variant_matches(allow_unix, false, notify);
+	assert_variant_matches(allow_unix, true, notify);
+}
+
+static void
+assert_variant_matches(bool allow_unix, bool loopback, bool notify)
+{
 	struct aj_seccomp_opts opts = {.allow_unix_sockets = allow_unix,
+				       .loopback_sockets = loopback,
 				       .notify_violations = notify};
 	const struct sock_fprog *pre = aj_seccomp_prebuilt(&opts);
 	void *ctx = NULL;
