@@ -32,6 +32,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -64,29 +65,17 @@ is_jail_local(const struct sockaddr *sa)
 	return false;
 }
 
-/* The agent's memory, opened through a /proc directory that is checked to
- * belong to the notified task (the pid could have been reused). */
-static int
-open_memory(int listener, const struct seccomp_notif *req)
-{
-	char path[64];
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%u/mem", req->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) != 0) {
-		close(fd);
-		return -ESRCH;
-	}
-	return fd;
-}
-
+/* LEN bytes of the notified task's memory at ADDR.  Valid only if the
+ * notification still is after the read (the caller checks once, at the
+ * end): then the task waited in its call throughout, and the pid read
+ * from was its own. */
 static bool
-read_exact(int mem, uint64_t addr, void *buf, size_t len)
+read_exact(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
-	return pread(mem, buf, len, (off_t)addr) == (ssize_t)len;
+	struct iovec local = {.iov_base = buf, .iov_len = len};
+	struct iovec remote = {.iov_base = (void *)(uintptr_t)addr, .iov_len = len};
+
+	return process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len;
 }
 
 /* The type of the notified task's socket FD (SOCK_STREAM, ...), or -1. */
@@ -115,7 +104,7 @@ socket_type(int listener, const struct seccomp_notif *req, int fd)
 /* Read the sockaddr of LEN bytes at ADDR into D; true when it is an inet
  * address outside the jail. */
 static bool
-leaves(int mem, uint64_t addr, uint64_t len, struct aj_destination *d)
+leaves(pid_t pid, uint64_t addr, uint64_t len, struct aj_destination *d)
 {
 	struct sockaddr_storage ss;
 
@@ -124,7 +113,7 @@ leaves(int mem, uint64_t addr, uint64_t len, struct aj_destination *d)
 		return false;
 	if (len > sizeof(ss))
 		len = sizeof(ss);
-	if (!read_exact(mem, addr, &ss, (size_t)len))
+	if (!read_exact(pid, addr, &ss, (size_t)len))
 		return false;
 	if (ss.ss_family == AF_INET && len >= sizeof(struct sockaddr_in))
 		d->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -141,32 +130,31 @@ leaves(int mem, uint64_t addr, uint64_t len, struct aj_destination *d)
 
 /* The destination of a sendmsg()'s header at ADDR. */
 static bool
-msghdr_leaves(int mem, uint64_t addr, struct aj_destination *d)
+msghdr_leaves(pid_t pid, uint64_t addr, struct aj_destination *d)
 {
 	struct msghdr h;
 
-	return read_exact(mem, addr, &h, sizeof(h)) &&
-	       leaves(mem, (uint64_t)(uintptr_t)h.msg_name, h.msg_namelen, d);
+	return read_exact(pid, addr, &h, sizeof(h)) &&
+	       leaves(pid, (uint64_t)(uintptr_t)h.msg_name, h.msg_namelen, d);
 }
 
 static bool
-decide(int mem, const struct seccomp_data *c, struct aj_destination *d)
+decide(pid_t pid, const struct seccomp_data *c, struct aj_destination *d)
 {
 	switch (c->nr) {
 	case SYS_connect:
 		d->call = "connect";
-		return leaves(mem, c->args[1], c->args[2], d) &&
-		       (d->type != SOCK_DGRAM || d->port == DNS_PORT);
+		return leaves(pid, c->args[1], c->args[2], d);
 	case SYS_sendto:
 		d->call = "sendto";
-		return leaves(mem, c->args[4], c->args[5], d);
+		return leaves(pid, c->args[4], c->args[5], d);
 	case SYS_sendmsg:
 		d->call = "sendmsg";
-		return msghdr_leaves(mem, c->args[1], d);
+		return msghdr_leaves(pid, c->args[1], d);
 	case SYS_sendmmsg:
 		d->call = "sendmmsg";
 		for (uint64_t i = 0; i < c->args[2] && i < MMSG_MAX; i++)
-			if (msghdr_leaves(mem, c->args[1] + i * sizeof(struct mmsghdr), d))
+			if (msghdr_leaves(pid, c->args[1] + i * sizeof(struct mmsghdr), d))
 				return true;
 		return false;
 	default:
@@ -178,19 +166,22 @@ int
 aj_destination_read(int listener, const struct seccomp_notif *req, struct aj_destination *out)
 {
 	struct aj_destination d = {.fd = (int)req->data.args[0]};
-	int mem, leaving;
 
 	if (!aj_destination_watched(req->data.nr))
 		return 0;
-	d.type = socket_type(listener, req, d.fd);
-	mem = open_memory(listener, req);
-	if (mem < 0)
+	/* The destination first: a call inside the jail (the common case)
+	 * costs one or two reads.  The type only for a call that leaves: it
+	 * decides a connect() (only a stream's, or a datagram's to port 53,
+	 * is reported) and is part of every report. */
+	if (!decide((pid_t)req->pid, &req->data, &d))
 		return 0;
-	leaving = decide(mem, &req->data, &d);
-	close(mem);
-	if (leaving)
-		*out = d;
-	return leaving;
+	d.type = socket_type(listener, req, d.fd);
+	if (req->data.nr == SYS_connect && d.type == SOCK_DGRAM && d.port != DNS_PORT)
+		return 0;
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) != 0)
+		return 0;
+	*out = d;
+	return 1;
 }
 
 void

@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <linux/sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -204,16 +205,65 @@ close_all_but(const int *keep, size_t n)
 	}
 }
 
-/* Init -> supervisor: the listener fd, or FD < 0 for "no notification on
- * this kernel". */
-static void
-send_listener(int sync_fd, int fd)
-{
-	struct aj_setup_msg msg = {.type = AJ_SETUP_LISTENER};
-	int r = aj_setup_send(sync_fd, &msg, fd);
+/*
+ * Init -> supervisor: the listener fd, or -1 for "no notification on this
+ * kernel".  Sent by a helper that shares init's file table but not its
+ * filter: in loopback mode the filter watches sendmsg() (a datagram to an
+ * address outside the jail is reported), and until the supervisor holds
+ * the listener nobody would answer init's own sendmsg of it.  The helper
+ * is cloned before the filter is loaded, when no agent process exists,
+ * runs only this and is reaped at once; it gets the fd number over a pipe.
+ */
+struct listener_handover {
+	pid_t helper;
+	int pipe[2];
+};
 
-	if (r < 0)
-		child_fail(sync_fd, AJ_STEP_SECCOMP, -r, "passing the notification listener");
+static int
+handover_start(struct listener_handover *h, int sync_fd)
+{
+	struct clone_args args = {.flags = CLONE_FILES, .exit_signal = 0};
+	struct aj_setup_msg msg = {.type = AJ_SETUP_LISTENER};
+	int fd;
+
+	if (pipe2(h->pipe, O_CLOEXEC) < 0)
+		return -errno;
+	h->helper = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+	if (h->helper < 0) {
+		int e = errno;
+
+		close(h->pipe[0]);
+		close(h->pipe[1]);
+		return -e;
+	}
+	if (h->helper > 0)
+		return 0;
+	/* The helper.  It shares the table: it closes nothing. */
+	if (read(h->pipe[0], &fd, sizeof(fd)) != (ssize_t)sizeof(fd))
+		_exit(EPIPE);
+	_exit(-aj_setup_send(sync_fd, &msg, fd));
+}
+
+/* FD is the listener (or -1); init keeps no copy of it afterwards. */
+static int
+handover_finish(struct listener_handover *h, int fd)
+{
+	int st = 0, r = 0;
+
+	if (write(h->pipe[1], &fd, sizeof(fd)) != (ssize_t)sizeof(fd))
+		r = -errno;
+	close(h->pipe[1]);
+	while (waitpid(h->helper, &st, __WALL) < 0)
+		if (errno != EINTR) {
+			r = r ? r : -errno;
+			break;
+		}
+	close(h->pipe[0]);
+	if (fd >= 0)
+		close(fd);
+	if (r == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+		r = WIFEXITED(st) ? -WEXITSTATUS(st) : -EIO;
+	return r;
 }
 
 /*
@@ -294,23 +344,30 @@ wait_for_go(int sync_fd)
 static int
 load_filter(const struct aj_spawn_plan *plan, int sync_fd)
 {
-	int fd;
+	struct listener_handover h;
+	int fd, r;
 
 	if (plan->seccomp_notify == NULL)
 		return aj_seccomp_load_prebuilt(plan->seccomp);
+	r = handover_start(&h, sync_fd);
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_SECCOMP, -r, "starting the listener's handover");
 	fd = aj_seccomp_load_prebuilt_listener(plan->seccomp_notify);
 	/* No user notification here: EINVAL/EOPNOTSUPP/ENOSYS from a kernel
 	 * without it, EBUSY when an outer sandbox already holds the one
 	 * listener a process may have (LXD, sysbox, crun).  Refuse all the
 	 * same, unreported. */
 	if (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -ENOSYS || fd == -EBUSY) {
-		send_listener(sync_fd, -1);
+		r = handover_finish(&h, -1);
+		if (r < 0)
+			child_fail(sync_fd, AJ_STEP_SECCOMP, -r, "passing the notification listener");
 		return aj_seccomp_load_prebuilt(plan->seccomp);
 	}
+	r = handover_finish(&h, fd < 0 ? -1 : fd);
 	if (fd < 0)
 		return fd;
-	send_listener(sync_fd, fd);
-	close(fd);
+	if (r < 0)
+		child_fail(sync_fd, AJ_STEP_SECCOMP, -r, "passing the notification listener");
 	return 0;
 }
 

@@ -11,7 +11,9 @@
  * fchdir N and openat N NAME try to use an inherited fd as a directory.
  * net-ifs lists the network interfaces each open fd answers for.
  * tcooff stops output on the terminal at fd 2 (tcflow), as an agent may.
- * loop-socket N and fork-then-socket MARKER drive the violation tests.
+ * loop-socket N and fork-then-socket MARKER drive the violation tests;
+ * connect-tcp, connect-udp, send{to,msg,mmsg}-udp IP PORT and tcp-local IP
+ * the loopback socket mode's.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -23,6 +25,7 @@
 #include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <linux/seccomp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -124,28 +127,83 @@ try_socket(const char *verb, int family, int type)
 	return try_socket_protocol(verb, family, type, 0);
 }
 
-static int
-try_connect_tcp(const char *verb, const char *ip, const char *port)
+/* IP (v4 or v6) and PORT as a socket address; its length, or 0. */
+static socklen_t
+inet_address(const char *ip, const char *port, struct sockaddr_storage *ss)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(port))};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
 
-	if (fd < 0)
-		return report(verb, -1);
-	inet_pton(AF_INET, ip, &sa.sin_addr);
-	return report(verb, connect(fd, (struct sockaddr *)&sa, sizeof(sa)));
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, ip, &in->sin_addr) == 1) {
+		in->sin_family = AF_INET;
+		in->sin_port = htons(atoi(port));
+		return sizeof(*in);
+	}
+	if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+		in6->sin6_family = AF_INET6;
+		in6->sin6_port = htons(atoi(port));
+		return sizeof(*in6);
+	}
+	return 0;
 }
 
+/*
+ * connect-tcp, connect-udp, sendto-udp, sendmsg-udp, sendmmsg-udp IP PORT:
+ * one call that names IP:PORT as where the socket's bytes go.
+ */
 static int
-try_sendto_udp(const char *verb, const char *ip, const char *port)
+try_inet(const char *verb, const char *ip, const char *port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(port))};
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_storage ss;
+	socklen_t len = inet_address(ip, port, &ss);
+	bool stream = !strcmp(verb, "connect-tcp");
+	struct iovec iov = {.iov_base = "x", .iov_len = 1};
+	struct msghdr h = {.msg_name = &ss, .msg_namelen = len, .msg_iov = &iov, .msg_iovlen = 1};
+	struct mmsghdr mh = {.msg_hdr = h};
+	int fd;
 
+	if (len == 0) {
+		fprintf(stderr, "try: bad address '%s'\n", ip);
+		return 2;
+	}
+	fd = socket(ss.ss_family, stream ? SOCK_STREAM : SOCK_DGRAM, 0);
 	if (fd < 0)
 		return report(verb, -1);
-	inet_pton(AF_INET, ip, &sa.sin_addr);
-	return report(verb, sendto(fd, "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa)));
+	if (!strcmp(verb, "sendto-udp"))
+		return report(verb, sendto(fd, "x", 1, 0, (struct sockaddr *)&ss, len));
+	if (!strcmp(verb, "sendmsg-udp"))
+		return report(verb, sendmsg(fd, &h, 0));
+	if (!strcmp(verb, "sendmmsg-udp"))
+		return report(verb, sendmmsg(fd, &mh, 1, 0));
+	return report(verb, connect(fd, (struct sockaddr *)&ss, len));
+}
+
+/* tcp-local IP: listen on IP (an ephemeral port), connect to it, pass one
+ * byte: what an agent's own local server and its client do. */
+static int
+tcp_local(const char *verb, const char *ip)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = inet_address(ip, "0", &ss);
+	int lfd, cfd, afd;
+	char c = 0;
+
+	if (len == 0) {
+		fprintf(stderr, "try: bad address '%s'\n", ip);
+		return 2;
+	}
+	lfd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&ss, len) < 0 || listen(lfd, 1) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&ss, &len) < 0)
+		return report(verb, -1);
+	cfd = socket(ss.ss_family, SOCK_STREAM, 0);
+	if (cfd < 0 || connect(cfd, (struct sockaddr *)&ss, len) < 0)
+		return report(verb, -1);
+	afd = accept(lfd, NULL, NULL);
+	if (afd < 0 || send(cfd, "y", 1, 0) != 1 || recv(afd, &c, 1, 0) != 1)
+		return report(verb, -1);
+	return report(verb, c == 'y' ? 0 : (errno = EIO, -1));
 }
 
 static int
@@ -708,10 +766,12 @@ main(int argc, char **argv)
 		strncpy(sa.sun_path, argv[2], sizeof(sa.sun_path) - 1);
 		return report(v, sendto(sv[0], "x", 1, 0, (struct sockaddr *)&sa, sizeof(sa)));
 	}
-	if (!strcmp(v, "connect-tcp") && argc == 4)
-		return try_connect_tcp(v, argv[2], argv[3]);
-	if (!strcmp(v, "sendto-udp") && argc == 4)
-		return try_sendto_udp(v, argv[2], argv[3]);
+	if ((!strcmp(v, "connect-tcp") || !strcmp(v, "connect-udp") || !strcmp(v, "sendto-udp") ||
+	     !strcmp(v, "sendmsg-udp") || !strcmp(v, "sendmmsg-udp")) &&
+	    argc == 4)
+		return try_inet(v, argv[2], argv[3]);
+	if (!strcmp(v, "tcp-local") && argc == 3)
+		return tcp_local(v, argv[2]);
 	if (!strcmp(v, "connect-unix") && argc == 3)
 		return try_connect_unix(v, argv[2]);
 	if (!strcmp(v, "io_uring_setup")) {

@@ -953,3 +953,63 @@ Test(seccomp, udp_sockets_are_refused_without_a_report)
 		     SECCOMP_RET_USER_NOTIF);
 	free(s.prog);
 }
+
+/* `socket inet loopback`: TCP and UDP are the agent's; raw, ICMP and other
+ * families stay reported attempts.  Every call naming a destination goes
+ * to the supervisor (it reports those leaving the jail's loopback), a
+ * send() without one does not; without reporting they are plain calls. */
+Test(seccomp, loopback_mode_allows_tcp_udp_and_watches_destinations)
+{
+	struct aj_seccomp_opts opts = {.notify_violations = true, .loopback_sockets = true};
+	struct sim s = sim_of(&opts);
+	const uint32_t x = AUDIT_ARCH_X86_64;
+	const int flags = SOCK_CLOEXEC | SOCK_NONBLOCK;
+	struct seccomp_data send_plain = {.nr = __NR_sendto, .arch = x, .args = {3, 0, 1, 0, 0, 0}};
+	struct seccomp_data send_to = {.nr = __NR_sendto, .arch = x, .args = {3, 0, 1, 0, 1, 16}};
+	struct seccomp_data send_high = {
+		.nr = __NR_sendto, .arch = x, .args = {3, 0, 1, 0, 1ULL << 32, 16}};
+
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_STREAM | flags, 0), ALLOW);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET6, SOCK_STREAM, IPPROTO_TCP), ALLOW);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET6, SOCK_DGRAM | flags, IPPROTO_UDP),
+		     ALLOW);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_STREAM, IPPROTO_UDP),
+		     SECCOMP_RET_USER_NOTIF, "a stream socket is TCP's only");
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_RAW, IPPROTO_TCP),
+		     SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_DGRAM, IPPROTO_ICMP),
+		     SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_PACKET, SOCK_DGRAM, 0),
+		     SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_call3(&s, x, __NR_connect, 3, 0, 16), SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_call3(&s, x, __NR_sendmsg, 3, 0, 0), SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_call3(&s, x, __NR_sendmmsg, 3, 0, 1), SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_run(s.prog, s.n, &send_plain), ALLOW);
+	cr_assert_eq(sim_run(s.prog, s.n, &send_to), SECCOMP_RET_USER_NOTIF);
+	cr_assert_eq(sim_run(s.prog, s.n, &send_high), SECCOMP_RET_USER_NOTIF,
+		     "the whole 64-bit address pointer is compared");
+	free(s.prog);
+
+	opts.notify_violations = false;
+	s = sim_of(&opts);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_STREAM, 0), ALLOW);
+	cr_assert_eq(sim_call3(&s, x, __NR_connect, 3, 0, 16), ALLOW);
+	cr_assert_eq(sim_run(s.prog, s.n, &send_to), ALLOW);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_RAW, 0), ERRNO(EPERM));
+	free(s.prog);
+}
+
+/* The strict mode: no inet socket exists, so a destination is nobody's
+ * business and the calls stay plain. */
+Test(seccomp, strict_mode_does_not_watch_destinations)
+{
+	struct aj_seccomp_opts opts = {.notify_violations = true};
+	struct sim s = sim_of(&opts);
+	const uint32_t x = AUDIT_ARCH_X86_64;
+
+	cr_assert_eq(sim_call3(&s, x, __NR_connect, 3, 0, 16), ALLOW);
+	cr_assert_eq(sim_call3(&s, x, __NR_sendmsg, 3, 0, 0), ALLOW);
+	cr_assert_eq(sim_call3(&s, x, __NR_socket, AF_INET, SOCK_STREAM, 0),
+		     SECCOMP_RET_USER_NOTIF);
+	free(s.prog);
+}
