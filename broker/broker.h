@@ -18,6 +18,8 @@
  *   egress.c    which addresses may be connected to
  *   audit.c     one audit record per request, to the supervisor
  *   http.c      upstream header lines (http.h)
+ *   proxy-request.c  the proxy's reading of a client's requests (proxy-request.h)
+ *   proxy-head.c     what such a request's head means: target, Host, framing fields
  *   confine.c   the broker's own seccomp filter
  */
 #ifndef AJ_BROKER_H
