@@ -20,6 +20,7 @@
  *   http.c      upstream header lines (http.h)
  *   proxy-request.c  the proxy's reading of a client's requests (proxy-request.h)
  *   proxy-head.c     what such a request's head means: target, Host, framing fields
+ *   tlsca.c     the jail's CA: leaf certificates, intercepted TLS's server side
  *   confine.c   the broker's own seccomp filter
  */
 #ifndef AJ_BROKER_H
@@ -50,6 +51,8 @@ struct aj_req;
 struct aj_requests;
 struct aj_transfer;
 struct aj_transfers;
+struct ssl_st;  /* OpenSSL's SSL */
+struct x509_st; /* OpenSSL's X509 */
 
 /* Response body bytes an agent may receive before it grants more
  * (WELCOME's "window", and every request's starting credit). */
@@ -392,6 +395,68 @@ struct aj_audit_entry {
 };
 
 void aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e);
+
+/* ---- broker/tlsca.c: the jail's TLS interception authority ---------------------- */
+
+struct aj_tlsca;
+
+/* How long the CA, and so every leaf, is valid: the jail's life has no
+ * bound of its own, so this is it (a jail running longer gets no more
+ * leaves: -EKEYEXPIRED).  Certificates start AJ_TLSCA_BACKDATE seconds
+ * before they are made: the jail reads the broker's own clock, so this
+ * only spares a tool comparing against a rounded or cached time. */
+#define AJ_TLSCA_DAYS 30
+#define AJ_TLSCA_BACKDATE 3600
+
+/* Leaves kept per CA, one per host.  Past it, a new host's leaf is signed
+ * for each tunnel and not kept: nothing is refused, memory stays bounded
+ * (a kept leaf is about 4 KiB). */
+#define AJ_TLSCA_LEAVES_MAX 4096
+
+/* A new CA for one jail: an EC P-256 key made in memory (it never leaves
+ * the broker), a self-signed certificate "O=agentjail, CN=agentjail jail
+ * CA <64 random bits>", valid AJ_TLSCA_DAYS, that may sign leaves only
+ * (CA:TRUE, pathlen:0).  Returns 0, or -ENOMEM or -EIO with ERR. */
+int aj_tlsca_new(struct aj_tlsca **out, char *err, size_t errlen);
+/* Frees the keys (cleared as they go: tlsca.c).  Tunnels' SSLs may
+ * outlive it: they hold their own references. */
+void aj_tlsca_free(struct aj_tlsca *ca);
+
+/* The CA's certificate, PEM, NUL-terminated, *LEN bytes (LEN may be
+ * NULL): what the jail's trust bundle adds.  Owned by CA. */
+const char *aj_tlsca_pem(const struct aj_tlsca *ca, size_t *len);
+
+/* The leaf certificate for HOST (a DNS name as A-labels, or an IP literal,
+ * IPv6 bare; normalised as common/url.c does: lower case, no trailing
+ * dot), made at the first call and kept (AJ_TLSCA_LEAVES_MAX): the host in
+ * the subject alternative name (and the CN when it fits), serverAuth,
+ * valid to the CA's end.  Every leaf of a CA has the same key, made with
+ * the CA: a key per host would guard nothing more, since all of them would
+ * sit in this one process beside the CA's key.  Returns 0 with a new
+ * reference in *OUT (X509_free), -EINVAL with ERR for a host no
+ * certificate may name (empty, longer than 253 bytes, a wildcard, a port,
+ * a character DNS names do not have), -EKEYEXPIRED, -ENOMEM or -EIO. */
+int aj_tlsca_leaf(struct aj_tlsca *ca, const char *host, struct x509_st **out, char *err,
+		  size_t errlen);
+
+/* The server side of an intercepted tunnel to HOST (the CONNECT host;
+ * aj_tlsca_leaf's names and returns), in accept state, with no fd or BIO
+ * yet; the caller SSL_frees it.  TLS 1.2 or 1.3, no session resumption
+ * (every handshake is a full one); ALPN selects http/1.1 when offered and
+ * nothing otherwise (an h2-only client gets no ALPN).
+ * It presents HOST's leaf and no other certificate: the handshake fails
+ * (alert unrecognized_name) before any certificate is sent when the
+ * client's server name (SNI) differs from HOST, is not a host name, or is
+ * missing while HOST is a name.  Without SNI, an IP literal HOST is
+ * served its leaf (clients send no SNI for addresses).  After a failed
+ * handshake, aj_tlsca_refusal says whether this check refused it. */
+int aj_tlsca_server_ssl(struct aj_tlsca *ca, const char *host, struct ssl_st **out, char *err,
+			size_t errlen);
+
+/* Why the server-name check refused SSL's handshake ("the client's server
+ * name (SNI) is a.example, but the tunnel is to b.example"; the agent's
+ * text escaped), or NULL when it did not.  Owned by SSL. */
+const char *aj_tlsca_refusal(const struct ssl_st *ssl);
 
 /* ---- broker/confine.c -------------------------------------------------------------- */
 
