@@ -59,6 +59,12 @@ aj_setup_recv(int fd, struct aj_setup_msg *msg, int *passed)
 	bool bad_fds;
 	ssize_t n = aj_fdpass_recv(fd, msg, sizeof(*msg), 0, passed, &bad_fds);
 
+	/* Init exited with a message of ours unread (it failed before
+	 * reading the second "go"): the kernel then reports ECONNRESET once,
+	 * ahead of what init sent before exiting, which is still queued (its
+	 * FAILURE).  Read on: the error is cleared by being reported. */
+	if (n == -ECONNRESET)
+		n = aj_fdpass_recv(fd, msg, sizeof(*msg), 0, passed, &bad_fds);
 	if (n < 0)
 		return (int)n;
 	/* Exactly one fd is taken; any other count is a broken message. */
