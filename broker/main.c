@@ -67,6 +67,7 @@ struct broker {
 	struct aj_requests *requests;
 	struct aj_dispatch *dispatch;
 	struct aj_channels *channels;
+	struct aj_proxy *proxy; /* `proxy on`, else NULL */
 };
 
 static int
@@ -172,6 +173,30 @@ load_policy(struct broker *b)
 
 /* ---- the process ------------------------------------------------------------------- */
 
+/* `proxy on`: the jail's init made listening sockets, passed at
+ * AJ_FD_PROXY and after it.  The proxy talks to the protocol layer on a
+ * channel of the broker's own. */
+static int
+wire_proxy(struct broker *b)
+{
+	int listen_fds[AJ_PROXY_LISTEN_MAX], pair[2];
+	size_t n = 0;
+
+	while (n < AJ_PROXY_LISTEN_MAX && fcntl(AJ_FD_PROXY + (int)n, F_GETFD) >= 0) {
+		listen_fds[n] = AJ_FD_PROXY + (int)n;
+		if (fcntl(listen_fds[n], F_SETFL, O_NONBLOCK) < 0)
+			return -1;
+		n++;
+	}
+	if (n == 0)
+		return 0;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0)
+		return -1;
+	aj_channels_open_internal(b->channels, pair[0]);
+	b->proxy = aj_proxy_new(b->loop, pair[1], listen_fds, n);
+	return b->proxy == NULL ? -1 : 0;
+}
+
 /* The layers, bottom up (broker/broker.h), before the broker is confined:
  * libcurl's global state and the host's addresses are read here. */
 static int
@@ -200,12 +225,15 @@ wire(struct broker *b)
 	if (b->dispatch == NULL)
 		return -1;
 	b->channels = aj_channels_new(b->loop, &aj_dispatch_hooks, b->dispatch);
-	return b->channels == NULL ? -1 : 0;
+	if (b->channels == NULL)
+		return -1;
+	return wire_proxy(b);
 }
 
 static void
 unwire(struct broker *b)
 {
+	aj_proxy_free(b->proxy);
 	aj_channels_free(b->channels);
 	aj_dispatch_free(b->dispatch);
 	aj_requests_free(b->requests);

@@ -442,6 +442,15 @@ aj_proto_parse_request(const uint8_t *payload, size_t len, struct aj_proto_reque
 			}
 			req.deliver_memfd = strcmp(d, "memfd") == 0;
 			req.deliver_pipe = strcmp(d, "pipe") == 0;
+		} else if (strcmp(key, "redirects") == 0) {
+			const char *d = json_string_value(v);
+
+			if (d == NULL || (strcmp(d, "follow") != 0 && strcmp(d, "none") != 0)) {
+				r = aj_err(err, errlen, -EBADMSG,
+					   "\"redirects\" must be \"follow\" or \"none\"");
+				goto out;
+			}
+			req.no_redirects = strcmp(d, "none") == 0;
 		} else {
 			/* A member this broker does not know could be one the
 			 * agent relies on: refuse rather than ignore it. */

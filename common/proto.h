@@ -62,6 +62,8 @@ struct aj_proto_request {
 	size_t n_headers;
 	int deliver_memfd; /* "deliver":"memfd": the body as a sealed memfd */
 	int deliver_pipe;  /* "deliver":"pipe": the body through a pipe */
+	int no_redirects;  /* "redirects":"none": a 3xx is the answer (the proxy's clients
+			      follow redirects themselves) */
 };
 
 /* Parse PAYLOAD into *OUT (written only on success; release it with

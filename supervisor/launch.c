@@ -78,8 +78,10 @@ launch_stdio(int stdio[3], int *log_fd)
 
 int
 aj_launch_broker(const char *path, const struct aj_profile *profile, const struct aj_identity *id,
-		 int door, int audit_end, struct aj_broker *broker, char *err, size_t errlen)
+		 int door, int audit_end, const int *proxy, size_t n_proxy, struct aj_broker *broker,
+		 char *err, size_t errlen)
 {
+	int fds[3 + AJ_PROXY_LISTENERS] = {door, -1, audit_end, -1, -1};
 	char parent[32], user[64];
 	char *argv[] = {"agentjail-broker",         "--supervisor", parent,
 			id->drop ? "--user" : NULL, user,           NULL};
@@ -103,7 +105,10 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 		close(log_fd);
 		return policy_fd;
 	}
-	r = aj_process_spawn(path, argv, envp, (int[]){door, policy_fd, audit_end}, 3, stdio, -1, false,
+	fds[1] = policy_fd;
+	for (size_t i = 0; i < n_proxy && i < AJ_PROXY_LISTENERS; i++)
+		fds[3 + i] = proxy[i];
+	r = aj_process_spawn(path, argv, envp, fds, 3 + (n_proxy < AJ_PROXY_LISTENERS ? n_proxy : AJ_PROXY_LISTENERS), stdio, -1, false,
 			     &child);
 	close(policy_fd);
 	close_stdio(stdio);
