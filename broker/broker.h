@@ -142,6 +142,8 @@ bool aj_channel_is_backlogged(const struct aj_channel *c);
 /* Stop reading C (the profile's rate) until aj_channels_unthrottle(). */
 void aj_channel_throttle(struct aj_channel *c);
 bool aj_channel_is_throttled(const struct aj_channel *c);
+/* Is C the broker's own channel (the proxy's: aj_channels_open_internal())? */
+bool aj_channel_is_internal(const struct aj_channel *c);
 
 /* The set C belongs to (CONNECT opens a new channel in it). */
 struct aj_channels *aj_channel_set(const struct aj_channel *c);

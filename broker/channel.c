@@ -292,6 +292,12 @@ aj_channel_is_throttled(const struct aj_channel *c)
 	return c->throttled;
 }
 
+bool
+aj_channel_is_internal(const struct aj_channel *c)
+{
+	return c->internal;
+}
+
 void
 aj_channels_unthrottle(struct aj_channels *set)
 {
