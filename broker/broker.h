@@ -472,7 +472,6 @@ const char *aj_tlsca_refusal(const struct ssl_st *ssl);
 struct aj_proxy;
 
 /* The listening sockets a proxy accepts on (127.0.0.1, ::1). */
-#define AJ_PROXY_LISTEN_MAX 2
 
 /* Serve the N listening sockets LISTEN_FDS (non-blocking; taken over),
  * speaking to the broker on CHAN: one end of a SOCK_SEQPACKET pair whose

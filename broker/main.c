@@ -1,12 +1,12 @@
 /*
  * agentjail-broker: the agent's one door (docs/PROTOCOL.md).
  *
- *   agentjail-broker --supervisor PID [--user UID:GID]
+ *   agentjail-broker --supervisor PID [--user UID:GID] [--proxy N]
  *
  * Started by the supervisor with posix_spawn, with the descriptors of the
  * contract (common/fds.h): its end of the agent's socketpair at 3, the
  * resolved policy (a sealed memfd, common/handover.h) at 4, the audit pipe
- * at 5.  Before it reads anything from the agent it ties its life to the
+ * at 5, and with `--proxy N` the proxy's N listening sockets from 6.  Before it reads anything from the agent it ties its life to the
  * supervisor's, (started by root) becomes UID:GID with no supplementary
  * groups, which clears every capability, refuses to go on with any
  * capability or as root, and loads its own seccomp filter
@@ -68,6 +68,7 @@ struct broker {
 	struct aj_dispatch *dispatch;
 	struct aj_channels *channels;
 	struct aj_proxy *proxy; /* `proxy on`, else NULL */
+	size_t n_proxy;         /* --proxy N: its listening sockets, from AJ_FD_PROXY */
 };
 
 static int
@@ -177,19 +178,22 @@ load_policy(struct broker *b)
  * AJ_FD_PROXY and after it.  The proxy talks to the protocol layer on a
  * channel of the broker's own. */
 static int
-wire_proxy(struct broker *b)
+wire_proxy(struct broker *b, size_t n)
 {
-	int listen_fds[AJ_PROXY_LISTEN_MAX], pair[2];
-	size_t n = 0;
+	int listen_fds[AJ_PROXY_LISTENERS], pair[2];
 
-	while (n < AJ_PROXY_LISTEN_MAX && fcntl(AJ_FD_PROXY + (int)n, F_GETFD) >= 0) {
-		listen_fds[n] = AJ_FD_PROXY + (int)n;
-		if (fcntl(listen_fds[n], F_SETFL, O_NONBLOCK) < 0)
-			return -1;
-		n++;
-	}
 	if (n == 0)
 		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int listening = 0;
+		socklen_t len = sizeof(listening);
+
+		listen_fds[i] = AJ_FD_PROXY + (int)i;
+		/* What the contract says is there, or the broker does not serve. */
+		if (getsockopt(listen_fds[i], SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+		    !listening || fcntl(listen_fds[i], F_SETFL, O_NONBLOCK) < 0)
+			return -1;
+	}
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0)
 		return -1;
 	aj_channels_open_internal(b->channels, pair[0]);
@@ -227,7 +231,7 @@ wire(struct broker *b)
 	b->channels = aj_channels_new(b->loop, &aj_dispatch_hooks, b->dispatch);
 	if (b->channels == NULL)
 		return -1;
-	return wire_proxy(b);
+	return wire_proxy(b, b->n_proxy);
 }
 
 static void
@@ -260,11 +264,13 @@ main(int argc, char **argv)
 			supervisor = (pid_t)atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--user") == 0)
 			user = argv[i + 1];
+		else if (strcmp(argv[i], "--proxy") == 0)
+			b.n_proxy = (size_t)atoi(argv[i + 1]);
 	}
 	/* Die with the supervisor; if it is already gone, leave now. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return fail("PR_SET_PDEATHSIG");
-	if (supervisor <= 0 || getppid() != supervisor)
+	if (supervisor <= 0 || getppid() != supervisor || b.n_proxy > AJ_PROXY_LISTENERS)
 		return AJ_EXIT_SETUP;
 	if (user != NULL && become(user) < 0)
 		return fail("dropping to the profile's user");

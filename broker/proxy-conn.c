@@ -8,8 +8,8 @@
  * knows the length, else chunked, or the end of the connection for an
  * HTTP/1.0 client).  A refusal is an HTTP answer that names why: the
  * status, `X-Agentjail-Error` (the broker's error code, or the reader's
- * name for a malformed request) and, for a denial, `X-Agentjail-Rule`
- * (the profile's file:line).
+ * name for a malformed request) and, when the broker's error names one,
+ * `X-Agentjail-Rule` (the profile's file:line, or why no rule matched).
  *
  * Flow control: response bytes are granted back to the broker (WINDOW)
  * only once the client's socket took them, so a client that stops
@@ -193,9 +193,19 @@ static bool
 refuse(struct aj_proxy_conn *c, int status, const char *code, const char *rule,
        const char *message, bool close)
 {
-	char body[768];
+	char body[768], safe_rule[512];
 	int n;
 
+	/* The rule names a profile's path: a byte that would end the header
+	 * line goes out as '?'. */
+	if (rule != NULL) {
+		size_t i = 0;
+
+		for (; rule[i] != '\0' && i + 1 < sizeof(safe_rule); i++)
+			safe_rule[i] = (unsigned char)rule[i] < 0x20 || rule[i] == 0x7f ? '?' : rule[i];
+		safe_rule[i] = '\0';
+		rule = safe_rule;
+	}
 	n = snprintf(body, sizeof(body), "agentjail: %s%s%s%s: %s\n", code,
 		     rule ? " (rule " : "", rule ? rule : "", rule ? ")" : "", message);
 	if (n < 0 || (size_t)n >= sizeof(body))

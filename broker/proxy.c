@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "fds.h"
 #include "log.h"
 #include "proxy.h"
 
@@ -40,8 +41,8 @@ struct qframe {
 
 struct aj_proxy {
 	struct ev_loop *loop;
-	int listen_fd[AJ_PROXY_LISTEN_MAX];
-	ev_io accept_w[AJ_PROXY_LISTEN_MAX];
+	int listen_fd[AJ_PROXY_LISTENERS];
+	ev_io accept_w[AJ_PROXY_LISTENERS];
 	size_t n_listen;
 	int chan;
 	ev_io chan_r, chan_w;
@@ -377,7 +378,7 @@ aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n)
 		return NULL;
 	px->loop = loop;
 	px->chan = chan;
-	for (size_t i = 0; i < n && i < AJ_PROXY_LISTEN_MAX; i++) {
+	for (size_t i = 0; i < n && i < AJ_PROXY_LISTENERS; i++) {
 		px->listen_fd[px->n_listen] = listen_fds[i];
 		ev_io_init(&px->accept_w[px->n_listen], on_accept, listen_fds[i], EV_READ);
 		px->accept_w[px->n_listen].data = px;

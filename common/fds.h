@@ -8,7 +8,8 @@
  *                               AJ_FD_POLICY the resolved fetch policy: a sealed memfd
  *                                            (common/handover.h)
  *                               AJ_FD_AUDIT  the pipe its audit records go to
- *                               AJ_FD_PROXY  `proxy on`: its listening sockets (6, 7)
+ *                               AJ_FD_PROXY  `proxy on`: its listening sockets (6, and 7
+ *                                            with IPv6), as many as `--proxy N` says
  *
  * Everything else above 2 is closed before the program runs.  The
  * supervisor places them (supervisor/process.c, aj_process_spawn()); the
@@ -22,8 +23,10 @@
 #define AJ_FD_AUDIT 5
 /* With `proxy on`: the proxy's listening sockets in the jail's network
  * namespace, 127.0.0.1 at AJ_FD_PROXY and, on a kernel with IPv6, ::1 at
- * the next; absent without the proxy. */
+ * the next; the broker's `--proxy N` says how many (absent without the
+ * proxy: the broker's own descriptors may take these numbers then). */
 #define AJ_FD_PROXY 6
+#define AJ_PROXY_LISTENERS 2
 
 /* The variable that names the door's fd number inside the jail. */
 #define AJ_FD_DOOR_ENV "AGENTJAIL_FD"

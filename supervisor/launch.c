@@ -82,9 +82,9 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 		 char *err, size_t errlen)
 {
 	int fds[3 + AJ_PROXY_LISTENERS] = {door, -1, audit_end, -1, -1};
-	char parent[32], user[64];
-	char *argv[] = {"agentjail-broker",         "--supervisor", parent,
-			id->drop ? "--user" : NULL, user,           NULL};
+	char parent[32], user[64], listeners[16];
+	char *argv[8] = {"agentjail-broker", "--supervisor", parent};
+	size_t argc = 3;
 	char *envp[] = {NULL};
 	int stdio[3], log_fd = -1;
 	pid_t child;
@@ -95,6 +95,17 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 		path = AJ_LIBEXECDIR "/agentjail-broker";
 	snprintf(parent, sizeof(parent), "%d", (int)getpid());
 	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->broker_uid, (unsigned)id->broker_gid);
+	if (id->drop) {
+		argv[argc++] = "--user";
+		argv[argc++] = user;
+	}
+	if (n_proxy > AJ_PROXY_LISTENERS)
+		n_proxy = AJ_PROXY_LISTENERS;
+	if (n_proxy > 0) {
+		snprintf(listeners, sizeof(listeners), "%zu", n_proxy);
+		argv[argc++] = "--proxy";
+		argv[argc++] = listeners;
+	}
 	r = launch_stdio(stdio, &log_fd);
 	if (r < 0)
 		return aj_err(err, errlen, r, "%s failed: its stdio: %s",
@@ -106,10 +117,9 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 		return policy_fd;
 	}
 	fds[1] = policy_fd;
-	for (size_t i = 0; i < n_proxy && i < AJ_PROXY_LISTENERS; i++)
+	for (size_t i = 0; i < n_proxy; i++)
 		fds[3 + i] = proxy[i];
-	r = aj_process_spawn(path, argv, envp, fds, 3 + (n_proxy < AJ_PROXY_LISTENERS ? n_proxy : AJ_PROXY_LISTENERS), stdio, -1, false,
-			     &child);
+	r = aj_process_spawn(path, argv, envp, fds, 3 + n_proxy, stdio, -1, false, &child);
 	close(policy_fd);
 	close_stdio(stdio);
 	if (r != 0) {

@@ -58,8 +58,8 @@ void aj_profile_files_free(struct aj_profile_file *files, size_t n);
 
 /* `proxy on` without a port: the usual one of HTTP proxies (squid's). */
 #define AJ_PROXY_DEFAULT_PORT 3128
-/* Its listening sockets in the jail: 127.0.0.1 and ::1. */
-#define AJ_PROXY_LISTENERS 2
+/* Its listening sockets in the jail (127.0.0.1 and ::1): AJ_PROXY_LISTENERS,
+ * common/fds.h. */
 
 struct aj_profile {
 	char *name;        /* as asked for */
