@@ -471,13 +471,19 @@ const char *aj_tlsca_refusal(const struct ssl_st *ssl);
 
 struct aj_proxy;
 
-/* The listening sockets a proxy accepts on (127.0.0.1, ::1). */
-
 /* Serve the N listening sockets LISTEN_FDS (non-blocking; taken over),
  * speaking to the broker on CHAN: one end of a SOCK_SEQPACKET pair whose
- * other end is an internal channel (aj_channels_open_internal()).  NULL:
+ * other end is an internal channel (aj_channels_open_internal()).  CA
+ * (kept by the caller, outliving the proxy) signs the leaves of the TLS
+ * tunnels clients open with CONNECT; CONN is aj_proxy_conn_hooks.  NULL:
  * out of memory. */
-struct aj_proxy *aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n);
+struct aj_proxy_conn_hooks;
+struct aj_proxy *aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
+			      struct aj_tlsca *ca, const struct aj_proxy_conn_hooks *conn);
+/* The connections' side (proxy-conn.c), passed as CONN: the proxy calls
+ * its connections through it only, as the channels call the protocol
+ * layer through their hooks. */
+extern const struct aj_proxy_conn_hooks aj_proxy_conn_hooks;
 void aj_proxy_free(struct aj_proxy *px);
 
 /* ---- broker/confine.c -------------------------------------------------------------- */

@@ -16,8 +16,11 @@
  * reading holds at most one window of buffered bytes; a request body is
  * read from the client only while the channel has room.
  *
- * Not yet: CONNECT (TLS interception, tunnels) and Upgrade are answered
- * 501 with `X-Agentjail-Error: tunnel_unsupported`.
+ * CONNECT host:port opens an intercepted tunnel: the proxy answers 200,
+ * then speaks TLS with the jail's leaf for that host (proxy-tls.c), and
+ * the requests inside, in origin-form, are read and answered exactly as
+ * above, as https://host:port URLs.  An Upgrade is answered 501 with
+ * `X-Agentjail-Error: tunnel_unsupported`.
  */
 #include "config.h"
 
@@ -31,6 +34,7 @@
 
 #include "broker.h"
 #include "http.h"
+#include "log.h"
 #include "proxy-request.h"
 #include "proxy.h"
 #include "util.h"
@@ -53,10 +57,14 @@ struct aj_proxy_conn {
 	int fd;
 	ev_io r, w;
 	struct aj_proxy_request *reader;
-	char in[IN_MAX];
+	char in[IN_MAX]; /* the client's requests, plaintext */
 	size_t in_len;
-	char *out;
-	size_t out_len, out_off, out_cap;
+	struct aj_proxy_buf out;  /* the answers, plaintext */
+	struct aj_proxy_buf wire; /* bytes for the socket as they are: the tunnel's
+				     200 and, inside it, the ciphertext */
+	struct aj_proxy_tls *tls; /* inside a CONNECT tunnel; else NULL */
+	bool tls_closed;          /* its close_notify is on the wire */
+	char tunnel_host[256];    /* the CONNECT host, for the log */
 	enum state state;
 	uint32_t id;       /* the request the broker has, 0: none */
 	bool body_due;     /* the client is still sending the request's body */
@@ -71,32 +79,63 @@ struct aj_proxy_conn {
 };
 
 static void feed(struct aj_proxy_conn *c);
+static void conn_free(struct aj_proxy_conn *c);
 
 /* ---- output ------------------------------------------------------------------------ */
+
+/* Write B to the socket from its offset: 1 all written, 0 the socket is
+ * full (the write watcher runs), -1 the client is gone. */
+static int
+write_out(struct aj_proxy_conn *c, struct aj_proxy_buf *b)
+{
+	while (b->off < b->len) {
+		ssize_t n = write(c->fd, b->data + b->off, b->len - b->off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ev_io_start(aj_proxy_loop(c->px), &c->w);
+			return 0;
+		}
+		if (n <= 0)
+			return -1;
+		b->off += (size_t)n;
+	}
+	b->off = b->len = 0;
+	return 1;
+}
 
 /* Write what is buffered; false when the client is gone (C is freed). */
 static bool
 flush(struct aj_proxy_conn *c)
 {
-	struct ev_loop *loop = aj_proxy_loop(c->px);
+	int r = write_out(c, &c->wire);
 
-	while (c->out_off < c->out_len) {
-		ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ev_io_start(loop, &c->w);
-			return true;
-		}
-		if (n <= 0) {
-			aj_proxy_conn_free(c);
-			return false;
-		}
-		c->out_off += (size_t)n;
+	if (r == 1 && c->tls != NULL && c->out.len > 0) {
+		/* Plaintext goes out only as records, behind what is on the
+		 * wire already. */
+		if (aj_proxy_tls_write(c->tls, c->out.data, c->out.len, &c->wire) < 0)
+			r = -1;
+		c->out.off = c->out.len = 0;
+		if (r == 1)
+			r = write_out(c, &c->wire);
+	} else if (r == 1 && c->tls == NULL) {
+		r = write_out(c, &c->out);
 	}
-	c->out_off = c->out_len = 0;
-	ev_io_stop(loop, &c->w);
+	if (r == 1 && c->state == C_CLOSING && c->id == 0 && c->tls != NULL && !c->tls_closed) {
+		c->tls_closed = true;
+		if (aj_proxy_tls_close(c->tls, &c->wire) < 0)
+			r = -1;
+		else
+			r = write_out(c, &c->wire);
+	}
+	if (r < 0) {
+		conn_free(c);
+		return false;
+	}
+	if (r == 0)
+		return true;
+	ev_io_stop(aj_proxy_loop(c->px), &c->w);
 	/* Everything the client was given it took: the broker may send more. */
 	if (c->id != 0 && c->ungranted > 0) {
 		uint8_t le[4];
@@ -110,32 +149,20 @@ flush(struct aj_proxy_conn *c)
 		c->ungranted -= n;
 	}
 	if (c->state == C_CLOSING && c->id == 0) {
-		aj_proxy_conn_free(c);
+		conn_free(c);
 		return false;
 	}
 	return true;
 }
 
-/* Queue LEN bytes; false when out of memory (C is freed). */
+/* Queue LEN bytes of an answer; false when out of memory (C is freed). */
 static bool
 append(struct aj_proxy_conn *c, const void *data, size_t len)
 {
-	if (c->out_len + len > c->out_cap) {
-		size_t cap = c->out_cap ? c->out_cap : 16384;
-		char *grown;
-
-		while (cap < c->out_len + len)
-			cap *= 2;
-		grown = realloc(c->out, cap);
-		if (grown == NULL) {
-			aj_proxy_conn_free(c);
-			return false;
-		}
-		c->out = grown;
-		c->out_cap = cap;
+	if (!aj_proxy_buf_append(&c->out, data, len)) {
+		conn_free(c);
+		return false;
 	}
-	memcpy(c->out + c->out_len, data, len);
-	c->out_len += len;
 	return true;
 }
 
@@ -350,6 +377,95 @@ request_done(struct aj_proxy_conn *c)
 
 /* ---- input -------------------------------------------------------------------------- */
 
+/* The client has said all it will (end of file, or the end of its TLS
+ * session): a request it cut short is abandoned, an idle connection
+ * closes once its answers are out. */
+static void
+client_done(struct aj_proxy_conn *c)
+{
+	if (c->id == 0) {
+		c->state = C_CLOSING;
+		ev_io_stop(aj_proxy_loop(c->px), &c->r);
+		(void)flush(c);
+		return;
+	}
+	conn_free(c);
+}
+
+/* Inside a tunnel: decrypt what the client sent into IN while there is
+ * room, and send what the TLS engine has to say.  False when C is gone. */
+static bool
+pump_tls(struct aj_proxy_conn *c)
+{
+	while (c->in_len < IN_MAX) {
+		ssize_t n = aj_proxy_tls_read(c->tls, c->in + c->in_len, IN_MAX - c->in_len,
+					      &c->wire);
+
+		if (n > 0) {
+			c->in_len += (size_t)n;
+			continue;
+		}
+		if (n == 0)
+			break;
+		if (n == -ECONNRESET) {
+			client_done(c);
+			return false;
+		}
+		/* Loud: a tool that does not trust the jail's CA, or a server
+		 * name that is not the tunnel's, ends here. */
+		if (n == -EPROTO)
+			aj_log_error("proxy: the TLS tunnel to %s ended: %s", c->tunnel_host,
+				     aj_proxy_tls_error(c->tls));
+		/* The alert that says why goes out if the socket takes it now. */
+		(void)write_out(c, &c->wire);
+		conn_free(c);
+		return false;
+	}
+	return c->wire.len == 0 || flush(c);
+}
+
+/* CONNECT: answer 200 and speak TLS as the CONNECT host, the reader
+ * bound to https://host:port; the bytes after the head in IN (from OFF)
+ * are the client's first TLS bytes. */
+static void
+start_tunnel(struct aj_proxy_conn *c, size_t off)
+{
+	static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	struct aj_proxy_authority origin = aj_proxy_request_head(c->reader)->authority;
+	struct aj_proxy_request *inside = NULL;
+	char err[256] = "out of memory";
+	int r;
+
+	snprintf(c->tunnel_host, sizeof(c->tunnel_host), "%s", origin.host);
+	r = aj_proxy_tls_new(aj_proxy_ca(c->px), origin.host, &c->tls, err, sizeof(err));
+	if (r == 0)
+		r = aj_proxy_request_new("https", &origin, &inside);
+	if (r < 0) {
+		aj_proxy_tls_free(c->tls);
+		c->tls = NULL;
+		if (refuse(c, r == -EINVAL ? 400 : 503, "tunnel", NULL, err, true)) {
+			c->state = C_CLOSING;
+			(void)flush(c);
+		}
+		return;
+	}
+	aj_proxy_request_free(c->reader);
+	c->reader = inside;
+	/* The 200 goes out as it is, behind what is still queued of an
+	 * earlier answer; after it, everything is TLS. */
+	if (!aj_proxy_buf_append(&c->wire, c->out.data + c->out.off, c->out.len - c->out.off) ||
+	    !aj_proxy_buf_append(&c->wire, established, sizeof(established) - 1) ||
+	    aj_proxy_tls_received(c->tls, c->in + off, c->in_len - off) < 0) {
+		conn_free(c);
+		return;
+	}
+	c->out.off = c->out.len = 0;
+	c->in_len = 0;
+	c->state = C_READING;
+	if (flush(c))
+		feed(c);
+}
+
 /* Take the reader's events from what is buffered until it wants more or
  * a request waits for its answer. */
 static void
@@ -358,6 +474,8 @@ feed(struct aj_proxy_conn *c)
 	struct ev_loop *loop = aj_proxy_loop(c->px);
 	size_t off = 0;
 
+	if (c->tls != NULL && c->state == C_READING && !pump_tls(c))
+		return;
 	while (c->state == C_READING) {
 		struct aj_proxy_request_step step = {0};
 		enum aj_proxy_request_event ev =
@@ -395,10 +513,15 @@ feed(struct aj_proxy_conn *c)
 			c->state = C_CLOSING;
 			continue;
 		case AJ_PROXY_REQUEST_TUNNEL:
+			if (c->id == 0 && c->tls == NULL && aj_proxy_ca(c->px) != NULL &&
+			    strcmp(aj_proxy_request_head(c->reader)->method, "CONNECT") == 0) {
+				start_tunnel(c, off);
+				return;
+			}
 			if (c->id == 0 &&
 			    !refuse(c, 501, "tunnel_unsupported", NULL,
-				    "CONNECT and Upgrade are not supported by this proxy yet; "
-				    "plain http:// URLs are",
+				    "Upgrade (WebSocket and the like) is not supported by this proxy "
+				    "yet",
 				    true))
 				return;
 			c->state = C_CLOSING;
@@ -435,29 +558,40 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 	struct aj_proxy_conn *c = w->data;
 	ssize_t n;
 
-	(void)loop;
 	(void)revents;
-	if (c->in_len == IN_MAX) {
-		/* The reader takes every byte it is given; this cannot stay. */
-		ev_io_stop(loop, &c->r);
-		return;
-	}
-	n = read(c->fd, c->in + c->in_len, IN_MAX - c->in_len);
-	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-		return;
-	if (n <= 0) {
-		/* The client is gone, or has said all it will: a request it
-		 * cut short is abandoned. */
-		if (n == 0 && c->id == 0) {
-			c->state = C_CLOSING;
+	if (c->tls != NULL) {
+		char cipher[16384];
+
+		/* Read on once the plaintext already here is taken (feed). */
+		if (aj_proxy_tls_backlog(c->tls) >= IN_MAX) {
 			ev_io_stop(loop, &c->r);
-			(void)flush(c);
 			return;
 		}
-		aj_proxy_conn_free(c);
+		n = read(c->fd, cipher, sizeof(cipher));
+		if (n > 0 && aj_proxy_tls_received(c->tls, cipher, (size_t)n) < 0) {
+			conn_free(c);
+			return;
+		}
+	} else {
+		if (c->in_len == IN_MAX) {
+			/* The reader takes every byte it is given; this cannot stay. */
+			ev_io_stop(loop, &c->r);
+			return;
+		}
+		n = read(c->fd, c->in + c->in_len, IN_MAX - c->in_len);
+		if (n > 0)
+			c->in_len += (size_t)n;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n == 0) {
+		client_done(c);
 		return;
 	}
-	c->in_len += (size_t)n;
+	if (n < 0) {
+		conn_free(c);
+		return;
+	}
 	feed(c);
 }
 
@@ -469,8 +603,8 @@ on_writable(struct ev_loop *loop, ev_io *w, int revents)
 	(void)flush(w->data);
 }
 
-void
-aj_proxy_conn_resume(struct aj_proxy_conn *c)
+static void
+conn_resume(struct aj_proxy_conn *c)
 {
 	if (c->state == C_READING) {
 		ev_io_start(aj_proxy_loop(c->px), &c->r);
@@ -480,8 +614,8 @@ aj_proxy_conn_resume(struct aj_proxy_conn *c)
 
 /* ---- the broker's answer ---------------------------------------------------------- */
 
-void
-aj_proxy_conn_response(struct aj_proxy_conn *c, json_t *resp)
+static void
+conn_response(struct aj_proxy_conn *c, json_t *resp)
 {
 	int status = (int)json_integer_value(json_object_get(resp, "status"));
 	json_t *length = json_object_get(resp, "length"), *headers = json_object_get(resp, "headers");
@@ -523,8 +657,8 @@ aj_proxy_conn_response(struct aj_proxy_conn *c, json_t *resp)
 		(void)flush(c);
 }
 
-void
-aj_proxy_conn_body(struct aj_proxy_conn *c, const uint8_t *data, size_t len, bool end)
+static void
+conn_body(struct aj_proxy_conn *c, const uint8_t *data, size_t len, bool end)
 {
 	if (len > 0 && !c->no_body) {
 		if (c->chunked && !appendf(c, "%zx\r\n", len))
@@ -539,12 +673,12 @@ aj_proxy_conn_body(struct aj_proxy_conn *c, const uint8_t *data, size_t len, boo
 		request_done(c);
 		return;
 	}
-	if (c->ungranted >= GRANT_MIN || c->out_len > 0)
+	if (c->ungranted >= GRANT_MIN || c->out.len > 0)
 		(void)flush(c);
 }
 
-void
-aj_proxy_conn_error(struct aj_proxy_conn *c, json_t *err)
+static void
+conn_error(struct aj_proxy_conn *c, json_t *err)
 {
 	const char *code = json_string_value(json_object_get(err, "code"));
 	const char *message = json_string_value(json_object_get(err, "message"));
@@ -555,7 +689,7 @@ aj_proxy_conn_error(struct aj_proxy_conn *c, json_t *err)
 		/* Mid-body: the client must see the answer is incomplete. */
 		aj_proxy_close_id(c->px, c->id, false);
 		c->id = 0;
-		aj_proxy_conn_free(c);
+		conn_free(c);
 		return;
 	}
 	if (code == NULL)
@@ -578,8 +712,8 @@ aj_proxy_conn_error(struct aj_proxy_conn *c, json_t *err)
 
 /* ---- life --------------------------------------------------------------------------- */
 
-struct aj_proxy_conn *
-aj_proxy_conn_new(struct aj_proxy *px, int fd)
+static struct aj_proxy_conn *
+conn_new(struct aj_proxy *px, int fd)
 {
 	struct aj_proxy_conn *c = calloc(1, sizeof(*c));
 
@@ -599,8 +733,8 @@ aj_proxy_conn_new(struct aj_proxy *px, int fd)
 	return c;
 }
 
-void
-aj_proxy_conn_free(struct aj_proxy_conn *c)
+static void
+conn_free(struct aj_proxy_conn *c)
 {
 	struct ev_loop *loop = aj_proxy_loop(c->px);
 
@@ -609,6 +743,17 @@ aj_proxy_conn_free(struct aj_proxy_conn *c)
 	aj_proxy_conn_gone(c->px, c);
 	close(c->fd);
 	aj_proxy_request_free(c->reader);
-	free(c->out);
+	aj_proxy_tls_free(c->tls);
+	aj_proxy_buf_free(&c->out);
+	aj_proxy_buf_free(&c->wire);
 	free(c);
 }
+
+const struct aj_proxy_conn_hooks aj_proxy_conn_hooks = {
+	.accepted = conn_new,
+	.close = conn_free,
+	.response = conn_response,
+	.body = conn_body,
+	.error = conn_error,
+	.resume = conn_resume,
+};

@@ -41,6 +41,8 @@ struct qframe {
 
 struct aj_proxy {
 	struct ev_loop *loop;
+	const struct aj_proxy_conn_hooks *conn;
+	struct aj_tlsca *ca;
 	int listen_fd[AJ_PROXY_LISTENERS];
 	ev_io accept_w[AJ_PROXY_LISTENERS];
 	size_t n_listen;
@@ -65,6 +67,39 @@ struct ev_loop *
 aj_proxy_loop(const struct aj_proxy *px)
 {
 	return px->loop;
+}
+
+struct aj_tlsca *
+aj_proxy_ca(const struct aj_proxy *px)
+{
+	return px->ca;
+}
+
+bool
+aj_proxy_buf_append(struct aj_proxy_buf *b, const void *data, size_t len)
+{
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 16384;
+		char *grown;
+
+		while (cap < b->len + len)
+			cap *= 2;
+		grown = realloc(b->data, cap);
+		if (grown == NULL)
+			return false;
+		b->data = grown;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	return true;
+}
+
+void
+aj_proxy_buf_free(struct aj_proxy_buf *b)
+{
+	free(b->data);
+	*b = (struct aj_proxy_buf){0};
 }
 
 /* ---- the channel --------------------------------------------------------------- */
@@ -106,7 +141,7 @@ on_chan_writable(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_stop(px->loop, &px->chan_w);
 	/* Room: the connections that waited read their clients again. */
 	while (px->n_waiting > 0 && !aj_proxy_is_backlogged(px))
-		aj_proxy_conn_resume(px->waiting[--px->n_waiting]);
+		px->conn->resume(px->waiting[--px->n_waiting]);
 }
 
 void
@@ -231,7 +266,7 @@ on_frame(struct aj_proxy *px, const struct aj_frame *f, const uint8_t *payload)
 	if (f->type == AJ_MSG_BODY) {
 		c = conn_of(px, f->id);
 		if (c != NULL)
-			aj_proxy_conn_body(c, payload, f->length, (f->flags & AJ_FLAG_END) != 0);
+			px->conn->body(c, payload, f->length, (f->flags & AJ_FLAG_END) != 0);
 		return;
 	}
 	if (aj_proto_parse_json(payload, f->length, &obj, err, sizeof(err)) < 0) {
@@ -248,9 +283,9 @@ on_frame(struct aj_proxy *px, const struct aj_frame *f, const uint8_t *payload)
 	} else if ((f->type == AJ_MSG_RESPONSE || f->type == AJ_MSG_ERROR) &&
 		   (c = conn_of(px, f->id)) != NULL) {
 		if (f->type == AJ_MSG_RESPONSE)
-			aj_proxy_conn_response(c, obj);
+			px->conn->response(c, obj);
 		else
-			aj_proxy_conn_error(c, obj);
+			px->conn->error(c, obj);
 	}
 	json_decref(obj);
 }
@@ -303,7 +338,7 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
-		c = aj_proxy_conn_new(px, fd);
+		c = px->conn->accepted(px, fd);
 		if (c != NULL)
 			px->conns[px->n_conns++] = c;
 	}
@@ -355,7 +390,7 @@ stop(struct aj_proxy *px, const char *why)
 	}
 	px->n_listen = 0;
 	while (px->n_conns > 0)
-		aj_proxy_conn_free(px->conns[px->n_conns - 1]);
+		px->conn->close(px->conns[px->n_conns - 1]);
 	while (px->head != NULL) {
 		struct qframe *q = px->head;
 
@@ -368,7 +403,8 @@ stop(struct aj_proxy *px, const char *why)
 }
 
 struct aj_proxy *
-aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n)
+aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, struct aj_tlsca *ca,
+	     const struct aj_proxy_conn_hooks *conn)
 {
 	static const char hello[] = "{\"version\":1,\"client\":\"agentjail-proxy/" PACKAGE_VERSION
 				    "\"}";
@@ -377,6 +413,8 @@ aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n)
 	if (px == NULL)
 		return NULL;
 	px->loop = loop;
+	px->conn = conn;
+	px->ca = ca;
 	px->chan = chan;
 	for (size_t i = 0; i < n && i < AJ_PROXY_LISTENERS; i++) {
 		px->listen_fd[px->n_listen] = listen_fds[i];

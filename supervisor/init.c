@@ -383,7 +383,8 @@ make_pty(const struct aj_spawn_plan *plan, int sync_fd)
 /* The supervisor's "go" (the maps are written; later, the broker runs).
  * EOF or anything else means the supervisor gave up or is gone: leave
  * without starting anything. */
-static void
+/* The supervisor's "go", and the fd it came with (or -1). */
+static int
 wait_for_go(int sync_fd)
 {
 	struct aj_setup_msg go;
@@ -391,6 +392,22 @@ wait_for_go(int sync_fd)
 
 	if (aj_setup_recv(sync_fd, &go, &passed) != 1 || go.type != AJ_SETUP_GO)
 		_exit(AJ_EXIT_SETUP);
+	return passed;
+}
+
+/* `proxy on`: the jail's trust bundle (fs.c made it, the system's
+ * certificates in it) gets the broker's CA, from the memfd CA. */
+static void
+trust_jail_ca(int bundle, int ca, int sync_fd)
+{
+	char pem[16384];
+	ssize_t n = ca >= 0 ? pread(ca, pem, sizeof(pem), 0) : -1;
+
+	if (n <= 0 || write(bundle, "\n", 1) != 1 || write(bundle, pem, (size_t)n) != n)
+		child_fail(sync_fd, AJ_STEP_TRUST, n < 0 || ca < 0 ? EBADF : errno,
+			   "adding the proxy's CA to the jail's trust");
+	close(ca);
+	close(bundle);
 }
 
 /* Seccomp, with escape attempts reported to the supervisor when the
@@ -439,13 +456,18 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	char err[256];
 	sigset_t waitset;
 	pid_t agent;
-	int door, r, slave = -1, stdio[3] = {-1, -1, -1};
+	int door, r, slave = -1, stdio[3] = {-1, -1, -1}, bundle = -1, ca;
 
 	/* Die with the supervisor; if it is already gone the read below sees
 	 * EOF and we leave before doing anything. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(AJ_EXIT_SETUP);
-	wait_for_go(sync_fd);
+	{
+		int stray = wait_for_go(sync_fd);
+
+		if (stray >= 0)
+			close(stray);
+	}
 	/* Non-dumpable: the agent cannot open /proc/1/mem or ptrace init.  Only
 	 * after "go": a non-dumpable process's /proc files belong to root, and
 	 * an unprivileged supervisor could no longer write our id maps. */
@@ -488,6 +510,8 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	if (sethostname(plan->profile->hostname, strlen(plan->profile->hostname)) < 0)
 		child_fail(sync_fd, AJ_STEP_HOSTNAME, errno, plan->profile->hostname);
 
+	if (plan->profile->proxy_port != 0)
+		fs.bundle_fd = &bundle;
 	r = aj_fs_setup(&fs, &step, err, sizeof(err));
 	if (r < 0)
 		child_fail(sync_fd, step, -r, err);
@@ -542,8 +566,13 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	r = aj_rlimits_apply(plan->profile, err, sizeof(err));
 	if (r < 0)
 		child_fail(sync_fd, AJ_STEP_RLIMIT, -r, err);
-	/* The broker runs on the door's other end before the command does. */
-	wait_for_go(sync_fd);
+	/* The broker runs on the door's other end before the command does;
+	 * with the proxy, its CA comes with the word. */
+	ca = wait_for_go(sync_fd);
+	if (bundle >= 0)
+		trust_jail_ca(bundle, ca, sync_fd);
+	else if (ca >= 0)
+		close(ca);
 	r = spawn_agent(plan, door, stdio, slave, &agent);
 	if (r != 0) {
 		aj_log_escape(plan->argv[0], err, sizeof(err));

@@ -16,8 +16,9 @@
 
 #include "supervisor.h"
 
-/* What each variable holds: the proxy's URL, or a fixed text. */
-enum proxy_value { PROXY_URL, NO_PROXY_LIST, ONE, JAVA_OPTIONS };
+/* What each variable holds: the proxy's URL, the jail's trust bundle, or
+ * a fixed text. */
+enum proxy_value { PROXY_URL, NO_PROXY_LIST, ONE, JAVA_OPTIONS, CA_BUNDLE };
 
 static const struct {
 	const char *name;
@@ -47,6 +48,23 @@ static const struct {
 	{"PIP_PROXY", PROXY_URL},
 	/* The JVM: system properties. */
 	{"JAVA_TOOL_OPTIONS", JAVA_OPTIONS},
+	/* The jail's trust (the system's certificates and the broker's CA),
+	 * for the tools that read a bundle of their own before, or instead
+	 * of, the system's: OpenSSL (Python's ssl, Ruby), curl, requests,
+	 * pip, Node (added to its built-in roots), git, the AWS SDKs, cargo,
+	 * Deno, npm, bundler, Nix. */
+	{"SSL_CERT_FILE", CA_BUNDLE},
+	{"CURL_CA_BUNDLE", CA_BUNDLE},
+	{"REQUESTS_CA_BUNDLE", CA_BUNDLE},
+	{"PIP_CERT", CA_BUNDLE},
+	{"NODE_EXTRA_CA_CERTS", CA_BUNDLE},
+	{"GIT_SSL_CAINFO", CA_BUNDLE},
+	{"AWS_CA_BUNDLE", CA_BUNDLE},
+	{"CARGO_HTTP_CAINFO", CA_BUNDLE},
+	{"DENO_CERT", CA_BUNDLE},
+	{"npm_config_cafile", CA_BUNDLE},
+	{"BUNDLE_SSL_CA_CERT", CA_BUNDLE},
+	{"NIX_SSL_CERT_FILE", CA_BUNDLE},
 };
 
 /* The jail's own names, direct unless a rule names them (then they mean
@@ -109,6 +127,7 @@ aj_proxy_env_apply(const struct aj_profile *profile, char ***env)
 		const char *value = proxy_vars[i].value == PROXY_URL	   ? url
 				    : proxy_vars[i].value == NO_PROXY_LIST ? no_proxy
 				    : proxy_vars[i].value == ONE	   ? "1"
+				    : proxy_vars[i].value == CA_BUNDLE	   ? AJ_JAIL_CA_BUNDLE
 									   : java;
 
 		if (!profile_sets(profile, proxy_vars[i].name))

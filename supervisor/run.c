@@ -220,7 +220,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct aj_identity id = {0};
 	struct aj_jail jail = {
 		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
-		.proxy_fds = {-1, -1}};
+		.proxy_fds = {-1, -1}, .ca_fd = -1};
 	int agent_signal = 0, run_status = -1;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;
@@ -234,7 +234,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
 	const struct sock_fprog *filter, *filter_notify;
-	struct aj_broker broker = {.pid = -1, .pidfd = -1, .log_fd = -1};
+	struct aj_broker broker = {.pid = -1, .pidfd = -1, .log_fd = -1, .ca_fd = -1};
 	sigset_t held, saved_mask;
 	int r;
 
@@ -340,6 +340,12 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		if (audit_end >= 0)
 			close(audit_end);
 		aj_spawn_jail_close_proxy(&jail);
+		/* The jail trusts the CA the broker made for its tunnels. */
+		if (r == 0 && opts->profile->proxy_port != 0) {
+			r = aj_launch_take_ca(&broker, &jail.ca_fd, err, errlen);
+			if (r < 0)
+				aj_launch_stop(&broker);
+		}
 		if (r < 0) {
 			aj_spawn_jail_abort(&jail);
 			goto out;

@@ -248,7 +248,7 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 
 	*jail = (struct aj_jail){
 		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
-		.proxy_fds = {-1, -1}};
+		.proxy_fds = {-1, -1}, .ca_fd = -1};
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return aj_err(err, errlen, -errno, "socketpair: %s", strerror(errno));
 
@@ -318,7 +318,13 @@ aj_spawn_jail_go(struct aj_jail *jail, char *err, size_t errlen)
 		close(jail->door_fd);
 		jail->door_fd = -1;
 	}
-	(void)aj_setup_send(jail->sync_fd, &msg, -1);
+	/* With the proxy's CA certificate, which init adds to the jail's
+	 * trust before the command starts. */
+	(void)aj_setup_send(jail->sync_fd, &msg, jail->ca_fd);
+	if (jail->ca_fd >= 0) {
+		close(jail->ca_fd);
+		jail->ca_fd = -1;
+	}
 	for (;;) {
 		int *slot;
 
@@ -368,13 +374,15 @@ aj_spawn_jail_abort(struct aj_jail *jail)
 	if (jail->pty_fd >= 0)
 		close(jail->pty_fd);
 	aj_spawn_jail_close_proxy(jail);
+	if (jail->ca_fd >= 0)
+		close(jail->ca_fd);
 	if (jail->pid > 0)
 		aj_process_kill_and_reap(jail->pid, jail->pidfd, NULL);
 	if (jail->pidfd >= 0)
 		close(jail->pidfd);
 	*jail = (struct aj_jail){
 		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
-		.proxy_fds = {-1, -1}};
+		.proxy_fds = {-1, -1}, .ca_fd = -1};
 }
 
 bool

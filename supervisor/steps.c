@@ -29,6 +29,7 @@ static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_CWD] = "entering the working directory",
 	[AJ_STEP_PTY] = "making the agent's terminal",
 	[AJ_STEP_PROXY] = "opening the proxy's listening sockets",
+	[AJ_STEP_TRUST] = "making the jail's trust bundle",
 	[AJ_STEP_EXEC] = "executing the command",
 };
 
@@ -106,6 +107,10 @@ aj_step_hint(enum aj_step step, int errnum)
 	case AJ_STEP_PROXY:
 		return "the proxy listens on 127.0.0.1 and ::1 in the jail's network namespace; "
 		       "`proxy off` in the profile runs without it";
+	case AJ_STEP_TRUST:
+		return "with `proxy on` the jail trusts the broker's CA through " AJ_JAIL_CA_BUNDLE
+		       " on its private /run, bound over the system bundles; `proxy off` in the "
+		       "profile runs without it";
 	case AJ_STEP_BROKER:
 		return "the agentjail-broker program could not start; check the installation "
 		       "(or AGENTJAIL_BROKER)";

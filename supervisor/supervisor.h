@@ -256,6 +256,7 @@ enum aj_step {
 	AJ_STEP_CWD,
 	AJ_STEP_PTY,
 	AJ_STEP_PROXY,
+	AJ_STEP_TRUST,
 	AJ_STEP_EXEC,
 	AJ_STEP__COUNT
 };
@@ -288,7 +289,13 @@ struct aj_fs_plan {
 	const char *const *readonly_paths; /* NULL-terminated, absolute and resolved
 					    * (realpath); missing ones are skipped;
 					    * their ancestors cannot be renamed */
+	int *bundle_fd; /* `proxy on`: make AJ_JAIL_CA_BUNDLE, and leave an fd on it
+			   here for the CA to add; NULL: no trust bundle */
 };
+
+/* `proxy on`: the jail's trust bundle, on its private /run (the CA
+ * variables name it; the system bundles are this file in the jail). */
+#define AJ_JAIL_CA_BUNDLE "/run/agentjail/ca-certificates.crt"
 
 /* In a fresh mount namespace: private propagation, a minimal /dev, private
  * tmpfs on /tmp, /var/tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, a fresh
@@ -383,7 +390,8 @@ void aj_jobctl_continue(struct aj_jobctl *j, pid_t agent);
 /* ---- supervisor/setup-channel.c: supervisor <-> the jail's init ---------- */
 
 enum aj_setup_type {
-	AJ_SETUP_GO = 1,   /* supervisor -> init: maps written (first), the broker runs (second) */
+	AJ_SETUP_GO = 1,   /* supervisor -> init: maps written (first), the broker runs (second;
+			      with `proxy on`, carrying the broker's CA certificate, a memfd) */
 	AJ_SETUP_FAILURE,  /* init -> supervisor: a setup step failed */
 	AJ_SETUP_DOOR,     /* init -> supervisor: the broker's end of the door (+ fd) */
 	AJ_SETUP_LISTENER, /* init -> supervisor: the seccomp listener (+ fd), or none */
@@ -427,6 +435,8 @@ struct aj_jail {
 	int door_fd;     /* owned until aj_spawn_jail_go(): the broker's end of the door */
 	int pty_fd;      /* owned: the master of the agent's terminal, or -1 */
 	int proxy_fds[AJ_PROXY_LISTENERS]; /* owned until the broker has them, or -1 */
+	int ca_fd; /* `proxy on`: owned until aj_spawn_jail_go() hands it to init: the
+		      broker's CA certificate (a sealed memfd), for the jail's trust */
 };
 
 /* Start the jail and wait for its door: returns 0 with JAIL->door_fd the
@@ -496,13 +506,14 @@ struct aj_broker {
 	pid_t pid;
 	int pidfd;  /* watched and stopped through it */
 	int log_fd; /* the read end of its stderr (non-blocking): relayed, never shared */
+	int ca_fd;  /* `proxy on`: the read end of its CA pipe until aj_launch_take_ca(), or -1 */
 };
 
 /* Start the broker program PATH (NULL: the installed one) as ID's broker
  * user, with DOOR (its end of the agent's socketpair), the fetch policy of
  * PROFILE handed over in a sealed memfd, AUDIT_END (the audit pipe's
  * write end) and the N_PROXY listening sockets PROXY (common/fds.h:
- * AJ_FD_PROXY on); no fd is closed.  Its stdin and stdout are /dev/null and
+ * AJ_FD_PROXY on, with the CA pipe before them); no fd is closed.  Its stdin and stdout are /dev/null and
  * its stderr a pipe the supervisor relays, so it never holds the caller's
  * terminal.  Returns 0 with *BROKER (owned by the caller; stop it with
  * aj_launch_stop()), or -errno with ERR naming the step; nothing is left
@@ -510,6 +521,12 @@ struct aj_broker {
 int aj_launch_broker(const char *path, const struct aj_profile *profile,
 		     const struct aj_identity *id, int door, int audit_end, const int *proxy,
 		     size_t n_proxy, struct aj_broker *broker, char *err, size_t errlen);
+
+/* `proxy on`: the certificate of the CA the broker made for the jail's
+ * tunnels (AJ_FD_PROXY_CA), checked to be one PEM certificate, as a sealed
+ * memfd in *OUT for the jail's trust.  Returns 0, or -errno with ERR (the
+ * broker failed before it sent one, or sent something else). */
+int aj_launch_take_ca(struct aj_broker *broker, int *out, char *err, size_t errlen);
 
 /* Kill and reap a broker that aj_launch_broker() started, and close its
  * fds (BROKER is left as none: pid -1, fds -1). */
