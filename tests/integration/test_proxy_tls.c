@@ -25,7 +25,7 @@
 #include "servers.h"
 
 static char *scratch;
-static char certs[4096];
+static char certs[4096], root[4096];
 static struct aj_server tls;
 
 static void
@@ -37,7 +37,8 @@ setup(void)
 	chmod(scratch, 01777);
 	snprintf(certs, sizeof(certs), "%s/certs", scratch);
 	cr_assert_eq(aj_make_ca(certs, hosts), 0);
-	cr_assert_eq(aj_server_start_http(&tls, "127.0.0.1", certs, scratch), 0,
+	snprintf(root, sizeof(root), "%s/root", scratch);
+	cr_assert_eq(aj_server_start_files(&tls, "127.0.0.1", certs, root, scratch), 0,
 		     "cannot start the test HTTPS server");
 	setenv("URL", tls.url, 1);
 }
@@ -301,5 +302,82 @@ Test(proxy_tls, each_jail_has_a_ca_of_its_own)
 	cr_assert_str_neq(a.out, b.out);
 	aj_test_result_free(&a);
 	aj_test_result_free(&b);
+	free(prof);
+}
+
+/* ---- real tools ------------------------------------------------------------------ */
+
+/* What git, pip and npm fetch, as files of the test server (a bare
+ * repository, a package index, a registry), under the name localhost as
+ * real registries have names (npm cannot check an IP literal's
+ * certificate through a proxy); the profile allows /files/ alone. */
+static char *
+tools_profile(void)
+{
+	char cmd[8192], url[128];
+	const char *src = getenv("AJ_TEST_SRCDIR");
+
+	snprintf(cmd, sizeof(cmd), "python3 -B '%s/tests/integration/servers/tool-fixtures' '%s' "
+		 "https://localhost:%d",
+		 src ? src : AJ_SRCDIR, root, tls.port);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(url, sizeof(url), "https://localhost:%d", tls.port);
+	setenv("URL", url, 1);
+	return write_profile("fetch allow GET https://localhost:%d/files/**\n"
+			     "fetch allow GET https://localhost:%d/files/** query **\n"
+			     "fetch address allow 127.0.0.1\n",
+			     tls.port, tls.port);
+}
+
+/* Each tool in a fresh home of its own; git's identity is given, so that
+ * it does not look its host name up. */
+#define TOOL_HOME                                                                                  \
+	"cd \"$(mktemp -d)\" && export HOME=\"$PWD\" GIT_AUTHOR_EMAIL=a@example.invalid "         \
+	"GIT_COMMITTER_EMAIL=a@example.invalid && "
+
+Test(proxy_tls, git_clones_over_https)
+{
+	char *prof = tools_profile();
+	struct aj_result r;
+
+	in_jail(&r, prof, TOOL_HOME "git clone -q \"$URL/files/repo.git\" && cat repo/README");
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "hello from the test repository\n", SHOW(r));
+	cr_assert_gt(aj_server_log_count(&tls, "GET /files/repo.git/objects/"), 0);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(proxy_tls, pip_installs_from_an_https_index)
+{
+	char *prof = tools_profile();
+	struct aj_result r;
+
+	in_jail(&r, prof,
+		TOOL_HOME "/usr/bin/python3 -m venv v && "
+			  "v/bin/pip install -q --no-cache-dir --no-deps --index-url "
+			  "\"$URL/files/simple/\" agentjail-probe && "
+			  "v/bin/python -c 'import agentjail_probe'");
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "probe 1.0\n", SHOW(r));
+	cr_assert_eq(aj_server_log_count(&tls, "GET /files/agentjail_probe-1.0-py3-none-any.whl"),
+		     1);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+Test(proxy_tls, npm_installs_from_an_https_registry)
+{
+	char *prof = tools_profile();
+	struct aj_result r;
+
+	in_jail(&r, prof,
+		TOOL_HOME "npm install --no-audit --no-fund --no-update-notifier --registry "
+			  "\"$URL/files/npm/\" agentjail-probe >/dev/null && "
+			  "node -e 'console.log(require(\"agentjail-probe\"))'");
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "probe 1.0.0\n", SHOW(r));
+	cr_assert_eq(aj_server_log_count(&tls, "GET /files/npm/agentjail-probe-1.0.0.tgz"), 1);
+	aj_test_result_free(&r);
 	free(prof);
 }

@@ -29,8 +29,9 @@ Endpoints (any method; HEAD sends the headers only):
   /status/CODE              CODE with a short body
   /headers-out?name=value&  200 with those response headers added
   /page.html                a small HTML page
-  /files/PATH               with --root: the file DIR/PATH (no directory
-                            listings, nothing outside DIR); JSON for a
+  /files/PATH               with --root: the file DIR/PATH, or its
+                            index.html for a directory (nothing outside
+                            DIR); JSON for a
                             name without a dot (an npm registry's documents)
   anything else             404
 
@@ -244,6 +245,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def serve_file(self, rel):
         full = os.path.realpath(os.path.join(ROOT, urllib.parse.unquote(rel)))
+        if os.path.isdir(full):
+            full = os.path.join(full, "index.html")
         if not full.startswith(ROOT + os.sep) or not os.path.isfile(full):
             self.reply(404, "not found\n")
             return
