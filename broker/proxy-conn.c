@@ -184,35 +184,6 @@ appendf(struct aj_proxy_conn *c, const char *fmt, ...)
 	return append(c, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
-static const char *
-reason(int status)
-{
-	static const struct {
-		int status;
-		const char *text;
-	} reasons[] = {
-		{100, "Continue"},	       {200, "OK"},
-		{201, "Created"},	       {204, "No Content"},
-		{206, "Partial Content"},      {301, "Moved Permanently"},
-		{302, "Found"},		       {303, "See Other"},
-		{304, "Not Modified"},	       {307, "Temporary Redirect"},
-		{308, "Permanent Redirect"},   {400, "Bad Request"},
-		{401, "Unauthorized"},	       {403, "Forbidden"},
-		{404, "Not Found"},	       {413, "Content Too Large"},
-		{414, "URI Too Long"},	       {417, "Expectation Failed"},
-		{421, "Misdirected Request"},  {429, "Too Many Requests"},
-		{431, "Request Header Fields Too Large"},
-		{500, "Internal Server Error"}, {501, "Not Implemented"},
-		{502, "Bad Gateway"},	       {503, "Service Unavailable"},
-		{504, "Gateway Timeout"},      {505, "HTTP Version Not Supported"},
-	};
-
-	for (size_t i = 0; i < AJ_ARRAY_SIZE(reasons); i++)
-		if (reasons[i].status == status)
-			return reasons[i].text;
-	return "";
-}
-
 /* A refusal written by the proxy itself: STATUS, CODE in X-Agentjail-Error,
  * RULE (or NULL) in X-Agentjail-Rule, MESSAGE as a one-line body.  The
  * connection closes after it when CLOSE. */
@@ -240,7 +211,7 @@ refuse(struct aj_proxy_conn *c, int status, const char *code, const char *rule,
 	if (close)
 		c->close_after = true;
 	c->responded = true;
-	if (!appendf(c, "HTTP/1.1 %d %s\r\nX-Agentjail-Error: %s\r\n", status, reason(status), code) ||
+	if (!appendf(c, "HTTP/1.1 %d %s\r\nX-Agentjail-Error: %s\r\n", status, aj_http_reason(status), code) ||
 	    (rule && !appendf(c, "X-Agentjail-Rule: %s\r\n", rule)) ||
 	    !appendf(c,
 		     "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n", n,
@@ -252,59 +223,13 @@ refuse(struct aj_proxy_conn *c, int status, const char *code, const char *rule,
 
 /* ---- a request ------------------------------------------------------------------- */
 
-/* Does the Connection field of H name NAME (LEN bytes)? */
-static bool
-named_by_connection(const struct aj_proxy_head *h, const char *name, size_t len)
-{
-	for (size_t i = 0; i < h->n_fields; i++) {
-		const struct aj_proxy_field *f = &h->fields[i];
-		const char *v = f->value, *end = f->value + f->value_len;
-
-		if (f->name_len != 10 || strncasecmp(f->name, "Connection", 10) != 0)
-			continue;
-		while (v < end) {
-			const char *comma = memchr(v, ',', (size_t)(end - v));
-			const char *tok_end = comma ? comma : end;
-
-			while (v < tok_end && (*v == ' ' || *v == '\t'))
-				v++;
-			while (tok_end > v && (tok_end[-1] == ' ' || tok_end[-1] == '\t'))
-				tok_end--;
-			if ((size_t)(tok_end - v) == len && strncasecmp(v, name, len) == 0)
-				return true;
-			v = comma ? comma + 1 : end;
-		}
-	}
-	return false;
-}
-
-/* The fields that go to the broker: the end-to-end ones.  The broker sets
- * Host, the length and the framing itself; the connection's own fields
- * (hop-by-hop, Proxy-*, those Connection names) stop here. */
-static bool
-kept_field(const struct aj_proxy_head *h, const struct aj_proxy_field *f)
-{
-	static const char *const dropped[] = {"Host", "Content-Length", "Expect"};
-
-	if (aj_http_hop_by_hop(f->name, f->name_len) ||
-	    (f->name_len >= 6 && strncasecmp(f->name, "Proxy-", 6) == 0) ||
-	    named_by_connection(h, f->name, f->name_len))
-		return false;
-	for (size_t i = 0; i < AJ_ARRAY_SIZE(dropped); i++)
-		if (strlen(dropped[i]) == f->name_len &&
-		    strncasecmp(f->name, dropped[i], f->name_len) == 0)
-			return false;
-	return true;
-}
-
 /* The head of a request: it goes to the broker as REQUEST.  False when C
  * is gone. */
 static bool
 start_request(struct aj_proxy_conn *c, const struct aj_proxy_head *h)
 {
-	json_t *headers = json_array(), *req;
+	json_t *headers = NULL, *req;
 	bool body = h->chunked || h->content_length > 0;
-	size_t n = 0;
 
 	c->version = h->version;
 	c->head_method = strcmp(h->method, "HEAD") == 0;
@@ -312,20 +237,11 @@ start_request(struct aj_proxy_conn *c, const struct aj_proxy_head *h)
 	c->responded = c->no_body = c->chunked = false;
 	c->had_body = c->body_due = body;
 	c->ungranted = 0;
-	for (size_t i = 0; headers != NULL && i < h->n_fields; i++) {
-		const struct aj_proxy_field *f = &h->fields[i];
-
-		if (!kept_field(h, f))
-			continue;
-		if (++n > AJ_PROTO_MAX_HEADERS) {
-			json_decref(headers);
-			c->body_due = false;
-			return refuse(c, 431, "too_many_fields", NULL,
-				      "more header fields than the broker relays (64)", true) &&
-			       flush(c);
-		}
-		json_array_append_new(headers, json_pack("[s%s%]", f->name, f->name_len,
-							 f->value, f->value_len));
+	if (aj_proxy_fields_json(h, &headers) == -E2BIG) {
+		c->body_due = false;
+		return refuse(c, 431, "too_many_fields", NULL,
+			      "more header fields than the broker relays (64)", true) &&
+		       flush(c);
 	}
 	req = json_pack("{s:s, s:s, s:o, s:s}", "method", h->method, "url", h->url.normalised,
 			"headers", headers ? headers : json_array(), "redirects", "none");
@@ -623,7 +539,7 @@ conn_response(struct aj_proxy_conn *c, json_t *resp)
 	json_t *pair;
 
 	c->no_body = c->head_method || status == 204 || status == 304 || status < 200;
-	if (!appendf(c, "HTTP/1.1 %d %s\r\n", status, reason(status)))
+	if (!appendf(c, "HTTP/1.1 %d %s\r\n", status, aj_http_reason(status)))
 		return;
 	json_array_foreach(headers, i, pair)
 	{

@@ -84,6 +84,16 @@ struct aj_proxy_conn_hooks {
 	void (*resume)(struct aj_proxy_conn *c);
 };
 
+/* ---- proxy-fields.c, for the connections -------------------------------------------- */
+
+struct aj_proxy_head;
+
+/* H's end-to-end fields as REQUEST's "headers" (a new array in *OUT): not
+ * Host, Content-Length, Expect (the broker sets them), the hop-by-hop
+ * ones, Proxy-*, nor those the Connection field names.  Returns 0,
+ * -E2BIG past AJ_PROTO_MAX_HEADERS, or -ENOMEM. */
+int aj_proxy_fields_json(const struct aj_proxy_head *h, json_t **out);
+
 /* ---- proxy-tls.c, for the connections --------------------------------------------- */
 
 /* The server side of a tunnel to HOST (the CONNECT host, as the URL
