@@ -138,13 +138,10 @@ flush(struct aj_proxy_conn *c)
 	ev_io_stop(aj_proxy_loop(c->px), &c->w);
 	/* Everything the client was given it took: the broker may send more. */
 	if (c->id != 0 && c->ungranted > 0) {
-		uint8_t le[4];
+		uint8_t le[AJ_PROTO_WINDOW_SIZE];
 		uint32_t n = c->ungranted > UINT32_MAX ? UINT32_MAX : (uint32_t)c->ungranted;
 
-		le[0] = (uint8_t)n;
-		le[1] = (uint8_t)(n >> 8);
-		le[2] = (uint8_t)(n >> 16);
-		le[3] = (uint8_t)(n >> 24);
+		aj_proto_window_encode(n, le);
 		aj_proxy_send(c->px, AJ_MSG_WINDOW, 0, c->id, le, sizeof(le));
 		c->ungranted -= n;
 	}

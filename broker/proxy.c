@@ -78,6 +78,8 @@ aj_proxy_ca(const struct aj_proxy *px)
 bool
 aj_proxy_buf_append(struct aj_proxy_buf *b, const void *data, size_t len)
 {
+	if (len == 0)
+		return true;
 	if (b->len + len > b->cap) {
 		size_t cap = b->cap ? b->cap : 16384;
 		char *grown;

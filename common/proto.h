@@ -66,6 +66,12 @@ struct aj_proto_request {
 			      follow redirects themselves) */
 };
 
+/* WINDOW's payload: the credit, 4 bytes little-endian.  The client and the
+ * proxy write it, the broker reads it. */
+#define AJ_PROTO_WINDOW_SIZE 4
+void aj_proto_window_encode(uint32_t credit, uint8_t out[AJ_PROTO_WINDOW_SIZE]);
+uint32_t aj_proto_window_decode(const uint8_t in[AJ_PROTO_WINDOW_SIZE]);
+
 /* Parse PAYLOAD into *OUT (written only on success; release it with
  * aj_proto_request_clear()).  Returns 0, -EBADMSG with ERR, or -ENOMEM. */
 int aj_proto_parse_request(const uint8_t *payload, size_t len, struct aj_proto_request *out,
