@@ -137,9 +137,9 @@ send_json(struct aj_client *c, uint8_t type, uint32_t id, json_t *obj)
 static void
 ask_window(struct aj_client *c, uint32_t id, uint32_t credit)
 {
-	uint8_t le[4] = {(uint8_t)credit, (uint8_t)(credit >> 8), (uint8_t)(credit >> 16),
-			 (uint8_t)(credit >> 24)};
+	uint8_t le[AJ_PROTO_WINDOW_SIZE];
 
+	aj_proto_window_encode(credit, le);
 	(void)send_frame(c, AJ_MSG_WINDOW, 0, id, le, sizeof(le));
 }
 

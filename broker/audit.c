@@ -77,6 +77,7 @@ aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e)
 		.hop = e->hop,
 		.final = !e->intermediate,
 		.spliced = e->spliced,
+		.via = aj_channel_is_internal(r->ch) ? "proxy" : NULL,
 	};
 	char *line;
 	size_t len;

@@ -21,6 +21,8 @@
  *   proxy-request.c  the proxy's reading of a client's requests (proxy-request.h)
  *   proxy-head.c     what such a request's head means: target, Host, framing fields
  *   tlsca.c     the jail's CA: leaf certificates, intercepted TLS's server side
+ *   proxy.c     `proxy on`: the listeners in the jail, the proxy's own channel
+ *   proxy-conn.c  one client of the proxy: HTTP/1.1 in, the channel's answers out
  *   confine.c   the broker's own seccomp filter
  */
 #ifndef AJ_BROKER_H
@@ -101,6 +103,10 @@ void aj_channels_free(struct aj_channels *set);
  * line (CONNECTED channels only), or one rate_limited record and close. */
 void aj_channels_open(struct aj_channels *set, int fd, bool connected);
 
+/* Serve FD as the broker's own channel (the proxy's): like any other, but
+ * it keeps no agent's slot and does not keep the broker alive. */
+void aj_channels_open_internal(struct aj_channels *set, int fd);
+
 /* Read every throttled channel again. */
 void aj_channels_unthrottle(struct aj_channels *set);
 
@@ -136,6 +142,8 @@ bool aj_channel_is_backlogged(const struct aj_channel *c);
 /* Stop reading C (the profile's rate) until aj_channels_unthrottle(). */
 void aj_channel_throttle(struct aj_channel *c);
 bool aj_channel_is_throttled(const struct aj_channel *c);
+/* Is C the broker's own channel (the proxy's: aj_channels_open_internal())? */
+bool aj_channel_is_internal(const struct aj_channel *c);
 
 /* The set C belongs to (CONNECT opens a new channel in it). */
 struct aj_channels *aj_channel_set(const struct aj_channel *c);
@@ -189,6 +197,7 @@ struct aj_req {
 	bool body_refused;            /* answered: drop the rest until END */
 	bool memfd;                   /* "deliver":"memfd" */
 	bool pipe;                    /* "deliver":"pipe" */
+	bool no_redirects;            /* "redirects":"none": a 3xx is the answer */
 	long long declared_length;    /* the agent's Content-Length, or -1 */
 	double started;               /* ev_now() at REQUEST */
 	ev_timer body_timer;          /* the body must be complete by the time limit */
@@ -457,6 +466,25 @@ int aj_tlsca_server_ssl(struct aj_tlsca *ca, const char *host, struct ssl_st **o
  * name (SNI) is a.example, but the tunnel is to b.example"; the agent's
  * text escaped), or NULL when it did not.  Owned by SSL. */
 const char *aj_tlsca_refusal(const struct ssl_st *ssl);
+
+/* ---- broker/proxy.c: `proxy on` ---------------------------------------------------- */
+
+struct aj_proxy;
+
+/* Serve the N listening sockets LISTEN_FDS (non-blocking; taken over),
+ * speaking to the broker on CHAN: one end of a SOCK_SEQPACKET pair whose
+ * other end is an internal channel (aj_channels_open_internal()).  CA
+ * (kept by the caller, outliving the proxy) signs the leaves of the TLS
+ * tunnels clients open with CONNECT; CONN is aj_proxy_conn_hooks.  NULL:
+ * out of memory. */
+struct aj_proxy_conn_hooks;
+struct aj_proxy *aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
+			      struct aj_tlsca *ca, const struct aj_proxy_conn_hooks *conn);
+/* The connections' side (proxy-conn.c), passed as CONN: the proxy calls
+ * its connections through it only, as the channels call the protocol
+ * layer through their hooks. */
+extern const struct aj_proxy_conn_hooks aj_proxy_conn_hooks;
+void aj_proxy_free(struct aj_proxy *px);
 
 /* ---- broker/confine.c -------------------------------------------------------------- */
 

@@ -42,6 +42,7 @@ struct aj_channel {
 	struct outframe *out_head, *out_tail;
 	size_t out_bytes; /* queued, with QUEUED_FD_COST per descriptor */
 	bool throttled;   /* not read until aj_channels_unthrottle() */
+	bool internal;    /* the broker's own (the proxy's): not counted in n_open */
 	void *data;       /* the protocol layer's */
 };
 
@@ -291,6 +292,12 @@ aj_channel_is_throttled(const struct aj_channel *c)
 	return c->throttled;
 }
 
+bool
+aj_channel_is_internal(const struct aj_channel *c)
+{
+	return c->internal;
+}
+
 void
 aj_channels_unthrottle(struct aj_channels *set)
 {
@@ -379,9 +386,24 @@ aj_channels_open(struct aj_channels *set, int fd, bool connected)
 }
 
 void
+aj_channels_open_internal(struct aj_channels *set, int fd)
+{
+	struct aj_channel *c = take_slot(set, fd);
+
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	c->internal = true;
+	set->n_open--; /* an agent's channels alone keep the broker serving */
+	set->hooks->opened(c, true, set->arg);
+}
+
+void
 aj_channel_close(struct aj_channel *c)
 {
 	struct aj_channels *set = c->set;
+	bool internal = c->internal;
 
 	set->hooks->closing(c, set->arg);
 	ev_io_stop(set->loop, &c->io);
@@ -390,7 +412,9 @@ aj_channel_close(struct aj_channel *c)
 	close(c->fd);
 	c->fd = -1;
 	c->data = NULL;
-	set->n_open--;
+	c->internal = false;
+	if (!internal)
+		set->n_open--;
 	/* The slot goes to the channel that has waited longest. */
 	if (set->n_waiting > 0) {
 		int next = set->waiting[0];
@@ -398,7 +422,7 @@ aj_channel_close(struct aj_channel *c)
 		memmove(set->waiting, set->waiting + 1, --set->n_waiting * sizeof(int));
 		aj_channels_open(set, next, true);
 	}
-	if (set->n_open == 0)
+	if (set->n_open == 0 && !internal)
 		set->hooks->all_closed(set->arg);
 }
 

@@ -190,9 +190,7 @@ answer_body(struct session *s, const struct aj_frame *f, const uint8_t *payload,
 static void
 answer_window(struct session *s, const struct aj_frame *f, const uint8_t *payload, int fd)
 {
-	aj_req_window(&s->reqs, f->id,
-		      (uint32_t)payload[0] | (uint32_t)payload[1] << 8 |
-			      (uint32_t)payload[2] << 16 | (uint32_t)payload[3] << 24);
+	aj_req_window(&s->reqs, f->id, aj_proto_window_decode(payload));
 }
 
 static void

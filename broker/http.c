@@ -64,3 +64,32 @@ aj_http_hop_by_hop(const char *name, size_t len)
 			return true;
 	return false;
 }
+
+const char *
+aj_http_reason(int status)
+{
+	static const struct {
+		int status;
+		const char *text;
+	} reasons[] = {
+		{100, "Continue"},	       {200, "OK"},
+		{201, "Created"},	       {204, "No Content"},
+		{206, "Partial Content"},      {301, "Moved Permanently"},
+		{302, "Found"},		       {303, "See Other"},
+		{304, "Not Modified"},	       {307, "Temporary Redirect"},
+		{308, "Permanent Redirect"},   {400, "Bad Request"},
+		{401, "Unauthorized"},	       {403, "Forbidden"},
+		{404, "Not Found"},	       {413, "Content Too Large"},
+		{414, "URI Too Long"},	       {417, "Expectation Failed"},
+		{421, "Misdirected Request"},  {429, "Too Many Requests"},
+		{431, "Request Header Fields Too Large"},
+		{500, "Internal Server Error"}, {501, "Not Implemented"},
+		{502, "Bad Gateway"},	       {503, "Service Unavailable"},
+		{504, "Gateway Timeout"},      {505, "HTTP Version Not Supported"},
+	};
+
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(reasons); i++)
+		if (reasons[i].status == status)
+			return reasons[i].text;
+	return "";
+}

@@ -33,4 +33,7 @@ enum aj_http_line aj_http_parse_line(const char *line, size_t len, struct aj_htt
  * RFC 9110 7.6.1), never relayed? */
 bool aj_http_hop_by_hop(const char *name, size_t len);
 
+/* The reason phrase of STATUS (RFC 9110 15), "" for one not listed. */
+const char *aj_http_reason(int status);
+
 #endif /* AJ_HTTP_H */

@@ -1,12 +1,13 @@
 /*
  * agentjail-broker: the agent's one door (docs/PROTOCOL.md).
  *
- *   agentjail-broker --supervisor PID [--user UID:GID]
+ *   agentjail-broker --supervisor PID [--user UID:GID] [--proxy N]
  *
  * Started by the supervisor with posix_spawn, with the descriptors of the
  * contract (common/fds.h): its end of the agent's socketpair at 3, the
  * resolved policy (a sealed memfd, common/handover.h) at 4, the audit pipe
- * at 5.  Before it reads anything from the agent it ties its life to the
+ * at 5, and with `--proxy N` the pipe for its CA's certificate at 6 and the proxy's N
+ * listening sockets from 7.  Before it reads anything from the agent it ties its life to the
  * supervisor's, (started by root) becomes UID:GID with no supplementary
  * groups, which clears every capability, refuses to go on with any
  * capability or as root, and loads its own seccomp filter
@@ -67,6 +68,9 @@ struct broker {
 	struct aj_requests *requests;
 	struct aj_dispatch *dispatch;
 	struct aj_channels *channels;
+	struct aj_proxy *proxy; /* `proxy on`, else NULL */
+	struct aj_tlsca *tlsca;  /* `proxy on`: the jail's CA for its tunnels */
+	size_t n_proxy;         /* --proxy N: its listening sockets, from AJ_FD_PROXY */
 };
 
 static int
@@ -172,6 +176,65 @@ load_policy(struct broker *b)
 
 /* ---- the process ------------------------------------------------------------------- */
 
+/* `proxy on`: the jail's init made listening sockets, passed at
+ * AJ_FD_PROXY and after it.  The proxy talks to the protocol layer on a
+ * channel of the broker's own. */
+/* The jail's CA, made here (its key never leaves this process); its
+ * certificate goes to the supervisor for the jail's trust. */
+static int
+make_ca(struct broker *b)
+{
+	char err[256];
+	size_t len, off = 0;
+	const char *pem;
+
+	if (aj_tlsca_new(&b->tlsca, err, sizeof(err)) < 0) {
+		aj_log_error("making the jail's CA failed: %s", err);
+		return -1;
+	}
+	pem = aj_tlsca_pem(b->tlsca, &len);
+	while (off < len) {
+		ssize_t n = write(AJ_FD_PROXY_CA, pem + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			aj_log_error("handing the jail's CA certificate over failed: %s",
+				     n < 0 ? strerror(errno) : "short write");
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	close(AJ_FD_PROXY_CA);
+	return 0;
+}
+
+static int
+wire_proxy(struct broker *b, size_t n)
+{
+	int listen_fds[AJ_PROXY_LISTENERS], pair[2];
+
+	if (n == 0)
+		return 0;
+	if (make_ca(b) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int listening = 0;
+		socklen_t len = sizeof(listening);
+
+		listen_fds[i] = AJ_FD_PROXY + (int)i;
+		/* What the contract says is there, or the broker does not serve. */
+		if (getsockopt(listen_fds[i], SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+		    !listening || fcntl(listen_fds[i], F_SETFL, O_NONBLOCK) < 0)
+			return -1;
+	}
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0)
+		return -1;
+	aj_channels_open_internal(b->channels, pair[0]);
+	b->proxy = aj_proxy_new(b->loop, pair[1], listen_fds, n, b->tlsca, &aj_proxy_conn_hooks);
+	return b->proxy == NULL ? -1 : 0;
+}
+
 /* The layers, bottom up (broker/broker.h), before the broker is confined:
  * libcurl's global state and the host's addresses are read here. */
 static int
@@ -200,12 +263,16 @@ wire(struct broker *b)
 	if (b->dispatch == NULL)
 		return -1;
 	b->channels = aj_channels_new(b->loop, &aj_dispatch_hooks, b->dispatch);
-	return b->channels == NULL ? -1 : 0;
+	if (b->channels == NULL)
+		return -1;
+	return wire_proxy(b, b->n_proxy);
 }
 
 static void
 unwire(struct broker *b)
 {
+	aj_proxy_free(b->proxy);
+	aj_tlsca_free(b->tlsca);
 	aj_channels_free(b->channels);
 	aj_dispatch_free(b->dispatch);
 	aj_requests_free(b->requests);
@@ -232,11 +299,13 @@ main(int argc, char **argv)
 			supervisor = (pid_t)atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--user") == 0)
 			user = argv[i + 1];
+		else if (strcmp(argv[i], "--proxy") == 0)
+			b.n_proxy = (size_t)atoi(argv[i + 1]);
 	}
 	/* Die with the supervisor; if it is already gone, leave now. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return fail("PR_SET_PDEATHSIG");
-	if (supervisor <= 0 || getppid() != supervisor)
+	if (supervisor <= 0 || getppid() != supervisor || b.n_proxy > AJ_PROXY_LISTENERS)
 		return AJ_EXIT_SETUP;
 	if (user != NULL && become(user) < 0)
 		return fail("dropping to the profile's user");

@@ -305,6 +305,7 @@ admit(struct aj_req *r, struct aj_proto_request *req)
 	snprintf(r->method, sizeof(r->method), "%s", req->method);
 	r->memfd = req->deliver_memfd;
 	r->pipe = req->deliver_pipe;
+	r->no_redirects = req->no_redirects;
 	if (aj_url_normalise(req->url, &r->url, err, sizeof(err)) < 0) {
 		/* The audit keeps what was asked for (escaped, short, without
 		 * its query): a malformed URL is often a probe. */

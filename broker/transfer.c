@@ -121,7 +121,7 @@ end_of_headers(struct aj_transfer *t)
 	if (t->te_chunked)
 		drop_content_length(t->resp_headers);
 	/* "redirects 0" hands the 3xx itself to the agent. */
-	if (is_redirect(status) && t->location != NULL &&
+	if (is_redirect(status) && t->location != NULL && !t->req->no_redirects &&
 	    aj_transfer_limit(t, AJ_LIMIT_REDIRECTS) > 0) {
 		t->redirecting = true;
 		return 0;

@@ -26,6 +26,7 @@ static const struct member {
 	{"duration_ms", JSON_INTEGER, true}, {"error", JSON_STRING, false},
 	{"redirects", JSON_INTEGER, true},   {"hop", JSON_INTEGER, true},
 	{"final", JSON_TRUE, true},          {"spliced", JSON_INTEGER, false},
+	{"via", JSON_STRING, false},
 };
 
 static const char *const decisions[] = {"allowed", "denied", "refused"};
@@ -47,6 +48,8 @@ aj_audit_encode(const struct aj_audit_record *rec, char **line)
 
 	if (obj != NULL && rec->spliced > 0)
 		json_object_set_new(obj, "spliced", json_integer((json_int_t)rec->spliced));
+	if (obj != NULL && rec->via != NULL)
+		json_object_set_new(obj, "via", json_string(rec->via));
 	text = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(obj);
 	if (text == NULL)

@@ -141,7 +141,7 @@ aj_proto_decode(const uint8_t *buf, size_t len, struct aj_frame *out, const uint
 			return aj_err(err, errlen, -EBADMSG, "%s needs a non-zero id", name);
 		break;
 	}
-	if (f.type == AJ_MSG_WINDOW && f.length != 4)
+	if (f.type == AJ_MSG_WINDOW && f.length != AJ_PROTO_WINDOW_SIZE)
 		return aj_err(err, errlen, -EBADMSG, "WINDOW payload of %u bytes (must be 4)",
 			      f.length);
 	if (f.type == AJ_MSG_CANCEL && f.length != 0)
@@ -442,6 +442,15 @@ aj_proto_parse_request(const uint8_t *payload, size_t len, struct aj_proto_reque
 			}
 			req.deliver_memfd = strcmp(d, "memfd") == 0;
 			req.deliver_pipe = strcmp(d, "pipe") == 0;
+		} else if (strcmp(key, "redirects") == 0) {
+			const char *d = json_string_value(v);
+
+			if (d == NULL || (strcmp(d, "follow") != 0 && strcmp(d, "none") != 0)) {
+				r = aj_err(err, errlen, -EBADMSG,
+					   "\"redirects\" must be \"follow\" or \"none\"");
+				goto out;
+			}
+			req.no_redirects = strcmp(d, "none") == 0;
 		} else {
 			/* A member this broker does not know could be one the
 			 * agent relies on: refuse rather than ignore it. */
@@ -503,4 +512,20 @@ out:
 	aj_proto_request_clear(&req);
 	json_decref(root);
 	return r;
+}
+
+void
+aj_proto_window_encode(uint32_t credit, uint8_t out[AJ_PROTO_WINDOW_SIZE])
+{
+	out[0] = (uint8_t)credit;
+	out[1] = (uint8_t)(credit >> 8);
+	out[2] = (uint8_t)(credit >> 16);
+	out[3] = (uint8_t)(credit >> 24);
+}
+
+uint32_t
+aj_proto_window_decode(const uint8_t in[AJ_PROTO_WINDOW_SIZE])
+{
+	return (uint32_t)in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16 |
+	       (uint32_t)in[3] << 24;
 }

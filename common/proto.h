@@ -62,7 +62,15 @@ struct aj_proto_request {
 	size_t n_headers;
 	int deliver_memfd; /* "deliver":"memfd": the body as a sealed memfd */
 	int deliver_pipe;  /* "deliver":"pipe": the body through a pipe */
+	int no_redirects;  /* "redirects":"none": a 3xx is the answer (the proxy's clients
+			      follow redirects themselves) */
 };
+
+/* WINDOW's payload: the credit, 4 bytes little-endian.  The client and the
+ * proxy write it, the broker reads it. */
+#define AJ_PROTO_WINDOW_SIZE 4
+void aj_proto_window_encode(uint32_t credit, uint8_t out[AJ_PROTO_WINDOW_SIZE]);
+uint32_t aj_proto_window_decode(const uint8_t in[AJ_PROTO_WINDOW_SIZE]);
 
 /* Parse PAYLOAD into *OUT (written only on success; release it with
  * aj_proto_request_clear()).  Returns 0, -EBADMSG with ERR, or -ENOMEM. */

@@ -5,7 +5,9 @@
  * harmless devices, /proc belongs to the jail's pid namespace with its
  * kernel knobs read-only or masked, /sys shows the jail's own network, the
  * profile locations and the run's records are read-only and cannot be
- * moved away, and no mount honours setuid bits.
+ * moved away, no mount honours setuid bits, and with `proxy on` the jail's
+ * trust bundle (the system's certificates and the broker's CA) is at the
+ * usual paths.
  *
  * Runs in the jail's init, in its own mount namespace, before capabilities
  * are dropped.  Every failure is fatal to the run.
@@ -311,6 +313,112 @@ protect_paths(const struct aj_fs_plan *plan, char *err, size_t errlen)
 	return 0;
 }
 
+/* ---- `proxy on`: the jail's trust --------------------------------------------------- */
+
+/* Where the distributions keep their bundle of trusted certificates (the
+ * list Go's crypto/x509 searches); symlinks among them lead to one file. */
+static const char *const system_bundles[] = {
+	"/etc/ssl/certs/ca-certificates.crt",                /* Debian, Ubuntu, Arch, Gentoo */
+	"/etc/pki/tls/certs/ca-bundle.crt",                  /* Fedora, RHEL 6 */
+	"/etc/ssl/ca-bundle.pem",                            /* openSUSE */
+	"/etc/pki/tls/cacert.pem",                           /* OpenELEC */
+	"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", /* CentOS, RHEL 7+ */
+	"/etc/ssl/cert.pem",                                 /* Alpine */
+	"/usr/lib/ssl/cert.pem",                             /* OpenSSL's own default */
+};
+
+/* A bundle larger than this is not a bundle. */
+#define SYSTEM_BUNDLE_MAX (16u << 20)
+
+struct trust {
+	char targets[AJ_ARRAY_SIZE(system_bundles)][4096]; /* real paths, each once */
+	size_t n_targets;
+	char *text; /* the first one's certificates */
+	size_t len;
+};
+
+static void
+trust_free(struct trust *t)
+{
+	free(t->text);
+	t->text = NULL;
+}
+
+/* Before the private tmpfs covers anything: the host's bundles, where
+ * they are, and the certificates of the first. */
+static int
+trust_find(struct trust *t, char *err, size_t errlen)
+{
+	*t = (struct trust){0};
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(system_bundles); i++) {
+		char real[4096];
+		struct stat st;
+		bool seen = false;
+
+		if (realpath(system_bundles[i], real) == NULL || stat(real, &st) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		for (size_t j = 0; j < t->n_targets; j++)
+			seen = seen || strcmp(t->targets[j], real) == 0;
+		if (seen)
+			continue;
+		snprintf(t->targets[t->n_targets++], sizeof(t->targets[0]), "%s", real);
+		if (t->text == NULL) {
+			FILE *f = fopen(real, "re");
+			size_t n;
+
+			if (f == NULL || (uint64_t)st.st_size > SYSTEM_BUNDLE_MAX ||
+			    (t->text = malloc((size_t)st.st_size + 1)) == NULL) {
+				int e = f == NULL ? errno : EFBIG;
+
+				if (f != NULL)
+					fclose(f);
+				return aj_err(err, errlen, -e, "reading %s: %s", real, strerror(e));
+			}
+			n = fread(t->text, 1, (size_t)st.st_size, f);
+			fclose(f);
+			t->len = n;
+		}
+	}
+	return 0;
+}
+
+/* After the private /run: AJ_JAIL_CA_BUNDLE holds the system's
+ * certificates, read-only, and is bound read-only over every system
+ * bundle.  *FD is left open on it for the broker's CA, which init adds
+ * once the broker made it (the file's own mount stays writable for that
+ * fd only: it was opened before the binds). */
+static int
+trust_install(const struct trust *t, int *fd, char *err, size_t errlen)
+{
+	const char *path = AJ_JAIL_CA_BUNDLE;
+	char dir[sizeof(AJ_JAIL_CA_BUNDLE)];
+	int r;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	*strrchr(dir, '/') = '\0';
+	if (!is_dir("/run"))
+		return aj_err(err, errlen, -ENOENT,
+			      "the jail's trust bundle lives in the private /run, and this host "
+			      "has no /run directory");
+	r = mkdir_p(dir, 0755);
+	if (r < 0)
+		return aj_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
+	*fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (*fd < 0)
+		return aj_err(err, errlen, -errno, "creating %s: %s", path, strerror(errno));
+	if (t->len > 0 && write(*fd, t->text, t->len) != (ssize_t)t->len)
+		return aj_err(err, errlen, -EIO, "writing %s: %s", path, strerror(errno));
+	if (mount(path, path, NULL, MS_BIND, NULL) < 0 || set_readonly(path) < 0)
+		return aj_err(err, errlen, -errno, "read-only %s: %s", path, strerror(errno));
+	for (size_t i = 0; i < t->n_targets; i++)
+		if (mount(path, t->targets[i], NULL, MS_BIND, NULL) < 0 ||
+		    set_readonly(t->targets[i]) < 0)
+			return aj_err(err, errlen, -errno, "the jail's trust bundle on %s: %s",
+				      t->targets[i], strerror(errno));
+	return 0;
+}
+
 /* THREATS.md #5: the filter refuses namespace creation; the limit makes
  * the kernel refuse it too.  Written while init still holds
  * CAP_SYS_RESOURCE in the jail's user namespace, before /proc/sys is made
@@ -408,6 +516,7 @@ int
 aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t errlen)
 {
 	struct mount_attr nosuid = {.attr_set = MOUNT_ATTR_NOSUID};
+	struct trust trust = {0};
 	int r;
 
 	/* Nothing mounted here may propagate back to the host, nor the
@@ -416,10 +525,23 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return aj_err(err, errlen, -errno, "mount --make-rprivate /: %s", strerror(errno));
 
+	if (plan->bundle_fd != NULL) {
+		*step = AJ_STEP_TRUST;
+		r = trust_find(&trust, err, errlen);
+		if (r < 0) {
+			trust_free(&trust);
+			return r;
+		}
+	}
 	*step = AJ_STEP_TMPFS;
 	r = setup_dev(plan, err, errlen);
 	if (r == 0)
 		r = setup_private_tmpfs(plan, err, errlen);
+	if (r == 0 && plan->bundle_fd != NULL) {
+		*step = AJ_STEP_TRUST;
+		r = trust_install(&trust, plan->bundle_fd, err, errlen);
+	}
+	trust_free(&trust);
 	if (r < 0)
 		return r;
 

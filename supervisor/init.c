@@ -1,14 +1,15 @@
 /*
- * The jail's init: pid 1 of the jail, in the new namespaces.  It makes the
- * broker's door, sets the jail up from inside in a fixed order (hostname,
- * filesystem, loopback, working directory, capabilities, seccomp last,
- * resource limits), starts the command once the supervisor says the broker
- * runs, then reaps and forwards signals until the command exits.  When the
- * agent has a terminal of its own, init makes it (in the jail's devpts);
- * when the caller sits at a terminal, init stops and continues the jail as
- * a whole for job control.  It talks
- * to the supervisor over the setup channel (supervisor/setup-channel.c);
- * any failure is one FAILURE message and an exit.
+ * The jail's init: pid 1 of the jail, in the new namespaces.  It brings up
+ * loopback, makes the proxy's listeners (`proxy on`) and the broker's
+ * door, sets the jail up from inside in a fixed order (hostname,
+ * filesystem, working directory, capabilities, seccomp last, resource
+ * limits), starts the command once the supervisor says the broker runs,
+ * then reaps and forwards signals until the command exits.  When the agent
+ * has a terminal of its own, init makes it (in the jail's devpts); when
+ * the caller sits at a terminal, init stops and continues the jail as a
+ * whole for job control.  It talks to the supervisor over the setup
+ * channel (supervisor/setup-channel.c); any failure is one FAILURE
+ * message and an exit.
  */
 #include "config.h"
 
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -267,6 +269,58 @@ handover_finish(struct listener_handover *h, int fd)
 }
 
 /*
+ * The proxy's listening sockets (`proxy on`), made here for the reason the
+ * door is: a socket belongs to the network namespace of its creator, and
+ * these must listen on the jail's loopback, where the agent's tools
+ * connect; nothing listens on the host.  Made before the filter (which
+ * the broker, their user, is not under anyway) and passed to the
+ * supervisor before the door, for the broker.  ::1 is skipped on a kernel
+ * without IPv6.
+ */
+static void
+make_proxy_listeners(uint16_t port, int sync_fd)
+{
+	struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(port),
+				  .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	const struct {
+		const struct sockaddr *sa;
+		socklen_t len;
+		const char *name;
+	} where[AJ_PROXY_LISTENERS] = {
+		{(const struct sockaddr *)&v4, sizeof(v4), "127.0.0.1"},
+		{(const struct sockaddr *)&v6, sizeof(v6), "[::1]"},
+	};
+	struct aj_setup_msg msg = {.type = AJ_SETUP_PROXY};
+	char what[64];
+	int one = 1;
+
+	for (size_t i = 0; i < AJ_PROXY_LISTENERS; i++) {
+		int fd = socket(where[i].sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+		if (fd < 0 && i == 1 && errno == EAFNOSUPPORT)
+			continue;
+		snprintf(what, sizeof(what), "%s:%u", where[i].name, (unsigned)port);
+		if (fd < 0)
+			child_fail(sync_fd, AJ_STEP_PROXY, errno, what);
+		if ((i == 1 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+		    bind(fd, where[i].sa, where[i].len) < 0) {
+			if (i == 1 && errno == EADDRNOTAVAIL) { /* IPv6 disabled: no ::1 */
+				close(fd);
+				continue;
+			}
+			child_fail(sync_fd, AJ_STEP_PROXY, errno, what);
+		}
+		if (listen(fd, SOMAXCONN) < 0)
+			child_fail(sync_fd, AJ_STEP_PROXY, errno, what);
+		if (aj_setup_send(sync_fd, &msg, fd) < 0)
+			child_fail(sync_fd, AJ_STEP_PROXY, EIO, "passing a listening socket");
+		close(fd);
+	}
+}
+
+/*
  * The door, made here because a socket belongs to the network namespace of
  * the process that creates it: network ioctls on it (SIOCGIFCONF,
  * SIOCGIFHWADDR, ...) answer from that namespace.  Made by the supervisor,
@@ -329,7 +383,8 @@ make_pty(const struct aj_spawn_plan *plan, int sync_fd)
 /* The supervisor's "go" (the maps are written; later, the broker runs).
  * EOF or anything else means the supervisor gave up or is gone: leave
  * without starting anything. */
-static void
+/* The supervisor's "go", and the fd it came with (or -1). */
+static int
 wait_for_go(int sync_fd)
 {
 	struct aj_setup_msg go;
@@ -337,6 +392,22 @@ wait_for_go(int sync_fd)
 
 	if (aj_setup_recv(sync_fd, &go, &passed) != 1 || go.type != AJ_SETUP_GO)
 		_exit(AJ_EXIT_SETUP);
+	return passed;
+}
+
+/* `proxy on`: the jail's trust bundle (fs.c made it, the system's
+ * certificates in it) gets the broker's CA, from the memfd CA. */
+static void
+trust_jail_ca(int bundle, int ca, int sync_fd)
+{
+	char pem[16384];
+	ssize_t n = ca >= 0 ? pread(ca, pem, sizeof(pem), 0) : -1;
+
+	if (n <= 0 || write(bundle, "\n", 1) != 1 || write(bundle, pem, (size_t)n) != n)
+		child_fail(sync_fd, AJ_STEP_TRUST, n < 0 || ca < 0 ? EBADF : errno,
+			   "adding the proxy's CA to the jail's trust");
+	close(ca);
+	close(bundle);
 }
 
 /* Seccomp, with escape attempts reported to the supervisor when the
@@ -385,13 +456,18 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	char err[256];
 	sigset_t waitset;
 	pid_t agent;
-	int door, r, slave = -1, stdio[3] = {-1, -1, -1};
+	int door, r, slave = -1, stdio[3] = {-1, -1, -1}, bundle = -1, ca;
 
 	/* Die with the supervisor; if it is already gone the read below sees
 	 * EOF and we leave before doing anything. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		_exit(AJ_EXIT_SETUP);
-	wait_for_go(sync_fd);
+	{
+		int stray = wait_for_go(sync_fd);
+
+		if (stray >= 0)
+			close(stray);
+	}
 	/* Non-dumpable: the agent cannot open /proc/1/mem or ptrace init.  Only
 	 * after "go": a non-dumpable process's /proc files belong to root, and
 	 * an unprivileged supervisor could no longer write our id maps. */
@@ -409,7 +485,15 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	}
 	if (r < 0)
 		child_fail(sync_fd, AJ_STEP_NONE, -r, "closing inherited file descriptors");
-	/* First, so the broker starts while the jail is being set up. */
+	/* The network first: the proxy's listeners need its loopback up, and
+	 * the broker gets them with the door. */
+	r = aj_netns_setup_loopback(err, sizeof(err));
+	if (r < 0)
+		child_fail(sync_fd, r == -EEXIST || r == -ENODEV ? AJ_STEP_LINKS : AJ_STEP_LOOPBACK,
+			   -r, err);
+	if (plan->profile->proxy_port != 0)
+		make_proxy_listeners(plan->profile->proxy_port, sync_fd);
+	/* Then the door, so the broker starts while the jail is being set up. */
 	door = make_door(sync_fd);
 	/* Handlers and the mask come from the caller (an embedder may have
 	 * its own): start from the defaults, with what init waits for held. */
@@ -426,6 +510,8 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	if (sethostname(plan->profile->hostname, strlen(plan->profile->hostname)) < 0)
 		child_fail(sync_fd, AJ_STEP_HOSTNAME, errno, plan->profile->hostname);
 
+	if (plan->profile->proxy_port != 0)
+		fs.bundle_fd = &bundle;
 	r = aj_fs_setup(&fs, &step, err, sizeof(err));
 	if (r < 0)
 		child_fail(sync_fd, step, -r, err);
@@ -440,11 +526,6 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 			if (plan->pty_stdio & (1u << i))
 				stdio[i] = slave;
 	}
-
-	r = aj_netns_setup_loopback(err, sizeof(err));
-	if (r < 0)
-		child_fail(sync_fd, r == -EEXIST || r == -ENODEV ? AJ_STEP_LINKS : AJ_STEP_LOOPBACK,
-			   -r, err);
 
 	/* Re-resolve the working directory by path inside the new mount
 	 * namespace: no directory fd from the host survives (runc
@@ -485,8 +566,13 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	r = aj_rlimits_apply(plan->profile, err, sizeof(err));
 	if (r < 0)
 		child_fail(sync_fd, AJ_STEP_RLIMIT, -r, err);
-	/* The broker runs on the door's other end before the command does. */
-	wait_for_go(sync_fd);
+	/* The broker runs on the door's other end before the command does;
+	 * with the proxy, its CA comes with the word. */
+	ca = wait_for_go(sync_fd);
+	if (bundle >= 0)
+		trust_jail_ca(bundle, ca, sync_fd);
+	else if (ca >= 0)
+		close(ca);
 	r = spawn_agent(plan, door, stdio, slave, &agent);
 	if (r != 0) {
 		aj_log_escape(plan->argv[0], err, sizeof(err));

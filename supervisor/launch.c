@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "handover.h"
+#include "memfd.h"
 #include "supervisor.h"
 
 static void
@@ -78,21 +80,34 @@ launch_stdio(int stdio[3], int *log_fd)
 
 int
 aj_launch_broker(const char *path, const struct aj_profile *profile, const struct aj_identity *id,
-		 int door, int audit_end, struct aj_broker *broker, char *err, size_t errlen)
+		 int door, int audit_end, const int *proxy, size_t n_proxy, struct aj_broker *broker,
+		 char *err, size_t errlen)
 {
-	char parent[32], user[64];
-	char *argv[] = {"agentjail-broker",         "--supervisor", parent,
-			id->drop ? "--user" : NULL, user,           NULL};
+	int fds[4 + AJ_PROXY_LISTENERS] = {door, -1, audit_end, -1, -1, -1}, ca[2] = {-1, -1};
+	char parent[32], user[64], listeners[16];
+	char *argv[8] = {"agentjail-broker", "--supervisor", parent};
+	size_t argc = 3;
 	char *envp[] = {NULL};
 	int stdio[3], log_fd = -1;
 	pid_t child;
 	int r, fd, policy_fd;
 
-	*broker = (struct aj_broker){.pid = -1, .pidfd = -1, .log_fd = -1};
+	*broker = (struct aj_broker){.pid = -1, .pidfd = -1, .log_fd = -1, .ca_fd = -1};
 	if (path == NULL)
 		path = AJ_LIBEXECDIR "/agentjail-broker";
 	snprintf(parent, sizeof(parent), "%d", (int)getpid());
 	snprintf(user, sizeof(user), "%u:%u", (unsigned)id->broker_uid, (unsigned)id->broker_gid);
+	if (id->drop) {
+		argv[argc++] = "--user";
+		argv[argc++] = user;
+	}
+	if (n_proxy > AJ_PROXY_LISTENERS)
+		n_proxy = AJ_PROXY_LISTENERS;
+	if (n_proxy > 0) {
+		snprintf(listeners, sizeof(listeners), "%zu", n_proxy);
+		argv[argc++] = "--proxy";
+		argv[argc++] = listeners;
+	}
 	r = launch_stdio(stdio, &log_fd);
 	if (r < 0)
 		return aj_err(err, errlen, r, "%s failed: its stdio: %s",
@@ -103,11 +118,27 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 		close(log_fd);
 		return policy_fd;
 	}
-	r = aj_process_spawn(path, argv, envp, (int[]){door, policy_fd, audit_end}, 3, stdio, -1, false,
-			     &child);
+	fds[1] = policy_fd;
+	if (n_proxy > 0 && pipe2(ca, O_CLOEXEC) < 0) {
+		r = -errno;
+		close(policy_fd);
+		close_stdio(stdio);
+		close(log_fd);
+		return aj_err(err, errlen, r, "%s failed: a pipe for its CA: %s",
+			      aj_step_name(AJ_STEP_BROKER), strerror(-r));
+	}
+	fds[3] = ca[1];
+	for (size_t i = 0; i < n_proxy; i++)
+		fds[4 + i] = proxy[i];
+	r = aj_process_spawn(path, argv, envp, fds, n_proxy > 0 ? 4 + n_proxy : 3, stdio, -1,
+			     false, &child);
 	close(policy_fd);
 	close_stdio(stdio);
+	if (ca[1] >= 0)
+		close(ca[1]);
 	if (r != 0) {
+		if (ca[0] >= 0)
+			close(ca[0]);
 		close(log_fd);
 		return aj_err(err, errlen, -r, "%s failed: %s: %s (%s)",
 			      aj_step_name(AJ_STEP_BROKER), path, strerror(r),
@@ -121,9 +152,84 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 		r = errno;
 		aj_process_kill_and_reap(child, -1, NULL);
 		close(log_fd);
+		if (ca[0] >= 0)
+			close(ca[0]);
 		return aj_err(err, errlen, -r, "pidfd_open: %s", strerror(r));
 	}
-	*broker = (struct aj_broker){.pid = child, .pidfd = fd, .log_fd = log_fd};
+	*broker = (struct aj_broker){.pid = child, .pidfd = fd, .log_fd = log_fd, .ca_fd = ca[0]};
+	return 0;
+}
+
+/* What the broker logged before it failed, to the caller's stderr (the
+ * run's relay is not watching yet). */
+static void
+relay_log(const struct aj_broker *broker)
+{
+	char buf[4096];
+	ssize_t n;
+
+	usleep(50 * 1000); /* its last line, written as it exits */
+	while ((n = read(broker->log_fd, buf, sizeof(buf))) > 0)
+		(void)!write(STDERR_FILENO, buf, (size_t)n);
+}
+
+/* A CA certificate is well under this. */
+#define CA_PEM_MAX 16384
+/* The broker makes its CA before it serves: a P-256 key and one
+ * signature, milliseconds. */
+#define CA_WAIT_MS 10000
+
+int
+aj_launch_take_ca(struct aj_broker *broker, int *out, char *err, size_t errlen)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE-----\n";
+	static const char end[] = "-----END CERTIFICATE-----\n";
+	char pem[CA_PEM_MAX + 2]; /* one byte more than allowed, and the NUL */
+	size_t len = 0;
+	int r = 0;
+
+	*out = -1;
+	while (len < CA_PEM_MAX + 1) {
+		struct pollfd p = {.fd = broker->ca_fd, .events = POLLIN};
+		ssize_t n;
+
+		r = poll(&p, 1, CA_WAIT_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			r = r == 0 ? -ETIMEDOUT : -errno;
+			break;
+		}
+		n = read(broker->ca_fd, pem + len, CA_PEM_MAX + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : 0;
+			break;
+		}
+		len += (size_t)n;
+	}
+	close(broker->ca_fd);
+	broker->ca_fd = -1;
+	if (r < 0 || len == 0)
+		relay_log(broker);
+	if (r < 0)
+		return aj_err(err, errlen, r, "%s failed: waiting for its CA certificate: %s",
+			      aj_step_name(AJ_STEP_BROKER), strerror(-r));
+	pem[len] = '\0';
+	/* Nothing else is added to the jail's trust: one certificate, whole. */
+	if (len == 0 || len > CA_PEM_MAX || strncmp(pem, begin, sizeof(begin) - 1) != 0 ||
+	    len < sizeof(end) - 1 || strcmp(pem + len - (sizeof(end) - 1), end) != 0 ||
+	    strstr(pem + 1, "-----BEGIN") != NULL)
+		return aj_err(err, errlen, -EPROTO, "%s failed: %s", aj_step_name(AJ_STEP_BROKER),
+			      len == 0 ? "it made no CA certificate for the proxy (see its "
+					 "message above)"
+				       : "what it sent is not one PEM certificate");
+	r = aj_memfd_of("agentjail-ca", pem, len);
+	if (r < 0)
+		return aj_err(err, errlen, r, "%s failed: a memfd for its CA: %s",
+			      aj_step_name(AJ_STEP_BROKER), strerror(-r));
+	*out = r;
 	return 0;
 }
 
@@ -135,5 +241,7 @@ aj_launch_stop(struct aj_broker *broker)
 		close(broker->pidfd);
 	if (broker->log_fd >= 0)
 		close(broker->log_fd);
-	*broker = (struct aj_broker){.pid = -1, .pidfd = -1, .log_fd = -1};
+	if (broker->ca_fd >= 0)
+		close(broker->ca_fd);
+	*broker = (struct aj_broker){.pid = -1, .pidfd = -1, .log_fd = -1, .ca_fd = -1};
 }

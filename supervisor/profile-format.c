@@ -57,6 +57,10 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 	bad |= fprintf(f, "tmpfs-size %llu\n", (unsigned long long)pr->tmpfs_size) < 0;
 	bad |= fprintf(f, "socket unix %s\n", pr->allow_unix_sockets ? "allow" : "deny") < 0;
 	bad |= fprintf(f, "socket inet %s\n", pr->loopback_sockets ? "loopback" : "deny") < 0;
+	if (pr->proxy_port != 0)
+		bad |= fprintf(f, "proxy on port %u\n", (unsigned)pr->proxy_port) < 0;
+	else
+		bad |= fprintf(f, "proxy off\n") < 0;
 	bad |= fprintf(f, "on-violation %s\n", pr->kill_on_violation ? "kill" : "deny") < 0;
 	for (i = 0; i < aj_profile_n_layers; i++)
 		if (pr->optional_layers & aj_profile_layers[i].bit)
@@ -197,6 +201,10 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 				   json_string(pr->allow_unix_sockets ? "allow" : "deny"));
 	bad |= json_object_set_new(root, "socket_inet",
 				   json_string(pr->loopback_sockets ? "loopback" : "deny"));
+	bad |= json_object_set_new(root, "proxy",
+				   pr->proxy_port != 0
+					   ? json_pack("{s:b, s:i}", "on", 1, "port", (int)pr->proxy_port)
+					   : json_pack("{s:b}", "on", 0));
 	bad |= json_object_set_new(root, "on_violation",
 				   json_string(pr->kill_on_violation ? "kill" : "deny"));
 	for (i = 0; i < aj_profile_n_layers; i++)

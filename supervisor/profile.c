@@ -103,7 +103,8 @@ struct env_var {
 
 /* What one file (with its includes merged) says. */
 struct layer {
-	struct slot hostname, user, broker_user, tmpfs_size, socket_unix, socket_inet, on_violation;
+	struct slot hostname, user, broker_user, tmpfs_size, socket_unix, socket_inet, proxy,
+	    on_violation;
 	struct slot rlimits[AJ_RLIMIT__COUNT];
 	char **env_keep;
 	size_t n_env_keep;
@@ -275,6 +276,7 @@ layer_free(struct layer *l)
 	slot_clear(&l->tmpfs_size);
 	slot_clear(&l->socket_unix);
 	slot_clear(&l->socket_inet);
+	slot_clear(&l->proxy);
 	slot_clear(&l->on_violation);
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++)
 		slot_clear(&l->rlimits[i]);
@@ -492,6 +494,7 @@ merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 	    (r = merge_slot(p, &dst->tmpfs_size, &src->tmpfs_size, "tmpfs-size", true)) < 0 ||
 	    (r = merge_slot(p, &dst->socket_unix, &src->socket_unix, "socket unix", true)) < 0 ||
 	    (r = merge_slot(p, &dst->socket_inet, &src->socket_inet, "socket inet", true)) < 0 ||
+	    (r = merge_slot(p, &dst->proxy, &src->proxy, "proxy", true)) < 0 ||
 	    (r = merge_slot(p, &dst->on_violation, &src->on_violation, "on-violation", true)) < 0)
 		return r;
 	for (i = 0; i < AJ_RLIMIT__COUNT; i++) {
@@ -1175,6 +1178,43 @@ do_socket(struct parser *p, char *rest)
 		    socket_families[i].words[1], socket_families[i].words[0], action);
 }
 
+/* proxy off | proxy on [port N]: the broker's HTTP proxy inside the jail.
+ * The slot holds the port, 0 for off. */
+static int
+do_proxy(struct parser *p, char *rest)
+{
+	char *word = aj_lexer_token(&rest), *port, text[32];
+	const char *end;
+	uint64_t v = AJ_PROXY_DEFAULT_PORT;
+	int r;
+
+	if (word == NULL)
+		return perr(p, -EINVAL, "proxy: missing 'on' or 'off'");
+	if (strcmp(word, "off") == 0) {
+		if ((r = no_more(p, &rest, "proxy off")) < 0)
+			return r;
+		return set_own(p, &p->layer->proxy, "proxy", "off", 0, true);
+	}
+	if (strcmp(word, "on") != 0)
+		return perr(p, -EINVAL, "proxy: expected 'on' or 'off', got '%s'", word);
+	port = aj_lexer_token(&rest);
+	if (port != NULL) {
+		if (strcmp(port, "port") != 0)
+			return perr(p, -EINVAL, "proxy on: unexpected argument '%s' (expected 'port N')",
+				    port);
+		port = aj_lexer_token(&rest);
+		if (port == NULL)
+			return perr(p, -EINVAL, "proxy on port: missing N");
+		if (aj_lexer_number(port, &end, &v) < 0 || *end != '\0' || v < 1 || v > 65535)
+			return perr(p, -EINVAL,
+				    "proxy on port: expected a port from 1 to 65535, got '%s'", port);
+		if ((r = no_more(p, &rest, "proxy on port")) < 0)
+			return r;
+	}
+	snprintf(text, sizeof(text), "on port %llu", (unsigned long long)v);
+	return set_own(p, &p->layer->proxy, "proxy", text, v, true);
+}
+
 /* on-violation deny|kill: what an escape attempt costs the agent. */
 static int
 do_on_violation(struct parser *p, char *rest)
@@ -1450,6 +1490,7 @@ static const struct {
 	{"rlimit", do_rlimit},
 	{"tmpfs-size", do_tmpfs_size},
 	{"socket", do_socket},
+	{"proxy", do_proxy},
 	{"optional", do_optional},
 	{"fetch", do_fetch},
 	{"on-violation", do_on_violation},
@@ -1668,6 +1709,7 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 	pr->tmpfs_size = l->tmpfs_size.set ? l->tmpfs_size.num : DEFAULT_TMPFS_SIZE;
 	pr->allow_unix_sockets = l->socket_unix.set && l->socket_unix.num != 0;
 	pr->loopback_sockets = l->socket_inet.set && l->socket_inet.num != 0;
+	pr->proxy_port = l->proxy.set ? (uint16_t)l->proxy.num : 0;
 	pr->kill_on_violation = l->on_violation.set && l->on_violation.num != 0;
 	pr->optional_layers = l->optional;
 	/* Rules are decided as a set (deny wins, order does not matter):
@@ -1710,6 +1752,21 @@ fail:
 	return -ENOMEM;
 }
 
+/* Settings that only make sense together, checked once everything is
+ * merged: the error names the line that needs the other. */
+static int
+check_together(struct ctx *ctx, const struct layer *l)
+{
+	if (l->proxy.set && l->proxy.num != 0 && !(l->socket_inet.set && l->socket_inet.num != 0)) {
+		snprintf(ctx->err, ctx->errlen,
+			 "%s:%u: proxy on needs 'socket inet loopback' (tools reach the proxy "
+			 "with TCP sockets): add that line",
+			 l->proxy.file, l->proxy.line);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* FILES (N_FILES; ownership taken) are those read to find the top file. */
 static int
 load_top(const char *name, const char *path, bool from_string, struct file_id id, char *text,
@@ -1730,6 +1787,9 @@ load_top(const char *name, const char *path, bool from_string, struct file_id id
 	if (from_string)
 		ctx.no_dir = ipath;
 	r = parse_file(&ctx, ipath, id, text, len, &l);
+	if (r < 0)
+		goto out;
+	r = check_together(&ctx, l);
 	if (r < 0)
 		goto out;
 	r = build_profile(l, name, path, &pr);

@@ -34,6 +34,8 @@ build_env(const struct aj_run_options *opts, char ***out)
 	int r;
 
 	r = aj_env_build(opts->profile, environ, AJ_FD_DOOR, &env);
+	if (r == 0)
+		r = aj_proxy_env_apply(opts->profile, &env);
 	for (size_t i = 0; r == 0 && i < opts->n_env; i++)
 		r = aj_env_set(&env, opts->env[i].name, opts->env[i].value);
 	if (r < 0) {
@@ -42,6 +44,17 @@ build_env(const struct aj_run_options *opts, char ***out)
 	}
 	*out = env;
 	return 0;
+}
+
+/* How many proxy listeners init made (they come first in the array). */
+static size_t
+n_proxy_fds(const struct aj_jail *jail)
+{
+	size_t n = 0;
+
+	while (n < AJ_PROXY_LISTENERS && jail->proxy_fds[n] >= 0)
+		n++;
+	return n;
 }
 
 /* on-violation kill: the whole pid namespace dies with its init. */
@@ -206,7 +219,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct aj_seccomp_opts sopts = {0};
 	struct aj_identity id = {0};
 	struct aj_jail jail = {
-		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1};
+		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
+		.proxy_fds = {-1, -1}, .ca_fd = -1};
 	int agent_signal = 0, run_status = -1;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;
@@ -220,7 +234,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	char cwd[4096], localerr[512];
 	char **envp = NULL;
 	const struct sock_fprog *filter, *filter_notify;
-	struct aj_broker broker = {.pid = -1, .pidfd = -1, .log_fd = -1};
+	struct aj_broker broker = {.pid = -1, .pidfd = -1, .log_fd = -1, .ca_fd = -1};
 	sigset_t held, saved_mask;
 	int r;
 
@@ -321,9 +335,17 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
 		else
 			r = aj_launch_broker(opts->broker_path, opts->profile, &id, jail.door_fd,
-					     audit_end, &broker, err, errlen);
+					     audit_end, jail.proxy_fds, n_proxy_fds(&jail), &broker,
+					     err, errlen);
 		if (audit_end >= 0)
 			close(audit_end);
+		aj_spawn_jail_close_proxy(&jail);
+		/* The jail trusts the CA the broker made for its tunnels. */
+		if (r == 0 && opts->profile->proxy_port != 0) {
+			r = aj_launch_take_ca(&broker, &jail.ca_fd, err, errlen);
+			if (r < 0)
+				aj_launch_stop(&broker);
+		}
 		if (r < 0) {
 			aj_spawn_jail_abort(&jail);
 			goto out;

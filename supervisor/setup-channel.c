@@ -35,7 +35,8 @@
 static bool
 carries_fd(int32_t type)
 {
-	return type == AJ_SETUP_DOOR || type == AJ_SETUP_LISTENER || type == AJ_SETUP_PTY;
+	return type == AJ_SETUP_DOOR || type == AJ_SETUP_LISTENER || type == AJ_SETUP_PTY ||
+	       type == AJ_SETUP_PROXY || type == AJ_SETUP_GO;
 }
 
 int

@@ -247,7 +247,8 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 	int sv[2], r, passed;
 
 	*jail = (struct aj_jail){
-		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1};
+		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
+		.proxy_fds = {-1, -1}, .ca_fd = -1};
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return aj_err(err, errlen, -errno, "socketpair: %s", strerror(errno));
 
@@ -283,8 +284,19 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 	}
 	(void)aj_setup_send(jail->sync_fd, &msg, -1);
 
-	/* Init's first word: the door, or why it could not make one. */
-	r = aj_setup_recv(jail->sync_fd, &msg, &passed);
+	/* Init's first words: the proxy's listeners (`proxy on`), then the
+	 * door, or why it could not make them. */
+	for (size_t n_proxy = 0;; n_proxy++) {
+		r = aj_setup_recv(jail->sync_fd, &msg, &passed);
+		if (r <= 0 || msg.type != AJ_SETUP_PROXY)
+			break;
+		if (passed < 0 || n_proxy == AJ_PROXY_LISTENERS) {
+			if (passed >= 0)
+				close(passed);
+			return fail_unheard(jail, -EPROTO, err, errlen);
+		}
+		jail->proxy_fds[n_proxy] = passed;
+	}
 	if (r > 0 && msg.type == AJ_SETUP_DOOR && passed >= 0) {
 		jail->door_fd = passed;
 		return 0;
@@ -306,7 +318,13 @@ aj_spawn_jail_go(struct aj_jail *jail, char *err, size_t errlen)
 		close(jail->door_fd);
 		jail->door_fd = -1;
 	}
-	(void)aj_setup_send(jail->sync_fd, &msg, -1);
+	/* With the proxy's CA certificate, which init adds to the jail's
+	 * trust before the command starts. */
+	(void)aj_setup_send(jail->sync_fd, &msg, jail->ca_fd);
+	if (jail->ca_fd >= 0) {
+		close(jail->ca_fd);
+		jail->ca_fd = -1;
+	}
 	for (;;) {
 		int *slot;
 
@@ -335,6 +353,16 @@ aj_spawn_jail_go(struct aj_jail *jail, char *err, size_t errlen)
 }
 
 void
+aj_spawn_jail_close_proxy(struct aj_jail *jail)
+{
+	for (size_t i = 0; i < AJ_PROXY_LISTENERS; i++) {
+		if (jail->proxy_fds[i] >= 0)
+			close(jail->proxy_fds[i]);
+		jail->proxy_fds[i] = -1;
+	}
+}
+
+void
 aj_spawn_jail_abort(struct aj_jail *jail)
 {
 	if (jail->door_fd >= 0)
@@ -345,12 +373,16 @@ aj_spawn_jail_abort(struct aj_jail *jail)
 		close(jail->listener_fd);
 	if (jail->pty_fd >= 0)
 		close(jail->pty_fd);
+	aj_spawn_jail_close_proxy(jail);
+	if (jail->ca_fd >= 0)
+		close(jail->ca_fd);
 	if (jail->pid > 0)
 		aj_process_kill_and_reap(jail->pid, jail->pidfd, NULL);
 	if (jail->pidfd >= 0)
 		close(jail->pidfd);
 	*jail = (struct aj_jail){
-		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1};
+		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
+		.proxy_fds = {-1, -1}, .ca_fd = -1};
 }
 
 bool

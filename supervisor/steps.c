@@ -28,6 +28,8 @@ static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_RLIMIT] = "setting resource limits",
 	[AJ_STEP_CWD] = "entering the working directory",
 	[AJ_STEP_PTY] = "making the agent's terminal",
+	[AJ_STEP_PROXY] = "opening the proxy's listening sockets",
+	[AJ_STEP_TRUST] = "making the jail's trust bundle",
 	[AJ_STEP_EXEC] = "executing the command",
 };
 
@@ -102,6 +104,13 @@ aj_step_hint(enum aj_step step, int errnum)
 	case AJ_STEP_PTY:
 		return "the jail's devpts could not give a pseudo-terminal; pass --no-pty "
 		       "(aj_run_options_set_pty) to share the caller's terminal instead";
+	case AJ_STEP_PROXY:
+		return "the proxy listens on 127.0.0.1 and ::1 in the jail's network namespace; "
+		       "`proxy off` in the profile runs without it";
+	case AJ_STEP_TRUST:
+		return "with `proxy on` the jail trusts the broker's CA through " AJ_JAIL_CA_BUNDLE
+		       " on its private /run, bound over the system bundles; `proxy off` in the "
+		       "profile runs without it";
 	case AJ_STEP_BROKER:
 		return "the agentjail-broker program could not start; check the installation "
 		       "(or AGENTJAIL_BROKER)";

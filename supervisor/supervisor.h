@@ -56,6 +56,11 @@ struct aj_profile_file {
 /* Free N FILES; NULL is a no-op. */
 void aj_profile_files_free(struct aj_profile_file *files, size_t n);
 
+/* `proxy on` without a port: the usual one of HTTP proxies (squid's). */
+#define AJ_PROXY_DEFAULT_PORT 3128
+/* Its listening sockets in the jail (127.0.0.1 and ::1): AJ_PROXY_LISTENERS,
+ * common/fds.h. */
+
 struct aj_profile {
 	char *name;        /* as asked for */
 	char *path;        /* the top file */
@@ -73,6 +78,7 @@ struct aj_profile {
 	uint64_t tmpfs_size;      /* `tmpfs-size SIZE`: bytes, default 64 MiB */
 	bool allow_unix_sockets;  /* `socket unix allow|deny`, default deny */
 	bool loopback_sockets;    /* `socket inet loopback|deny`, default deny */
+	uint16_t proxy_port;      /* `proxy on [port N]`: the proxy's port; 0: `proxy off` */
 	bool kill_on_violation;   /* `on-violation kill|deny`, default deny */
 	unsigned optional_layers; /* `optional LAYER`: AJ_LAYER_* bits */
 	struct aj_policy fetch;   /* `fetch ...`: the broker's part (common/policy.h) */
@@ -221,6 +227,10 @@ int aj_env_build(const struct aj_profile *profile, char *const *environ_in, int 
 int aj_env_set(char ***env, const char *name, const char *value);
 void aj_env_free(char **env);
 
+/* `proxy on`: point the common tools at the proxy (supervisor/proxy-env.c,
+ * one table); a variable the profile sets itself is left as it says. */
+int aj_proxy_env_apply(const struct aj_profile *profile, char ***env);
+
 /* ---- supervisor/steps.c: the setup steps, for one clear failure line ------- */
 
 /* Every step that can fail before the command starts.  The failure line is
@@ -245,6 +255,8 @@ enum aj_step {
 	AJ_STEP_RLIMIT,
 	AJ_STEP_CWD,
 	AJ_STEP_PTY,
+	AJ_STEP_PROXY,
+	AJ_STEP_TRUST,
 	AJ_STEP_EXEC,
 	AJ_STEP__COUNT
 };
@@ -277,7 +289,13 @@ struct aj_fs_plan {
 	const char *const *readonly_paths; /* NULL-terminated, absolute and resolved
 					    * (realpath); missing ones are skipped;
 					    * their ancestors cannot be renamed */
+	int *bundle_fd; /* `proxy on`: make AJ_JAIL_CA_BUNDLE, and leave an fd on it
+			   here for the CA to add; NULL: no trust bundle */
 };
+
+/* `proxy on`: the jail's trust bundle, on its private /run (the CA
+ * variables name it; the system bundles are this file in the jail). */
+#define AJ_JAIL_CA_BUNDLE "/run/agentjail/ca-certificates.crt"
 
 /* In a fresh mount namespace: private propagation, a minimal /dev, private
  * tmpfs on /tmp, /var/tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, a fresh
@@ -372,7 +390,8 @@ void aj_jobctl_continue(struct aj_jobctl *j, pid_t agent);
 /* ---- supervisor/setup-channel.c: supervisor <-> the jail's init ---------- */
 
 enum aj_setup_type {
-	AJ_SETUP_GO = 1,   /* supervisor -> init: maps written (first), the broker runs (second) */
+	AJ_SETUP_GO = 1,   /* supervisor -> init: maps written (first), the broker runs (second;
+			      with `proxy on`, carrying the broker's CA certificate, a memfd) */
 	AJ_SETUP_FAILURE,  /* init -> supervisor: a setup step failed */
 	AJ_SETUP_DOOR,     /* init -> supervisor: the broker's end of the door (+ fd) */
 	AJ_SETUP_LISTENER, /* init -> supervisor: the seccomp listener (+ fd), or none */
@@ -380,6 +399,7 @@ enum aj_setup_type {
 	AJ_SETUP_AGENT_STATUS, /* init -> supervisor: the agent's raw wait status, as init exits */
 	AJ_SETUP_PTY,          /* init -> supervisor: the master of the agent's terminal (+ fd) */
 	AJ_SETUP_STOPPED,      /* init -> supervisor: the jail is stopped as a whole */
+	AJ_SETUP_PROXY, /* init -> supervisor: a proxy listening socket (+ fd), before the door */
 };
 
 struct aj_setup_msg {
@@ -414,6 +434,9 @@ struct aj_jail {
 	int exec_errno;  /* 0, or why the command could not be executed */
 	int door_fd;     /* owned until aj_spawn_jail_go(): the broker's end of the door */
 	int pty_fd;      /* owned: the master of the agent's terminal, or -1 */
+	int proxy_fds[AJ_PROXY_LISTENERS]; /* owned until the broker has them, or -1 */
+	int ca_fd; /* `proxy on`: owned until aj_spawn_jail_go() hands it to init: the
+		      broker's CA certificate (a sealed memfd), for the jail's trust */
 };
 
 /* Start the jail and wait for its door: returns 0 with JAIL->door_fd the
@@ -432,6 +455,8 @@ int aj_spawn_jail_go(struct aj_jail *jail, char *err, size_t errlen);
 
 /* Kill and reap a jail that aj_spawn_jail() started, closing what it holds. */
 void aj_spawn_jail_abort(struct aj_jail *jail);
+/* Close JAIL's proxy listeners (the broker has its copies). */
+void aj_spawn_jail_close_proxy(struct aj_jail *jail);
 
 /* After the jail's init has exited: the agent's raw wait status, as init
  * sent it on SYNC_FD.  False when there is none (init was killed). */
@@ -481,19 +506,27 @@ struct aj_broker {
 	pid_t pid;
 	int pidfd;  /* watched and stopped through it */
 	int log_fd; /* the read end of its stderr (non-blocking): relayed, never shared */
+	int ca_fd;  /* `proxy on`: the read end of its CA pipe until aj_launch_take_ca(), or -1 */
 };
 
 /* Start the broker program PATH (NULL: the installed one) as ID's broker
  * user, with DOOR (its end of the agent's socketpair), the fetch policy of
- * PROFILE handed over in a sealed memfd, and AUDIT_END (the audit pipe's
- * write end); neither fd is closed.  Its stdin and stdout are /dev/null and
+ * PROFILE handed over in a sealed memfd, AUDIT_END (the audit pipe's
+ * write end) and the N_PROXY listening sockets PROXY (common/fds.h:
+ * AJ_FD_PROXY on, with the CA pipe before them); no fd is closed.  Its stdin and stdout are /dev/null and
  * its stderr a pipe the supervisor relays, so it never holds the caller's
  * terminal.  Returns 0 with *BROKER (owned by the caller; stop it with
  * aj_launch_stop()), or -errno with ERR naming the step; nothing is left
  * running. */
 int aj_launch_broker(const char *path, const struct aj_profile *profile,
-		     const struct aj_identity *id, int door, int audit_end,
-		     struct aj_broker *broker, char *err, size_t errlen);
+		     const struct aj_identity *id, int door, int audit_end, const int *proxy,
+		     size_t n_proxy, struct aj_broker *broker, char *err, size_t errlen);
+
+/* `proxy on`: the certificate of the CA the broker made for the jail's
+ * tunnels (AJ_FD_PROXY_CA), checked to be one PEM certificate, as a sealed
+ * memfd in *OUT for the jail's trust.  Returns 0, or -errno with ERR (the
+ * broker failed before it sent one, or sent something else). */
+int aj_launch_take_ca(struct aj_broker *broker, int *out, char *err, size_t errlen);
 
 /* Kill and reap a broker that aj_launch_broker() started, and close its
  * fds (BROKER is left as none: pid -1, fds -1). */

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -358,4 +359,31 @@ aj_test_count_own_lines(const char *text)
 		p = *nl ? nl + 1 : nl;
 	}
 	return n;
+}
+
+json_t *
+aj_test_json_lines(const char *path)
+{
+	char line[65536];
+	json_t *all = json_array();
+	FILE *f = fopen(path, "re");
+
+	cr_assert_not_null(f, "no %s", path);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		json_error_t err;
+		json_t *rec = json_loads(line, 0, &err);
+
+		cr_assert_not_null(rec, "%s: not JSON: %s (%s)", path, line, err.text);
+		json_array_append_new(all, rec);
+	}
+	fclose(f);
+	return all;
+}
+
+const char *
+aj_test_json_str(json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : "(none)";
 }

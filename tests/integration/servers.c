@@ -218,6 +218,13 @@ int
 aj_server_start_http(struct aj_server *s, const char *addr, const char *certdir,
 		     const char *scratchdir)
 {
+	return aj_server_start_files(s, addr, certdir, NULL, scratchdir);
+}
+
+int
+aj_server_start_files(struct aj_server *s, const char *addr, const char *certdir,
+		      const char *root, const char *scratchdir)
+{
 	char script[4096], cert[4096], key[4096];
 	char *argv[16];
 	int n = 0;
@@ -234,6 +241,10 @@ aj_server_start_http(struct aj_server *s, const char *addr, const char *certdir,
 		argv[n++] = "--tls";
 		argv[n++] = cert;
 		argv[n++] = key;
+	}
+	if (root != NULL) {
+		argv[n++] = "--root";
+		argv[n++] = (char *)root;
 	}
 	if (servers_start(s, "httpd", addr, argv, n, scratchdir) < 0)
 		return -1;

@@ -27,6 +27,10 @@ struct aj_server {
  * message on stderr. */
 int aj_server_start_http(struct aj_server *s, const char *addr, const char *certdir,
 			 const char *scratchdir);
+/* The same, also serving the files below ROOT under /files/ (GET and HEAD;
+ * what real tools fetch: a git repository, a package index). */
+int aj_server_start_files(struct aj_server *s, const char *addr, const char *certdir,
+			  const char *root, const char *scratchdir);
 
 /* Start dnsd.py on ADDR:PORT (UDP; 0 = ephemeral, the chosen port ends up
  * in s->port) answering for ZONES, a NULL-terminated list of

@@ -80,36 +80,19 @@ in_jail(struct aj_result *res, const char *profile, const char *script)
 
 #define SHOW(r) "status %d\n--- out:\n%s\n--- err:\n%s", (r).status, (r).out, (r).err
 
-/* The audit records of the last run, as a JSON array. */
+/* The records of scratch/NAME (the audit or the events of the last run). */
 static json_t *
 audit_records(const char *name)
 {
-	char path[4096], line[65536];
-	json_t *all = json_array();
-	FILE *f;
+	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/%s", scratch, name);
-	f = fopen(path, "r");
-	cr_assert_not_null(f, "no %s", path);
-	while (fgets(line, sizeof(line), f) != NULL) {
-		json_error_t err;
-		json_t *rec = json_loads(line, 0, &err);
-
-		cr_assert_not_null(rec, "%s: not JSON: %s (%s)", name, line, err.text);
-		json_array_append_new(all, rec);
-	}
-	fclose(f);
-	return all;
+	return aj_test_json_lines(path);
 }
 
 static const char *scratch_text(const char *name);
 
-static const char *
-str(json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-	return s ? s : "(none)";
-}
+#define str aj_test_json_str
 
 /* ---- allowed requests ----------------------------------------------------- */
 

@@ -211,6 +211,34 @@ Test(audit, a_record_is_stamped_passed_on_and_counted)
 	cr_assert_str_eq(str(ev, "policy_sha256"), SHA);
 }
 
+/* A request the proxy made says so; the others do not carry `via`. */
+Test(audit, a_proxy_request_is_marked_via_proxy)
+{
+	struct aj_audit_record r = {.time = "2026-12-06T00:00:00.000Z",
+				    .request = 1,
+				    .method = "GET",
+				    .url = "http://a/",
+				    .decision = "allowed",
+				    .final = true,
+				    .via = "proxy"};
+	char *line = NULL, *plain = record("allowed", true, 0, NULL, NULL);
+	json_t *recs;
+
+	cr_assert_eq(aj_audit_encode(&r, &line), 0);
+	cr_assert_null(strstr(plain, "\"via\""), "%s", plain);
+	broker_writes(line);
+	broker_writes(plain);
+	free(line);
+	free(plain);
+	cr_assert_eq(aj_audit_read(audit), 0);
+	counts(2, 0);
+	recs = audit_out();
+	cr_assert_eq(json_array_size(recs), 2);
+	cr_assert_str_eq(str(json_array_get(recs, 0), "via"), "proxy");
+	cr_assert_null(json_object_get(json_array_get(recs, 1), "via"));
+	json_decref(recs);
+}
+
 Test(audit, a_request_counts_once_by_its_final_record)
 {
 	json_t *recs;
@@ -291,6 +319,7 @@ Test(audit, a_line_that_is_not_a_record_is_dropped, .init = setup_redirected)
 			 spoilt("decision", "7"),
 			 spoilt("decision", "\"error\""),
 			 spoilt("final", "1"),
+			 spoilt("via", "1"),
 			 spoilt("command", "\"rm -rf /\""),
 			 strdup("{\"decision\":\"allowed\",\"decision\":\"denied\"}")};
 	json_t *recs;
@@ -321,6 +350,8 @@ Test(audit, a_line_that_is_not_a_record_is_dropped, .init = setup_redirected)
 		"agentjail: the broker wrote an audit line that is not a record (the decision is "
 		"not one of the three); dropped\n"
 		"agentjail: the broker wrote an audit line that is not a record (member 'final' "
+		"has the wrong type); dropped\n"
+		"agentjail: the broker wrote an audit line that is not a record (member 'via' "
 		"has the wrong type); dropped\n"
 		"agentjail: the broker wrote an audit line that is not a record (member "
 		"'command' is not in the schema); dropped\n"

@@ -407,6 +407,60 @@ Test(profile, socket_inet_loopback)
 	aj_profile_free(p);
 }
 
+Test(profile, proxy)
+{
+	struct aj_profile *p = parse_ok("socket inet loopback\nproxy on\n");
+	char *text = NULL;
+
+	cr_assert_eq(p->proxy_port, AJ_PROXY_DEFAULT_PORT);
+	cr_assert_eq(aj_profile_format_text(p, &text), 0);
+	cr_assert_not_null(strstr(text, "\nproxy on port 3128\n"), "%s", text);
+	free(text);
+	aj_profile_free(p);
+	p = parse_ok("socket inet loopback\nproxy on port 8080\n");
+	cr_assert_eq(p->proxy_port, 8080);
+	cr_assert_eq(aj_profile_format_json(p, &text), 0);
+	cr_assert_not_null(strstr(text, "\"proxy\": {\n    \"on\": true,\n    \"port\": 8080\n  }"),
+			   "%s", text);
+	free(text);
+	aj_profile_free(p);
+	p = parse_ok("proxy off\n");
+	cr_assert_eq(p->proxy_port, 0);
+	cr_assert_eq(aj_profile_format_text(p, &text), 0);
+	cr_assert_not_null(strstr(text, "\nproxy off\n"), "%s", text);
+	free(text);
+	aj_profile_free(p);
+	p = parse_ok("");
+	cr_assert_eq(p->proxy_port, 0, "off unless a profile turns it on");
+	aj_profile_free(p);
+}
+
+Test(profile, error_proxy)
+{
+	parse_err("proxy", -EINVAL, "t.profile:1: proxy: missing 'on' or 'off'");
+	parse_err("proxy maybe", -EINVAL, "t.profile:1: proxy: expected 'on' or 'off', got 'maybe'");
+	parse_err("proxy off now", -EINVAL, "t.profile:1: proxy off: unexpected argument 'now'");
+	parse_err("socket inet loopback\nproxy on 8080", -EINVAL,
+		  "t.profile:2: proxy on: unexpected argument '8080' (expected 'port N')");
+	parse_err("socket inet loopback\nproxy on port", -EINVAL,
+		  "t.profile:2: proxy on port: missing N");
+	parse_err("socket inet loopback\nproxy on port 0", -EINVAL,
+		  "t.profile:2: proxy on port: expected a port from 1 to 65535, got '0'");
+	parse_err("socket inet loopback\nproxy on port 65536", -EINVAL,
+		  "t.profile:2: proxy on port: expected a port from 1 to 65535, got '65536'");
+	parse_err("socket inet loopback\nproxy on port 80 x", -EINVAL,
+		  "t.profile:2: proxy on port: unexpected argument 'x'");
+	parse_err("socket inet loopback\nproxy on\nproxy off", -EINVAL,
+		  "t.profile:3: conflicting 'proxy' (already set to 'on port 3128' at t.profile:2)");
+	/* The listeners are TCP sockets in the jail: the mode must allow them. */
+	parse_err("proxy on\n", -EINVAL,
+		  "t.profile:1: proxy on needs 'socket inet loopback' (tools reach the proxy with "
+		  "TCP sockets): add that line");
+	parse_err("socket inet deny\nproxy on port 9000\n", -EINVAL,
+		  "t.profile:2: proxy on needs 'socket inet loopback' (tools reach the proxy with "
+		  "TCP sockets): add that line");
+}
+
 Test(profile, on_violation)
 {
 	struct aj_profile *p = parse_ok("on-violation kill\n");
@@ -1219,6 +1273,7 @@ Test(profile, canonical_text)
 			    "tmpfs-size 2097152\n"
 			    "socket unix allow\n"
 			    "socket inet deny\n"
+			    "proxy off\n"
 			    "on-violation deny\n"
 			    "optional cgroupns\n"
 			    "optional sysfs\n"
@@ -1236,6 +1291,7 @@ Test(profile, canonical_text)
 			    "tmpfs-size 67108864\n"
 			    "socket unix deny\n"
 			    "socket inet deny\n"
+			    "proxy off\n"
 			    "on-violation deny\n"
 			    "fetch limit max-body 1048576 response 67108864 timeout 30000ms "
 			    "concurrency 64 rate 6000/min redirects 5\n");

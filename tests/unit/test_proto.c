@@ -378,6 +378,33 @@ Test(proto, request_deliver)
 	}
 }
 
+Test(proto, request_redirects)
+{
+	static const struct {
+		const char *member; /* "" : not given */
+		int none;
+	} ok[] = {{"", 0}, {",\"redirects\":\"follow\"", 0}, {",\"redirects\":\"none\"", 1}};
+	static const char *const bad[] = {"\"None\"", "\"\"", "\"manual\"", "0", "false", "null"};
+	char json[256], err[256];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		struct aj_proto_request r = {0};
+
+		snprintf(json, sizeof(json), "{\"method\":\"GET\",\"url\":\"http://x/\"%s}",
+			 ok[i].member);
+		cr_assert_eq(aj_proto_parse_request((const uint8_t *)json, strlen(json), &r, err,
+						    sizeof(err)),
+			     0, "%s: %s", json, err);
+		cr_assert_eq(r.no_redirects, ok[i].none, "%s", json);
+		aj_proto_request_clear(&r);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(json, sizeof(json),
+			 "{\"method\":\"GET\",\"url\":\"http://x/\",\"redirects\":%s}", bad[i]);
+		expect_request_bad(json, "\"redirects\" must be \"follow\" or \"none\"");
+	}
+}
+
 Test(proto, request_clear_zeroed)
 {
 	struct aj_proto_request r = {0};

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Test HTTP/HTTPS server for the integration suite (standard library only).
 
-    httpd.py --bind ADDR [--port N] [--tls CERT KEY] --ready FILE [--log FILE]
+    httpd.py --bind ADDR [--port N] [--tls CERT KEY] [--root DIR] --ready FILE [--log FILE]
 
 Binds ADDR:N (N = 0: an ephemeral port), then writes the port and a newline
 to FILE atomically: once FILE exists the server is accepting.  HTTP/1.1 with
@@ -29,6 +29,10 @@ Endpoints (any method; HEAD sends the headers only):
   /status/CODE              CODE with a short body
   /headers-out?name=value&  200 with those response headers added
   /page.html                a small HTML page
+  /files/PATH               with --root: the file DIR/PATH, or its
+                            index.html for a directory (nothing outside
+                            DIR); JSON for a
+                            name without a dot (an npm registry's documents)
   anything else             404
 
 Quiet: no per-request output, client disconnects ignored.  Exits on
@@ -53,6 +57,9 @@ import urllib.parse
 
 CHUNK = 64 * 1024
 ECHO_BODY_MAX = 64 * 1024
+
+# --root: the directory /files/ serves (None: no files).
+ROOT = None
 # 251 is prime, so the pattern never lines up with a power-of-two chunk:
 # a client that drops or repeats a chunk sees the difference.  One block,
 # a whole number of periods long and at least CHUNK + 250 bytes, serves
@@ -225,6 +232,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.serve_status(int(segs[1]))
             elif path == "/headers-out":
                 self.serve_headers_out(query)
+            elif head == "files" and ROOT is not None and self.command in ("GET", "HEAD"):
+                self.serve_file("/".join(segs[1:]))
             elif path == "/page.html":
                 self.reply(200, "<!DOCTYPE html>\n<html><head><title>Test site</title></head>\n"
                            "<body><h1>Hello from the test site</h1></body></html>\n",
@@ -233,6 +242,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.reply(404, "not found\n")
         except (BadRequest, ValueError) as e:
             self.reply(400, "bad request: %s\n" % e)
+
+    def serve_file(self, rel):
+        full = os.path.realpath(os.path.join(ROOT, urllib.parse.unquote(rel)))
+        if os.path.isdir(full):
+            full = os.path.join(full, "index.html")
+        if not full.startswith(ROOT + os.sep) or not os.path.isfile(full):
+            self.reply(404, "not found\n")
+            return
+        with open(full, "rb") as f:
+            data = f.read()
+        name = os.path.basename(full)
+        ctype = "application/json" if "." not in name else "application/octet-stream"
+        if name.endswith(".html"):
+            ctype = "text/html; charset=utf-8"
+        self.start(200, [("Content-Type", ctype)], len(data))
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def serve_echo(self, raw, length, sha, kept):
         text = None
@@ -383,6 +409,7 @@ def main():
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--ready", required=True, metavar="FILE")
     ap.add_argument("--log", metavar="FILE")
+    ap.add_argument("--root", metavar="DIR")
     args = ap.parse_args()
 
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
@@ -394,6 +421,8 @@ def main():
         ctx.load_cert_chain(args.tls[0], args.tls[1])
         ctx.set_alpn_protocols(["http/1.1"])
     log = open(args.log, "ab") if args.log else None
+    global ROOT
+    ROOT = os.path.realpath(args.root) if args.root else None
     try:
         server = Server(args.bind, args.port, ctx, log)
     except OSError as e:

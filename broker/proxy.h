@@ -1,0 +1,125 @@
+/*
+ * The proxy's two halves, for each other alone (broker.h has its entry):
+ *
+ *   proxy.c       the listening sockets in the jail, and the proxy's own
+ *                 channel to the broker: one in-process client of the
+ *                 broker's protocol (docs/PROTOCOL.md) on a socketpair, so
+ *                 a request through the proxy is decided, limited, fetched
+ *                 and audited by exactly the code a native request is
+ *   proxy-conn.c  one client connection: HTTP/1.1 requests read with
+ *                 proxy-request.c, each turned into a REQUEST on that
+ *                 channel, the answer written back as HTTP/1.1; after a
+ *                 CONNECT, the same inside TLS
+ *   proxy-tls.c   that TLS: the server side of an intercepted tunnel,
+ *                 with the jail's leaf for the CONNECT host (tlsca.c)
+ *
+ * Ids: the channel's request ids come from a counter that only grows, so a
+ * frame still on its way for a cancelled request can never be taken for
+ * a later one (it names an id no connection holds, and is dropped).
+ */
+#ifndef AJ_PROXY_H
+#define AJ_PROXY_H
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct aj_proxy;
+struct aj_proxy_conn;
+struct aj_proxy_tls;
+struct aj_tlsca;
+
+/* Bytes on their way out, written from OFF. */
+struct aj_proxy_buf {
+	char *data;
+	size_t len, off, cap;
+};
+
+/* Append LEN bytes; false when out of memory. */
+bool aj_proxy_buf_append(struct aj_proxy_buf *b, const void *data, size_t len);
+void aj_proxy_buf_free(struct aj_proxy_buf *b);
+
+/* ---- proxy.c, for the connections ----------------------------------------------- */
+
+struct ev_loop *aj_proxy_loop(const struct aj_proxy *px);
+/* The jail's CA, for the tunnels' TLS. */
+struct aj_tlsca *aj_proxy_ca(const struct aj_proxy *px);
+
+/* A request id for C: 0 when AJ_PROTO_MAX_IN_FLIGHT are open (the
+ * channel would end past that). */
+uint32_t aj_proxy_open_id(struct aj_proxy *px, struct aj_proxy_conn *c);
+/* The request ID is over (answered, or cancelled: then CANCEL is sent). */
+void aj_proxy_close_id(struct aj_proxy *px, uint32_t id, bool cancel);
+
+/* Frames to the broker, in order.  They queue while the channel is full;
+ * aj_proxy_is_backlogged() tells a connection to stop reading its client
+ * for a while (it is resumed through aj_proxy_conn_resume()). */
+void aj_proxy_send(struct aj_proxy *px, uint8_t type, uint16_t flags, uint32_t id,
+		   const void *payload, size_t len);
+void aj_proxy_send_json(struct aj_proxy *px, uint8_t type, uint16_t flags, uint32_t id,
+			json_t *obj);
+bool aj_proxy_is_backlogged(const struct aj_proxy *px);
+void aj_proxy_wait_for_room(struct aj_proxy *px, struct aj_proxy_conn *c);
+
+/* C closed: forget it (its ids were closed first). */
+void aj_proxy_conn_gone(struct aj_proxy *px, struct aj_proxy_conn *c);
+
+/* ---- proxy-conn.c, for the proxy (aj_proxy_conn_hooks) --------------------------- */
+
+struct aj_proxy_conn_hooks {
+	/* Serve the accepted client FD (non-blocking; taken over).  NULL: out
+	 * of memory (FD closed). */
+	struct aj_proxy_conn *(*accepted)(struct aj_proxy *px, int fd);
+	/* Close now, answering nothing more (the proxy is going away). */
+	void (*close)(struct aj_proxy_conn *c);
+	/* The broker's answer to C's request: RESPONSE's object, BODY bytes
+	 * (END: the last), ERROR's object.  After the last BODY or an ERROR
+	 * the id is closed by the connection. */
+	void (*response)(struct aj_proxy_conn *c, json_t *resp);
+	void (*body)(struct aj_proxy_conn *c, const uint8_t *data, size_t len, bool end);
+	void (*error)(struct aj_proxy_conn *c, json_t *err);
+	/* The channel to the broker has room again. */
+	void (*resume)(struct aj_proxy_conn *c);
+};
+
+/* ---- proxy-fields.c, for the connections -------------------------------------------- */
+
+struct aj_proxy_head;
+
+/* H's end-to-end fields as REQUEST's "headers" (a new array in *OUT): not
+ * Host, Content-Length, Expect (the broker sets them), the hop-by-hop
+ * ones, Proxy-*, nor those the Connection field names.  Returns 0,
+ * -E2BIG past AJ_PROTO_MAX_HEADERS, or -ENOMEM. */
+int aj_proxy_fields_json(const struct aj_proxy_head *h, json_t **out);
+
+/* ---- proxy-tls.c, for the connections --------------------------------------------- */
+
+/* The server side of a tunnel to HOST (the CONNECT host, as the URL
+ * normaliser spells it), before its handshake.  Returns 0, or
+ * aj_tlsca_server_ssl()'s errors with ERR. */
+int aj_proxy_tls_new(struct aj_tlsca *ca, const char *host, struct aj_proxy_tls **out, char *err,
+		     size_t errlen);
+void aj_proxy_tls_free(struct aj_proxy_tls *t);
+
+/* Ciphertext the client sent.  0 or -ENOMEM. */
+int aj_proxy_tls_received(struct aj_proxy_tls *t, const void *data, size_t len);
+/* Ciphertext and plaintext not yet read out: the connection stops reading
+ * its socket while this is large. */
+size_t aj_proxy_tls_backlog(const struct aj_proxy_tls *t);
+/* Up to LEN bytes of plaintext into BUF, the handshake first; what the
+ * engine has to send goes onto WIRE.  Returns the bytes, 0 when more
+ * ciphertext is needed, -ECONNRESET when the client closed the session,
+ * -EPROTO when the handshake or the session failed (aj_proxy_tls_error()
+ * says why), -ENOMEM. */
+ssize_t aj_proxy_tls_read(struct aj_proxy_tls *t, void *buf, size_t len, struct aj_proxy_buf *wire);
+/* Plaintext for the client, encrypted onto WIRE.  0, -EPROTO, -ENOMEM. */
+int aj_proxy_tls_write(struct aj_proxy_tls *t, const void *data, size_t len,
+		       struct aj_proxy_buf *wire);
+/* The session's end (close_notify) onto WIRE, if it was established. */
+int aj_proxy_tls_close(struct aj_proxy_tls *t, struct aj_proxy_buf *wire);
+bool aj_proxy_tls_is_open(const struct aj_proxy_tls *t);
+const char *aj_proxy_tls_error(const struct aj_proxy_tls *t);
+
+#endif /* AJ_PROXY_H */
