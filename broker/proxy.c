@@ -43,6 +43,7 @@ struct aj_proxy {
 	struct ev_loop *loop;
 	const struct aj_proxy_conn_hooks *conn;
 	struct aj_tlsca *ca;
+	struct aj_audit_log *audit;
 	int listen_fd[AJ_PROXY_LISTENERS];
 	ev_io accept_w[AJ_PROXY_LISTENERS];
 	size_t n_listen;
@@ -73,6 +74,12 @@ struct aj_tlsca *
 aj_proxy_ca(const struct aj_proxy *px)
 {
 	return px->ca;
+}
+
+void
+aj_proxy_refused(struct aj_proxy *px, const char *method, const char *url, const char *code)
+{
+	aj_audit_log_write_proxy(px->audit, method ? method : "", url ? url : "", code);
 }
 
 bool
@@ -406,7 +413,7 @@ stop(struct aj_proxy *px, const char *why)
 
 struct aj_proxy *
 aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, struct aj_tlsca *ca,
-	     const struct aj_proxy_conn_hooks *conn)
+	     struct aj_audit_log *audit, const struct aj_proxy_conn_hooks *conn)
 {
 	static const char hello[] = "{\"version\":1,\"client\":\"agentjail-proxy/" PACKAGE_VERSION
 				    "\"}";
@@ -417,6 +424,7 @@ aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, st
 	px->loop = loop;
 	px->conn = conn;
 	px->ca = ca;
+	px->audit = audit;
 	px->chan = chan;
 	for (size_t i = 0; i < n && i < AJ_PROXY_LISTENERS; i++) {
 		px->listen_fd[px->n_listen] = listen_fds[i];

@@ -212,10 +212,21 @@ Test(proxy_tls, a_server_name_other_than_the_tunnels_is_refused)
 		"    print('refused')\"");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_str_eq(r.out, "HTTP/1.1 200 Connection established\nrefused\n", SHOW(r));
-	cr_assert_not_null(strstr(r.err, "proxy: the TLS tunnel to a.example ended: the client's "
-					 "server name (SNI) is b.example, but the tunnel is to "
-					 "a.example"),
+	cr_assert_not_null(strstr(r.err, "proxy: the TLS tunnel to a.example:443 ended: the "
+					 "client's server name (SNI) is b.example, but the tunnel is "
+					 "to a.example"),
 			   SHOW(r));
+	{
+		json_t *audit = audit_records(), *rec;
+
+		cr_assert_eq(json_array_size(audit), 1);
+		rec = json_array_get(audit, 0);
+		cr_assert_str_eq(str(rec, "method"), "CONNECT");
+		cr_assert_str_eq(str(rec, "url"), "https://a.example:443");
+		cr_assert_str_eq(str(rec, "decision"), "refused");
+		cr_assert_str_eq(str(rec, "error"), "tunnel_server_name");
+		json_decref(audit);
+	}
 	aj_test_result_free(&r);
 	free(prof);
 }
