@@ -16,6 +16,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -338,7 +340,7 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
 		struct aj_proxy_conn *c;
 
 		if (fd < 0)
@@ -347,6 +349,11 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
+		/* An answer goes out in pieces as it comes (the head, then the
+		 * body): Nagle would hold each piece for the client's delayed
+		 * ACK, some 40 ms (measured: an intercepted 1 KiB fetch took
+		 * 90 ms instead of 45). */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = px->conn->accepted(px, fd);
 		if (c != NULL)
 			px->conns[px->n_conns++] = c;
