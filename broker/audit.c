@@ -53,15 +53,45 @@ loggable_url(const struct aj_req *r, char *out, size_t len)
 	snprintf(out, len, "%.*s?(redacted)", (int)(q - url), url);
 }
 
+/* REC, stamped with the time now, as one line on the pipe. */
+static void
+emit(struct aj_audit_log *log, struct aj_audit_record *rec)
+{
+	char when[64], *line;
+	struct timespec now;
+	struct tm tm;
+	size_t len;
+
+	if (log->fd < 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03ldZ",
+		 now.tv_nsec / 1000000);
+	rec->time = when;
+	if (aj_audit_encode(rec, &line) < 0)
+		return;
+	len = strlen(line);
+	/* One write: lines up to PIPE_BUF are atomic, and a record is short
+	 * (the URL is at most 8 KiB; longer lines still arrive whole, the
+	 * broker is the pipe's only writer). */
+	for (size_t off = 0; off < len;) {
+		ssize_t n = write(log->fd, line + off, len - off);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	free(line);
+}
+
 void
 aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e)
 {
 	const struct aj_req *r = e->req;
-	char url[AJ_URL_MAX + 16], when[64];
-	struct timespec now;
-	struct tm tm;
+	char url[AJ_URL_MAX + 16];
 	struct aj_audit_record rec = {
-		.time = when,
 		.request = r->id,
 		.method = r->method,
 		.url = url,
@@ -79,29 +109,30 @@ aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e)
 		.spliced = e->spliced,
 		.via = aj_channel_is_internal(r->ch) ? "proxy" : NULL,
 	};
-	char *line;
-	size_t len;
 
-	if (log->fd < 0)
-		return;
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03ldZ",
-		 now.tv_nsec / 1000000);
 	loggable_url(r, url, sizeof(url));
-	if (aj_audit_encode(&rec, &line) < 0)
-		return;
-	len = strlen(line);
-	/* One write: lines up to PIPE_BUF are atomic, and a record is short
-	 * (the URL is at most 8 KiB; longer lines still arrive whole, the
-	 * broker is the pipe's only writer). */
-	for (size_t off = 0; off < len;) {
-		ssize_t n = write(log->fd, line + off, len - off);
+	emit(log, &rec);
+}
 
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	free(line);
+void
+aj_audit_log_write_proxy(struct aj_audit_log *log, const char *method, const char *url,
+			 const char *error)
+{
+	char safe[AJ_URL_MAX + 16];
+	const char *q = strchr(url, '?');
+	struct aj_audit_record rec = {
+		.method = method,
+		.url = safe,
+		.decision = "refused",
+		.error = error,
+		.final = true,
+		.via = "proxy",
+	};
+
+	/* No rule said whether the query is sensitive: it is not written. */
+	if (q == NULL)
+		snprintf(safe, sizeof(safe), "%s", url);
+	else
+		snprintf(safe, sizeof(safe), "%.*s?(redacted)", (int)(q - url), url);
+	emit(log, &rec);
 }

@@ -404,6 +404,12 @@ struct aj_audit_entry {
 };
 
 void aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e);
+/* What the proxy refused itself, before any request reached the broker
+ * (a malformed request, a tunnel it would not open or whose handshake
+ * failed): decision "refused", request 0, ERROR the code the client got
+ * in X-Agentjail-Error, URL as far as it was read ("" if not at all). */
+void aj_audit_log_write_proxy(struct aj_audit_log *log, const char *method, const char *url,
+			      const char *error);
 
 /* ---- broker/tlsca.c: the jail's TLS interception authority ---------------------- */
 
@@ -475,11 +481,13 @@ struct aj_proxy;
  * speaking to the broker on CHAN: one end of a SOCK_SEQPACKET pair whose
  * other end is an internal channel (aj_channels_open_internal()).  CA
  * (kept by the caller, outliving the proxy) signs the leaves of the TLS
- * tunnels clients open with CONNECT; CONN is aj_proxy_conn_hooks.  NULL:
+ * tunnels clients open with CONNECT; the proxy's own refusals go to
+ * AUDIT; CONN is aj_proxy_conn_hooks.  NULL:
  * out of memory. */
 struct aj_proxy_conn_hooks;
 struct aj_proxy *aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
-			      struct aj_tlsca *ca, const struct aj_proxy_conn_hooks *conn);
+			      struct aj_tlsca *ca, struct aj_audit_log *audit,
+			      const struct aj_proxy_conn_hooks *conn);
 /* The connections' side (proxy-conn.c), passed as CONN: the proxy calls
  * its connections through it only, as the channels call the protocol
  * layer through their hooks. */

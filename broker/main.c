@@ -231,7 +231,8 @@ wire_proxy(struct broker *b, size_t n)
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0)
 		return -1;
 	aj_channels_open_internal(b->channels, pair[0]);
-	b->proxy = aj_proxy_new(b->loop, pair[1], listen_fds, n, b->tlsca, &aj_proxy_conn_hooks);
+	b->proxy = aj_proxy_new(b->loop, pair[1], listen_fds, n, b->tlsca, b->audit,
+				&aj_proxy_conn_hooks);
 	return b->proxy == NULL ? -1 : 0;
 }
 

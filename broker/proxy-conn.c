@@ -64,7 +64,8 @@ struct aj_proxy_conn {
 				     200 and, inside it, the ciphertext */
 	struct aj_proxy_tls *tls; /* inside a CONNECT tunnel; else NULL */
 	bool tls_closed;          /* its close_notify is on the wire */
-	char tunnel_host[256];    /* the CONNECT host, for the log */
+	char tunnel[300];         /* the CONNECT target, host:port, for the log and audit */
+	bool unread;              /* the reader failed: no head to name in the audit */
 	enum state state;
 	uint32_t id;       /* the request the broker has, 0: none */
 	bool body_due;     /* the client is still sending the request's body */
@@ -218,6 +219,26 @@ refuse(struct aj_proxy_conn *c, int status, const char *code, const char *rule,
 	return true;
 }
 
+/* A refusal of the proxy's own, before the broker saw the request: in the
+ * audit too, with the request's method and URL where they were read. The
+ * connection closes after it. */
+static bool
+refuse_own(struct aj_proxy_conn *c, int status, const char *code, const char *message)
+{
+	const struct aj_proxy_head *h = aj_proxy_request_head(c->reader);
+	char url[320];
+
+	if (c->tls == NULL && c->tunnel[0] != '\0') {
+		snprintf(url, sizeof(url), "https://%s", c->tunnel);
+		aj_proxy_refused(c->px, "CONNECT", url, code);
+	} else if (c->unread || h == NULL || h->form == AJ_PROXY_TARGET_AUTHORITY) {
+		aj_proxy_refused(c->px, c->unread || h == NULL ? NULL : h->method, NULL, code);
+	} else {
+		aj_proxy_refused(c->px, h->method, h->url.normalised, code);
+	}
+	return refuse(c, status, code, NULL, message, true);
+}
+
 /* ---- a request ------------------------------------------------------------------- */
 
 /* The head of a request: it goes to the broker as REQUEST.  False when C
@@ -236,8 +257,8 @@ start_request(struct aj_proxy_conn *c, const struct aj_proxy_head *h)
 	c->ungranted = 0;
 	if (aj_proxy_fields_json(h, &headers) == -E2BIG) {
 		c->body_due = false;
-		return refuse(c, 431, "too_many_fields", NULL,
-			      "more header fields than the broker relays (64)", true) &&
+		return refuse_own(c, 431, "too_many_fields",
+				  "more header fields than the broker relays (64)") &&
 		       flush(c);
 	}
 	req = json_pack("{s:s, s:s, s:o, s:s}", "method", h->method, "url", h->url.normalised,
@@ -246,8 +267,8 @@ start_request(struct aj_proxy_conn *c, const struct aj_proxy_head *h)
 	if (c->id == 0) {
 		json_decref(req);
 		c->body_due = false;
-		return refuse(c, 503, AJ_ERR_RATE_LIMITED, NULL,
-			      "too many requests through the proxy at once (256)", true) &&
+		return refuse_own(c, 503, AJ_ERR_RATE_LIMITED,
+				  "too many requests through the proxy at once (256)") &&
 		       flush(c);
 	}
 	aj_proxy_send_json(c->px, AJ_MSG_REQUEST, body ? 0 : AJ_FLAG_END, c->id, req);
@@ -326,9 +347,16 @@ pump_tls(struct aj_proxy_conn *c)
 		}
 		/* Loud: a tool that does not trust the jail's CA, or a server
 		 * name that is not the tunnel's, ends here. */
-		if (n == -EPROTO)
-			aj_log_error("proxy: the TLS tunnel to %s ended: %s", c->tunnel_host,
+		if (n == -EPROTO) {
+			char url[320];
+
+			aj_log_error("proxy: the TLS tunnel to %s ended: %s", c->tunnel,
 				     aj_proxy_tls_error(c->tls));
+			snprintf(url, sizeof(url), "https://%s", c->tunnel);
+			aj_proxy_refused(c->px, "CONNECT", url,
+					 aj_proxy_tls_refused_name(c->tls) ? "tunnel_server_name"
+									  : "tunnel_handshake");
+		}
 		/* The alert that says why goes out if the socket takes it now. */
 		(void)write_out(c, &c->wire);
 		conn_free(c);
@@ -349,14 +377,15 @@ start_tunnel(struct aj_proxy_conn *c, size_t off)
 	char err[256] = "out of memory";
 	int r;
 
-	snprintf(c->tunnel_host, sizeof(c->tunnel_host), "%s", origin.host);
+	snprintf(c->tunnel, sizeof(c->tunnel), origin.kind == AJ_HOST_IPV6 ? "[%s]:%u" : "%s:%u",
+		 origin.host, origin.port);
 	r = aj_proxy_tls_new(aj_proxy_ca(c->px), origin.host, &c->tls, err, sizeof(err));
 	if (r == 0)
 		r = aj_proxy_request_new("https", &origin, &inside);
 	if (r < 0) {
 		aj_proxy_tls_free(c->tls);
 		c->tls = NULL;
-		if (refuse(c, r == -EINVAL ? 400 : 503, "tunnel", NULL, err, true)) {
+		if (refuse_own(c, r == -EINVAL ? 400 : 503, "tunnel", err)) {
 			c->state = C_CLOSING;
 			(void)flush(c);
 		}
@@ -432,10 +461,9 @@ feed(struct aj_proxy_conn *c)
 				return;
 			}
 			if (c->id == 0 &&
-			    !refuse(c, 501, "tunnel_unsupported", NULL,
-				    "Upgrade (WebSocket and the like) is not supported by this proxy "
-				    "yet",
-				    true))
+			    !refuse_own(c, 501, "tunnel_unsupported",
+					"Upgrade (WebSocket and the like) is not supported by this "
+					"proxy yet"))
 				return;
 			c->state = C_CLOSING;
 			continue;
@@ -446,9 +474,10 @@ feed(struct aj_proxy_conn *c)
 				c->id = 0;
 			}
 			c->body_due = false;
+			c->unread = true;
 			if (!c->responded &&
-			    !refuse(c, aj_proxy_request_error_status(e), aj_proxy_request_error_name(e),
-				    NULL, message ? message : "malformed request", true))
+			    !refuse_own(c, aj_proxy_request_error_status(e), aj_proxy_request_error_name(e),
+					message ? message : "malformed request"))
 				return;
 			c->state = C_CLOSING;
 			continue;

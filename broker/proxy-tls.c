@@ -173,6 +173,12 @@ aj_proxy_tls_close(struct aj_proxy_tls *t, struct aj_proxy_buf *wire)
 }
 
 bool
+aj_proxy_tls_refused_name(const struct aj_proxy_tls *t)
+{
+	return aj_tlsca_refusal(t->ssl) != NULL;
+}
+
+bool
 aj_proxy_tls_is_open(const struct aj_proxy_tls *t)
 {
 	return SSL_is_init_finished(t->ssl);

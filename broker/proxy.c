@@ -16,6 +16,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -43,6 +45,7 @@ struct aj_proxy {
 	struct ev_loop *loop;
 	const struct aj_proxy_conn_hooks *conn;
 	struct aj_tlsca *ca;
+	struct aj_audit_log *audit;
 	int listen_fd[AJ_PROXY_LISTENERS];
 	ev_io accept_w[AJ_PROXY_LISTENERS];
 	size_t n_listen;
@@ -73,6 +76,12 @@ struct aj_tlsca *
 aj_proxy_ca(const struct aj_proxy *px)
 {
 	return px->ca;
+}
+
+void
+aj_proxy_refused(struct aj_proxy *px, const char *method, const char *url, const char *code)
+{
+	aj_audit_log_write_proxy(px->audit, method ? method : "", url ? url : "", code);
 }
 
 bool
@@ -331,7 +340,7 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
 		struct aj_proxy_conn *c;
 
 		if (fd < 0)
@@ -340,6 +349,11 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			close(fd);
 			continue;
 		}
+		/* An answer goes out in pieces as it comes (the head, then the
+		 * body): Nagle would hold each piece for the client's delayed
+		 * ACK, some 40 ms (measured: an intercepted 1 KiB fetch took
+		 * 90 ms instead of 45). */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c = px->conn->accepted(px, fd);
 		if (c != NULL)
 			px->conns[px->n_conns++] = c;
@@ -406,7 +420,7 @@ stop(struct aj_proxy *px, const char *why)
 
 struct aj_proxy *
 aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, struct aj_tlsca *ca,
-	     const struct aj_proxy_conn_hooks *conn)
+	     struct aj_audit_log *audit, const struct aj_proxy_conn_hooks *conn)
 {
 	static const char hello[] = "{\"version\":1,\"client\":\"agentjail-proxy/" PACKAGE_VERSION
 				    "\"}";
@@ -417,6 +431,7 @@ aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, st
 	px->loop = loop;
 	px->conn = conn;
 	px->ca = ca;
+	px->audit = audit;
 	px->chan = chan;
 	for (size_t i = 0; i < n && i < AJ_PROXY_LISTENERS; i++) {
 		px->listen_fd[px->n_listen] = listen_fds[i];

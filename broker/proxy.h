@@ -46,6 +46,9 @@ void aj_proxy_buf_free(struct aj_proxy_buf *b);
 struct ev_loop *aj_proxy_loop(const struct aj_proxy *px);
 /* The jail's CA, for the tunnels' TLS. */
 struct aj_tlsca *aj_proxy_ca(const struct aj_proxy *px);
+/* A refusal of the proxy's own (CODE, as in X-Agentjail-Error) goes to
+ * the audit: METHOD and URL as far as they were read (NULL: not). */
+void aj_proxy_refused(struct aj_proxy *px, const char *method, const char *url, const char *code);
 
 /* A request id for C: 0 when AJ_PROTO_MAX_IN_FLIGHT are open (the
  * channel would end past that). */
@@ -120,6 +123,8 @@ int aj_proxy_tls_write(struct aj_proxy_tls *t, const void *data, size_t len,
 /* The session's end (close_notify) onto WIRE, if it was established. */
 int aj_proxy_tls_close(struct aj_proxy_tls *t, struct aj_proxy_buf *wire);
 bool aj_proxy_tls_is_open(const struct aj_proxy_tls *t);
+/* Did the server-name check (tlsca.c) end the handshake? */
+bool aj_proxy_tls_refused_name(const struct aj_proxy_tls *t);
 const char *aj_proxy_tls_error(const struct aj_proxy_tls *t);
 
 #endif /* AJ_PROXY_H */

@@ -383,39 +383,92 @@ trust_find(struct trust *t, char *err, size_t errlen)
 	return 0;
 }
 
-/* After the private /run: AJ_JAIL_CA_BUNDLE holds the system's
- * certificates, read-only, and is bound read-only over every system
- * bundle.  *FD is left open on it for the broker's CA, which init adds
- * once the broker made it (the file's own mount stays writable for that
- * fd only: it was opened before the binds). */
+/* After the private /run: PATH, a file of the jail's own there holding
+ * TEXT (LEN bytes), read-only, and bound read-only over the N files
+ * TARGETS.  FD (or NULL) gets an fd left open on it to write more (the
+ * file's own mount stays writable for that fd only: it was opened before
+ * the binds); WHAT names the file in errors. */
 static int
-trust_install(const struct trust *t, int *fd, char *err, size_t errlen)
+jail_file(const char *path, const char *what, const char *text, size_t len,
+	  const char (*targets)[4096], size_t n, int *fd, char *err, size_t errlen)
 {
-	const char *path = AJ_JAIL_CA_BUNDLE;
-	char dir[sizeof(AJ_JAIL_CA_BUNDLE)];
-	int r;
+	char dir[4096];
+	int r, own;
 
 	snprintf(dir, sizeof(dir), "%s", path);
 	*strrchr(dir, '/') = '\0';
 	if (!is_dir("/run"))
 		return aj_err(err, errlen, -ENOENT,
-			      "the jail's trust bundle lives in the private /run, and this host "
-			      "has no /run directory");
+			      "%s lives in the private /run, and this host has no /run directory",
+			      what);
 	r = mkdir_p(dir, 0755);
 	if (r < 0)
 		return aj_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
-	*fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (*fd < 0)
+	own = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (own < 0)
 		return aj_err(err, errlen, -errno, "creating %s: %s", path, strerror(errno));
-	if (t->len > 0 && write(*fd, t->text, t->len) != (ssize_t)t->len)
-		return aj_err(err, errlen, -EIO, "writing %s: %s", path, strerror(errno));
-	if (mount(path, path, NULL, MS_BIND, NULL) < 0 || set_readonly(path) < 0)
-		return aj_err(err, errlen, -errno, "read-only %s: %s", path, strerror(errno));
-	for (size_t i = 0; i < t->n_targets; i++)
-		if (mount(path, t->targets[i], NULL, MS_BIND, NULL) < 0 ||
-		    set_readonly(t->targets[i]) < 0)
-			return aj_err(err, errlen, -errno, "the jail's trust bundle on %s: %s",
-				      t->targets[i], strerror(errno));
+	if (len > 0 && write(own, text, len) != (ssize_t)len)
+		r = aj_err(err, errlen, -EIO, "writing %s: %s", path, strerror(errno));
+	else if (mount(path, path, NULL, MS_BIND, NULL) < 0 || set_readonly(path) < 0)
+		r = aj_err(err, errlen, -errno, "read-only %s: %s", path, strerror(errno));
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (mount(path, targets[i], NULL, MS_BIND, NULL) < 0 || set_readonly(targets[i]) < 0)
+			r = aj_err(err, errlen, -errno, "%s on %s: %s", what, targets[i],
+				   strerror(errno));
+	if (r < 0 || fd == NULL)
+		close(own);
+	else
+		*fd = own;
+	return r;
+}
+
+/* ---- the jail's own name -------------------------------------------------------- */
+
+/* The host's /etc/hosts with the jail's host name added (127.0.1.1 and
+ * ::1, as Debian names a host): a program that looks its own name up (git
+ * for a committer without an address, getfqdn, sudo) finds it without a
+ * DNS query, which the jail's network could not answer and which would
+ * be reported as an escape attempt. */
+struct hosts {
+	char target[1][4096]; /* the host's file, real path */
+	size_t n_targets;
+	char *text;
+	size_t len;
+};
+
+#define HOSTS_MAX (1u << 20)
+
+/* Before the private tmpfs: the host's file, if it has one. */
+static int
+hosts_find(struct hosts *h, const char *name, char *err, size_t errlen)
+{
+	struct stat st;
+	FILE *f;
+	size_t n;
+	int extra;
+
+	*h = (struct hosts){0};
+	if (realpath("/etc/hosts", h->target[0]) == NULL || stat(h->target[0], &st) < 0 ||
+	    !S_ISREG(st.st_mode))
+		return 0;
+	if ((uint64_t)st.st_size > HOSTS_MAX)
+		return aj_err(err, errlen, -EFBIG, "%s is larger than %u bytes", h->target[0],
+			      HOSTS_MAX);
+	f = fopen(h->target[0], "re");
+	h->text = malloc((size_t)st.st_size + 2 * strlen(name) + 128);
+	if (f == NULL || h->text == NULL) {
+		int e = f == NULL ? errno : ENOMEM;
+
+		if (f != NULL)
+			fclose(f);
+		return aj_err(err, errlen, -e, "reading %s: %s", h->target[0], strerror(e));
+	}
+	n = fread(h->text, 1, (size_t)st.st_size, f);
+	fclose(f);
+	extra = sprintf(h->text + n, "%s# agentjail: the jail's own name\n127.0.1.1\t%s\n::1\t%s\n",
+			n > 0 && h->text[n - 1] != '\n' ? "\n" : "", name, name);
+	h->len = n + (size_t)extra;
+	h->n_targets = 1;
 	return 0;
 }
 
@@ -517,6 +570,7 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 {
 	struct mount_attr nosuid = {.attr_set = MOUNT_ATTR_NOSUID};
 	struct trust trust = {0};
+	struct hosts hosts = {0};
 	int r;
 
 	/* Nothing mounted here may propagate back to the host, nor the
@@ -525,22 +579,32 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return aj_err(err, errlen, -errno, "mount --make-rprivate /: %s", strerror(errno));
 
-	if (plan->bundle_fd != NULL) {
+	*step = AJ_STEP_HOSTNAME;
+	r = hosts_find(&hosts, plan->hostname, err, errlen);
+	if (r == 0 && plan->bundle_fd != NULL) {
 		*step = AJ_STEP_TRUST;
 		r = trust_find(&trust, err, errlen);
-		if (r < 0) {
-			trust_free(&trust);
-			return r;
-		}
+	}
+	if (r < 0) {
+		free(hosts.text);
+		trust_free(&trust);
+		return r;
 	}
 	*step = AJ_STEP_TMPFS;
 	r = setup_dev(plan, err, errlen);
 	if (r == 0)
 		r = setup_private_tmpfs(plan, err, errlen);
+	if (r == 0 && hosts.n_targets > 0) {
+		*step = AJ_STEP_HOSTNAME;
+		r = jail_file(AJ_JAIL_RUN_DIR "/hosts", "the jail's hosts file", hosts.text, hosts.len,
+			      hosts.target, hosts.n_targets, NULL, err, errlen);
+	}
 	if (r == 0 && plan->bundle_fd != NULL) {
 		*step = AJ_STEP_TRUST;
-		r = trust_install(&trust, plan->bundle_fd, err, errlen);
+		r = jail_file(AJ_JAIL_CA_BUNDLE, "the jail's trust bundle", trust.text, trust.len,
+			      trust.targets, trust.n_targets, plan->bundle_fd, err, errlen);
 	}
+	free(hosts.text);
 	trust_free(&trust);
 	if (r < 0)
 		return r;

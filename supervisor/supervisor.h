@@ -291,11 +291,15 @@ struct aj_fs_plan {
 					    * their ancestors cannot be renamed */
 	int *bundle_fd; /* `proxy on`: make AJ_JAIL_CA_BUNDLE, and leave an fd on it
 			   here for the CA to add; NULL: no trust bundle */
+	const char *hostname; /* the jail's, added to its /etc/hosts */
 };
 
-/* `proxy on`: the jail's trust bundle, on its private /run (the CA
- * variables name it; the system bundles are this file in the jail). */
-#define AJ_JAIL_CA_BUNDLE "/run/agentjail/ca-certificates.crt"
+/* The jail's own files, on its private /run: its hosts file, and with
+ * `proxy on` its trust bundle (the CA variables name it; the system
+ * bundles are this file in the jail). */
+#define AJ_JAIL_RUN_DIR "/run/agentjail"
+
+#define AJ_JAIL_CA_BUNDLE AJ_JAIL_RUN_DIR "/ca-certificates.crt"
 
 /* In a fresh mount namespace: private propagation, a minimal /dev, private
  * tmpfs on /tmp, /var/tmp, /run, /dev/shm and $XDG_RUNTIME_DIR, a fresh

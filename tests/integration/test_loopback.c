@@ -146,6 +146,18 @@ Test(loopback, udp_on_the_jails_loopback_is_quiet)
 		     "ping\n");
 }
 
+/* The jail's own name resolves from its hosts file: a program that looks
+ * it up (git for a committer without an address, getfqdn) sends no DNS
+ * query, which the jail could not answer and would report. */
+Test(loopback, the_jails_own_name_resolves_without_a_query)
+{
+	assert_quiet("getent ahostsv4 agentjail >/dev/null && getent ahostsv6 agentjail >/dev/null && "
+		     "echo resolves && "
+		     "python3 -c \"import socket; print(socket.getfqdn())\" && "
+		     "{ echo x >> /etc/hosts; } 2>/dev/null || echo read-only",
+		     "resolves\nagentjail\nread-only\n");
+}
+
 /* ---- 2. the host's loopback is not the jail's -------------------------------- */
 
 Test(loopback, a_server_on_the_hosts_loopback_is_not_reached)

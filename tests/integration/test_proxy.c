@@ -479,6 +479,24 @@ Test(proxy, a_request_without_a_host_and_an_upgrade_are_refused)
 			 "['HTTP/1.1 501 Not Implemented', 'X-Agentjail-Error: tunnel_unsupported']\n",
 			 SHOW(r));
 	cr_assert_eq(aj_server_log_count(&http, "/page.html"), 0);
+	/* Refused by the proxy itself, and audited all the same. */
+	{
+		json_t *audit = audit_records(), *a, *b;
+		char url[256];
+
+		cr_assert_eq(json_array_size(audit), 2);
+		a = json_array_get(audit, 0);
+		b = json_array_get(audit, 1);
+		cr_assert_str_eq(str(a, "decision"), "refused");
+		cr_assert_str_eq(str(a, "error"), "target");
+		cr_assert_str_eq(str(a, "url"), "");
+		cr_assert_str_eq(str(a, "via"), "proxy");
+		snprintf(url, sizeof(url), "%s/page.html", http.url);
+		cr_assert_str_eq(str(b, "method"), "GET");
+		cr_assert_str_eq(str(b, "url"), url);
+		cr_assert_str_eq(str(b, "error"), "tunnel_unsupported");
+		json_decref(audit);
+	}
 	aj_test_result_free(&r);
 	free(prof);
 }

@@ -212,10 +212,21 @@ Test(proxy_tls, a_server_name_other_than_the_tunnels_is_refused)
 		"    print('refused')\"");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_str_eq(r.out, "HTTP/1.1 200 Connection established\nrefused\n", SHOW(r));
-	cr_assert_not_null(strstr(r.err, "proxy: the TLS tunnel to a.example ended: the client's "
-					 "server name (SNI) is b.example, but the tunnel is to "
-					 "a.example"),
+	cr_assert_not_null(strstr(r.err, "proxy: the TLS tunnel to a.example:443 ended: the "
+					 "client's server name (SNI) is b.example, but the tunnel is "
+					 "to a.example"),
 			   SHOW(r));
+	{
+		json_t *audit = audit_records(), *rec;
+
+		cr_assert_eq(json_array_size(audit), 1);
+		rec = json_array_get(audit, 0);
+		cr_assert_str_eq(str(rec, "method"), "CONNECT");
+		cr_assert_str_eq(str(rec, "url"), "https://a.example:443");
+		cr_assert_str_eq(str(rec, "decision"), "refused");
+		cr_assert_str_eq(str(rec, "error"), "tunnel_server_name");
+		json_decref(audit);
+	}
 	aj_test_result_free(&r);
 	free(prof);
 }
@@ -329,11 +340,8 @@ tools_profile(void)
 			     tls.port, tls.port);
 }
 
-/* Each tool in a fresh home of its own; git's identity is given, so that
- * it does not look its host name up. */
-#define TOOL_HOME                                                                                  \
-	"cd \"$(mktemp -d)\" && export HOME=\"$PWD\" GIT_AUTHOR_EMAIL=a@example.invalid "         \
-	"GIT_COMMITTER_EMAIL=a@example.invalid && "
+/* Each tool in a fresh home of its own, configured no further. */
+#define TOOL_HOME "cd \"$(mktemp -d)\" && export HOME=\"$PWD\" && "
 
 Test(proxy_tls, git_clones_over_https)
 {
@@ -343,6 +351,8 @@ Test(proxy_tls, git_clones_over_https)
 	in_jail(&r, prof, TOOL_HOME "git clone -q \"$URL/files/repo.git\" && cat repo/README");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_str_eq(r.out, "hello from the test repository\n", SHOW(r));
+	/* Not even git's look-up of its own host name left the jail. */
+	cr_assert_null(strstr(r.err, "violation"), SHOW(r));
 	cr_assert_gt(aj_server_log_count(&tls, "GET /files/repo.git/objects/"), 0);
 	aj_test_result_free(&r);
 	free(prof);
