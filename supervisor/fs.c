@@ -313,6 +313,31 @@ protect_paths(const struct aj_fs_plan *plan, char *err, size_t errlen)
 	return 0;
 }
 
+/* The whole of the host's regular file REAL (ST its stat), at most MAX
+ * bytes, into a new buffer with SPARE bytes more room (*TEXT, *LEN): read
+ * before the private tmpfs covers anything. */
+static int
+read_host_file(const char *real, const struct stat *st, size_t max, size_t spare, char **text,
+	       size_t *len, char *err, size_t errlen)
+{
+	FILE *f;
+	int e;
+
+	if ((uint64_t)st->st_size > max)
+		return aj_err(err, errlen, -EFBIG, "%s is larger than %zu bytes", real, max);
+	f = fopen(real, "re");
+	*text = f != NULL ? malloc((size_t)st->st_size + spare + 1) : NULL;
+	if (*text == NULL) {
+		e = f == NULL ? errno : ENOMEM;
+		if (f != NULL)
+			fclose(f);
+		return aj_err(err, errlen, -e, "reading %s: %s", real, strerror(e));
+	}
+	*len = fread(*text, 1, (size_t)st->st_size, f);
+	fclose(f);
+	return 0;
+}
+
 /* ---- `proxy on`: the jail's trust --------------------------------------------------- */
 
 /* Where the distributions keep their bundle of trusted certificates (the
@@ -364,20 +389,11 @@ trust_find(struct trust *t, char *err, size_t errlen)
 			continue;
 		snprintf(t->targets[t->n_targets++], sizeof(t->targets[0]), "%s", real);
 		if (t->text == NULL) {
-			FILE *f = fopen(real, "re");
-			size_t n;
+			int r = read_host_file(real, &st, SYSTEM_BUNDLE_MAX, 0, &t->text, &t->len,
+					       err, errlen);
 
-			if (f == NULL || (uint64_t)st.st_size > SYSTEM_BUNDLE_MAX ||
-			    (t->text = malloc((size_t)st.st_size + 1)) == NULL) {
-				int e = f == NULL ? errno : EFBIG;
-
-				if (f != NULL)
-					fclose(f);
-				return aj_err(err, errlen, -e, "reading %s: %s", real, strerror(e));
-			}
-			n = fread(t->text, 1, (size_t)st.st_size, f);
-			fclose(f);
-			t->len = n;
+			if (r < 0)
+				return r;
 		}
 	}
 	return 0;
@@ -442,32 +458,21 @@ struct hosts {
 static int
 hosts_find(struct hosts *h, const char *name, char *err, size_t errlen)
 {
+	size_t n, spare = 2 * strlen(name) + 64;
 	struct stat st;
-	FILE *f;
-	size_t n;
-	int extra;
+	int extra, r;
 
 	*h = (struct hosts){0};
 	if (realpath("/etc/hosts", h->target[0]) == NULL || stat(h->target[0], &st) < 0 ||
 	    !S_ISREG(st.st_mode))
 		return 0;
-	if ((uint64_t)st.st_size > HOSTS_MAX)
-		return aj_err(err, errlen, -EFBIG, "%s is larger than %u bytes", h->target[0],
-			      HOSTS_MAX);
-	f = fopen(h->target[0], "re");
-	h->text = malloc((size_t)st.st_size + 2 * strlen(name) + 128);
-	if (f == NULL || h->text == NULL) {
-		int e = f == NULL ? errno : ENOMEM;
-
-		if (f != NULL)
-			fclose(f);
-		return aj_err(err, errlen, -e, "reading %s: %s", h->target[0], strerror(e));
-	}
-	n = fread(h->text, 1, (size_t)st.st_size, f);
-	fclose(f);
-	extra = sprintf(h->text + n, "%s# agentjail: the jail's own name\n127.0.1.1\t%s\n::1\t%s\n",
-			n > 0 && h->text[n - 1] != '\n' ? "\n" : "", name, name);
-	h->len = n + (size_t)extra;
+	r = read_host_file(h->target[0], &st, HOSTS_MAX, spare, &h->text, &n, err, errlen);
+	if (r < 0)
+		return r;
+	extra = snprintf(h->text + n, spare + 1,
+			 "%s# agentjail: the jail's own name\n127.0.1.1\t%s\n::1\t%s\n",
+			 n > 0 && h->text[n - 1] != '\n' ? "\n" : "", name, name);
+	h->len = n + ((size_t)extra < spare ? (size_t)extra : spare);
 	h->n_targets = 1;
 	return 0;
 }

@@ -380,10 +380,10 @@ make_pty(const struct aj_spawn_plan *plan, int sync_fd)
 	return slave;
 }
 
-/* The supervisor's "go" (the maps are written; later, the broker runs).
- * EOF or anything else means the supervisor gave up or is gone: leave
- * without starting anything. */
-/* The supervisor's "go", and the fd it came with (or -1). */
+/* The supervisor's "go" (the maps are written; later, the broker runs,
+ * with its CA when the proxy is on), and the fd it came with (or -1).  EOF
+ * or anything else means the supervisor gave up or is gone: leave without
+ * starting anything. */
 static int
 wait_for_go(int sync_fd)
 {

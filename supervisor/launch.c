@@ -161,14 +161,14 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 }
 
 /* What the broker logged before it failed, to the caller's stderr (the
- * run's relay is not watching yet). */
+ * run's relay is not watching yet).  Its lines are in the pipe already:
+ * it wrote them before its end of the CA pipe closed. */
 static void
 relay_log(const struct aj_broker *broker)
 {
 	char buf[4096];
 	ssize_t n;
 
-	usleep(50 * 1000); /* its last line, written as it exits */
 	while ((n = read(broker->log_fd, buf, sizeof(buf))) > 0)
 		(void)!write(STDERR_FILENO, buf, (size_t)n);
 }

@@ -362,11 +362,14 @@ aj_test_count_own_lines(const char *text)
 }
 
 json_t *
-aj_test_json_lines(const char *path)
+aj_test_json_lines(const char *dir, const char *name)
 {
-	char line[65536];
+	char line[65536], path[4096];
 	json_t *all = json_array();
-	FILE *f = fopen(path, "re");
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "re");
 
 	cr_assert_not_null(f, "no %s", path);
 	while (fgets(line, sizeof(line), f) != NULL) {

@@ -74,9 +74,9 @@ int aj_test_broker_pid(const char *events, int ms);
  * stacks), which are not agentjail's output. */
 int aj_test_count_own_lines(const char *text);
 
-/* The file at PATH read as JSON Lines (the audit and the event stream):
+/* The file DIR/NAME read as JSON Lines (the audit and the event stream):
  * an array of its records; a line that is not JSON fails the test. */
-struct json_t *aj_test_json_lines(const char *path);
+struct json_t *aj_test_json_lines(const char *dir, const char *name);
 
 /* OBJ's string member KEY, or "(none)". */
 const char *aj_test_json_str(struct json_t *obj, const char *key);

@@ -81,14 +81,7 @@ in_jail(struct aj_result *res, const char *profile, const char *script)
 #define SHOW(r) "status %d\n--- out:\n%s\n--- err:\n%s", (r).status, (r).out, (r).err
 
 /* The records of scratch/NAME (the audit or the events of the last run). */
-static json_t *
-audit_records(const char *name)
-{
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/%s", scratch, name);
-	return aj_test_json_lines(path);
-}
+#define audit_records(name) aj_test_json_lines(scratch, name)
 
 static const char *scratch_text(const char *name);
 

@@ -82,14 +82,8 @@ in_jail(struct aj_result *res, const char *profile, const char *script)
 
 #define SHOW(r) "status %d\n--- out:\n%s\n--- err:\n%s", (r).status, (r).out, (r).err
 
-static json_t *
-audit_records(void)
-{
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s/audit.jsonl", scratch);
-	return aj_test_json_lines(path);
-}
+/* The audit records of the last run, as a JSON array. */
+#define audit_records() aj_test_json_lines(scratch, "audit.jsonl")
 
 #define str aj_test_json_str
 
