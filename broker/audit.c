@@ -108,6 +108,7 @@ aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e)
 		.final = !e->intermediate,
 		.spliced = e->spliced,
 		.via = aj_channel_is_internal(r->ch) ? "proxy" : NULL,
+		.injected = e->injected,
 	};
 
 	loggable_url(r, url, sizeof(url));

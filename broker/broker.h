@@ -189,6 +189,8 @@ struct aj_req {
 	const struct aj_fetch_rule *rule; /* what allowed the first hop (its origin) */
 	struct aj_fetch_limits limits;    /* of every allow rule matching any hop, merged */
 	unsigned options;                 /* AJ_RULE_*, merged the same way */
+	size_t inject[AJ_POLICY_MAX_INJECT]; /* the current hop's `inject` rules, by index */
+	size_t n_inject;
 	char *(*headers)[2];              /* the agent's, filtered, owned */
 	size_t n_headers;
 	uint8_t *body; /* the request body, collected before the fetch */
@@ -401,6 +403,7 @@ struct aj_audit_entry {
 	unsigned hop;      /* 0: the URL the agent asked for; N: the Nth redirect's */
 	bool intermediate; /* a hop that redirected: the request goes on */
 	uint64_t spliced;  /* of BYTES_OUT, moved by splice(2) ("deliver":"pipe") */
+	const char *injected; /* the headers `inject` rules set on this hop ("a,b"), or NULL */
 };
 
 void aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e);

@@ -52,19 +52,6 @@ aj_http_parse_line(const char *line, size_t len, struct aj_http_field *out)
 	return AJ_HTTP_FIELD;
 }
 
-bool
-aj_http_hop_by_hop(const char *name, size_t len)
-{
-	static const char *const names[] = {
-		"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade",
-		"Trailer",    "TE"};
-
-	for (size_t i = 0; i < AJ_ARRAY_SIZE(names); i++)
-		if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
-			return true;
-	return false;
-}
-
 const char *
 aj_http_reason(int status)
 {

@@ -29,10 +29,6 @@ struct aj_http_field {
  * field, fill *OUT. */
 enum aj_http_line aj_http_parse_line(const char *line, size_t len, struct aj_http_field *out);
 
-/* Is the field NAME (LEN bytes) one of the connection's own (hop-by-hop,
- * RFC 9110 7.6.1), never relayed? */
-bool aj_http_hop_by_hop(const char *name, size_t len);
-
 /* The reason phrase of STATUS (RFC 9110 15), "" for one not listed. */
 const char *aj_http_reason(int status);
 

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "broker.h"
+#include "field.h"
 #include "http.h"
 #include "proxy-request.h"
 #include "proxy.h"
@@ -48,7 +49,7 @@ kept_field(const struct aj_proxy_head *h, const struct aj_proxy_field *f)
 {
 	static const char *const dropped[] = {"Host", "Content-Length", "Expect"};
 
-	if (aj_http_hop_by_hop(f->name, f->name_len) ||
+	if (aj_field_is_hop_by_hop(f->name, f->name_len) ||
 	    (f->name_len >= 6 && strncasecmp(f->name, "Proxy-", 6) == 0) ||
 	    named_by_connection(h, f->name, f->name_len))
 		return false;

@@ -92,7 +92,7 @@ enum aj_proxy_target {
 	AJ_PROXY_TARGET_AUTHORITY, /* "CONNECT host:port" */
 };
 
-/* One field, as sent, hop-by-hop fields included (aj_http_hop_by_hop()
+/* One field, as sent, hop-by-hop fields included (aj_field_is_hop_by_hop()
  * tells them).  Not NUL-terminated; the value without surrounding blanks. */
 struct aj_proxy_field {
 	const char *name;

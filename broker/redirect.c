@@ -28,6 +28,7 @@ audit_hop(struct aj_transfer *t)
 		.redirects = t->hops,
 		.hop = t->hops,
 		.intermediate = true,
+		.injected = t->injected[0] ? t->injected : NULL,
 	};
 
 	aj_transfer_remember(t);
@@ -81,6 +82,7 @@ aj_redirect(struct aj_transfer *t)
 	}
 	audit_hop(t);
 	t->hops++;
+	t->injected[0] = '\0'; /* until the next hop is set up */
 	/* 303, and 301/302 after POST, continue as GET without a body (as
 	 * browsers do); 307 and 308 repeat the request as it was. */
 	if (status == 303 ||
@@ -97,6 +99,11 @@ aj_redirect(struct aj_transfer *t)
 	aj_log_escape(next.normalised, safe, sizeof(safe));
 	aj_policy_judge(t->set->policy, r->method_bit, &next, &d);
 	aj_policy_tighten(&r->limits, &r->options, &d.limits, d.options);
+	/* A secret is for its origin: once a hop leaves it, none is injected
+	 * again, even on a way back. */
+	if (strcmp(next.scheme, r->url.scheme) != 0 || strcmp(next.host, r->url.host) != 0 ||
+	    next.port != r->url.port)
+		t->left_origin = true;
 	r->url = next;
 	/* What aj_transfer_remember() kept was the last hop's. */
 	t->headers_done = false;
@@ -114,6 +121,8 @@ aj_redirect(struct aj_transfer *t)
 		return;
 	}
 	t->hop_rule = d.rule;
+	memcpy(r->inject, d.inject, sizeof(r->inject));
+	r->n_inject = d.n_inject;
 	if (r->body_len > aj_transfer_limit(t, AJ_LIMIT_MAX_BODY)) {
 		aj_transfer_fail(t, AJ_ERR_TOO_LARGE, t->hop_rule->origin, "allowed",
 				 "redirect hop %u: the request body is over the limit of %llu "

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "broker.h"
+#include "field.h"
 #include "http.h"
 #include "log.h"
 #include "util.h"
@@ -34,7 +35,7 @@ struct aj_requests {
 };
 
 /* Headers the broker never relays as the agent wrote them, besides the
- * connection's own (aj_http_hop_by_hop): the proxy's and those it sets
+ * connection's own (aj_field_is_hop_by_hop): the proxy's and those it sets
  * itself. */
 static const char *const dropped_headers[] = {
 	"Proxy-Authorization",
@@ -194,7 +195,7 @@ header_in_list(const char *name, const char *list)
 static bool
 is_dropped(const char *name, const char *connection)
 {
-	if (aj_http_hop_by_hop(name, strlen(name)) || header_in_list(name, connection))
+	if (aj_field_is_hop_by_hop(name, strlen(name)) || header_in_list(name, connection))
 		return true;
 	for (size_t k = 0; k < AJ_ARRAY_SIZE(dropped_headers); k++)
 		if (strcasecmp(name, dropped_headers[k]) == 0)
@@ -348,6 +349,8 @@ admit(struct aj_req *r, struct aj_proto_request *req)
 	r->rule = d.rule;
 	r->limits = d.limits;
 	r->options = d.options;
+	memcpy(r->inject, d.inject, sizeof(r->inject));
+	r->n_inject = d.n_inject;
 	r->headers = req->n_headers ? calloc(req->n_headers, sizeof(*r->headers)) : NULL;
 	if (req->n_headers && r->headers == NULL) {
 		refuse(r, AJ_ERR_UPSTREAM, NULL, "out of memory");

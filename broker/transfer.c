@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "field.h"
 #include "http.h"
 #include "log.h"
 #include "transfer.h"
@@ -179,7 +180,7 @@ on_header(char *data, size_t size, size_t n, void *userp)
 		free(t->location);
 		t->location = strndup(h.value, h.value_len);
 	}
-	if (!aj_http_hop_by_hop(h.name, h.name_len))
+	if (!aj_field_is_hop_by_hop(h.name, h.name_len))
 		keep_header(t, &h);
 	return size * n;
 }
@@ -271,6 +272,15 @@ aj_transfer_unpause(struct aj_transfer *t)
 	curl_easy_pause(t->easy, CURLPAUSE_CONT);
 }
 
+/* A hop's header list, wiped first: it may hold an injected secret. */
+static void
+free_headers(struct curl_slist *list)
+{
+	for (struct curl_slist *l = list; l != NULL; l = l->next)
+		explicit_bzero(l->data, strlen(l->data));
+	curl_slist_free_all(list);
+}
+
 void
 aj_transfer_finish(struct aj_transfer *t, const char *error, const char *decision, const char *rule)
 {
@@ -285,6 +295,7 @@ aj_transfer_finish(struct aj_transfer *t, const char *error, const char *decisio
 		.redirects = t->hops,
 		.hop = t->hops,
 		.spliced = t->pipe.spliced,
+		.injected = t->injected[0] ? t->injected : NULL,
 	};
 
 	aj_transfer_remember(t);
@@ -297,7 +308,7 @@ aj_transfer_finish(struct aj_transfer *t, const char *error, const char *decisio
 	aj_transfer_release_easy(t);
 	aj_limits_end(set->limits, t->rule_slot);
 	t->via->release(t);
-	curl_slist_free_all(t->hdrs);
+	free_headers(t->hdrs);
 	json_decref(t->resp_headers);
 	free(t->location);
 	r->transfer = NULL;
@@ -330,6 +341,41 @@ aj_transfer_fail_timeout(struct aj_transfer *t)
 
 /* ---- one hop ------------------------------------------------------------------- */
 
+/* Does one of the N rules at SLOTS inject the header NAME? */
+static bool
+injects(const struct aj_policy *p, const size_t *slots, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(p->rules[slots[i]].inject_name, name) == 0)
+			return true;
+	return false;
+}
+
+/* "NAME: SECRET" of the rule at SLOT onto T's headers, NAME into
+ * T->injected; the line is wiped once libcurl has its copy (the list is
+ * wiped when freed: free_headers). */
+static int
+append_secret(struct aj_transfer *t, size_t slot)
+{
+	const char *name = t->set->policy->rules[slot].inject_name,
+		   *secret = aj_policy_secret(t->set->policy, slot);
+	size_t len, used = strlen(t->injected);
+	char *line;
+
+	if (secret == NULL) /* decoded with the policy: cannot be */
+		return -1;
+	len = strlen(name) + 2 + strlen(secret) + 1;
+	line = malloc(len);
+	if (line == NULL)
+		return -1;
+	snprintf(line, len, "%s: %s", name, secret);
+	t->hdrs = curl_slist_append(t->hdrs, line);
+	explicit_bzero(line, len);
+	free(line);
+	snprintf(t->injected + used, sizeof(t->injected) - used, "%s%s", used ? "," : "", name);
+	return 0;
+}
+
 int
 aj_transfer_setup_hop(struct aj_transfer *t)
 {
@@ -338,6 +384,7 @@ aj_transfer_setup_hop(struct aj_transfer *t)
 	struct curl_blob ca = {
 		.data = t->set->ca->pem, .len = t->set->ca->len, .flags = CURL_BLOB_NOCOPY};
 	CURL *e = curl_easy_init();
+	size_t n_inject;
 
 	if (e == NULL)
 		return -1;
@@ -348,18 +395,25 @@ aj_transfer_setup_hop(struct aj_transfer *t)
 	/* Headers: the agent's (filtered by broker/request.c, credentials only
 	 * where this hop's rules allow them), and empty values to keep libcurl
 	 * from adding Expect or its own Accept. */
-	curl_slist_free_all(t->hdrs);
+	free_headers(t->hdrs);
 	t->hdrs = curl_slist_append(NULL, "Expect:");
+	n_inject = t->left_origin ? 0 : r->n_inject;
 	for (size_t i = 0; t->hdrs != NULL && i < r->n_headers; i++) {
 		char *line;
 
-		if (!aj_req_header_allowed(r, r->headers[i][0]))
+		/* The agent's own (a placeholder) gives way to the secret. */
+		if (!aj_req_header_allowed(r, r->headers[i][0]) ||
+		    injects(t->set->policy, r->inject, n_inject, r->headers[i][0]))
 			continue;
 		if (asprintf(&line, "%s: %s", r->headers[i][0], r->headers[i][1]) < 0)
 			return -1;
 		t->hdrs = curl_slist_append(t->hdrs, line);
 		free(line);
 	}
+	t->injected[0] = '\0';
+	for (size_t i = 0; t->hdrs != NULL && i < n_inject; i++)
+		if (append_secret(t, r->inject[i]) < 0)
+			return -1;
 	if (t->hdrs == NULL)
 		return -1;
 	curl_easy_setopt(e, CURLOPT_URL, r->url.normalised);

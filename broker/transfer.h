@@ -85,6 +85,11 @@ struct aj_transfer {
 	const struct aj_fetch_rule *hop_rule; /* what allowed the current hop */
 	size_t rule_slot;                     /* its index, for the limits */
 	unsigned hops;                        /* redirects followed so far */
+	bool left_origin;    /* a redirect led to another scheme, host or port: from
+				then on no `inject` (a secret is for its origin) */
+	/* The headers this hop's rules injected, "a,b" (names, never values),
+	 * or "". */
+	char injected[AJ_POLICY_MAX_INJECT * 64];
 	double deadline;                      /* ev_now() by which it must be done */
 	uint64_t max_response;
 	/* This hop's answer. */

@@ -27,6 +27,7 @@ static const struct member {
 	{"redirects", JSON_INTEGER, true},   {"hop", JSON_INTEGER, true},
 	{"final", JSON_TRUE, true},          {"spliced", JSON_INTEGER, false},
 	{"via", JSON_STRING, false},
+	{"injected", JSON_STRING, false},
 };
 
 static const char *const decisions[] = {"allowed", "denied", "refused"};
@@ -50,6 +51,8 @@ aj_audit_encode(const struct aj_audit_record *rec, char **line)
 		json_object_set_new(obj, "spliced", json_integer((json_int_t)rec->spliced));
 	if (obj != NULL && rec->via != NULL)
 		json_object_set_new(obj, "via", json_string(rec->via));
+	if (obj != NULL && rec->injected != NULL)
+		json_object_set_new(obj, "injected", json_string(rec->injected));
 	text = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(obj);
 	if (text == NULL)

@@ -34,6 +34,8 @@ struct aj_audit_record {
 	bool final;       /* false for a hop that redirected */
 	uint64_t spliced; /* of bytes_out, moved by splice(2); 0: not written */
 	const char *via;  /* "proxy" for a request the proxy made; NULL: not written */
+	const char *injected; /* the header an `inject` rule set (its name, never its
+				 value); NULL: not written */
 };
 
 /* REC as one line of JSON with its newline: *LINE is a new string.

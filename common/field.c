@@ -4,8 +4,10 @@
 #include "config.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "field.h"
+#include "util.h"
 
 bool
 aj_field_is_tchar(unsigned char c)
@@ -35,4 +37,17 @@ aj_field_is_value(const char *s, size_t len)
 			return false;
 	}
 	return true;
+}
+
+bool
+aj_field_is_hop_by_hop(const char *name, size_t len)
+{
+	static const char *const names[] = {
+		"Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade",
+		"Trailer",    "TE"};
+
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(names); i++)
+		if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
+			return true;
+	return false;
 }

@@ -20,4 +20,8 @@ bool aj_field_is_token(const char *s, size_t len);
  * CR and LF would split a header in two (request smuggling). */
 bool aj_field_is_value(const char *s, size_t len);
 
+/* Is the field NAME (LEN bytes) one of the connection's own (hop-by-hop,
+ * RFC 9110 7.6.1), never relayed? */
+bool aj_field_is_hop_by_hop(const char *name, size_t len);
+
 #endif /* AJ_FIELD_H */

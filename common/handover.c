@@ -18,7 +18,7 @@
 #include "memfd.h"
 
 #define HANDOVER_MAGIC "AJPOLICY"
-#define HANDOVER_VERSION 1
+#define HANDOVER_VERSION 2
 
 /* What precedes the records; the sizes make a broker of another build
  * refuse the policy instead of misreading it. */
@@ -32,6 +32,7 @@ struct header {
 	uint32_t path_len; /* without a NUL */
 	uint32_t ca_len;   /* without a NUL; 0: no `fetch ca` */
 	uint32_t has_ca;
+	uint32_t secrets_len; /* bytes of the secrets' section; 0: none */
 	struct aj_fetch_limits limits;
 };
 
@@ -39,7 +40,23 @@ struct header {
 #define HANDOVER_MAX                                                                               \
 	(sizeof(struct header) + AJ_POLICY_MAX_RULES * sizeof(struct aj_fetch_rule) +              \
 	 AJ_POLICY_MAX_ADDRESSES * sizeof(struct aj_cidr) + AJ_POLICY_MAX_PATH +                   \
-	 2 * AJ_POLICY_MAX_CA)
+	 2 * AJ_POLICY_MAX_CA + SECRETS_MAX)
+
+/* The secrets' section: for each rule, in order, a uint32_t length (0
+ * where the rule injects nothing) and that many bytes. */
+#define SECRETS_MAX ((size_t)AJ_POLICY_MAX_RULES * (sizeof(uint32_t) + AJ_POLICY_MAX_SECRET))
+
+static size_t
+secrets_size(const struct aj_policy *p)
+{
+	size_t n = 0;
+
+	if (p->secrets == NULL)
+		return 0;
+	for (size_t i = 0; i < p->n_rules; i++)
+		n += sizeof(uint32_t) + (p->secrets[i] ? strlen(p->secrets[i]) : 0);
+	return n;
+}
 
 int
 aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
@@ -56,9 +73,10 @@ aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
 		.path_len = (uint32_t)path_len,
 		.ca_len = (uint32_t)ca_len,
 		.has_ca = p->ca_pem != NULL,
+		.secrets_len = (uint32_t)secrets_size(p),
 		.limits = p->limits,
 	};
-	size_t total = sizeof(h) + rules + cidrs + path_len + ca_len;
+	size_t total = sizeof(h) + rules + cidrs + path_len + ca_len + h.secrets_len;
 	uint8_t *buf = malloc(total), *w = buf;
 
 	if (buf == NULL)
@@ -77,6 +95,16 @@ aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
 	w += path_len;
 	if (ca_len > 0)
 		memcpy(w, p->ca_pem, ca_len);
+	w += ca_len;
+	for (size_t i = 0; h.secrets_len > 0 && i < p->n_rules; i++) {
+		uint32_t n = p->secrets[i] ? (uint32_t)strlen(p->secrets[i]) : 0;
+
+		memcpy(w, &n, sizeof(n));
+		w += sizeof(n);
+		if (n > 0)
+			memcpy(w, p->secrets[i], n);
+		w += n;
+	}
 	*out = buf;
 	*len = total;
 	return 0;
@@ -103,6 +131,8 @@ limits_valid(const struct aj_fetch_limits *l)
 static const char *
 rule_invalid(const struct aj_fetch_rule *r)
 {
+	char why[256];
+
 	if (r->allow != 0 && r->allow != 1)
 		return "a rule that is neither allow nor deny";
 	if (r->methods == 0 || (r->methods & ~AJ_METHOD_ALL))
@@ -122,6 +152,13 @@ rule_invalid(const struct aj_fetch_rule *r)
 		return "a rule with a limit out of range";
 	if (r->options & ~AJ_RULE_ALL)
 		return "a rule with an unknown option";
+	if (!terminated(r->inject_name, sizeof(r->inject_name)) ||
+	    !terminated(r->inject_source, sizeof(r->inject_source)) ||
+	    (r->inject_name[0] != '\0') != (r->inject_source[0] != '\0') ||
+	    (r->inject_name[0] != '\0' && !r->allow))
+		return "a rule with a malformed inject";
+	if (r->inject_name[0] != '\0' && !aj_policy_inject_name_ok(r->inject_name, why, sizeof(why)))
+		return "a rule injecting a header it may not";
 	return NULL;
 }
 
@@ -145,6 +182,51 @@ string_of(const uint8_t *p, size_t len)
 	return s;
 }
 
+/* The secrets' section (LEN bytes at BUF) into P->secrets: exactly one
+ * secret for each rule that injects, none for the others. */
+static int
+decode_secrets(const uint8_t *buf, size_t len, struct aj_policy *p, char *err, size_t errlen)
+{
+	char why[256];
+	size_t off = 0;
+
+	if (len == 0) {
+		for (size_t i = 0; i < p->n_rules; i++)
+			if (p->rules[i].inject_name[0] != '\0')
+				return aj_err(err, errlen, -EBADMSG,
+					      "the policy lacks the secret of the rule at %s",
+					      p->rules[i].origin);
+		return 0;
+	}
+	p->secrets = calloc(p->n_rules ? p->n_rules : 1, sizeof(*p->secrets));
+	if (p->secrets == NULL)
+		return aj_err(err, errlen, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < p->n_rules; i++) {
+		uint32_t n;
+
+		if (len - off < sizeof(n))
+			return aj_err(err, errlen, -EBADMSG, "the policy's secrets are cut short");
+		memcpy(&n, buf + off, sizeof(n));
+		off += sizeof(n);
+		if (n > len - off)
+			return aj_err(err, errlen, -EBADMSG, "the policy's secrets are cut short");
+		if ((n > 0) != (p->rules[i].inject_name[0] != '\0'))
+			return aj_err(err, errlen, -EBADMSG,
+				      "the policy's secrets do not match its rules (at %s)",
+				      p->rules[i].origin);
+		if (n > 0 && !aj_policy_secret_ok((const char *)buf + off, n, why, sizeof(why)))
+			return aj_err(err, errlen, -EBADMSG,
+				      "the secret of the rule at %s is invalid: %s",
+				      p->rules[i].origin, why);
+		if (n > 0 && (p->secrets[i] = string_of(buf + off, n)) == NULL)
+			return aj_err(err, errlen, -ENOMEM, "out of memory");
+		off += n;
+	}
+	if (off != len)
+		return aj_err(err, errlen, -EBADMSG, "the policy's secrets are longer than its rules");
+	return 0;
+}
+
 int
 aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *err, size_t errlen)
 {
@@ -153,6 +235,7 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 	size_t rules, cidrs, need;
 	const uint8_t *r;
 	const char *why;
+	int rc;
 
 	if (len < sizeof(h))
 		return aj_err(err, errlen, -EBADMSG, "the policy is cut short");
@@ -168,7 +251,9 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
 	rules = (size_t)h.n_rules * sizeof(struct aj_fetch_rule);
 	cidrs = (size_t)h.n_addresses * sizeof(struct aj_cidr);
-	need = sizeof(h) + rules + cidrs + h.path_len + h.ca_len;
+	if (h.secrets_len > SECRETS_MAX)
+		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
+	need = sizeof(h) + rules + cidrs + h.path_len + h.ca_len + h.secrets_len;
 	if (len != need)
 		return aj_err(err, errlen, -EBADMSG, "the policy is %zu bytes, not %zu", len, need);
 	if (h.limits.set != (1u << AJ_LIMIT__COUNT) - 1 || !limits_valid(&h.limits))
@@ -207,6 +292,12 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 		p.ca_pem = string_of(r + h.path_len, h.ca_len);
 	if (p.path == NULL || (h.has_ca && p.ca_pem == NULL))
 		goto nomem;
+	r += h.path_len + h.ca_len;
+	rc = decode_secrets(r, h.secrets_len, &p, err, errlen);
+	if (rc < 0) {
+		aj_policy_clear(&p);
+		return rc;
+	}
 	*out = p;
 	return 0;
 nomem:
@@ -224,6 +315,8 @@ aj_handover_write(const struct aj_policy *p)
 	if (r < 0)
 		return r;
 	r = aj_memfd_of("agentjail-policy", buf, len);
+	/* The secrets stay in the memfd, which only the broker gets. */
+	explicit_bzero(buf, len);
 	free(buf);
 	return r;
 }
@@ -261,6 +354,7 @@ aj_handover_read(int fd, struct aj_policy *out, char *err, size_t errlen)
 		done += (size_t)n;
 	}
 	r = aj_handover_decode(buf, done, out, err, errlen);
+	explicit_bzero(buf, done);
 	free(buf);
 	return r;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "field.h"
 #include "lexer.h"
 #include "log.h"
 #include "util.h"
@@ -491,6 +492,124 @@ static const struct {
 	{"sensitive-query", AJ_RULE_SENSITIVE_QUERY},
 };
 
+/* Headers an `inject` may not set: the broker sets them itself, or drops
+ * them (the connection's own, the proxy's), or they would make the server
+ * read another request than the one the rules decided. */
+static const char *const inject_refused[] = {"Host", "Content-Length", "Expect"};
+
+bool
+aj_policy_inject_name_ok(const char *name, char *why, size_t len)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n >= sizeof(((struct aj_fetch_rule *)0)->inject_name) ||
+	    !aj_field_is_token(name, n)) {
+		snprintf(why, len, "not a header name (a token of at most %zu characters)",
+			 sizeof(((struct aj_fetch_rule *)0)->inject_name) - 1);
+		return false;
+	}
+	for (size_t i = 0; i < AJ_ARRAY_SIZE(inject_refused); i++)
+		if (strcasecmp(name, inject_refused[i]) == 0)
+			goto refused;
+	if (aj_field_is_hop_by_hop(name, n) || strncasecmp(name, "Proxy-", 6) == 0 ||
+	    aj_policy_override_header(name) >= 0)
+		goto refused;
+	return true;
+refused:
+	snprintf(why, len, "the broker never lets a request carry a %s it was not decided with",
+		 name);
+	return false;
+}
+
+bool
+aj_policy_secret_ok(const char *value, size_t len, char *why, size_t whylen)
+{
+	if (len == 0 || len > AJ_POLICY_MAX_SECRET) {
+		snprintf(why, whylen, "the value must be 1 to %d bytes (it is %zu)",
+			 AJ_POLICY_MAX_SECRET, len);
+		return false;
+	}
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)value[i];
+
+		if ((c < 0x20 && c != '\t') || c >= 0x7f) {
+			snprintf(why, whylen,
+				 "the value holds a byte a header cannot carry (0x%02x at offset "
+				 "%zu): only visible ASCII, space and tab",
+				 c, i);
+			return false;
+		}
+	}
+	if (value[0] == ' ' || value[0] == '\t' || value[len - 1] == ' ' ||
+	    value[len - 1] == '\t') {
+		snprintf(why, whylen, "the value begins or ends with white space, which a "
+				      "header loses");
+		return false;
+	}
+	return true;
+}
+
+const char *
+aj_policy_secret(const struct aj_policy *p, size_t slot)
+{
+	if (p->secrets == NULL || slot >= p->n_rules || p->rules[slot].inject_name[0] == '\0')
+		return NULL;
+	return p->secrets[slot];
+}
+
+/* "inject NAME SOURCE": the header NAME set from the secret at SOURCE,
+ * "file:PATH" or "env:VAR". */
+static int
+parse_inject(char **cursor, struct aj_fetch_rule *rule, char *err, size_t errlen)
+{
+	const char *name = aj_lexer_token(cursor), *source = aj_lexer_token(cursor);
+	char why[256], esc[256];
+	size_t len;
+
+	if (!rule->allow)
+		return aj_err(err, errlen, -EINVAL, "'inject' only makes sense on an allow rule");
+	if (name == NULL || source == NULL)
+		return aj_err(err, errlen, -EINVAL,
+			      "inject: expected NAME SOURCE (e.g. 'inject x-api-key "
+			      "file:~/.config/anthropic/key' or 'inject Authorization "
+			      "env:GITHUB_AUTH')");
+	if (rule->inject_name[0] != '\0')
+		return aj_err(err, errlen, -EINVAL, "inject given twice (one header per rule)");
+	aj_log_escape(name, esc, sizeof(esc));
+	if (!aj_policy_inject_name_ok(name, why, sizeof(why)))
+		return aj_err(err, errlen, -EINVAL, "inject: '%s': %s", esc, why);
+	len = strlen(source);
+	aj_log_escape(source, esc, sizeof(esc));
+	if (len >= sizeof(rule->inject_source))
+		return aj_err(err, errlen, -EINVAL, "inject: the source is longer than %zu bytes",
+			      sizeof(rule->inject_source) - 1);
+	if (strncmp(source, "file:", 5) == 0) {
+		if (source[5] == '\0')
+			return aj_err(err, errlen, -EINVAL, "inject: 'file:' names no file");
+	} else if (strncmp(source, "env:", 4) == 0) {
+		bool ok = (source[4] >= 'A' && source[4] <= 'Z') ||
+			  (source[4] >= 'a' && source[4] <= 'z') || source[4] == '_';
+
+		for (size_t i = 5; ok && i < len; i++)
+			ok = (source[i] >= 'A' && source[i] <= 'Z') ||
+			     (source[i] >= 'a' && source[i] <= 'z') ||
+			     (source[i] >= '0' && source[i] <= '9') || source[i] == '_';
+		if (!ok)
+			return aj_err(err, errlen, -EINVAL,
+				      "inject: '%s' is not a variable name", esc + 4);
+	} else {
+		return aj_err(err, errlen, -EINVAL,
+			      "inject: the source '%s' must be file:PATH or env:VARIABLE", esc);
+	}
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)source[i] < 0x20 || source[i] == 0x7f)
+			return aj_err(err, errlen, -EINVAL,
+				      "inject: the source holds a control character");
+	memcpy(rule->inject_name, name, strlen(name) + 1);
+	memcpy(rule->inject_source, source, len + 1);
+	return 0;
+}
+
 static int
 parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *err, size_t errlen)
 {
@@ -556,12 +675,14 @@ parse_option(char **cursor, const char *word, struct aj_fetch_rule *rule, char *
 		rule->options |= AJ_RULE_PASS(i);
 		return 0;
 	}
+	if (strcmp(word, "inject") == 0)
+		return parse_inject(cursor, rule, err, errlen);
 	if (limit_kind(word) < 0) {
 		aj_log_escape(word, esc, sizeof(esc));
 		return aj_err(err, errlen, -EINVAL,
 			      "unknown option '%s' (query, max-body, response, timeout, "
 			      "concurrency, rate, redirects, credentials, sensitive-query, "
-			      "pass-header)",
+			      "pass-header, inject)",
 			      esc);
 	}
 	if (!rule->allow)
@@ -638,6 +759,10 @@ aj_policy_rule_text(const struct aj_fetch_rule *r, char *out, size_t len)
 		if (r->options & AJ_RULE_PASS(i))
 			n += (size_t)snprintf(out + (n < len ? n : len), n < len ? len - n : 0,
 					      " pass-header %s", aj_policy_override_headers[i]);
+	/* The reference, never a secret: what the policy's hash covers. */
+	if (r->inject_name[0] != '\0')
+		snprintf(out + (n < len ? n : len), n < len ? len - n : 0, " inject %s %s",
+			 r->inject_name, r->inject_source);
 }
 
 void
@@ -648,6 +773,12 @@ aj_policy_clear(struct aj_policy *p)
 	free(p->addresses);
 	free(p->ca_file);
 	free(p->ca_pem);
+	for (size_t i = 0; p->secrets != NULL && i < p->n_rules; i++) {
+		if (p->secrets[i] != NULL)
+			explicit_bzero(p->secrets[i], strlen(p->secrets[i]));
+		free(p->secrets[i]);
+	}
+	free(p->secrets);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -712,6 +843,45 @@ repeated_named_param(const char *pattern, const char *query, char *name, size_t 
 	return false;
 }
 
+/* The injects of every allow rule matching URL into OUT, one per header;
+ * a conflict makes OUT ambiguous (and denied). */
+static void
+collect_injects(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
+		struct aj_policy_decision *out)
+{
+	for (size_t i = 0; i < p->n_rules; i++) {
+		const struct aj_fetch_rule *r = &p->rules[i], *seen = NULL;
+
+		if (!r->allow || r->inject_name[0] == '\0' || !rule_match(r, method_bit, url))
+			continue;
+		for (size_t j = 0; j < out->n_inject && seen == NULL; j++)
+			if (strcasecmp(p->rules[out->inject[j]].inject_name, r->inject_name) == 0)
+				seen = &p->rules[out->inject[j]];
+		if (seen != NULL && strcmp(seen->inject_source, r->inject_source) == 0)
+			continue;
+		if (seen != NULL)
+			snprintf(out->ambiguous, sizeof(out->ambiguous),
+				 "the rules at %s and %s both match and inject %s from different "
+				 "sources",
+				 seen->origin, r->origin, r->inject_name);
+		else if (out->n_inject == AJ_POLICY_MAX_INJECT)
+			snprintf(out->ambiguous, sizeof(out->ambiguous),
+				 "more than %d rules that inject a header match (the rule at %s "
+				 "is one)",
+				 AJ_POLICY_MAX_INJECT, r->origin);
+		else {
+			out->inject[out->n_inject++] = i;
+			continue;
+		}
+		out->allowed = false;
+		out->slot = i;
+		out->rule = r;
+		snprintf(out->rule_text, sizeof(out->rule_text), "%s", r->origin);
+		out->n_inject = 0;
+		return;
+	}
+}
+
 void
 aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
 		struct aj_policy_decision *out)
@@ -741,6 +911,7 @@ aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_
 		return;
 	}
 
+	out->n_inject = 0;
 	out->allowed = aj_policy_decide(p->rules, p->n_rules, method_bit, url, &decided) == 1;
 	out->slot = decided;
 	out->rule = decided == (size_t)-1 ? NULL : &p->rules[decided];
@@ -750,4 +921,6 @@ aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_
 	else
 		snprintf(out->rule_text, sizeof(out->rule_text), "%s", out->rule->origin);
 	aj_policy_effective(p->rules, p->n_rules, method_bit, url, &out->limits, &out->options);
+	if (out->allowed)
+		collect_injects(p, method_bit, url, out);
 }

@@ -62,6 +62,13 @@ extern const char *const aj_policy_override_headers[AJ_POLICY_N_OVERRIDE_HEADERS
 /* The index of NAME (case-insensitive) in aj_policy_override_headers, or -1. */
 int aj_policy_override_header(const char *name);
 
+/* Bytes of an `inject` source ("file:/home/me/.config/anthropic/key") and of
+ * the secret it names (the supervisor refuses a larger one). */
+#define AJ_POLICY_MAX_SOURCE 1024
+#define AJ_POLICY_MAX_SECRET 8192
+/* Headers injected into one request, at most. */
+#define AJ_POLICY_MAX_INJECT 8
+
 struct aj_fetch_rule {
 	int allow;                     /* 1 allow, 0 deny */
 	unsigned methods;              /* AJ_METHOD_* bits; "*" means all of them */
@@ -78,6 +85,11 @@ struct aj_fetch_rule {
 					  ('*' within one parameter, '**' across '&') */
 	struct aj_fetch_limits limits; /* this rule's own, over the profile's */
 	unsigned options;              /* AJ_RULE_* */
+	char inject_name[64];          /* "inject NAME SOURCE": the header the broker sets from
+					  a secret, or "" */
+	char inject_source[AJ_POLICY_MAX_SOURCE]; /* "file:PATH" or "env:NAME": where the
+						     supervisor reads the secret (never
+						     the secret itself), or "" */
 	char origin[512];              /* "file:line" of the rule, for audit and errors */
 };
 
@@ -103,6 +115,11 @@ struct aj_policy {
 	size_t n_addresses;
 	char *ca_file; /* `fetch ca FILE`: absolute path, or NULL */
 	char *ca_pem;  /* its text, read when the profile was loaded, or NULL */
+	/* The values of the rules' `inject` sources, one per rule (NULL where
+	 * a rule injects nothing), or NULL: never in a profile, only in what
+	 * the supervisor hands over at run time (supervisor/secrets.c) and
+	 * the broker decodes. */
+	char **secrets;
 };
 
 /* Free what P owns and zero it; safe on a zeroed struct. */
@@ -126,8 +143,9 @@ int aj_policy_parse_limit(const char *key, const char *value, struct aj_fetch_li
 void aj_policy_format_limit(enum aj_limit_kind kind, uint64_t value, char *out, size_t len);
 
 /* Parse a rule: "allow|deny METHODS URL-PATTERN [OPTION...]" where an option
- * is a limit ("max-body 64K") or a flag ("credentials", "sensitive-query";
- * allow rules only).  LINE is modified (split into tokens).  ORIGIN is not
+ * is a limit ("max-body 64K"), a flag ("credentials", "sensitive-query";
+ * allow rules only) or "inject NAME file:PATH|env:VAR" (allow rules; PATH
+ * as written: the profile parser makes it absolute).  LINE is modified (split into tokens).  ORIGIN is not
  * touched.  Returns 0 or -EINVAL with ERR. */
 int aj_policy_parse_rule(char *line, struct aj_fetch_rule *rule, char *err, size_t errlen);
 
@@ -188,6 +206,12 @@ struct aj_policy_decision {
 					     malformed) */
 	struct aj_fetch_limits limits;    /* every matching allow rule's, merged */
 	unsigned options;
+	/* The matching allow rules that `inject`, by index, one per header
+	 * name (which rule decides does not matter: every one that matches
+	 * sets its header; two that would set one header from different
+	 * sources make the request AMBIGUOUS). */
+	size_t inject[AJ_POLICY_MAX_INJECT];
+	size_t n_inject;
 };
 
 /* The one decision function of the broker, for first hops and redirects:
@@ -195,9 +219,24 @@ struct aj_policy_decision {
  * audit, and aj_policy_effective() of the allowed.  A query that repeats
  * a parameter some matching rule's query pattern names, with different
  * values, cannot be decided (servers keep the first, the last, or all):
- * AMBIGUOUS says so. */
+ * AMBIGUOUS says so; so does a request two rules would inject one header
+ * into from different sources, or more than AJ_POLICY_MAX_INJECT headers. */
 void aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
 		     struct aj_policy_decision *out);
+
+/* Is NAME a header an `inject` may set (a token, and none the broker
+ * sets or drops itself: Host, Content-Length, hop-by-hop...)?  WHY says
+ * why not. */
+bool aj_policy_inject_name_ok(const char *name, char *why, size_t len);
+
+/* Is VALUE (LEN bytes) a secret an `inject` may carry: 1 to
+ * AJ_POLICY_MAX_SECRET bytes of visible ASCII, space and tab, not
+ * beginning or ending with white space?  WHY says why not, never quoting
+ * the value. */
+bool aj_policy_secret_ok(const char *value, size_t len, char *why, size_t whylen);
+
+/* The secret of P's rule at SLOT for its `inject`, or NULL. */
+const char *aj_policy_secret(const struct aj_policy *p, size_t slot);
 
 /* The AJ_METHOD_* bit of METHOD ("GET"), or 0. */
 unsigned aj_policy_method_bit(const char *method);

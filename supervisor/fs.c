@@ -570,6 +570,34 @@ setup_sys(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t e
 	return 0;
 }
 
+/* The files of injected secrets, each covered by one empty read-only file
+ * of the jail's own: the agent learns neither their text nor their size,
+ * and no path reaches what is below (a hard link to the covered name is
+ * made across filesystems: EXDEV). */
+static int
+hide_files(const char *const *paths, char *err, size_t errlen)
+{
+	char(*targets)[4096];
+	size_t n = 0, max = 0;
+	int r;
+
+	while (paths[max] != NULL)
+		max++;
+	if (max == 0)
+		return 0;
+	targets = calloc(max, sizeof(*targets));
+	if (targets == NULL)
+		return aj_err(err, errlen, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < max; i++)
+		if (is_visible(paths[i]) && strlen(paths[i]) < sizeof(*targets))
+			snprintf(targets[n++], sizeof(*targets), "%s", paths[i]);
+	r = n == 0 ? 0
+		   : jail_file(AJ_JAIL_RUN_DIR "/hidden", "an empty file over a secret's", "", 0,
+			       (const char(*)[4096])targets, n, NULL, err, errlen);
+	free(targets);
+	return r;
+}
+
 int
 aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t errlen)
 {
@@ -611,6 +639,10 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 	}
 	free(hosts.text);
 	trust_free(&trust);
+	if (r == 0 && plan->hidden_paths != NULL) {
+		*step = AJ_STEP_HIDE;
+		r = hide_files(plan->hidden_paths, err, errlen);
+	}
 	if (r < 0)
 		return r;
 

@@ -451,6 +451,7 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 		.sysfs_optional = plan->profile->optional_layers & AJ_LAYER_SYSFS,
 		.quiet = plan->quiet,
 		.readonly_paths = plan->readonly_paths,
+		.hidden_paths = plan->hidden_paths,
 		.hostname = plan->profile->hostname,
 	};
 	enum aj_step step;

@@ -38,9 +38,13 @@ close_stdio(int stdio[3])
  * loaded and hashed here, never a file that could change before the broker
  * reads it (common/handover.h).  Returns the fd or -errno with ERR. */
 static int
-launch_policy(const struct aj_profile *profile, char *err, size_t errlen)
+launch_policy(const struct aj_profile *profile, char *const *secrets, char *err, size_t errlen)
 {
-	int fd = aj_handover_write(&profile->fetch);
+	struct aj_policy with = profile->fetch;
+	int fd;
+
+	with.secrets = (char **)secrets;
+	fd = aj_handover_write(&with);
 
 	if (fd < 0)
 		return aj_err(err, errlen, fd, "%s failed: writing the policy: %s",
@@ -79,7 +83,8 @@ launch_stdio(int stdio[3], int *log_fd)
 }
 
 int
-aj_launch_broker(const char *path, const struct aj_profile *profile, const struct aj_identity *id,
+aj_launch_broker(const char *path, const struct aj_profile *profile, char *const *secrets,
+		 const struct aj_identity *id,
 		 int door, int audit_end, const int *proxy, size_t n_proxy, struct aj_broker *broker,
 		 char *err, size_t errlen)
 {
@@ -112,7 +117,7 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, const struc
 	if (r < 0)
 		return aj_err(err, errlen, r, "%s failed: its stdio: %s",
 			      aj_step_name(AJ_STEP_BROKER), strerror(-r));
-	policy_fd = launch_policy(profile, err, errlen);
+	policy_fd = launch_policy(profile, secrets, err, errlen);
 	if (policy_fd < 0) {
 		close_stdio(stdio);
 		close(log_fd);

@@ -1445,6 +1445,59 @@ warn_query_pattern(const struct parser *p, const struct aj_fetch_rule *r)
 	      r->query, (int)(b - a), r->query + a);
 }
 
+/* An `inject ... file:PATH` names the file as the profile wrote it: "~/"
+ * is the caller's home (HOME), a relative path is the profile's
+ * directory's, as for `fetch ca`.  What the policy (and its hash) then
+ * holds is the absolute path; the file is read only when a jail starts
+ * (supervisor/secrets.c), never by `profile show`. */
+static int
+resolve_inject_file(struct parser *p, struct aj_fetch_rule *rule)
+{
+	const char *file = rule->inject_source + 5, *home = getenv("HOME");
+	char *path = NULL, *dir;
+
+	if (strncmp(rule->inject_source, "file:", 5) != 0 || file[0] == '/')
+		return 0;
+	if (strncmp(file, "~/", 2) == 0) {
+		if (home == NULL || home[0] != '/')
+			return perr(p, -EINVAL,
+				    "fetch: inject %s: '~' needs HOME, which is not an absolute "
+				    "path here",
+				    rule->inject_name);
+		path = path_join(home, file + 2, "");
+	} else if (p->path == p->ctx->no_dir) {
+		return perr(p, -EINVAL,
+			    "fetch: inject %s: '%s' must be an absolute path or start with '~/' in "
+			    "a profile given as text",
+			    rule->inject_name, file);
+	} else {
+		/* Absolute whatever the profile's path: the supervisor reads
+		 * the file later, from wherever it runs. */
+		char real[PATH_MAX];
+
+		dir = dir_of(p->path);
+		if (dir == NULL)
+			return nomem(p->ctx);
+		if (dir[0] != '/' && realpath(dir, real) == NULL) {
+			free(dir);
+			return perr(p, -EINVAL, "fetch: inject %s: cannot make '%s' absolute",
+				    rule->inject_name, file);
+		}
+		path = path_join(dir[0] == '/' ? dir : real, file, "");
+		free(dir);
+	}
+	if (path == NULL)
+		return nomem(p->ctx);
+	if (strlen(path) + 5 >= sizeof(rule->inject_source)) {
+		free(path);
+		return perr(p, -EINVAL, "fetch: inject %s: the path is longer than %zu bytes",
+			    rule->inject_name, sizeof(rule->inject_source) - 6);
+	}
+	snprintf(rule->inject_source, sizeof(rule->inject_source), "file:%s", path);
+	free(path);
+	return 0;
+}
+
 static int
 do_fetch(struct parser *p, char *rest)
 {
@@ -1459,6 +1512,7 @@ do_fetch(struct parser *p, char *rest)
 	struct aj_fetch_rule rule;
 	char err[512];
 	size_t n;
+	int r;
 
 	rest += strspn(rest, " \t");
 	n = strcspn(rest, " \t");
@@ -1475,6 +1529,8 @@ do_fetch(struct parser *p, char *rest)
 		return perr(p, -EINVAL, "fetch %s: %s", rest, err);
 	snprintf(rule.origin, sizeof(rule.origin), "%s:%u", p->path, p->line);
 	warn_query_pattern(p, &rule);
+	if (rule.inject_name[0] != '\0' && (r = resolve_inject_file(p, &rule)) < 0)
+		return r;
 	return fetch_add(p, p->layer, &rule);
 }
 

@@ -235,6 +235,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	char **envp = NULL;
 	const struct sock_fprog *filter, *filter_notify;
 	struct aj_broker broker = {.pid = -1, .pidfd = -1, .log_fd = -1, .ca_fd = -1};
+	struct aj_secrets *secrets = NULL;
 	sigset_t held, saved_mask;
 	int r;
 
@@ -260,6 +261,8 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 
 	/* 1. Everything decided before anything starts. */
 	r = aj_identity_resolve(opts->profile, &id, err, errlen);
+	if (r == 0)
+		r = aj_secrets_load(&opts->profile->fetch, &secrets, err, errlen);
 	if (r < 0)
 		goto out;
 	clock_gettime(CLOCK_MONOTONIC, &started);
@@ -285,6 +288,9 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		aj_err(err, errlen, r, "building the environment: %s", strerror(-r));
 		goto out;
 	}
+	r = aj_secrets_check_env(secrets, &opts->profile->fetch, envp, err, errlen);
+	if (r < 0)
+		goto out;
 
 	/* 2. The jail, up to its door, with the policy's files and the run's
 	 * records out of the agent's reach: init makes the socketpair in the
@@ -312,6 +318,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.stdio = opts->stdio,
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
 			.readonly_paths = aj_protect_paths(protect),
+			.hidden_paths = aj_secrets_hidden(secrets),
 			.quiet = opts->quiet,
 			.pty_stdio = term.stdio,
 			.pty_termios = &term.modes,
@@ -334,9 +341,12 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		if (r < 0)
 			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
 		else
-			r = aj_launch_broker(opts->broker_path, opts->profile, &id, jail.door_fd,
-					     audit_end, jail.proxy_fds, n_proxy_fds(&jail), &broker,
-					     err, errlen);
+			r = aj_launch_broker(opts->broker_path, opts->profile,
+					     aj_secrets_values(secrets), &id, jail.door_fd, audit_end,
+					     jail.proxy_fds, n_proxy_fds(&jail), &broker, err, errlen);
+		/* The broker has them; the supervisor needs them no longer. */
+		aj_secrets_free(secrets);
+		secrets = NULL;
 		if (audit_end >= 0)
 			close(audit_end);
 		aj_spawn_jail_close_proxy(&jail);

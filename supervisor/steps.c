@@ -30,6 +30,7 @@ static const char *const step_names[AJ_STEP__COUNT] = {
 	[AJ_STEP_PTY] = "making the agent's terminal",
 	[AJ_STEP_PROXY] = "opening the proxy's listening sockets",
 	[AJ_STEP_TRUST] = "making the jail's trust bundle",
+	[AJ_STEP_HIDE] = "hiding the files of injected secrets",
 	[AJ_STEP_EXEC] = "executing the command",
 };
 
@@ -111,6 +112,10 @@ aj_step_hint(enum aj_step step, int errnum)
 		return "with `proxy on` the jail trusts the broker's CA through " AJ_JAIL_CA_BUNDLE
 		       " on its private /run, bound over the system bundles; `proxy off` in the "
 		       "profile runs without it";
+	case AJ_STEP_HIDE:
+		return "the file an `inject ... file:PATH` reads is covered in the jail by an empty "
+		       "one on its private /run; keep such files on a filesystem that allows bind "
+		       "mounts";
 	case AJ_STEP_BROKER:
 		return "the agentjail-broker program could not start; check the installation "
 		       "(or AGENTJAIL_BROKER)";

@@ -257,6 +257,7 @@ enum aj_step {
 	AJ_STEP_PTY,
 	AJ_STEP_PROXY,
 	AJ_STEP_TRUST,
+	AJ_STEP_HIDE,
 	AJ_STEP_EXEC,
 	AJ_STEP__COUNT
 };
@@ -289,6 +290,9 @@ struct aj_fs_plan {
 	const char *const *readonly_paths; /* NULL-terminated, absolute and resolved
 					    * (realpath); missing ones are skipped;
 					    * their ancestors cannot be renamed */
+	const char *const *hidden_paths;   /* files an empty one is bound over (the
+					    * secrets of `inject`), NULL-terminated,
+					    * resolved; missing ones are skipped */
 	int *bundle_fd; /* `proxy on`: make AJ_JAIL_CA_BUNDLE, and leave an fd on it
 			   here for the CA to add; NULL: no trust bundle */
 	const char *hostname; /* the jail's, added to its /etc/hosts */
@@ -308,6 +312,33 @@ struct aj_fs_plan {
  * above them a mount point (so the agent cannot rename or remove one), a
  * fresh read-only /sys, nosuid on every mount.  On failure returns -errno with *STEP and ERR set. */
 int aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t errlen);
+
+/* ---- supervisor/secrets.c: the secrets of `inject` rules --------------------- */
+
+struct aj_secrets;
+
+/* Read the secret of every rule of P that injects one (a file, or a
+ * variable of our environment).  Returns 0 with *OUT, or -errno with ERR
+ * naming the rule and the source (never a value). */
+int aj_secrets_load(const struct aj_policy *p, struct aj_secrets **out, char *err,
+		    size_t errlen);
+
+/* The values, one per rule of the policy (NULL where none), for the
+ * broker's hand-over. */
+char *const *aj_secrets_values(const struct aj_secrets *s);
+
+/* The files the secrets were read from, resolved, NULL-terminated: hidden
+ * in the jail. */
+const char *const *aj_secrets_hidden(const struct aj_secrets *s);
+
+/* Would ENVP (the jail's environment) carry a secret: a variable a rule
+ * reads it from, or its value inside any variable?  Returns 0 or -EPERM
+ * with ERR naming the rule and the variable. */
+int aj_secrets_check_env(const struct aj_secrets *s, const struct aj_policy *p, char *const *envp,
+			 char *err, size_t errlen);
+
+/* Wipe and free; NULL is fine. */
+void aj_secrets_free(struct aj_secrets *s);
 
 /* ---- supervisor/protect.c: what the agent must not swap ------------------- */
 
@@ -360,6 +391,7 @@ struct aj_spawn_plan {
 	const int *stdio;     /* NULL, or 3 fds for the agent's 0, 1, 2 (-1: inherit) */
 	const char *xdg_runtime_dir;
 	const char *const *readonly_paths; /* see struct aj_fs_plan */
+	const char *const *hidden_paths;   /* see struct aj_fs_plan */
 	bool quiet;
 	/* The agent's own terminal (supervisor/pty.c): bit I set when the
 	 * agent's fd I becomes its slave; the slave starts with the caller's
@@ -519,10 +551,11 @@ struct aj_broker {
  * write end) and the N_PROXY listening sockets PROXY (common/fds.h:
  * AJ_FD_PROXY on, with the CA pipe before them); no fd is closed.  Its stdin and stdout are /dev/null and
  * its stderr a pipe the supervisor relays, so it never holds the caller's
- * terminal.  Returns 0 with *BROKER (owned by the caller; stop it with
+ * terminal.  SECRETS (aj_secrets_values(), or NULL) go to it with the
+ * policy.  Returns 0 with *BROKER (owned by the caller; stop it with
  * aj_launch_stop()), or -errno with ERR naming the step; nothing is left
  * running. */
-int aj_launch_broker(const char *path, const struct aj_profile *profile,
+int aj_launch_broker(const char *path, const struct aj_profile *profile, char *const *secrets,
 		     const struct aj_identity *id, int door, int audit_end, const int *proxy,
 		     size_t n_proxy, struct aj_broker *broker, char *err, size_t errlen);
 

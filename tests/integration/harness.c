@@ -169,6 +169,17 @@ aj_test_jail_sh(struct aj_result *res, const char *profile, const char *audit, c
 }
 
 void
+aj_test_jail_sh_records(struct aj_result *res, const char *dir, const char *profile,
+			const char *script)
+{
+	char audit[4096], events[4096];
+
+	snprintf(audit, sizeof(audit), "%s/audit.jsonl", dir);
+	snprintf(events, sizeof(events), "%s/events.jsonl", dir);
+	aj_test_jail_sh(res, profile, audit, events, script);
+}
+
+void
 aj_test_result_free(struct aj_result *res)
 {
 	free(res->out);
@@ -215,6 +226,20 @@ aj_test_write_file(const char *dir, const char *name, const char *text)
 		abort();
 	fputs(text, f);
 	fclose(f);
+	return path;
+}
+
+char *
+aj_test_vwrite_profile(const char *dir, const char *name, const char *base, const char *fmt,
+		       va_list ap)
+{
+	char *body, *text, *path;
+
+	if (vasprintf(&body, fmt, ap) < 0 || asprintf(&text, "%s%s", base, body) < 0)
+		abort();
+	path = aj_test_write_file(dir, name, text);
+	free(body);
+	free(text);
 	return path;
 }
 

@@ -6,6 +6,7 @@
 #ifndef AJ_TEST_HARNESS_H
 #define AJ_TEST_HARNESS_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -38,6 +39,11 @@ void aj_test_jail(struct aj_result *res, const char *profile, ...);
 void aj_test_jail_sh(struct aj_result *res, const char *profile, const char *audit,
 		     const char *events, const char *script);
 
+/* aj_test_jail_sh with the records in DIR: the audit in DIR/audit.jsonl,
+ * the events in DIR/events.jsonl (read them with aj_test_json_lines). */
+void aj_test_jail_sh_records(struct aj_result *res, const char *dir, const char *profile,
+			     const char *script);
+
 void aj_test_result_free(struct aj_result *res);
 
 /* A fresh scratch directory visible inside jails (removed at exit by the
@@ -48,6 +54,11 @@ void aj_test_rmrf(const char *path);
 
 /* Write TEXT to DIR/NAME; returns the new path (malloc'd). */
 char *aj_test_write_file(const char *dir, const char *name, const char *text);
+
+/* DIR/NAME holding BASE then FMT formatted with AP (a test's profile:
+ * its base lines, then the test's own); returns the new path (malloc'd). */
+char *aj_test_vwrite_profile(const char *dir, const char *name, const char *base,
+			     const char *fmt, va_list ap);
 
 /* The whole text of the file at PATH, NUL-terminated (malloc'd: the caller
  * frees it).  A file that cannot be opened or read fails the test. */

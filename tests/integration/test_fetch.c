@@ -53,15 +53,15 @@ TestSuite(fetch, .init = setup, .fini = teardown, .timeout = 120);
 static char *
 write_profile(const char *fmt, ...)
 {
-	char body[8192], text[8400];
 	va_list ap;
+	char *path;
 
 	va_start(ap, fmt);
-	vsnprintf(body, sizeof(body), fmt, ap);
+	path = aj_test_vwrite_profile(scratch, "fetch.profile",
+				      "env keep PATH AJ URL TLS\nenv set ASAN_OPTIONS=detect_leaks=0\n",
+				      fmt, ap);
 	va_end(ap);
-	snprintf(text, sizeof(text),
-		 "env keep PATH AJ URL TLS\nenv set ASAN_OPTIONS=detect_leaks=0\n%s", body);
-	return aj_test_write_file(scratch, "fetch.profile", text);
+	return path;
 }
 
 /* Run SCRIPT (sh) in a jail with PROFILE (aj_test_jail_sh); $AJ is
@@ -70,12 +70,8 @@ write_profile(const char *fmt, ...)
 static void
 in_jail(struct aj_result *res, const char *profile, const char *script)
 {
-	char audit[4096], events[4096];
-
-	snprintf(audit, sizeof(audit), "%s/audit.jsonl", scratch);
-	snprintf(events, sizeof(events), "%s/events.jsonl", scratch);
 	setenv("URL", http.url, 1);
-	aj_test_jail_sh(res, profile, audit, events, script);
+	aj_test_jail_sh_records(res, scratch, profile, script);
 }
 
 #define SHOW(r) "status %d\n--- out:\n%s\n--- err:\n%s", (r).status, (r).out, (r).err

@@ -139,6 +139,7 @@ Test(handover, an_unsealed_file_is_refused)
 struct header {
 	char magic[8];
 	uint32_t version, rule_size, cidr_size, n_rules, n_addresses, path_len, ca_len, has_ca;
+	uint32_t secrets_len;
 	struct aj_fetch_limits limits;
 };
 
@@ -195,7 +196,7 @@ Test(handover, wrong_build_is_refused)
 	hdr(&s)->magic[0] = 'X';
 	refused(&s, "the policy comes from another build of agentjail");
 	s = sample();
-	hdr(&s)->version = 2;
+	hdr(&s)->version = 1; /* before the secrets of `inject` */
 	refused(&s, "the policy comes from another build of agentjail");
 	s = sample();
 	hdr(&s)->rule_size--;
@@ -294,6 +295,13 @@ Test(handover, every_rule_field_is_checked)
 	s = sample();
 	rule(&s, 2)->options = 4;
 	refused(&s, "the policy holds a rule with an unknown option");
+	s = sample();
+	memcpy(rule(&s, 0)->inject_name, "x-api-key", 10);
+	refused(&s, "the policy holds a rule with a malformed inject");
+	s = sample();
+	memcpy(rule(&s, 0)->inject_name, "Host", 5);
+	memcpy(rule(&s, 0)->inject_source, "env:X", 6);
+	refused(&s, "the policy holds a rule injecting a header it may not");
 }
 
 Test(handover, address_ranges_are_checked)
@@ -316,4 +324,123 @@ Test(handover, text_without_nul_bytes)
 
 	s.buf[s.len - 1] = '\0'; /* the last byte of the path */
 	refused(&s, "the policy's text holds a NUL byte");
+}
+
+/* ---- the secrets of `inject` rules ---------------------------------------------- */
+
+static const char inject_profile[] =
+	"fetch allow GET https://docs.example.org/**\n"
+	"fetch allow POST https://api.example.com/v1/** inject x-api-key file:/etc/t/key\n"
+	"fetch allow GET https://api.example.com/v1/models inject authorization env:TOKEN\n";
+
+/* The profile's policy with SECRETS (one per sorted rule) attached. */
+static struct aj_profile *
+with_secrets(char *secrets[3])
+{
+	struct aj_profile *pr = load(inject_profile);
+
+	cr_assert_eq(pr->fetch.n_rules, 3);
+	pr->fetch.secrets = calloc(3, sizeof(char *));
+	for (size_t i = 0; i < 3; i++)
+		pr->fetch.secrets[i] = secrets[i] ? strdup(secrets[i]) : NULL;
+	return pr;
+}
+
+/* Which sorted rule injects NAME. */
+static size_t
+slot_of(const struct aj_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (strcmp(p->rules[i].inject_name, name) == 0)
+			return i;
+	cr_assert_fail("no rule injects %s", name);
+	return 0;
+}
+
+Test(handover, secrets_travel_with_their_rules)
+{
+	struct aj_profile *pr = load(inject_profile);
+	size_t key = slot_of(&pr->fetch, "x-api-key"), auth = slot_of(&pr->fetch, "authorization");
+	char *secrets[3] = {NULL, NULL, NULL};
+	struct aj_policy back = {0};
+	uint8_t *buf;
+	size_t len;
+	char err[256] = "";
+
+	aj_profile_free(pr);
+	secrets[key] = "sk-one";
+	secrets[auth] = "Bearer two";
+	pr = with_secrets(secrets);
+	cr_assert_eq(aj_handover_encode(&pr->fetch, &buf, &len), 0);
+	cr_assert_eq(aj_handover_decode(buf, len, &back, err, sizeof(err)), 0, "%s", err);
+	assert_same(&pr->fetch, &back);
+	cr_assert_str_eq(aj_policy_secret(&back, key), "sk-one");
+	cr_assert_str_eq(aj_policy_secret(&back, auth), "Bearer two");
+	cr_assert_null(aj_policy_secret(&back, 3 - key - auth));
+	cr_assert_null(aj_policy_secret(&back, 3));
+	aj_policy_clear(&back);
+	free(buf);
+	aj_profile_free(pr);
+}
+
+/* The inject profile with SECRETS (NULL: none at all) is refused with an
+ * error holding WANT. */
+static void
+secrets_refused(char *secrets[3], const char *want)
+{
+	struct aj_profile *pr = secrets ? with_secrets(secrets) : load(inject_profile);
+	uint8_t *buf;
+	size_t len;
+	char err[256] = "";
+
+	cr_assert_eq(aj_handover_encode(&pr->fetch, &buf, &len), 0);
+	cr_assert_eq(decode(buf, len, err, sizeof(err)), -EBADMSG);
+	cr_assert_not_null(strstr(err, want), "%s", err);
+	free(buf);
+	aj_profile_free(pr);
+}
+
+Test(handover, a_rule_that_injects_needs_its_secret)
+{
+	struct aj_profile *pr = load(inject_profile);
+	size_t key = slot_of(&pr->fetch, "x-api-key"), auth = slot_of(&pr->fetch, "authorization");
+	char *secrets[3] = {NULL, NULL, NULL};
+
+	aj_profile_free(pr);
+	secrets_refused(NULL, "the policy lacks the secret of the rule at");
+	/* One missing. */
+	secrets[key] = "sk-one";
+	secrets_refused(secrets, "the policy's secrets do not match its rules");
+	/* One for a rule that injects nothing. */
+	secrets[auth] = "two";
+	secrets[3 - key - auth] = "three";
+	secrets_refused(secrets, "the policy's secrets do not match its rules");
+}
+
+Test(handover, a_secret_a_header_cannot_carry_is_refused)
+{
+	static const char *const bad[] = {"two\r\nX-Evil: 1", " padded", "tab\x01", "\x80x"};
+	struct aj_profile *pr = load(inject_profile);
+	size_t key = slot_of(&pr->fetch, "x-api-key"), auth = slot_of(&pr->fetch, "authorization");
+
+	aj_profile_free(pr);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *secrets[3] = {NULL, NULL, NULL};
+		uint8_t *buf;
+		size_t len;
+		char err[256] = "";
+
+		secrets[key] = "sk-one";
+		secrets[auth] = (char *)bad[i];
+		pr = with_secrets(secrets);
+		cr_assert_eq(aj_handover_encode(&pr->fetch, &buf, &len), 0);
+		cr_assert_eq(decode(buf, len, err, sizeof(err)), -EBADMSG, "case %zu", i);
+		cr_assert_not_null(strstr(err, "is invalid: "), "%s", err);
+		cr_assert_null(strstr(err, bad[i]), "the message quotes the secret: %s", err);
+		/* Cut anywhere in the secrets: refused, never read past. */
+		for (size_t cut = 1; cut < 24; cut++)
+			cr_assert_eq(decode(buf, len - cut, err, sizeof(err)), -EBADMSG);
+		free(buf);
+		aj_profile_free(pr);
+	}
 }

@@ -429,6 +429,58 @@ Test(policy, override_headers_pass_only_where_every_rule_says_so)
 	free(r);
 }
 
+/* Every matching allow rule that injects sets its header, whichever rule
+ * decides; one header from two sources cannot be decided. */
+Test(policy, injects_of_every_matching_rule)
+{
+	struct aj_fetch_rule *r = rules_new(4);
+	struct aj_policy_decision d;
+
+	rule_line(&r[0], "allow GET https://api.test/**");
+	rule_line(&r[1], "allow GET https://api.test/v1/** inject x-api-key file:/k");
+	rule_line(&r[2], "allow GET https://api.test/v1/models inject Authorization env:T");
+	rule_line(&r[3], "allow GET https://api.test/v1/** inject X-API-Key file:/k");
+	d = judge(r, 3, "GET", "https://api.test/v1/models");
+	cr_assert(d.allowed);
+	cr_assert_eq(d.n_inject, 2);
+	cr_expect_eq(d.inject[0], 1);
+	cr_expect_eq(d.inject[1], 2);
+	d = judge(r, 3, "GET", "https://api.test/v2/x");
+	cr_assert(d.allowed);
+	cr_expect_eq(d.n_inject, 0);
+	/* The same header from the same source: once. */
+	d = judge(r, 4, "GET", "https://api.test/v1/x");
+	cr_assert(d.allowed);
+	cr_expect_eq(d.n_inject, 1);
+	/* From another source: refused, both rules named. */
+	rule_line(&r[3], "allow GET https://api.test/v1/** inject X-API-Key env:OTHER");
+	snprintf(r[1].origin, sizeof(r[1].origin), "/t.profile:2");
+	snprintf(r[3].origin, sizeof(r[3].origin), "/t.profile:4");
+	d = judge(r, 4, "GET", "https://api.test/v1/x");
+	cr_expect_not(d.allowed);
+	cr_expect_eq(d.n_inject, 0);
+	cr_expect_str_eq(d.ambiguous, "the rules at /t.profile:2 and /t.profile:4 both match and "
+				      "inject X-API-Key from different sources");
+	free(r);
+}
+
+Test(policy, secrets_a_header_can_carry)
+{
+	char why[256], big[AJ_POLICY_MAX_SECRET + 2];
+
+	cr_expect(aj_policy_secret_ok("Bearer abc.def", 14, why, sizeof(why)));
+	cr_expect(aj_policy_secret_ok("a\tb", 3, why, sizeof(why)));
+	cr_expect_not(aj_policy_secret_ok("", 0, why, sizeof(why)));
+	cr_expect_not(aj_policy_secret_ok("a\r\nb", 4, why, sizeof(why)));
+	cr_expect_str_eq(why, "the value holds a byte a header cannot carry (0x0d at offset 1): "
+			      "only visible ASCII, space and tab");
+	cr_expect_not(aj_policy_secret_ok("ab ", 3, why, sizeof(why)));
+	cr_expect_not(aj_policy_secret_ok("\xc3\xa9", 2, why, sizeof(why)));
+	memset(big, 'a', sizeof(big));
+	cr_expect(aj_policy_secret_ok(big, AJ_POLICY_MAX_SECRET, why, sizeof(why)));
+	cr_expect_not(aj_policy_secret_ok(big, AJ_POLICY_MAX_SECRET + 1, why, sizeof(why)));
+}
+
 Test(policy, rule_lines_read_back_to_themselves)
 {
 	static const char *const lines[] = {
@@ -439,6 +491,8 @@ Test(policy, rule_lines_read_back_to_themselves)
 		"deny GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS http://x.test:8080/a",
 		"allow POST https://api.test/v2/** pass-header X-HTTP-Method-Override "
 		"pass-header X-Forwarded-Host",
+		"allow POST https://api.test/v1/** inject x-api-key file:/home/u/.config/key",
+		"allow GET https://api.test/v1/** credentials inject Authorization env:API_TOKEN",
 	};
 	struct aj_fetch_rule r;
 	char text[2048];
@@ -476,6 +530,32 @@ Test(policy, bad_rule_lines)
 		 "'pass-header' only makes sense on an allow rule"},
 		{"allow GET https://a.test/ pass-header forwarded pass-header Forwarded",
 		 "pass-header Forwarded given twice"},
+		{"allow GET https://a.test/ inject x-api-key",
+		 "inject: expected NAME SOURCE (e.g. 'inject x-api-key file:~/.config/anthropic/key' "
+		 "or 'inject Authorization env:GITHUB_AUTH')"},
+		{"deny GET https://a.test/ inject x-api-key env:K",
+		 "'inject' only makes sense on an allow rule"},
+		{"allow GET https://a.test/ inject a env:K inject b env:L",
+		 "inject given twice (one header per rule)"},
+		{"allow GET https://a.test/ inject x:y env:K",
+		 "inject: 'x:y': not a header name (a token of at most 63 characters)"},
+		{"allow GET https://a.test/ inject Host env:K",
+		 "inject: 'Host': the broker never lets a request carry a Host it was not decided "
+		 "with"},
+		{"allow GET https://a.test/ inject transfer-encoding env:K",
+		 "inject: 'transfer-encoding': the broker never lets a request carry a "
+		 "transfer-encoding it was not decided with"},
+		{"allow GET https://a.test/ inject Proxy-Authorization env:K",
+		 "inject: 'Proxy-Authorization': the broker never lets a request carry a "
+		 "Proxy-Authorization it was not decided with"},
+		{"allow GET https://a.test/ inject X-Forwarded-Host env:K",
+		 "inject: 'X-Forwarded-Host': the broker never lets a request carry a "
+		 "X-Forwarded-Host it was not decided with"},
+		{"allow GET https://a.test/ inject k vault:x",
+		 "inject: the source 'vault:x' must be file:PATH or env:VARIABLE"},
+		{"allow GET https://a.test/ inject k file:", "inject: 'file:' names no file"},
+		{"allow GET https://a.test/ inject k env:1X", "inject: '1X' is not a variable name"},
+		{"allow GET https://a.test/ inject k env:A-B", "inject: 'A-B' is not a variable name"},
 	};
 	char copy[512], err[256];
 	struct aj_fetch_rule r;

@@ -569,7 +569,7 @@ Test(profile, error_fetch)
 	parse_err("fetch allow GET https://x.org/ colour blue", -EINVAL,
 		  "t.profile:1: fetch allow: unknown option 'colour' (query, max-body, response, "
 		  "timeout, concurrency, rate, redirects, credentials, sensitive-query, "
-		  "pass-header)");
+		  "pass-header, inject)");
 	parse_err("fetch deny GET https://x.org/ credentials", -EINVAL,
 		  "t.profile:1: fetch deny: 'credentials' only makes sense on an allow rule");
 	parse_err("fetch deny GET https://x.org/ timeout 5s", -EINVAL,
@@ -596,6 +596,55 @@ Test(profile, error_fetch)
 		  "t.profile:1: fetch ca: /etc/hostname: no PEM certificate in it");
 	parse_err_prefix("fetch allow GET ftp://x.org/", -EINVAL, "t.profile:1: fetch allow: ");
 	parse_err_prefix("fetch allow FETCH https://x.org/", -EINVAL, "t.profile:1: fetch allow: ");
+}
+
+/* `inject ... file:PATH`: "~/" is HOME's, a relative path the profile's
+ * directory's; the policy (and its hash) holds the absolute path, and the
+ * file is not read when the profile is (only when a jail starts). */
+Test(profile, inject_sources_are_resolved_not_read)
+{
+	struct aj_profile *p;
+	char *t, *file, *want, err[1024];
+
+	setenv("HOME", "/home/someone", 1);
+	p = parse_ok("fetch allow POST https://api.test/v1/** inject x-api-key file:~/.key\n"
+		     "fetch allow GET https://api.test/v1/** inject authorization env:TOKEN\n");
+	cr_assert_eq(p->fetch.n_rules, 2);
+	t = text_of(p);
+	cr_assert(strstr(t, "fetch allow POST https://api.test/v1/** inject x-api-key "
+			    "file:/home/someone/.key\n") != NULL,
+		  "%s", t);
+	cr_assert(strstr(t, "inject authorization env:TOKEN\n") != NULL, "%s", t);
+	free(t);
+	aj_profile_free(p);
+
+	setenv("HOME", "relative", 1);
+	parse_err("fetch allow GET https://api.test/ inject k file:~/key\n", -EINVAL,
+		  "t.profile:1: fetch: inject k: '~' needs HOME, which is not an absolute path "
+		  "here");
+
+	{
+		struct aj_profile *q = NULL;
+
+		cr_assert_eq(aj_profile_load_string("embedded",
+						    "fetch allow GET https://api.test/ inject k "
+						    "file:../key\n",
+						    &q, err, sizeof(err)),
+			     -EINVAL);
+		cr_assert_str_eq(err, "embedded:1: fetch: inject k: '../key' must be an absolute "
+				      "path or start with '~/' in a profile given as text");
+	}
+	/* A relative profile path: the file is still named absolutely. */
+	p = parse_ok("fetch allow GET https://api.test/ inject k file:key\n");
+	cr_assert_eq(p->fetch.rules[0].inject_source[5], '/', "%s", p->fetch.rules[0].inject_source);
+	aj_profile_free(p);
+	file = write_file("d/p.profile", "fetch allow GET https://api.test/ inject k file:sub/key\n");
+	p = load_ok(file);
+	cr_assert(asprintf(&want, "file:%s/d/sub/key", tmpdir) > 0);
+	cr_assert_str_eq(p->fetch.rules[0].inject_source, want);
+	free(want);
+	free(file);
+	aj_profile_free(p);
 }
 
 Test(profile, fetch_limits_and_options)

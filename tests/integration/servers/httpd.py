@@ -230,6 +230,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.serve_redirect(int(segs[1]), query)
             elif head == "status" and len(segs) == 2:
                 self.serve_status(int(segs[1]))
+            elif head == "header-sha256" and len(segs) == 2:
+                # The sha256 of a request header's value, or "absent": a
+                # test learns what reached the server without the agent
+                # seeing the value.
+                value = self.headers.get(segs[1])
+                self.reply(200, (hashlib.sha256(value.encode()).hexdigest()
+                                 if value is not None else "absent") + "\n")
             elif path == "/headers-out":
                 self.serve_headers_out(query)
             elif head == "files" and ROOT is not None and self.command in ("GET", "HEAD"):
