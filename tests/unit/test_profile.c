@@ -1524,6 +1524,61 @@ Test(profile, shipped_offline_is_default_policy)
 	aj_profile_free(o);
 }
 
+/* METHOD URL under PROFILE's policy: allowed? */
+static bool
+allows(const struct aj_profile *p, const char *method, const char *url)
+{
+	struct aj_policy_decision d;
+	struct aj_url u;
+	char err[256];
+
+	cr_assert_eq(aj_url_normalise(url, &u, err, sizeof(err)), 0, "%s: %s", url, err);
+	aj_policy_judge(&p->fetch, aj_policy_method_bit(method), &u, &d);
+	return d.allowed;
+}
+
+/* The tool profiles: the default's base, loopback sockets and the proxy,
+ * and reads from their registries only. */
+Test(profile, shipped_tool_profiles)
+{
+	static const struct {
+		const char *name, *method, *url;
+		bool allowed;
+	} cases[] = {
+		{"pip", "GET", "https://pypi.org/simple/requests/", true},
+		{"pip", "GET", "https://files.pythonhosted.org/packages/ab/cd/x-1.0-py3-none-any.whl",
+		 true},
+		{"pip", "POST", "https://upload.pypi.org/legacy/", false},
+		{"pip", "GET", "https://pypi.org/account/login/", false},
+		{"npm", "GET", "https://registry.npmjs.org/left-pad", true},
+		{"npm", "GET", "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz", true},
+		{"npm", "PUT", "https://registry.npmjs.org/left-pad", false},
+		{"git", "GET", "https://github.com/git/git.git/info/refs?service=git-upload-pack", true},
+		{"git", "POST", "https://github.com/git/git.git/git-upload-pack", true},
+		{"git", "GET", "https://github.com/git/git.git/info/refs?service=git-receive-pack",
+		 false},
+		{"git", "POST", "https://github.com/git/git.git/git-receive-pack", false},
+		{"git", "POST", "https://gitlab.com/a/b.git/git-upload-pack", true},
+	};
+	struct aj_profile *d = load_ok(AJ_SRCDIR "/profiles/default.profile");
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char path[4096];
+		struct aj_profile *p;
+
+		snprintf(path, sizeof(path), AJ_SRCDIR "/profiles/%s.profile", cases[i].name);
+		p = load_ok(path);
+		cr_expect_eq(p->proxy_port, 3128, "%s", cases[i].name);
+		cr_expect(p->loopback_sockets, "%s", cases[i].name);
+		cr_expect_str_eq(p->user, d->user);
+		cr_expect_eq(p->tmpfs_size, d->tmpfs_size);
+		cr_expect_eq(allows(p, cases[i].method, cases[i].url), cases[i].allowed, "%s: %s %s",
+			     cases[i].name, cases[i].method, cases[i].url);
+		aj_profile_free(p);
+	}
+	aj_profile_free(d);
+}
+
 Test(profile, free_and_accessors_accept_null)
 {
 	aj_profile_free(NULL);
