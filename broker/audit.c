@@ -116,6 +116,24 @@ aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e)
 }
 
 void
+aj_audit_log_write_dns(struct aj_audit_log *log, const char *name)
+{
+	char url[300];
+	struct aj_audit_record rec = {
+		.method = "DNS",
+		.url = url,
+		.decision = "denied",
+		.rule = "no fetch rule names this host",
+		.error = "denied",
+		.final = true,
+		.via = "dns",
+	};
+
+	snprintf(url, sizeof(url), "dns:%s", name);
+	emit(log, &rec);
+}
+
+void
 aj_audit_log_write_proxy(struct aj_audit_log *log, const char *method, const char *url,
 			 const char *error)
 {

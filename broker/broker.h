@@ -413,6 +413,9 @@ void aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e
  * in X-Agentjail-Error, URL as far as it was read ("" if not at all). */
 void aj_audit_log_write_proxy(struct aj_audit_log *log, const char *method, const char *url,
 			      const char *error);
+/* A name the DNS stub answered NXDOMAIN because no allow rule names it:
+ * method "DNS", url "dns:NAME", decision "denied", via "dns". */
+void aj_audit_log_write_dns(struct aj_audit_log *log, const char *name);
 
 /* ---- broker/tlsca.c: the jail's TLS interception authority ---------------------- */
 
@@ -485,10 +488,14 @@ struct aj_proxy;
  * other end is an internal channel (aj_channels_open_internal()).  CA
  * (kept by the caller, outliving the proxy) signs the leaves of the TLS
  * tunnels clients open with CONNECT; the proxy's own refusals go to
- * AUDIT; CONN is aj_proxy_conn_hooks.  NULL:
- * out of memory. */
+ * AUDIT; CONN is aj_proxy_conn_hooks.  With STUB (the jail's DNS stub, or
+ * NULL), CAPTURE_FDS are the listeners of the captured ports 80 and 443
+ * (taken over too): a connection to an address STUB gave out is served as
+ * that name's.  NULL: out of memory. */
 struct aj_proxy_conn_hooks;
+struct aj_dns_stub;
 struct aj_proxy *aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
+			      const int capture_fds[2], const struct aj_dns_stub *stub,
 			      struct aj_tlsca *ca, struct aj_audit_log *audit,
 			      const struct aj_proxy_conn_hooks *conn);
 /* The connections' side (proxy-conn.c), passed as CONN: the proxy calls
@@ -496,6 +503,22 @@ struct aj_proxy *aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_
  * layer through their hooks. */
 extern const struct aj_proxy_conn_hooks aj_proxy_conn_hooks;
 void aj_proxy_free(struct aj_proxy *px);
+
+/* ---- broker/dns-stub.c: the jail's resolver for the tools without a proxy ------------ */
+
+/* Names given addresses (or refused) per jail, at most: past it a new
+ * name is answered REFUSED. */
+#define AJ_DNS_STUB_MAX_NAMES 4096
+
+/* Answer the queries on the UDP socket FD (non-blocking; taken over) from
+ * POLICY (which outlives the stub); refused names are audited to AUDIT.
+ * NULL: out of memory. */
+struct aj_dns_stub *aj_dns_stub_new(struct ev_loop *loop, int fd, const struct aj_policy *policy,
+				    struct aj_audit_log *audit);
+/* The name the stub gave the address LOCAL (a connection's own end), or
+ * NULL: not one it gave out to a name the rules name.  S may be NULL. */
+const char *aj_dns_stub_name_of(const struct aj_dns_stub *s, const struct sockaddr *local);
+void aj_dns_stub_free(struct aj_dns_stub *s);
 
 /* ---- broker/confine.c -------------------------------------------------------------- */
 

@@ -69,6 +69,7 @@ struct broker {
 	struct aj_dispatch *dispatch;
 	struct aj_channels *channels;
 	struct aj_proxy *proxy; /* `proxy on`, else NULL */
+	struct aj_dns_stub *dns; /* `proxy on`: the jail's resolver, else NULL */
 	struct aj_tlsca *tlsca;  /* `proxy on`: the jail's CA for its tunnels */
 	size_t n_proxy;         /* --proxy N: its listening sockets, from AJ_FD_PROXY */
 };
@@ -209,30 +210,46 @@ make_ca(struct broker *b)
 	return 0;
 }
 
+/* Is FD a socket of TYPE, listening if a stream (made non-blocking)? */
+static bool
+is_socket(int fd, int type)
+{
+	int got = 0, listening = 0;
+	socklen_t len = sizeof(got), llen = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &got, &len) < 0 || got != type ||
+	    (type == SOCK_STREAM &&
+	     (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &llen) < 0 || !listening)))
+		return false;
+	return fcntl(fd, F_SETFL, O_NONBLOCK) == 0;
+}
+
 static int
 wire_proxy(struct broker *b, size_t n)
 {
-	int listen_fds[AJ_PROXY_LISTENERS], pair[2];
+	int listen_fds[AJ_PROXY_LISTENERS], capture_fds[2] = {AJ_FD_CAPTURE_HTTP, AJ_FD_CAPTURE_HTTPS},
+					     pair[2];
 
 	if (n == 0)
 		return 0;
 	if (make_ca(b) < 0)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int listening = 0;
-		socklen_t len = sizeof(listening);
-
+	for (size_t i = 0; i < n; i++)
 		listen_fds[i] = AJ_FD_PROXY + (int)i;
-		/* What the contract says is there, or the broker does not serve. */
-		if (getsockopt(listen_fds[i], SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
-		    !listening || fcntl(listen_fds[i], F_SETFL, O_NONBLOCK) < 0)
+	/* What the contract says is there, or the broker does not serve. */
+	for (size_t i = 0; i < n; i++)
+		if (!is_socket(listen_fds[i], SOCK_STREAM))
 			return -1;
-	}
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0)
+	if (!is_socket(AJ_FD_DNS, SOCK_DGRAM) || !is_socket(capture_fds[0], SOCK_STREAM) ||
+	    !is_socket(capture_fds[1], SOCK_STREAM))
+		return -1;
+	b->dns = aj_dns_stub_new(b->loop, AJ_FD_DNS, &b->policy, b->audit);
+	if (b->dns == NULL ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0)
 		return -1;
 	aj_channels_open_internal(b->channels, pair[0]);
-	b->proxy = aj_proxy_new(b->loop, pair[1], listen_fds, n, b->tlsca, b->audit,
-				&aj_proxy_conn_hooks);
+	b->proxy = aj_proxy_new(b->loop, pair[1], listen_fds, n, capture_fds, b->dns, b->tlsca,
+				b->audit, &aj_proxy_conn_hooks);
 	return b->proxy == NULL ? -1 : 0;
 }
 
@@ -273,6 +290,7 @@ static void
 unwire(struct broker *b)
 {
 	aj_proxy_free(b->proxy);
+	aj_dns_stub_free(b->dns);
 	aj_tlsca_free(b->tlsca);
 	aj_channels_free(b->channels);
 	aj_dispatch_free(b->dispatch);

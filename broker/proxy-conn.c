@@ -65,6 +65,10 @@ struct aj_proxy_conn {
 	struct aj_proxy_tls *tls; /* inside a CONNECT tunnel; else NULL */
 	bool tls_closed;          /* its close_notify is on the wire */
 	char tunnel[300];         /* the CONNECT target, host:port, for the log and audit */
+	/* A connection captured on port 443: TLS as this origin starts with
+	 * the client's first bytes. */
+	struct aj_proxy_authority captured_tls;
+	bool tls_pending;
 	bool unread;              /* the reader failed: no head to name in the audit */
 	enum state state;
 	uint32_t id;       /* the request the broker has, 0: none */
@@ -365,14 +369,14 @@ pump_tls(struct aj_proxy_conn *c)
 	return c->wire.len == 0 || flush(c);
 }
 
-/* CONNECT: answer 200 and speak TLS as the CONNECT host, the reader
- * bound to https://host:port; the bytes after the head in IN (from OFF)
- * are the client's first TLS bytes. */
+/* Speak TLS as ORIGIN's host, the reader bound to https://host:port: after
+ * a CONNECT (ANSWER: the 200 goes out first; the bytes after the head in
+ * IN, from OFF, are the client's first TLS bytes), or at once on a
+ * captured port-443 connection. */
 static void
-start_tunnel(struct aj_proxy_conn *c, size_t off)
+start_tls(struct aj_proxy_conn *c, struct aj_proxy_authority origin, size_t off, bool answer)
 {
 	static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-	struct aj_proxy_authority origin = aj_proxy_request_head(c->reader)->authority;
 	struct aj_proxy_request *inside = NULL;
 	char err[256] = "out of memory";
 	int r;
@@ -396,7 +400,7 @@ start_tunnel(struct aj_proxy_conn *c, size_t off)
 	/* The 200 goes out as it is, behind what is still queued of an
 	 * earlier answer; after it, everything is TLS. */
 	if (!aj_proxy_buf_append(&c->wire, c->out.data + c->out.off, c->out.len - c->out.off) ||
-	    !aj_proxy_buf_append(&c->wire, established, sizeof(established) - 1) ||
+	    (answer && !aj_proxy_buf_append(&c->wire, established, sizeof(established) - 1)) ||
 	    aj_proxy_tls_received(c->tls, c->in + off, c->in_len - off) < 0) {
 		conn_free(c);
 		return;
@@ -457,7 +461,8 @@ feed(struct aj_proxy_conn *c)
 		case AJ_PROXY_REQUEST_TUNNEL:
 			if (c->id == 0 && c->tls == NULL && aj_proxy_ca(c->px) != NULL &&
 			    strcmp(aj_proxy_request_head(c->reader)->method, "CONNECT") == 0) {
-				start_tunnel(c, off);
+				start_tls(c, aj_proxy_request_head(c->reader)->authority, off,
+					  true);
 				return;
 			}
 			if (c->id == 0 &&
@@ -523,6 +528,11 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 		n = read(c->fd, c->in + c->in_len, IN_MAX - c->in_len);
 		if (n > 0)
 			c->in_len += (size_t)n;
+		if (n > 0 && c->tls_pending) {
+			c->tls_pending = false;
+			start_tls(c, c->captured_tls, 0, false);
+			return;
+		}
 	}
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
@@ -655,11 +665,15 @@ conn_error(struct aj_proxy_conn *c, json_t *err)
 /* ---- life --------------------------------------------------------------------------- */
 
 static struct aj_proxy_conn *
-conn_new(struct aj_proxy *px, int fd)
+conn_new(struct aj_proxy *px, int fd, const struct aj_proxy_authority *captured)
 {
 	struct aj_proxy_conn *c = calloc(1, sizeof(*c));
+	bool http = captured != NULL && captured->port == 80;
 
-	if (c == NULL || aj_proxy_request_new(NULL, NULL, &c->reader) < 0) {
+	/* The proxy port reads any form; a captured port-80 connection is
+	 * bound to its name's origin, as a tunnel is. */
+	if (c == NULL || aj_proxy_request_new(http ? "http" : NULL, http ? captured : NULL,
+					      &c->reader) < 0) {
 		free(c);
 		close(fd);
 		return NULL;
@@ -672,6 +686,10 @@ conn_new(struct aj_proxy *px, int fd)
 	ev_io_init(&c->w, on_writable, fd, EV_WRITE);
 	c->w.data = c;
 	ev_io_start(aj_proxy_loop(px), &c->r);
+	if (captured != NULL && !http) {
+		c->captured_tls = *captured;
+		c->tls_pending = true;
+	}
 	return c;
 }
 

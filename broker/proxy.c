@@ -26,6 +26,7 @@
 #include "broker.h"
 #include "fds.h"
 #include "log.h"
+#include "proxy-request.h"
 #include "proxy.h"
 
 /* Client connections served at once; more are closed as they come. */
@@ -46,9 +47,12 @@ struct aj_proxy {
 	const struct aj_proxy_conn_hooks *conn;
 	struct aj_tlsca *ca;
 	struct aj_audit_log *audit;
-	int listen_fd[AJ_PROXY_LISTENERS];
-	ev_io accept_w[AJ_PROXY_LISTENERS];
+	/* The proxy port's listeners, then those of the captured ports. */
+	int listen_fd[AJ_PROXY_LISTENERS + 2];
+	ev_io accept_w[AJ_PROXY_LISTENERS + 2];
+	unsigned captured_port[AJ_PROXY_LISTENERS + 2]; /* 80 or 443; 0: the proxy port */
 	size_t n_listen;
+	const struct aj_dns_stub *stub; /* names the captured connections' addresses */
 	int chan;
 	ev_io chan_r, chan_w;
 	struct qframe *head, *tail;
@@ -332,6 +336,31 @@ on_chan_readable(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- clients ----------------------------------------------------------------------- */
 
+/* The connection FD accepted on a listener of PORT (0: the proxy port) to
+ * its side, a captured one with the name of the address it was made to
+ * (which the DNS stub gave out): the rules see that name.  A connection
+ * to any other address (the jail's 127.0.0.1:443, an address the stub
+ * never gave) has no name to be served as: closed. */
+static struct aj_proxy_conn *
+accepted(struct aj_proxy *px, int fd, unsigned port)
+{
+	struct aj_proxy_authority origin = {.kind = AJ_HOST_NAME, .port = port};
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	const char *name;
+
+	if (port == 0)
+		return px->conn->accepted(px, fd, NULL);
+	if (getsockname(fd, (struct sockaddr *)&local, &len) < 0 ||
+	    (name = aj_dns_stub_name_of(px->stub, (struct sockaddr *)&local)) == NULL ||
+	    strlen(name) >= sizeof(origin.host)) {
+		close(fd);
+		return NULL;
+	}
+	memcpy(origin.host, name, strlen(name) + 1);
+	return px->conn->accepted(px, fd, &origin);
+}
+
 static void
 on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -354,7 +383,7 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		 * ACK, some 40 ms (measured: an intercepted 1 KiB fetch took
 		 * 90 ms instead of 45). */
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c = px->conn->accepted(px, fd);
+		c = accepted(px, fd, px->captured_port[(ev_io *)w - px->accept_w]);
 		if (c != NULL)
 			px->conns[px->n_conns++] = c;
 	}
@@ -418,8 +447,19 @@ stop(struct aj_proxy *px, const char *why)
 	px->n_open = 0;
 }
 
+static void
+add_listener(struct aj_proxy *px, int fd, unsigned captured_port)
+{
+	px->listen_fd[px->n_listen] = fd;
+	px->captured_port[px->n_listen] = captured_port;
+	ev_io_init(&px->accept_w[px->n_listen], on_accept, fd, EV_READ);
+	px->accept_w[px->n_listen].data = px;
+	px->n_listen++;
+}
+
 struct aj_proxy *
-aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, struct aj_tlsca *ca,
+aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
+	     const int capture_fds[2], const struct aj_dns_stub *stub, struct aj_tlsca *ca,
 	     struct aj_audit_log *audit, const struct aj_proxy_conn_hooks *conn)
 {
 	static const char hello[] = "{\"version\":1,\"client\":\"agentjail-proxy/" PACKAGE_VERSION
@@ -433,11 +473,12 @@ aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, st
 	px->ca = ca;
 	px->audit = audit;
 	px->chan = chan;
-	for (size_t i = 0; i < n && i < AJ_PROXY_LISTENERS; i++) {
-		px->listen_fd[px->n_listen] = listen_fds[i];
-		ev_io_init(&px->accept_w[px->n_listen], on_accept, listen_fds[i], EV_READ);
-		px->accept_w[px->n_listen].data = px;
-		px->n_listen++;
+	for (size_t i = 0; i < n && i < AJ_PROXY_LISTENERS; i++)
+		add_listener(px, listen_fds[i], 0);
+	px->stub = stub;
+	if (stub != NULL) {
+		add_listener(px, capture_fds[0], 80);
+		add_listener(px, capture_fds[1], 443);
 	}
 	ev_io_init(&px->chan_r, on_chan_readable, chan, EV_READ);
 	px->chan_r.data = px;

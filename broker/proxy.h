@@ -71,10 +71,16 @@ void aj_proxy_conn_gone(struct aj_proxy *px, struct aj_proxy_conn *c);
 
 /* ---- proxy-conn.c, for the proxy (aj_proxy_conn_hooks) --------------------------- */
 
+struct aj_proxy_authority;
+
 struct aj_proxy_conn_hooks {
-	/* Serve the accepted client FD (non-blocking; taken over).  NULL: out
-	 * of memory (FD closed). */
-	struct aj_proxy_conn *(*accepted)(struct aj_proxy *px, int fd);
+	/* Serve the accepted client FD (non-blocking; taken over): a client
+	 * of the proxy port (CAPTURED NULL), or a connection captured on port
+	 * 80 or 443 of an address the DNS stub gave the name in CAPTURED, to
+	 * be served as plain HTTP of, or a TLS tunnel to, that origin.  NULL:
+	 * out of memory (FD closed). */
+	struct aj_proxy_conn *(*accepted)(struct aj_proxy *px, int fd,
+					  const struct aj_proxy_authority *captured);
 	/* Close now, answering nothing more (the proxy is going away). */
 	void (*close)(struct aj_proxy_conn *c);
 	/* The broker's answer to C's request: RESPONSE's object, BODY bytes

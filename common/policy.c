@@ -214,26 +214,36 @@ path_match(const char *pat, const char *path)
 }
 
 static bool
-host_match(const char *pat, const struct aj_url *url)
+host_match(const char *pat, const char *host, int kind)
 {
 	size_t hl, sl;
 
 	if (pat[0] != '*')
-		return strcmp(pat, url->host) == 0;
-	if (url->host_kind != AJ_HOST_NAME)
+		return strcmp(pat, host) == 0;
+	if (kind != AJ_HOST_NAME)
 		return false;
 	/* Strictly below the suffix: "a.example.org", never "example.org"
 	 * nor "evil-example.org". */
-	hl = strlen(url->host);
+	hl = strlen(host);
 	sl = strlen(pat + 1);
-	return hl > sl && strcmp(url->host + hl - sl, pat + 1) == 0;
+	return hl > sl && strcmp(host + hl - sl, pat + 1) == 0;
+}
+
+bool
+aj_policy_names_host(const struct aj_policy *p, const char *name)
+{
+	for (size_t i = 0; i < p->n_rules; i++)
+		if (p->rules[i].allow && host_match(p->rules[i].host, name, AJ_HOST_NAME))
+			return true;
+	return false;
 }
 
 static bool
 rule_match_but_query(const struct aj_fetch_rule *r, unsigned method_bit, const struct aj_url *url)
 {
 	return (r->methods & method_bit) != 0 && strcmp(r->scheme, url->scheme) == 0 &&
-	       r->port == url->port && host_match(r->host, url) && path_match(r->path, url->path);
+	       r->port == url->port && host_match(r->host, url->host, url->host_kind) &&
+	       path_match(r->path, url->path);
 }
 
 static bool

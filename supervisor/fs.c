@@ -477,6 +477,46 @@ hosts_find(struct hosts *h, const char *name, char *err, size_t errlen)
 	return 0;
 }
 
+/* `proxy on`: the jail's resolver is the broker's DNS stub on its own
+ * 127.0.0.1:53, where a resolver without a resolv.conf looks too; the
+ * host's file (and the servers it names, which the jail cannot reach)
+ * stays outside. */
+static const char jail_resolv_conf[] =
+	"# agentjail: the broker's DNS stub (docs/PROFILES.md#tools-that-ignore-the-proxy)\n"
+	"nameserver 127.0.0.1\n";
+
+/* Before the private tmpfs: where the host's resolv.conf really is, into
+ * TARGET ("" when the host has none). */
+static void
+resolv_find(char target[4096])
+{
+	if (realpath("/etc/resolv.conf", target) == NULL)
+		target[0] = '\0';
+}
+
+/* After the private tmpfs: TARGET, if it lies in a private mount now (a
+ * systemd-resolved link into /run), made there so a file can be bound
+ * over it. */
+static int
+resolv_target_make(const char *target, char *err, size_t errlen)
+{
+	char dir[4096];
+	int fd, r;
+
+	if (is_visible(target))
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", target);
+	*strrchr(dir, '/') = '\0';
+	r = mkdir_p(dir, 0755);
+	if (r < 0)
+		return aj_err(err, errlen, r, "creating %s: %s", dir, strerror(-r));
+	fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return aj_err(err, errlen, -errno, "creating %s: %s", target, strerror(errno));
+	close(fd);
+	return 0;
+}
+
 /* THREATS.md #5: the filter refuses namespace creation; the limit makes
  * the kernel refuse it too.  Written while init still holds
  * CAP_SYS_RESOURCE in the jail's user namespace, before /proc/sys is made
@@ -604,6 +644,7 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 	struct mount_attr nosuid = {.attr_set = MOUNT_ATTR_NOSUID};
 	struct trust trust = {0};
 	struct hosts hosts = {0};
+	char resolv[1][4096] = {""};
 	int r;
 
 	/* Nothing mounted here may propagate back to the host, nor the
@@ -617,6 +658,7 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 	if (r == 0 && plan->bundle_fd != NULL) {
 		*step = AJ_STEP_TRUST;
 		r = trust_find(&trust, err, errlen);
+		resolv_find(resolv[0]);
 	}
 	if (r < 0) {
 		free(hosts.text);
@@ -636,6 +678,15 @@ aj_fs_setup(const struct aj_fs_plan *plan, enum aj_step *step, char *err, size_t
 		*step = AJ_STEP_TRUST;
 		r = jail_file(AJ_JAIL_CA_BUNDLE, "the jail's trust bundle", trust.text, trust.len,
 			      trust.targets, trust.n_targets, plan->bundle_fd, err, errlen);
+	}
+	if (r == 0 && plan->bundle_fd != NULL) {
+		*step = AJ_STEP_PROXY;
+		if (resolv[0][0] != '\0')
+			r = resolv_target_make(resolv[0], err, errlen);
+		if (r == 0)
+			r = jail_file(AJ_JAIL_RUN_DIR "/resolv.conf", "the jail's resolv.conf",
+				      jail_resolv_conf, sizeof(jail_resolv_conf) - 1, resolv,
+				      resolv[0][0] != '\0', NULL, err, errlen);
 	}
 	free(hosts.text);
 	trust_free(&trust);

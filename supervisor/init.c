@@ -277,6 +277,38 @@ handover_finish(struct listener_handover *h, int fd)
  * supervisor before the door, for the broker.  ::1 is skipped on a kernel
  * without IPv6.
  */
+/* One socket of TYPE bound to ADDR:PORT (listening if a stream), passed to
+ * the supervisor; failing is fatal, named WHAT. */
+static void
+pass_bound_socket(int type, uint32_t addr, uint16_t port, const char *what, int sync_fd)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(addr)};
+	struct aj_setup_msg msg = {.type = AJ_SETUP_PROXY};
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0 || bind(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0))
+		child_fail(sync_fd, AJ_STEP_PROXY, errno, what);
+	if (aj_setup_send(sync_fd, &msg, fd) < 0)
+		child_fail(sync_fd, AJ_STEP_PROXY, EIO, "passing a proxy socket");
+	close(fd);
+}
+
+/* For the tools that ignore the proxy variables (common/fds.h, in this
+ * order): the DNS stub's socket, where the jail's resolv.conf points (and
+ * where a resolver without one looks), and the listeners that take the
+ * connections to the addresses it gives out, on every local address of
+ * ports 80 and 443 (the agent, without capabilities, binds no port below
+ * 1024; one to an address the stub did not give out is closed). */
+static void
+make_capture_sockets(int sync_fd)
+{
+	pass_bound_socket(SOCK_DGRAM, INADDR_LOOPBACK, 53, "the DNS stub on 127.0.0.1:53", sync_fd);
+	pass_bound_socket(SOCK_STREAM, INADDR_ANY, 80, "the captured port 80", sync_fd);
+	pass_bound_socket(SOCK_STREAM, INADDR_ANY, 443, "the captured port 443", sync_fd);
+}
+
 static void
 make_proxy_listeners(uint16_t port, int sync_fd)
 {
@@ -493,8 +525,10 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	if (r < 0)
 		child_fail(sync_fd, r == -EEXIST || r == -ENODEV ? AJ_STEP_LINKS : AJ_STEP_LOOPBACK,
 			   -r, err);
-	if (plan->profile->proxy_port != 0)
+	if (plan->profile->proxy_port != 0) {
+		make_capture_sockets(sync_fd);
 		make_proxy_listeners(plan->profile->proxy_port, sync_fd);
+	}
 	/* Then the door, so the broker starts while the jail is being set up. */
 	door = make_door(sync_fd);
 	/* Handlers and the mask come from the caller (an embedder may have

@@ -88,7 +88,8 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, char *const
 		 int door, int audit_end, const int *proxy, size_t n_proxy, struct aj_broker *broker,
 		 char *err, size_t errlen)
 {
-	int fds[4 + AJ_PROXY_LISTENERS] = {door, -1, audit_end, -1, -1, -1}, ca[2] = {-1, -1};
+	int fds[4 + AJ_PROXY_SOCKETS] = {door, -1, audit_end, -1, -1, -1, -1, -1, -1},
+	    ca[2] = {-1, -1};
 	char parent[32], user[64], listeners[16];
 	char *argv[8] = {"agentjail-broker", "--supervisor", parent};
 	size_t argc = 3;
@@ -106,10 +107,12 @@ aj_launch_broker(const char *path, const struct aj_profile *profile, char *const
 		argv[argc++] = "--user";
 		argv[argc++] = user;
 	}
-	if (n_proxy > AJ_PROXY_LISTENERS)
-		n_proxy = AJ_PROXY_LISTENERS;
+	/* The captures, then at least one listener, or no proxy at all. */
+	if (n_proxy > AJ_PROXY_SOCKETS || (n_proxy > 0 && n_proxy <= AJ_PROXY_CAPTURES))
+		return aj_err(err, errlen, -EPROTO, "%s failed: %zu proxy sockets from init",
+			      aj_step_name(AJ_STEP_BROKER), n_proxy);
 	if (n_proxy > 0) {
-		snprintf(listeners, sizeof(listeners), "%zu", n_proxy);
+		snprintf(listeners, sizeof(listeners), "%zu", n_proxy - AJ_PROXY_CAPTURES);
 		argv[argc++] = "--proxy";
 		argv[argc++] = listeners;
 	}

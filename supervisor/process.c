@@ -18,8 +18,9 @@
 
 #include "supervisor.h"
 
-/* The most descriptors of the contract a program is given. */
-#define MAX_PLACED 8
+/* The most descriptors of the contract a program is given (common/fds.h:
+ * the broker's, from AJ_FD_DOOR to the proxy's last listener). */
+#define MAX_PLACED (AJ_FD_PROXY + AJ_PROXY_LISTENERS - AJ_FD_DOOR)
 
 /*
  * Where each descriptor comes from, in numbers that no placement can

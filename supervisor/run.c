@@ -46,13 +46,14 @@ build_env(const struct aj_run_options *opts, char ***out)
 	return 0;
 }
 
-/* How many proxy listeners init made (they come first in the array). */
+/* How many of the proxy's sockets init made (they come first in the
+ * array). */
 static size_t
 n_proxy_fds(const struct aj_jail *jail)
 {
 	size_t n = 0;
 
-	while (n < AJ_PROXY_LISTENERS && jail->proxy_fds[n] >= 0)
+	while (n < AJ_PROXY_SOCKETS && jail->proxy_fds[n] >= 0)
 		n++;
 	return n;
 }
@@ -220,7 +221,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct aj_identity id = {0};
 	struct aj_jail jail = {
 		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
-		.proxy_fds = {-1, -1}, .ca_fd = -1};
+		.proxy_fds = AJ_PROXY_FDS_NONE, .ca_fd = -1};
 	int agent_signal = 0, run_status = -1;
 	struct aj_events *events = NULL;
 	struct aj_violations *violations = NULL;

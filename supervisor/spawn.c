@@ -248,7 +248,7 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 
 	*jail = (struct aj_jail){
 		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
-		.proxy_fds = {-1, -1}, .ca_fd = -1};
+		.proxy_fds = AJ_PROXY_FDS_NONE, .ca_fd = -1};
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return aj_err(err, errlen, -errno, "socketpair: %s", strerror(errno));
 
@@ -290,7 +290,7 @@ aj_spawn_jail(const struct aj_spawn_plan *plan, struct aj_jail *jail, char *err,
 		r = aj_setup_recv(jail->sync_fd, &msg, &passed);
 		if (r <= 0 || msg.type != AJ_SETUP_PROXY)
 			break;
-		if (passed < 0 || n_proxy == AJ_PROXY_LISTENERS) {
+		if (passed < 0 || n_proxy == AJ_PROXY_SOCKETS) {
 			if (passed >= 0)
 				close(passed);
 			return fail_unheard(jail, -EPROTO, err, errlen);
@@ -355,7 +355,7 @@ aj_spawn_jail_go(struct aj_jail *jail, char *err, size_t errlen)
 void
 aj_spawn_jail_close_proxy(struct aj_jail *jail)
 {
-	for (size_t i = 0; i < AJ_PROXY_LISTENERS; i++) {
+	for (size_t i = 0; i < AJ_PROXY_SOCKETS; i++) {
 		if (jail->proxy_fds[i] >= 0)
 			close(jail->proxy_fds[i]);
 		jail->proxy_fds[i] = -1;
@@ -382,7 +382,7 @@ aj_spawn_jail_abort(struct aj_jail *jail)
 		close(jail->pidfd);
 	*jail = (struct aj_jail){
 		.pid = -1, .pidfd = -1, .listener_fd = -1, .sync_fd = -1, .door_fd = -1, .pty_fd = -1,
-		.proxy_fds = {-1, -1}, .ca_fd = -1};
+		.proxy_fds = AJ_PROXY_FDS_NONE, .ca_fd = -1};
 }
 
 bool

@@ -58,8 +58,9 @@ void aj_profile_files_free(struct aj_profile_file *files, size_t n);
 
 /* `proxy on` without a port: the usual one of HTTP proxies (squid's). */
 #define AJ_PROXY_DEFAULT_PORT 3128
-/* Its listening sockets in the jail (127.0.0.1 and ::1): AJ_PROXY_LISTENERS,
- * common/fds.h. */
+/* Its sockets in the jail (the DNS stub's, the captures', the listeners on
+ * 127.0.0.1 and ::1): AJ_PROXY_SOCKETS, common/fds.h. */
+#define AJ_PROXY_FDS_NONE {-1, -1, -1, -1, -1}
 
 struct aj_profile {
 	char *name;        /* as asked for */
@@ -470,7 +471,9 @@ struct aj_jail {
 	int exec_errno;  /* 0, or why the command could not be executed */
 	int door_fd;     /* owned until aj_spawn_jail_go(): the broker's end of the door */
 	int pty_fd;      /* owned: the master of the agent's terminal, or -1 */
-	int proxy_fds[AJ_PROXY_LISTENERS]; /* owned until the broker has them, or -1 */
+	int proxy_fds[AJ_PROXY_SOCKETS]; /* in the order of common/fds.h (the captures, then
+					    the listeners); owned until the broker has them,
+					    or -1 */
 	int ca_fd; /* `proxy on`: owned until aj_spawn_jail_go() hands it to init: the
 		      broker's CA certificate (a sealed memfd), for the jail's trust */
 };
@@ -548,8 +551,9 @@ struct aj_broker {
 /* Start the broker program PATH (NULL: the installed one) as ID's broker
  * user, with DOOR (its end of the agent's socketpair), the fetch policy of
  * PROFILE handed over in a sealed memfd, AUDIT_END (the audit pipe's
- * write end) and the N_PROXY listening sockets PROXY (common/fds.h:
- * AJ_FD_PROXY on, with the CA pipe before them); no fd is closed.  Its stdin and stdout are /dev/null and
+ * write end) and the N_PROXY sockets PROXY (common/fds.h: the DNS stub's
+ * and the captures' at AJ_FD_DNS, then the listeners at AJ_FD_PROXY, with
+ * the CA pipe before them); no fd is closed.  Its stdin and stdout are /dev/null and
  * its stderr a pipe the supervisor relays, so it never holds the caller's
  * terminal.  SECRETS (aj_secrets_values(), or NULL) go to it with the
  * policy.  Returns 0 with *BROKER (owned by the caller; stop it with

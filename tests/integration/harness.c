@@ -180,6 +180,29 @@ aj_test_jail_sh_records(struct aj_result *res, const char *dir, const char *prof
 }
 
 void
+aj_test_netlab(struct aj_result *res, const char *lab, const char *dir)
+{
+	const char *src = getenv("AJ_TEST_SRCDIR") ? getenv("AJ_TEST_SRCDIR") : AJ_SRCDIR;
+	char script[4096], *resolv;
+
+	resolv = aj_test_write_file(dir, "netlab-resolv.conf", "nameserver 127.0.0.1\n");
+	snprintf(script, sizeof(script), "%s/tests/integration/servers/%s", src, lab);
+	{
+		const char *argv[] = {aj_test_bin("tests/integration/netlab"),
+				      "--resolv",
+				      resolv,
+				      "--",
+				      "/bin/sh",
+				      script,
+				      aj_test_bin("agentjail"),
+				      dir,
+				      NULL};
+		aj_test_exec(argv, -1, res);
+	}
+	free(resolv);
+}
+
+void
 aj_test_result_free(struct aj_result *res)
 {
 	free(res->out);

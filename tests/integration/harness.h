@@ -44,6 +44,11 @@ void aj_test_jail_sh(struct aj_result *res, const char *profile, const char *aud
 void aj_test_jail_sh_records(struct aj_result *res, const char *dir, const char *profile,
 			     const char *script);
 
+/* tests/integration/servers/LAB AGENTJAIL DIR, a shell script, run in a
+ * network namespace of the test's own (netlab: only lo; /etc/resolv.conf
+ * naming 127.0.0.1, where the lab starts its DNS server). */
+void aj_test_netlab(struct aj_result *res, const char *lab, const char *dir);
+
 void aj_test_result_free(struct aj_result *res);
 
 /* A fresh scratch directory visible inside jails (removed at exit by the

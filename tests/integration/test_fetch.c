@@ -566,28 +566,12 @@ Test(fetch, the_audit_trail_is_read_only_in_the_jail)
 
 Test(fetch, ssrf_addresses_redirects_and_rebinding_in_a_closed_netns)
 {
-	const char *src = getenv("AJ_TEST_SRCDIR") ? getenv("AJ_TEST_SRCDIR") : AJ_SRCDIR;
-	char lab[4096], resolv[4096], script[4096], *resolv_file;
+	char lab[4096];
 	struct aj_result r;
 
 	snprintf(lab, sizeof(lab), "%s/lab", scratch);
 	cr_assert_eq(mkdir(lab, 0777), 0);
-	resolv_file = aj_test_write_file(scratch, "resolv.conf", "nameserver 127.0.0.1\n");
-	snprintf(resolv, sizeof(resolv), "%s", resolv_file);
-	free(resolv_file);
-	snprintf(script, sizeof(script), "%s/tests/integration/servers/ssrf-lab", src);
-	{
-		const char *argv[] = {aj_test_bin("tests/integration/netlab"),
-				      "--resolv",
-				      resolv,
-				      "--",
-				      "/bin/sh",
-				      script,
-				      aj_test_bin("agentjail"),
-				      lab,
-				      NULL};
-		aj_test_exec(argv, -1, &r);
-	}
+	aj_test_netlab(&r, "ssrf-lab", lab);
 	cr_assert_eq(r.status, 0, SHOW(r));
 	/* Names for metadata, private, shared and loopback addresses, and
 	 * redirects to them: refused by the address check (denied), not by a

@@ -7,6 +7,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,14 +49,19 @@ key_file(const char *name, const char *text, size_t len)
 	return path;
 }
 
-/* A profile of LINE (formatted with ARG) as its one rule. */
+/* A profile of FMT, formatted, as its one rule. */
+static struct aj_profile *profile(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static struct aj_profile *
-profile(const char *line, const char *arg)
+profile(const char *fmt, ...)
 {
 	struct aj_profile *p = NULL;
 	char text[1024], err[512] = "";
+	va_list ap;
 
-	snprintf(text, sizeof(text), line, arg);
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
 	cr_assert_eq(aj_profile_parse_string("t", "/etc/t.profile", text, &p, err, sizeof(err)), 0,
 		     "%s", err);
 	return p;
