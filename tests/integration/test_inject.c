@@ -77,7 +77,7 @@ teardown(void)
 	free(scratch);
 }
 
-TestSuite(inject, .init = setup, .fini = teardown, .timeout = 180);
+TestSuite(inject, .init = setup, .fini = teardown, .timeout = 600);
 
 #define BASE                                                                                       \
 	"env keep PATH URL OTHER AJ\nenv set ASAN_OPTIONS=detect_leaks=0\nsocket inet loopback\n"  \
@@ -198,7 +198,7 @@ Test(inject, a_redirect_to_another_origin_never_carries_it)
  * process's environment and command line, the secret's file (an empty
  * one covers it), the jail's own mounts whole, and every file on the
  * host's tree changed since the run began. */
-Test(inject, the_agent_finds_the_secret_nowhere, .timeout = 600)
+Test(inject, the_agent_finds_the_secret_nowhere)
 {
 	char *prof = write_profile(
 		"fetch allow GET %s/header-sha256/x-api-key inject x-api-key file:%s\n"
