@@ -162,19 +162,29 @@ outputs_lost(struct run_outputs *o, bool quiet)
 			 "audit", (json_int_t)au);
 }
 
+/* The command as it is run, its arguments one string each. */
+static json_t *
+command_json(char *const *argv)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && argv[i] != NULL; i++)
+		json_array_append_new(a, json_string(argv[i]));
+	return a;
+}
+
 static void
 emit_start(struct aj_events *events, const struct aj_run_options *opts,
-	   const struct aj_identity *id, pid_t broker, pid_t init, bool violations_reported)
+	   const struct aj_identity *id, pid_t broker, pid_t init, bool violations_reported,
+	   const char *cwd)
 {
 	char hex[65] = "";
-	json_t *missing = json_array();
+	json_t *missing = json_array(), *start;
 
 	(void)aj_profile_sha256(opts->profile, hex);
 	if (!violations_reported)
 		json_array_append_new(missing, json_string("seccomp_user_notification"));
-	aj_events_emit(
-		events, "start",
-		json_pack("{s:s, s:{s:s, s:s, s:s}, s:[s,s,s,s,s,s,s], s:{s:I, s:I, s:I, s:I}, "
+	start = json_pack("{s:s, s:{s:s, s:s, s:s}, s:[s,s,s,s,s,s,s], s:{s:I, s:I, s:I, s:I}, "
 			  "s:{s:I, s:I, s:I}, s:{s:b, s:s}, s:o}",
 			  "version", PACKAGE_VERSION, "profile", "name",
 			  aj_profile_name(opts->profile), "path", aj_profile_path(opts->profile),
@@ -184,7 +194,14 @@ emit_start(struct aj_events *events, const struct aj_run_options *opts,
 			  "supervisor", (json_int_t)getpid(), "broker", (json_int_t)broker, "init",
 			  (json_int_t)init, "violations", "reported", violations_reported,
 			  "on_violation", opts->profile->kill_on_violation ? "kill" : "deny",
-			  "missing", missing));
+			  "missing", missing);
+	/* Who the run is: what it runs and where (the directory asked for;
+	 * one the jail cannot see is left for /, with a notice). */
+	if (start != NULL) {
+		json_object_set_new(start, "command", command_json(opts->argv));
+		json_object_set_new(start, "cwd", cwd != NULL ? json_string(cwd) : json_null());
+	}
+	aj_events_emit(events, "start", start);
 }
 
 static void
@@ -233,6 +250,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 	struct run_terminal term = {0};
 	struct aj_pty *pty = NULL;
 	char cwd[4096], localerr[512];
+	const char *start_cwd = NULL;
 	char **envp = NULL;
 	const struct sock_fprog *filter, *filter_notify;
 	struct aj_broker broker = {.pid = -1, .pidfd = -1, .log_fd = -1, .ca_fd = -1};
@@ -304,6 +322,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		goto out;
 	}
 	terminal_plan(opts, &term);
+	start_cwd = opts->cwd != NULL ? opts->cwd : getcwd(cwd, sizeof(cwd));
 	{
 		struct aj_spawn_plan plan = {
 			.profile = opts->profile,
@@ -314,7 +333,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.uid = id.uid,
 			.gid = id.gid,
 			.drop_privileges = id.drop,
-			.cwd = opts->cwd != NULL ? opts->cwd : getcwd(cwd, sizeof(cwd)),
+			.cwd = start_cwd,
 			.cwd_required = opts->cwd != NULL,
 			.stdio = opts->stdio,
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
@@ -401,7 +420,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		aj_log_info("notice: this kernel has no seccomp user notification; "
 			    "escape attempts are refused but not reported");
 	}
-	emit_start(events, opts, &id, broker.pid, jail.pid, jail.listener_fd >= 0);
+	emit_start(events, opts, &id, broker.pid, jail.pid, jail.listener_fd >= 0, start_cwd);
 
 	/* 5. Watch until the jail's init exits. */
 	mplan = (struct aj_monitor_plan){

@@ -58,6 +58,10 @@ def check_start(ev):
     need(viol, "reported", lambda v: isinstance(v, bool), "a boolean")
     need(viol, "on_violation", lambda v: v in ("deny", "kill"), "deny or kill")
     need(ev, "missing", lambda v: isinstance(v, list), "a list")
+    need(ev, "command", lambda v: isinstance(v, list) and v and all(isinstance(a, str) for a in v),
+         "a non-empty list of strings")
+    need(ev, "cwd", lambda v: v is None or (isinstance(v, str) and v.startswith("/")),
+         "an absolute path or null")
 
 
 def check_violation(ev):

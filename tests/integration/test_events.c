@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -73,4 +74,36 @@ Test(events, death_by_sigint_is_signal_2, .timeout = 60)
 Test(events, clean_exit_has_no_signal, .timeout = 60)
 {
 	check_exit("exit 0", 0, 0);
+}
+
+/* The start event says what runs and where: the command and its
+ * arguments as given, and the directory it was started in. */
+Test(events, start_names_the_command_and_its_directory, .timeout = 60)
+{
+	char *dir = aj_test_scratch();
+	char *profile = aj_test_write_file(dir, "p.profile", "env keep PATH\n"), here[4096];
+	const char *argv[] = {aj_test_bin("agentjail"), "run", "--profile", profile, "--quiet",
+			      "--events", "-", "--", "/bin/echo", "two words", "", "ünï", NULL};
+	struct aj_result res;
+	json_t *start, *cmd;
+
+	cr_assert_eq(chdir(dir), 0);
+	cr_assert_not_null(getcwd(here, sizeof(here)));
+	aj_test_exec(argv, -1, &res);
+	cr_assert_eq(res.status, 0, "status %d: %s", res.status, res.err);
+	start = json_loads(strstr(res.out, "{\"type\":\"start\""), JSON_DISABLE_EOF_CHECK, NULL);
+	cr_assert_not_null(start, "no start event in: %s", res.out);
+	cmd = json_object_get(start, "command");
+	cr_assert_eq(json_array_size(cmd), 4, "%s", res.out);
+	cr_assert_str_eq(json_string_value(json_array_get(cmd, 0)), "/bin/echo");
+	cr_assert_str_eq(json_string_value(json_array_get(cmd, 1)), "two words");
+	cr_assert_str_eq(json_string_value(json_array_get(cmd, 2)), "");
+	cr_assert_str_eq(json_string_value(json_array_get(cmd, 3)), "ünï");
+	cr_assert_str_eq(json_string_value(json_object_get(start, "cwd")), here);
+	json_decref(start);
+	aj_test_result_free(&res);
+	cr_assert_eq(chdir("/"), 0);
+	aj_test_rmrf(dir);
+	free(profile);
+	free(dir);
 }
