@@ -111,6 +111,10 @@ aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e)
 		.injected = e->injected,
 	};
 
+	pid_t pid;
+
+	aj_channel_peer(r->ch, &pid, &rec.comm, &rec.exe);
+	rec.pid = (uint64_t)pid;
 	loggable_url(r, url, sizeof(url));
 	emit(log, &rec);
 }

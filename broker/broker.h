@@ -144,6 +144,11 @@ void aj_channel_throttle(struct aj_channel *c);
 bool aj_channel_is_throttled(const struct aj_channel *c);
 /* Is C the broker's own channel (the proxy's: aj_channels_open_internal())? */
 bool aj_channel_is_internal(const struct aj_channel *c);
+/* Who made C (a CONNECTed channel): the pid in the broker's pid namespace
+ * (0: unknown: the door, the proxy's), comm and executable ("" when
+ * unknown or not ours to read). */
+void aj_channel_peer(const struct aj_channel *c, pid_t *pid, const char **comm,
+		     const char **exe);
 
 /* The set C belongs to (CONNECT opens a new channel in it). */
 struct aj_channels *aj_channel_set(const struct aj_channel *c);

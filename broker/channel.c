@@ -19,6 +19,8 @@
 
 #include "broker.h"
 #include "fdpass.h"
+#include "log.h"
+#include "proc.h"
 
 /* What a queued answer carrying a descriptor (a memfd, a pipe) counts
  * against AJ_CHANNEL_QUEUE_MAX besides its bytes: a descriptor costs the
@@ -44,6 +46,11 @@ struct aj_channel {
 	bool throttled;   /* not read until aj_channels_unthrottle() */
 	bool internal;    /* the broker's own (the proxy's): not counted in n_open */
 	void *data;       /* the protocol layer's */
+	/* Who made the channel (a CONNECTed pair's peer), read when it
+	 * opened: 0 and "" when unknown. */
+	pid_t peer_pid;
+	char peer_comm[16];
+	char *peer_exe; /* NULL: unknown */
 };
 
 struct aj_channels {
@@ -356,12 +363,51 @@ take_slot(struct aj_channels *set, int fd)
 	return NULL;
 }
 
+/* The process that made C's socket pair (SO_PEERCRED: the one that sent
+ * it with CONNECT; the inherited door's is the jail's init): its pid in
+ * our pid namespace, its comm and, where we may read it, its executable.
+ * Read now, while it waits for our answer. */
+static void
+note_peer(struct aj_channel *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	char comm[16], exe[4096], safe[4096];
+	int dir;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.pid <= 0)
+		return;
+	c->peer_pid = cred.pid;
+	dir = aj_proc_open(cred.pid);
+	if (dir < 0)
+		return;
+	aj_proc_read_task(dir, comm, sizeof(comm), exe, sizeof(exe));
+	close(dir);
+	/* Written into records as text: escaped, as the violations' are. */
+	aj_log_escape(comm, c->peer_comm, sizeof(c->peer_comm));
+	aj_log_escape(exe, safe, sizeof(safe));
+	if (safe[0] != '\0')
+		c->peer_exe = strdup(safe);
+}
+
+void
+aj_channel_peer(const struct aj_channel *c, pid_t *pid, const char **comm, const char **exe)
+{
+	*pid = c->peer_pid;
+	*comm = c->peer_comm;
+	*exe = c->peer_exe != NULL ? c->peer_exe : "";
+}
+
 void
 aj_channels_open(struct aj_channels *set, int fd, bool connected)
 {
 	struct aj_channel *c = take_slot(set, fd);
 
 	if (c != NULL) {
+		/* The door's pair was made by the jail's init, for every
+		 * process: its requests have no one process to name. */
+		if (connected)
+			note_peer(c);
 		set->hooks->opened(c, connected, set->arg);
 		return;
 	}
@@ -413,6 +459,8 @@ aj_channel_close(struct aj_channel *c)
 	c->fd = -1;
 	c->data = NULL;
 	c->internal = false;
+	free(c->peer_exe);
+	c->peer_exe = NULL;
 	if (!internal)
 		set->n_open--;
 	/* The slot goes to the channel that has waited longest. */

@@ -28,6 +28,8 @@ static const struct member {
 	{"final", JSON_TRUE, true},          {"spliced", JSON_INTEGER, false},
 	{"via", JSON_STRING, false},
 	{"injected", JSON_STRING, false},
+	{"pid", JSON_INTEGER, false},      {"comm", JSON_STRING, false},
+	{"exe", JSON_STRING, false},
 };
 
 static const char *const decisions[] = {"allowed", "denied", "refused"};
@@ -53,6 +55,12 @@ aj_audit_encode(const struct aj_audit_record *rec, char **line)
 		json_object_set_new(obj, "via", json_string(rec->via));
 	if (obj != NULL && rec->injected != NULL)
 		json_object_set_new(obj, "injected", json_string(rec->injected));
+	if (obj != NULL && rec->pid > 0) {
+		json_object_set_new(obj, "pid", json_integer((json_int_t)rec->pid));
+		json_object_set_new(obj, "comm", json_string(rec->comm ? rec->comm : ""));
+		if (rec->exe != NULL && rec->exe[0] != '\0')
+			json_object_set_new(obj, "exe", json_string(rec->exe));
+	}
 	text = obj ? json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(obj);
 	if (text == NULL)

@@ -36,6 +36,10 @@ struct aj_audit_record {
 	const char *via;  /* "proxy" for a request the proxy made; NULL: not written */
 	const char *injected; /* the header an `inject` rule set (its name, never its
 				 value); NULL: not written */
+	/* The requesting process (its channel's maker): pid in the broker's
+	 * pid namespace, comm, exe; 0 / "" / NULL: not written. */
+	uint64_t pid;
+	const char *comm, *exe;
 };
 
 /* REC as one line of JSON with its newline: *LINE is a new string.

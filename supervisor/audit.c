@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "proc.h"
 #include "supervisor.h"
 
 struct aj_audit {
@@ -71,6 +72,30 @@ write_line(struct aj_audit *a, char *line, size_t len)
 	aj_output_line(a->out, line, len + 1);
 }
 
+/* Started by root, the broker runs as a user of its own and cannot read
+ * the executable of the agent's processes: the supervisor can.  Only for
+ * the process the broker named (the same pid and comm, still there). */
+static void
+complete_exe(json_t *rec)
+{
+	json_t *pid = json_object_get(rec, "pid");
+	const char *want = json_string_value(json_object_get(rec, "comm"));
+	char comm[16], safe[16], exe[4096], safe_exe[4096];
+	int dir;
+
+	if (!json_is_integer(pid) || want == NULL || json_object_get(rec, "exe") != NULL ||
+	    json_integer_value(pid) <= 0 || json_integer_value(pid) > 0x7fffffff)
+		return;
+	dir = aj_proc_open((pid_t)json_integer_value(pid));
+	if (dir < 0)
+		return;
+	aj_proc_read_task(dir, comm, sizeof(comm), exe, sizeof(exe));
+	close(dir);
+	aj_log_escape(comm, safe, sizeof(safe));
+	aj_log_escape(exe, safe_exe, sizeof(safe_exe));
+	if (strcmp(safe, want) == 0 && safe_exe[0] != '\0')
+		json_object_set_new(rec, "exe", json_string(safe_exe));
+}
 static void
 handle_line(struct aj_audit *a, const char *line, size_t len)
 {
@@ -93,6 +118,7 @@ handle_line(struct aj_audit *a, const char *line, size_t len)
 		else
 			a->denied++;
 	}
+	complete_exe(rec);
 	json_object_set_new(rec, "jail", json_string(aj_events_jail_id(a->events)));
 	json_object_set_new(rec, "policy_sha256", json_string(a->policy_sha256));
 	if (a->out != NULL) {

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "decode.h"
+#include "proc.h"
 #include "supervisor.h"
 
 /* Full events per kind of attempt per second, and in all; the rest are
@@ -140,30 +141,13 @@ static void
 read_task(int listener, const struct seccomp_notif *req, char *comm, size_t comm_len, char *exe,
 	  size_t exe_len)
 {
-	char path[64];
-	ssize_t n;
-	int dir, fd;
+	int dir = aj_proc_open((pid_t)req->pid);
 
 	comm[0] = exe[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%u", req->pid);
-	dir = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (dir < 0)
 		return;
-	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) != 0) {
-		close(dir);
-		return;
-	}
-	fd = openat(dir, "comm", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, comm, comm_len - 1);
-		comm[n > 0 ? n : 0] = '\0';
-		comm[strcspn(comm, "\n")] = '\0'; /* the kernel's own terminator */
-		close(fd);
-	}
-	/* The link as it is, newlines included (escaped later): a path is
-	 * not cut short where its owner chose. */
-	n = readlinkat(dir, "exe", exe, exe_len - 1);
-	exe[n > 0 ? n : 0] = '\0';
+	if (ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) == 0)
+		aj_proc_read_task(dir, comm, comm_len, exe, exe_len);
 	close(dir);
 }
 

@@ -129,6 +129,41 @@ Test(fetch, allowed_get_streams_the_body_and_is_audited)
 	free(prof);
 }
 
+/* Each record names the process that asked (its channel's maker): the
+ * pid, comm and executable of `agentjail fetch` and of a Python client. */
+Test(fetch, the_audit_names_the_requesting_process)
+{
+	const char *staged = getenv("AJ_TEST_PYDIR");
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	char pydir[4096], script[8192];
+	const char *exe;
+	struct aj_result r;
+	json_t *audit, *rec;
+
+	snprintf(pydir, sizeof(pydir), "%s", staged ? staged : AJ_SRCDIR "/clients/python");
+	snprintf(script, sizeof(script),
+		 "$AJ fetch -o /dev/null \"$URL/page.html\" && python3 -B -c 'import sys; "
+		 "sys.path.insert(0, sys.argv[1]); import agentjail_client as c; "
+		 "print(c.fetch(sys.argv[2] + \"/page.html\").status)' '%s' \"$URL\"",
+		 pydir);
+	in_jail(&r, prof, script);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	audit = audit_records("audit.jsonl");
+	cr_assert_eq(json_array_size(audit), 2);
+	rec = json_array_get(audit, 0);
+	cr_assert_gt(json_integer_value(json_object_get(rec, "pid")), 1);
+	cr_assert_str_eq(str(rec, "comm"), "agentjail");
+	exe = str(rec, "exe");
+	cr_assert(strlen(exe) > 10 && strcmp(exe + strlen(exe) - 10, "/agentjail") == 0, "%s", exe);
+	rec = json_array_get(audit, 1);
+	cr_assert_gt(json_integer_value(json_object_get(rec, "pid")), 1);
+	cr_assert_str_eq(str(rec, "comm"), "python3");
+	cr_assert_not_null(strstr(str(rec, "exe"), "/python3"), "%s", str(rec, "exe"));
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
 Test(fetch, head_and_headers_with_i)
 {
 	char *prof = write_profile("fetch allow GET,HEAD http://127.0.0.1:%d/**\n", http.port);
