@@ -33,8 +33,14 @@ struct header {
 	uint32_t ca_len;   /* without a NUL; 0: no `fetch ca` */
 	uint32_t has_ca;
 	uint32_t secrets_len; /* bytes of the secrets' section; 0: none */
+	uint32_t zero;        /* 0: the limits follow without padding, so that every
+				 byte of the header is one the encoder wrote */
 	struct aj_fetch_limits limits;
 };
+
+/* Every byte of the header is a field: no padding to leak or to differ. */
+_Static_assert(sizeof(struct header) == 8 + 10 * sizeof(uint32_t) + sizeof(struct aj_fetch_limits),
+	       "struct header has padding");
 
 /* The most bytes a policy within its bounds takes. */
 #define HANDOVER_MAX                                                                               \
@@ -251,7 +257,7 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
 	rules = (size_t)h.n_rules * sizeof(struct aj_fetch_rule);
 	cidrs = (size_t)h.n_addresses * sizeof(struct aj_cidr);
-	if (h.secrets_len > SECRETS_MAX)
+	if (h.secrets_len > SECRETS_MAX || h.zero != 0)
 		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
 	need = sizeof(h) + rules + cidrs + h.path_len + h.ca_len + h.secrets_len;
 	if (len != need)

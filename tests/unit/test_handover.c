@@ -139,7 +139,7 @@ Test(handover, an_unsealed_file_is_refused)
 struct header {
 	char magic[8];
 	uint32_t version, rule_size, cidr_size, n_rules, n_addresses, path_len, ca_len, has_ca;
-	uint32_t secrets_len;
+	uint32_t secrets_len, zero;
 	struct aj_fetch_limits limits;
 };
 
