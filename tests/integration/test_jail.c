@@ -1890,7 +1890,9 @@ Test(escape, records_stay_where_they_are, .init = setup_writable, .fini = teardo
 	cr_assert_eq(chmod(rec, 0777), 0);
 	cr_assert_geq(asprintf(&script,
 			       "cd '%s' || exit 9; mv rec moved; echo mv=$?; mkdir fake; "
-			       "echo '{\"type\":\"exit\",\"forged\":1}' >fake/ev.json; "
+			       /* Spelled in two: the start event holds this
+				* command line, and must hold no forged record. */
+			       "echo '{\"type\":\"exit\",\"for''ged\":1}' >fake/ev.json; "
 			       "mv -T fake rec; echo swap=$?; rmdir rec; echo rmdir=$?; "
 			       "mv rec/ev.json rec/x; echo file=$?; mkdir rec/sub && mv rec/sub "
 			       "rec/sub2; echo inside=$?",
