@@ -23,6 +23,7 @@
  *   tlsca.c     the jail's CA: leaf certificates, intercepted TLS's server side
  *   proxy.c     `proxy on`: the listeners in the jail, the proxy's own channel
  *   proxy-conn.c  one client of the proxy: HTTP/1.1 in, the channel's answers out
+ *   proxy-relay.c  a raw tunnel (`tunnel` rules): its connect, the bytes both ways
  *   confine.c   the broker's own seccomp filter
  */
 #ifndef AJ_BROKER_H
@@ -382,6 +383,10 @@ void aj_egress_free(struct aj_egress *e);
  * names exactly this IP literal. */
 const char *aj_egress_refused(const struct aj_egress *e, const struct sockaddr *sa,
 			      const struct aj_url *url, const struct aj_fetch_rule *rule);
+/* The same for a connection to HOST (normalised, of HOST_KIND: AJ_HOST_*)
+ * that a rule whose host is RULE_HOST allowed (a tunnel's). */
+const char *aj_egress_refused_host(const struct aj_egress *e, const struct sockaddr *sa,
+				   const char *host, int host_kind, const char *rule_host);
 
 /* ---- broker/audit.c: one audit record per request ----------------------------------- */
 
@@ -410,6 +415,22 @@ void aj_audit_log_write(struct aj_audit_log *log, const struct aj_audit_entry *e
  * in X-Agentjail-Error, URL as far as it was read ("" if not at all). */
 void aj_audit_log_write_proxy(struct aj_audit_log *log, const char *method, const char *url,
 			      const char *error);
+
+/* A raw tunnel (`tunnel` rules, broker/proxy-relay.c): one record when it
+ * is refused or fails, or when it closes. */
+struct aj_audit_tunnel {
+	const char *target;   /* the CONNECT target, "host:port" */
+	const char *decision; /* "allowed", "denied" or "refused" */
+	const char *rule;     /* "file:line", or a reason */
+	const char *address;  /* connected address, or NULL */
+	int status;           /* what the client got: 200, 403, 502, 504 */
+	uint64_t bytes_in;    /* client to upstream */
+	uint64_t bytes_out;   /* upstream to client */
+	uint64_t duration_ms;
+	const char *error; /* AJ_ERR_* code, or NULL */
+};
+
+void aj_audit_log_write_tunnel(struct aj_audit_log *log, const struct aj_audit_tunnel *t);
 
 /* ---- broker/tlsca.c: the jail's TLS interception authority ---------------------- */
 
@@ -481,18 +502,29 @@ struct aj_proxy;
  * speaking to the broker on CHAN: one end of a SOCK_SEQPACKET pair whose
  * other end is an internal channel (aj_channels_open_internal()).  CA
  * (kept by the caller, outliving the proxy) signs the leaves of the TLS
- * tunnels clients open with CONNECT; the proxy's own refusals go to
+ * tunnels clients open with CONNECT; RELAY (kept by the caller, outliving
+ * the proxy; proxy-relay.c) serves those a `tunnel` rule covers; the
+ * proxy's own refusals go to
  * AUDIT; CONN is aj_proxy_conn_hooks.  NULL:
  * out of memory. */
 struct aj_proxy_conn_hooks;
+struct aj_proxy_relay;
 struct aj_proxy *aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
-			      struct aj_tlsca *ca, struct aj_audit_log *audit,
-			      const struct aj_proxy_conn_hooks *conn);
+			      struct aj_tlsca *ca, struct aj_proxy_relay *relay,
+			      struct aj_audit_log *audit, const struct aj_proxy_conn_hooks *conn);
 /* The connections' side (proxy-conn.c), passed as CONN: the proxy calls
  * its connections through it only, as the channels call the protocol
  * layer through their hooks. */
 extern const struct aj_proxy_conn_hooks aj_proxy_conn_hooks;
 void aj_proxy_free(struct aj_proxy *px);
+
+/* The raw tunnels of `tunnel` rules (broker/proxy-relay.c): once, before
+ * the broker is confined (a libcurl multi handle of its own).  POLICY,
+ * EGRESS and AUDIT outlive it.  NULL: out of memory, or libcurl. */
+struct aj_proxy_relay *aj_proxy_relay_new(struct ev_loop *loop, const struct aj_policy *policy,
+					  struct aj_egress *egress, struct aj_audit_log *audit);
+/* Ends every tunnel (each audited); after aj_proxy_free(). */
+void aj_proxy_relay_free(struct aj_proxy_relay *r);
 
 /* ---- broker/confine.c -------------------------------------------------------------- */
 

@@ -19,8 +19,10 @@
  * CONNECT host:port opens an intercepted tunnel: the proxy answers 200,
  * then speaks TLS with the jail's leaf for that host (proxy-tls.c), and
  * the requests inside, in origin-form, are read and answered exactly as
- * above, as https://host:port URLs.  An Upgrade is answered 501 with
- * `X-Agentjail-Error: tunnel_unsupported`.
+ * above, as https://host:port URLs.  A CONNECT that a `tunnel` rule
+ * covers is relayed raw instead (proxy-relay.c takes the client over
+ * once the upstream connection is open).  An Upgrade is answered 501
+ * with `X-Agentjail-Error: tunnel_unsupported`.
  */
 #include "config.h"
 
@@ -37,6 +39,7 @@
 #include "log.h"
 #include "proxy-request.h"
 #include "proxy.h"
+#include "tunnel.h"
 #include "util.h"
 
 /* What is read from the client at once; a request's head is bounded by
@@ -63,6 +66,7 @@ struct aj_proxy_conn {
 	struct aj_proxy_buf wire; /* bytes for the socket as they are: the tunnel's
 				     200 and, inside it, the ciphertext */
 	struct aj_proxy_tls *tls; /* inside a CONNECT tunnel; else NULL */
+	struct aj_proxy_tunnel *raw; /* a raw tunnel being opened; else NULL */
 	bool tls_closed;          /* its close_notify is on the wire */
 	char tunnel[300];         /* the CONNECT target, host:port, for the log and audit */
 	bool unread;              /* the reader failed: no head to name in the audit */
@@ -408,6 +412,94 @@ start_tunnel(struct aj_proxy_conn *c, size_t off)
 		feed(c);
 }
 
+/* The relay's word on a raw tunnel: refused (the client is told why), or
+ * open (the client, its bytes and the 200 go to the relay). */
+static void
+raw_opened(void *arg, const char *code, int status, const char *rule, const char *message)
+{
+	static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	struct aj_proxy_conn *c = arg;
+	struct aj_proxy_tunnel *t = c->raw;
+	int fd = c->fd;
+
+	c->raw = NULL;
+	if (code != NULL) {
+		if (refuse(c, status, code, rule, message, true)) {
+			c->state = C_CLOSING;
+			(void)flush(c);
+		}
+		return;
+	}
+	if (!aj_proxy_buf_append(&c->out, established, sizeof(established) - 1)) {
+		aj_proxy_relay_cancel(t);
+		conn_free(c);
+		return;
+	}
+	ev_io_stop(aj_proxy_loop(c->px), &c->r);
+	ev_io_stop(aj_proxy_loop(c->px), &c->w);
+	c->fd = -1;
+	(void)aj_proxy_relay_take(t, fd, c->in, c->in_len, c->out.data + c->out.off,
+				  c->out.len - c->out.off);
+	conn_free(c);
+}
+
+/* Does the CONNECT ask for a raw tunnel only ("X-Agentjail-Tunnel: raw",
+ * as `agentjail connect` does): no interception when no rule covers it? */
+static bool
+wants_raw(const struct aj_proxy_head *h)
+{
+	for (size_t i = 0; i < h->n_fields; i++)
+		if (h->fields[i].name_len == 18 &&
+		    strncasecmp(h->fields[i].name, "X-Agentjail-Tunnel", 18) == 0 &&
+		    h->fields[i].value_len == 3 && strncmp(h->fields[i].value, "raw", 3) == 0)
+			return true;
+	return false;
+}
+
+/* CONNECT to what a `tunnel` rule covers: denied, or opened as a raw
+ * tunnel (the bytes after the head, from OFF, wait for it).  False when
+ * no tunnel rule covers it (it is intercepted), unless the client asked
+ * for a raw tunnel only (then it is denied). */
+static bool
+open_raw(struct aj_proxy_conn *c, size_t off)
+{
+	const struct aj_proxy_head *h = aj_proxy_request_head(c->reader);
+	const struct aj_proxy_authority *a = &h->authority;
+	struct aj_proxy_relay *relay = aj_proxy_relay(c->px);
+	const struct aj_tunnel_rule *rule = NULL;
+	int d = relay ? aj_proxy_relay_decide(relay, a->host, a->kind, a->port, &rule) : -1;
+	const char *code = AJ_ERR_DENIED, *why = "a tunnel rule denies it";
+	const char *origin = rule ? rule->origin : "default deny";
+	char target[300];
+
+	if (d < 0 && (relay == NULL || !wants_raw(h)))
+		return false;
+	snprintf(target, sizeof(target), a->kind == AJ_HOST_IPV6 ? "[%s]:%u" : "%s:%u", a->host,
+		 a->port);
+	if (d < 0)
+		why = "no tunnel rule allows this host and port";
+	if (d > 0)
+		c->raw = aj_proxy_relay_open(relay, a->host, a->kind, a->port, rule, raw_opened, c);
+	if (c->raw != NULL) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+		c->state = C_WAITING;
+		ev_io_stop(aj_proxy_loop(c->px), &c->r);
+		return true;
+	}
+	if (d > 0) {
+		code = AJ_ERR_RATE_LIMITED;
+		why = "too many tunnels open at once (the profile's fetch limit concurrency)";
+	}
+	aj_log_warn("proxy: tunnel to %s refused: %s (rule %s)", target, why, origin);
+	aj_proxy_relay_refused(relay, target, origin, d > 0 ? 503 : 403, code);
+	if (refuse(c, d > 0 ? 503 : 403, code, origin, why, true)) {
+		c->state = C_CLOSING;
+		(void)flush(c);
+	}
+	return true;
+}
+
 /* Take the reader's events from what is buffered until it wants more or
  * a request waits for its answer. */
 static void
@@ -455,10 +547,14 @@ feed(struct aj_proxy_conn *c)
 			c->state = C_CLOSING;
 			continue;
 		case AJ_PROXY_REQUEST_TUNNEL:
-			if (c->id == 0 && c->tls == NULL && aj_proxy_ca(c->px) != NULL &&
+			if (c->id == 0 && c->tls == NULL &&
 			    strcmp(aj_proxy_request_head(c->reader)->method, "CONNECT") == 0) {
-				start_tunnel(c, off);
-				return;
+				if (open_raw(c, off))
+					return;
+				if (aj_proxy_ca(c->px) != NULL) {
+					start_tunnel(c, off);
+					return;
+				}
 			}
 			if (c->id == 0 &&
 			    !refuse_own(c, 501, "tunnel_unsupported",
@@ -683,7 +779,10 @@ conn_free(struct aj_proxy_conn *c)
 	ev_io_stop(loop, &c->r);
 	ev_io_stop(loop, &c->w);
 	aj_proxy_conn_gone(c->px, c);
-	close(c->fd);
+	if (c->raw != NULL)
+		aj_proxy_relay_cancel(c->raw);
+	if (c->fd >= 0)
+		close(c->fd);
 	aj_proxy_request_free(c->reader);
 	aj_proxy_tls_free(c->tls);
 	aj_proxy_buf_free(&c->out);

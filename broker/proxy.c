@@ -45,6 +45,7 @@ struct aj_proxy {
 	struct ev_loop *loop;
 	const struct aj_proxy_conn_hooks *conn;
 	struct aj_tlsca *ca;
+	struct aj_proxy_relay *relay;
 	struct aj_audit_log *audit;
 	int listen_fd[AJ_PROXY_LISTENERS];
 	ev_io accept_w[AJ_PROXY_LISTENERS];
@@ -76,6 +77,12 @@ struct aj_tlsca *
 aj_proxy_ca(const struct aj_proxy *px)
 {
 	return px->ca;
+}
+
+struct aj_proxy_relay *
+aj_proxy_relay(const struct aj_proxy *px)
+{
+	return px->relay;
 }
 
 void
@@ -420,7 +427,8 @@ stop(struct aj_proxy *px, const char *why)
 
 struct aj_proxy *
 aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, struct aj_tlsca *ca,
-	     struct aj_audit_log *audit, const struct aj_proxy_conn_hooks *conn)
+	     struct aj_proxy_relay *relay, struct aj_audit_log *audit,
+	     const struct aj_proxy_conn_hooks *conn)
 {
 	static const char hello[] = "{\"version\":1,\"client\":\"agentjail-proxy/" PACKAGE_VERSION
 				    "\"}";
@@ -431,6 +439,7 @@ aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n, st
 	px->loop = loop;
 	px->conn = conn;
 	px->ca = ca;
+	px->relay = relay;
 	px->audit = audit;
 	px->chan = chan;
 	for (size_t i = 0; i < n && i < AJ_PROXY_LISTENERS; i++) {

@@ -12,6 +12,9 @@
  *                 CONNECT, the same inside TLS
  *   proxy-tls.c   that TLS: the server side of an intercepted tunnel,
  *                 with the jail's leaf for the CONNECT host (tlsca.c)
+ *   proxy-relay.c a CONNECT a `tunnel` rule covers: the upstream
+ *                 connection (libcurl's connect, the egress checks) and
+ *                 the raw relay between it and the client
  *
  * Ids: the channel's request ids come from a counter that only grows, so a
  * frame still on its way for a cancelled request can never be taken for
@@ -46,6 +49,8 @@ void aj_proxy_buf_free(struct aj_proxy_buf *b);
 struct ev_loop *aj_proxy_loop(const struct aj_proxy *px);
 /* The jail's CA, for the tunnels' TLS. */
 struct aj_tlsca *aj_proxy_ca(const struct aj_proxy *px);
+/* The raw tunnels (`tunnel` rules). */
+struct aj_proxy_relay *aj_proxy_relay(const struct aj_proxy *px);
 /* A refusal of the proxy's own (CODE, as in X-Agentjail-Error) goes to
  * the audit: METHOD and URL as far as they were read (NULL: not). */
 void aj_proxy_refused(struct aj_proxy *px, const char *method, const char *url, const char *code);
@@ -126,5 +131,51 @@ bool aj_proxy_tls_is_open(const struct aj_proxy_tls *t);
 /* Did the server-name check (tlsca.c) end the handshake? */
 bool aj_proxy_tls_refused_name(const struct aj_proxy_tls *t);
 const char *aj_proxy_tls_error(const struct aj_proxy_tls *t);
+
+/* ---- proxy-relay.c, for the connections ------------------------------------------- */
+
+struct aj_audit_log;
+struct aj_egress;
+struct aj_policy;
+struct aj_proxy_relay;
+struct aj_proxy_tunnel;
+struct aj_tunnel_rule;
+
+/* (aj_proxy_relay_new and _free: broker.h.) */
+
+/* What the tunnel rules say of CONNECT HOST:PORT (HOST normalised, of
+ * KIND): 1 allowed, 0 denied (*RULE the deciding rule either way), -1 no
+ * tunnel rule covers it (the CONNECT is intercepted). */
+int aj_proxy_relay_decide(struct aj_proxy_relay *r, const char *host, int kind, unsigned port,
+			  const struct aj_tunnel_rule **rule);
+/* A tunnel refused before it was opened (by a deny rule, or the relay's
+ * bounds): its audit record.  CODE is what the client got in
+ * X-Agentjail-Error, with STATUS. */
+void aj_proxy_relay_refused(struct aj_proxy_relay *r, const char *target, const char *rule,
+			    int status, const char *code);
+
+/* The upstream connection's outcome: CODE NULL when it is open (the
+ * caller then hands its client over with aj_proxy_relay_take()); else
+ * the error code, HTTP STATUS, RULE (file:line or a reason) and MESSAGE
+ * the client gets, and the tunnel is gone (audited). */
+typedef void (*aj_proxy_relay_opened_fn)(void *arg, const char *code, int status, const char *rule,
+					 const char *message);
+
+/* Connect to HOST:PORT, which RULE allowed, as a fetch would (resolver,
+ * address checks, the profile's timeout); OPENED(ARG) is called once,
+ * later, from the loop.  NULL when too many tunnels are open or out of
+ * memory (nothing is called). */
+struct aj_proxy_tunnel *aj_proxy_relay_open(struct aj_proxy_relay *r, const char *host, int kind,
+					    unsigned port, const struct aj_tunnel_rule *rule,
+					    aj_proxy_relay_opened_fn opened, void *arg);
+/* The client went away before OPENED: forget the tunnel (OPENED is not
+ * called). */
+void aj_proxy_relay_cancel(struct aj_proxy_tunnel *t);
+/* After OPENED said open: relay between the client FD (non-blocking;
+ * taken over) and the upstream.  TO_UPSTREAM are bytes the client sent
+ * after its CONNECT, TO_CLIENT the bytes it is owed first (the 200); at
+ * most 64 KiB each.  Returns 0, or -E2BIG (the tunnel ended, FD closed). */
+int aj_proxy_relay_take(struct aj_proxy_tunnel *t, int fd, const void *to_upstream, size_t up_len,
+			const void *to_client, size_t client_len);
 
 #endif /* AJ_PROXY_H */

@@ -16,9 +16,10 @@
 #include "handover.h"
 #include "log.h"
 #include "memfd.h"
+#include "tunnel.h"
 
 #define HANDOVER_MAGIC "AJPOLICY"
-#define HANDOVER_VERSION 1
+#define HANDOVER_VERSION 2
 
 /* What precedes the records; the sizes make a broker of another build
  * refuse the policy instead of misreading it. */
@@ -33,12 +34,15 @@ struct header {
 	uint32_t ca_len;   /* without a NUL; 0: no `fetch ca` */
 	uint32_t has_ca;
 	struct aj_fetch_limits limits;
+	uint32_t tunnel_size; /* version 2: the tunnel rules, after the ranges */
+	uint32_t n_tunnels;
 };
 
 /* The most bytes a policy within its bounds takes. */
 #define HANDOVER_MAX                                                                               \
 	(sizeof(struct header) + AJ_POLICY_MAX_RULES * sizeof(struct aj_fetch_rule) +              \
-	 AJ_POLICY_MAX_ADDRESSES * sizeof(struct aj_cidr) + AJ_POLICY_MAX_PATH +                   \
+	 AJ_POLICY_MAX_ADDRESSES * sizeof(struct aj_cidr) +                                        \
+	 AJ_TUNNEL_MAX_RULES * sizeof(struct aj_tunnel_rule) + AJ_POLICY_MAX_PATH +                \
 	 2 * AJ_POLICY_MAX_CA)
 
 int
@@ -46,19 +50,22 @@ aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
 {
 	size_t path_len = p->path ? strlen(p->path) : 0, ca_len = p->ca_pem ? strlen(p->ca_pem) : 0;
 	size_t rules = p->n_rules * sizeof(*p->rules),
-	       cidrs = p->n_addresses * sizeof(*p->addresses);
+	       cidrs = p->n_addresses * sizeof(*p->addresses),
+	       tunnels = p->n_tunnels * sizeof(*p->tunnels);
 	struct header h = {
 		.version = HANDOVER_VERSION,
 		.rule_size = sizeof(struct aj_fetch_rule),
 		.cidr_size = sizeof(struct aj_cidr),
+		.tunnel_size = sizeof(struct aj_tunnel_rule),
 		.n_rules = (uint32_t)p->n_rules,
+		.n_tunnels = (uint32_t)p->n_tunnels,
 		.n_addresses = (uint32_t)p->n_addresses,
 		.path_len = (uint32_t)path_len,
 		.ca_len = (uint32_t)ca_len,
 		.has_ca = p->ca_pem != NULL,
 		.limits = p->limits,
 	};
-	size_t total = sizeof(h) + rules + cidrs + path_len + ca_len;
+	size_t total = sizeof(h) + rules + cidrs + tunnels + path_len + ca_len;
 	uint8_t *buf = malloc(total), *w = buf;
 
 	if (buf == NULL)
@@ -72,6 +79,9 @@ aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
 	if (cidrs > 0)
 		memcpy(w, p->addresses, cidrs);
 	w += cidrs;
+	if (tunnels > 0)
+		memcpy(w, p->tunnels, tunnels);
+	w += tunnels;
 	if (path_len > 0)
 		memcpy(w, p->path, path_len);
 	w += path_len;
@@ -150,7 +160,7 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 {
 	struct aj_policy p = {0};
 	struct header h;
-	size_t rules, cidrs, need;
+	size_t rules, cidrs, tunnels, need;
 	const uint8_t *r;
 	const char *why;
 
@@ -159,16 +169,18 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 	memcpy(&h, buf, sizeof(h));
 	if (memcmp(h.magic, HANDOVER_MAGIC, sizeof(h.magic)) != 0 ||
 	    h.version != HANDOVER_VERSION || h.rule_size != sizeof(struct aj_fetch_rule) ||
-	    h.cidr_size != sizeof(struct aj_cidr))
+	    h.cidr_size != sizeof(struct aj_cidr) || h.tunnel_size != sizeof(struct aj_tunnel_rule))
 		return aj_err(err, errlen, -EBADMSG,
 			      "the policy comes from another build of agentjail");
 	if (h.n_rules > AJ_POLICY_MAX_RULES || h.n_addresses > AJ_POLICY_MAX_ADDRESSES ||
+	    h.n_tunnels > AJ_TUNNEL_MAX_RULES ||
 	    h.path_len == 0 || h.path_len > AJ_POLICY_MAX_PATH || h.ca_len > AJ_POLICY_MAX_CA ||
 	    h.has_ca > 1 || (!h.has_ca && h.ca_len > 0))
 		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
 	rules = (size_t)h.n_rules * sizeof(struct aj_fetch_rule);
 	cidrs = (size_t)h.n_addresses * sizeof(struct aj_cidr);
-	need = sizeof(h) + rules + cidrs + h.path_len + h.ca_len;
+	tunnels = (size_t)h.n_tunnels * sizeof(struct aj_tunnel_rule);
+	need = sizeof(h) + rules + cidrs + tunnels + h.path_len + h.ca_len;
 	if (len != need)
 		return aj_err(err, errlen, -EBADMSG, "the policy is %zu bytes, not %zu", len, need);
 	if (h.limits.set != (1u << AJ_LIMIT__COUNT) - 1 || !limits_valid(&h.limits))
@@ -179,14 +191,24 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 	p.rules = calloc(h.n_rules ? h.n_rules : 1, sizeof(*p.rules));
 	p.n_addresses = h.n_addresses;
 	p.addresses = calloc(h.n_addresses ? h.n_addresses : 1, sizeof(*p.addresses));
-	if (p.rules == NULL || p.addresses == NULL)
+	p.n_tunnels = h.n_tunnels;
+	p.tunnels = calloc(h.n_tunnels ? h.n_tunnels : 1, sizeof(*p.tunnels));
+	if (p.rules == NULL || p.addresses == NULL || p.tunnels == NULL)
 		goto nomem;
 	memcpy(p.rules, r, rules);
 	r += rules;
 	memcpy(p.addresses, r, cidrs);
 	r += cidrs;
+	memcpy(p.tunnels, r, tunnels);
+	r += tunnels;
 	for (size_t i = 0; i < p.n_rules; i++) {
 		if ((why = rule_invalid(&p.rules[i])) != NULL) {
+			aj_policy_clear(&p);
+			return aj_err(err, errlen, -EBADMSG, "the policy holds %s", why);
+		}
+	}
+	for (size_t i = 0; i < p.n_tunnels; i++) {
+		if ((why = aj_tunnel_rule_invalid(&p.tunnels[i])) != NULL) {
 			aj_policy_clear(&p);
 			return aj_err(err, errlen, -EBADMSG, "the policy holds %s", why);
 		}

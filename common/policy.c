@@ -212,20 +212,26 @@ path_match(const char *pat, const char *path)
 	return m >= 3 && strcmp(pat + m - 3, "/**") == 0 && glob_match(pat, m - 3, path, n);
 }
 
-static bool
-host_match(const char *pat, const struct aj_url *url)
+bool
+aj_policy_is_host_match(const char *pat, const char *host, int kind)
 {
 	size_t hl, sl;
 
 	if (pat[0] != '*')
-		return strcmp(pat, url->host) == 0;
-	if (url->host_kind != AJ_HOST_NAME)
+		return strcmp(pat, host) == 0;
+	if (kind != AJ_HOST_NAME)
 		return false;
 	/* Strictly below the suffix: "a.example.org", never "example.org"
 	 * nor "evil-example.org". */
-	hl = strlen(url->host);
+	hl = strlen(host);
 	sl = strlen(pat + 1);
-	return hl > sl && strcmp(url->host + hl - sl, pat + 1) == 0;
+	return hl > sl && strcmp(host + hl - sl, pat + 1) == 0;
+}
+
+static bool
+host_match(const char *pat, const struct aj_url *url)
+{
+	return aj_policy_is_host_match(pat, url->host, url->host_kind);
 }
 
 static bool
@@ -648,6 +654,7 @@ aj_policy_clear(struct aj_policy *p)
 	free(p->addresses);
 	free(p->ca_file);
 	free(p->ca_pem);
+	free(p->tunnels);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -89,6 +89,7 @@ struct aj_fetch_rule {
 #define AJ_POLICY_MAX_PATH 4096     /* bytes of the profile's path */
 
 struct aj_cidr;
+struct aj_tunnel_rule;
 
 /* The fetch policy: everything the broker decides with.  Built by the
  * profile parser (supervisor/profile.c) as part of struct aj_profile and
@@ -103,6 +104,8 @@ struct aj_policy {
 	size_t n_addresses;
 	char *ca_file; /* `fetch ca FILE`: absolute path, or NULL */
 	char *ca_pem;  /* its text, read when the profile was loaded, or NULL */
+	struct aj_tunnel_rule *tunnels; /* `tunnel allow|deny ...`, sorted (common/tunnel.h) */
+	size_t n_tunnels;
 };
 
 /* Free what P owns and zero it; safe on a zeroed struct. */
@@ -198,6 +201,10 @@ struct aj_policy_decision {
  * AMBIGUOUS says so. */
 void aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
 		     struct aj_policy_decision *out);
+
+/* Does the rule host PAT (exact, or "*.suffix": a name strictly below
+ * suffix) cover HOST, normalised, of KIND (AJ_HOST_*)? */
+bool aj_policy_is_host_match(const char *pat, const char *host, int kind);
 
 /* The AJ_METHOD_* bit of METHOD ("GET"), or 0. */
 unsigned aj_policy_method_bit(const char *method);
