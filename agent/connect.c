@@ -23,6 +23,7 @@
 #include <agentjail/protocol.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -167,17 +168,24 @@ report_refusal(const char *target, int status, const char *head, const char *bod
 	return aj_fetch_exit_status(code[0] ? code : AJ_ERR_UPSTREAM);
 }
 
-/* Bytes both ways until both directions are over. */
+/* Bytes both ways until both directions are over.  SOCK is non-blocking
+ * and stdin is read only once what it gave went out: a far end that
+ * echoes while it reads cannot wedge us (our write waiting on it, its
+ * write waiting on our read).  Stdout is written as it is (blocking): it
+ * is the reader's to keep up. */
 static int
 relay(int sock)
 {
-	char buf[65536];
-	bool in_open = true, out_open = true;
+	char up[65536], down[65536];
+	size_t up_off = 0, up_len = 0;
+	bool in_open = true, shut = false, out_open = true;
+	ssize_t n;
 
-	while (in_open || out_open) {
-		struct pollfd p[2] = {{in_open ? STDIN_FILENO : -1, POLLIN, 0},
-				      {out_open ? sock : -1, POLLIN, 0}};
-		ssize_t n;
+	while (!shut || out_open) {
+		struct pollfd p[2] = {
+			{in_open && up_len == 0 ? STDIN_FILENO : -1, POLLIN, 0},
+			{sock, (short)((out_open ? POLLIN : 0) | (up_len > up_off ? POLLOUT : 0)), 0},
+		};
 
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -185,31 +193,47 @@ relay(int sock)
 			return AJ_EXIT_FAILURE;
 		}
 		if (p[0].revents) {
-			n = read(STDIN_FILENO, buf, sizeof(buf));
+			n = read(STDIN_FILENO, up, sizeof(up));
 			if (n < 0 && errno == EINTR)
 				continue;
+			if (n <= 0)
+				in_open = false; /* the end of stdin, passed on below */
+			else
+				up_off = 0, up_len = (size_t)n;
+		}
+		while (up_len > up_off) {
+			n = send(sock, up + up_off, up_len - up_off, MSG_NOSIGNAL);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				break;
 			if (n <= 0) {
-				/* The end of stdin: the tunnel's far end sees EOF. */
-				in_open = false;
-				(void)shutdown(sock, SHUT_WR);
-			} else if (!write_all(sock, buf, (size_t)n)) {
 				fprintf(stderr, "agentjail connect: the tunnel broke: %s\n",
 					strerror(errno));
 				return CONNECT_EXIT_UPSTREAM;
 			}
+			up_off += (size_t)n;
 		}
-		if (p[1].revents) {
-			n = read(sock, buf, sizeof(buf));
-			if (n < 0 && errno == EINTR)
+		if (up_off == up_len)
+			up_off = up_len = 0;
+		if (!in_open && up_len == 0 && !shut) {
+			/* The tunnel's far end sees EOF (ssh and git need it). */
+			shut = true;
+			(void)shutdown(sock, SHUT_WR);
+		}
+		if (out_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+			n = recv(sock, down, sizeof(down), 0);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 				continue;
-			if (n < 0 && errno != ECONNRESET)
-				return AJ_EXIT_FAILURE;
 			if (n <= 0) {
 				out_open = false;
 				close(STDOUT_FILENO);
-				if (n < 0)
+				if (n < 0) {
+					fprintf(stderr, "agentjail connect: the tunnel broke: %s\n",
+						strerror(errno));
 					return CONNECT_EXIT_UPSTREAM;
-			} else if (!write_all(STDOUT_FILENO, buf, (size_t)n)) {
+				}
+			} else if (!write_all(STDOUT_FILENO, down, (size_t)n)) {
 				/* Nobody reads the tunnel's bytes any more. */
 				return errno == EPIPE ? 0 : AJ_EXIT_FAILURE;
 			}
@@ -264,5 +288,7 @@ aj_connect_command(int argc, char **argv, const char *usage_text, const char *he
 	}
 	if (status != 200)
 		return report_refusal(target, status, head, body);
+	if (fcntl(sock, F_SETFL, O_NONBLOCK) < 0)
+		return AJ_EXIT_FAILURE;
 	return relay(sock);
 }

@@ -157,16 +157,17 @@ tunnel_free(struct aj_proxy_tunnel *t)
 	free(t);
 }
 
-/* The relay is over: one record, then T is gone. */
+/* The relay is over (WHY: how, for the log; NULL: both sides closed; CODE
+ * the record's error, an AJ_ERR_* code): one record, then T is gone. */
 static void
-tunnel_end(struct aj_proxy_tunnel *t, const char *error)
+tunnel_end(struct aj_proxy_tunnel *t, const char *code, const char *why)
 {
 	uint64_t in = tunnel_bytes_in(t);
 
 	aj_log_info("proxy: tunnel to %s (%s) closed: %llu bytes out, %llu in%s%s", t->target,
 		    t->address, (unsigned long long)t->to[SIDE_UPSTREAM].bytes,
-		    (unsigned long long)in, error ? ": " : "", error ? error : "");
-	audit(t, "allowed", t->rule->origin, 200, error);
+		    (unsigned long long)in, why ? ": " : "", why ? why : "");
+	audit(t, "allowed", t->rule->origin, 200, code);
 	tunnel_free(t);
 }
 
@@ -188,8 +189,9 @@ drain(struct aj_proxy_tunnel *t, int s)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return true;
 		if (n <= 0) {
-			tunnel_end(t, s == SIDE_CLIENT ? "the client went away"
-						       : "the upstream connection broke");
+			tunnel_end(t, AJ_ERR_UPSTREAM,
+				   s == SIDE_CLIENT ? "the client went away"
+						    : "the upstream connection broke");
 			return false;
 		}
 		l->off += (size_t)n;
@@ -219,8 +221,9 @@ fill(struct aj_proxy_tunnel *t, int s)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n < 0) {
-			tunnel_end(t, s == SIDE_CLIENT ? "the client reset its connection"
-						       : "the upstream reset the connection");
+			tunnel_end(t, AJ_ERR_UPSTREAM,
+				   s == SIDE_CLIENT ? "the client reset its connection"
+						    : "the upstream reset the connection");
 			return false;
 		}
 		if (n == 0)
@@ -238,7 +241,7 @@ update(struct aj_proxy_tunnel *t)
 	struct ev_loop *loop = t->relay->loop;
 
 	if (t->to[SIDE_CLIENT].shut && t->to[SIDE_UPSTREAM].shut) {
-		tunnel_end(t, NULL);
+		tunnel_end(t, NULL, NULL);
 		return;
 	}
 	for (int s = 0; s < 2; s++) {
@@ -295,7 +298,7 @@ on_idle(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	aj_log_warn("proxy: tunnel to %s idle for %.0f s: closed", t->target, idle);
-	tunnel_end(t, AJ_ERR_TIMEOUT);
+	tunnel_end(t, AJ_ERR_TIMEOUT, "idle");
 }
 
 int
@@ -306,7 +309,8 @@ aj_proxy_relay_take(struct aj_proxy_tunnel *t, int fd, const void *to_upstream, 
 
 	t->fd[SIDE_CLIENT] = fd;
 	if (up_len > RELAY_BUF || client_len > RELAY_BUF) {
-		tunnel_end(t, "the client sent more than the tunnel buffers before it was open");
+		tunnel_end(t, AJ_ERR_TOO_LARGE,
+			   "the client sent more than the tunnel buffers before it was open");
 		return -E2BIG;
 	}
 	memcpy(t->to[SIDE_UPSTREAM].buf, to_upstream, up_len);
@@ -556,7 +560,7 @@ aj_proxy_relay_free(struct aj_proxy_relay *r)
 	if (r == NULL)
 		return;
 	while (r->tunnels != NULL)
-		tunnel_end(r->tunnels, "the broker stops");
+		tunnel_end(r->tunnels, "cancelled", "the broker stops");
 	aj_curlev_free(r->curl);
 	free(r);
 }
