@@ -1,6 +1,6 @@
 /*
  * Integration tests: `tunnel` rules and `agentjail connect` (raw TCP
- * through the proxy, docs/PROFILES.md#tunnels).
+ * through the proxy, docs/PROFILES.md#tunnel).
  *
  * Real jails, and real servers the test starts on the host's 127.0.0.1: a
  * TCP server of its own (a banner, then every byte echoed until the
