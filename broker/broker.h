@@ -363,6 +363,16 @@ void aj_curlev_after(struct aj_curlev *cv);
  * pipe transfer may take over). */
 int aj_curlev_socket(struct aj_curlev *cv, int family, int type, int protocol);
 int aj_curlev_close_socket(struct aj_curlev *cv, int fd);
+/* The body of every CURLOPT_OPENSOCKETFUNCTION (ADDR: libcurl's struct
+ * curl_sockaddr, PURPOSE its curlsocktype), the one place an address is
+ * checked, right before the socket exists: an address E refuses for a
+ * connection to HOST (of HOST_KIND) that a rule whose host is RULE_HOST
+ * allowed gets no socket (-1; *REFUSED says why, REFUSED_ADDR which);
+ * else aj_curlev_socket()'s, its address in ADDRESS (both
+ * INET6_ADDRSTRLEN bytes). */
+int aj_curlev_open_socket(struct aj_curlev *cv, const struct aj_egress *e, int purpose, void *addr,
+			  const char *host, int host_kind, const char *rule_host,
+			  const char **refused, char *refused_addr, char *address);
 /* The connection EASY's transfer runs on (its two ends are what libcurl
  * reports), or -1. */
 int aj_curlev_connection_of(struct aj_curlev *cv, void *easy);

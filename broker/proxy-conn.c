@@ -27,7 +27,6 @@
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +38,6 @@
 #include "log.h"
 #include "proxy-request.h"
 #include "proxy.h"
-#include "tunnel.h"
 #include "util.h"
 
 /* What is read from the client at once; a request's head is bounded by
@@ -168,58 +166,21 @@ append(struct aj_proxy_conn *c, const void *data, size_t len)
 	return true;
 }
 
-static bool
-appendf(struct aj_proxy_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static bool
-appendf(struct aj_proxy_conn *c, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	return append(c, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 /* A refusal written by the proxy itself: STATUS, CODE in X-Agentjail-Error,
  * RULE (or NULL) in X-Agentjail-Rule, MESSAGE as a one-line body.  The
- * connection closes after it when CLOSE. */
+ * connection closes after it when CLOSE.  False when C is gone. */
 static bool
 refuse(struct aj_proxy_conn *c, int status, const char *code, const char *rule,
        const char *message, bool close)
 {
-	char body[768], safe_rule[512];
-	int n;
-
-	/* The rule names a profile's path: a byte that would end the header
-	 * line goes out as '?'. */
-	if (rule != NULL) {
-		size_t i = 0;
-
-		for (; rule[i] != '\0' && i + 1 < sizeof(safe_rule); i++)
-			safe_rule[i] = (unsigned char)rule[i] < 0x20 || rule[i] == 0x7f ? '?' : rule[i];
-		safe_rule[i] = '\0';
-		rule = safe_rule;
-	}
-	n = snprintf(body, sizeof(body), "agentjail: %s%s%s%s: %s\n", code,
-		     rule ? " (rule " : "", rule ? rule : "", rule ? ")" : "", message);
-	if (n < 0 || (size_t)n >= sizeof(body))
-		n = (int)strlen(body);
 	if (close)
 		c->close_after = true;
 	c->responded = true;
-	if (!appendf(c, "HTTP/1.1 %d %s\r\nX-Agentjail-Error: %s\r\n", status, aj_http_reason(status), code) ||
-	    (rule && !appendf(c, "X-Agentjail-Rule: %s\r\n", rule)) ||
-	    !appendf(c,
-		     "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n", n,
-		     c->close_after ? "Connection: close\r\n" : "") ||
-	    !append(c, c->head_method ? "" : body, c->head_method ? 0 : (size_t)n))
+	if (!aj_proxy_answer_refusal(&c->out, status, code, rule, message, !c->head_method,
+				     c->close_after)) {
+		conn_free(c);
 		return false;
+	}
 	return true;
 }
 
@@ -443,57 +404,27 @@ raw_opened(void *arg, const char *code, int status, const char *rule, const char
 	conn_free(c);
 }
 
-/* Does the CONNECT ask for a raw tunnel only ("X-Agentjail-Tunnel: raw",
- * as `agentjail connect` does): no interception when no rule covers it? */
-static bool
-wants_raw(const struct aj_proxy_head *h)
-{
-	for (size_t i = 0; i < h->n_fields; i++)
-		if (h->fields[i].name_len == 18 &&
-		    strncasecmp(h->fields[i].name, "X-Agentjail-Tunnel", 18) == 0 &&
-		    h->fields[i].value_len == 3 && strncmp(h->fields[i].value, "raw", 3) == 0)
-			return true;
-	return false;
-}
-
-/* CONNECT to what a `tunnel` rule covers: denied, or opened as a raw
- * tunnel (the bytes after the head, from OFF, wait for it).  False when
- * no tunnel rule covers it (it is intercepted), unless the client asked
- * for a raw tunnel only (then it is denied). */
+/* CONNECT to what a `tunnel` rule covers (or, from a client that asked
+ * for a raw tunnel only, to anything): refused, or opened as a raw tunnel
+ * (the bytes after the head, from OFF, wait for it).  False when it is
+ * for interception. */
 static bool
 open_raw(struct aj_proxy_conn *c, size_t off)
 {
 	const struct aj_proxy_head *h = aj_proxy_request_head(c->reader);
-	const struct aj_proxy_authority *a = &h->authority;
-	struct aj_proxy_relay *relay = aj_proxy_relay(c->px);
-	const struct aj_tunnel_rule *rule = NULL;
-	int d = relay ? aj_proxy_relay_decide(relay, a->host, a->kind, a->port, &rule) : -1;
-	const char *code = AJ_ERR_DENIED, *why = "a tunnel rule denies it";
-	const char *origin = rule ? rule->origin : "default deny";
-	char target[300];
+	struct aj_proxy_relay_refusal no;
+	int d = aj_proxy_relay(c->px) == NULL
+			? -1
+			: aj_proxy_relay_connect(aj_proxy_relay(c->px), h, raw_opened, c, &c->raw, &no);
 
-	if (d < 0 && (relay == NULL || !wants_raw(h)))
-		return false;
-	snprintf(target, sizeof(target), a->kind == AJ_HOST_IPV6 ? "[%s]:%u" : "%s:%u", a->host,
-		 a->port);
 	if (d < 0)
-		why = "no tunnel rule allows this host and port";
-	if (d > 0)
-		c->raw = aj_proxy_relay_open(relay, a->host, a->kind, a->port, rule, raw_opened, c);
-	if (c->raw != NULL) {
+		return false;
+	if (d > 0) {
 		memmove(c->in, c->in + off, c->in_len - off);
 		c->in_len -= off;
 		c->state = C_WAITING;
 		ev_io_stop(aj_proxy_loop(c->px), &c->r);
-		return true;
-	}
-	if (d > 0) {
-		code = AJ_ERR_RATE_LIMITED;
-		why = "too many tunnels open at once (the profile's fetch limit concurrency)";
-	}
-	aj_log_warn("proxy: tunnel to %s refused: %s (rule %s)", target, why, origin);
-	aj_proxy_relay_refused(relay, target, origin, d > 0 ? 503 : 403, code);
-	if (refuse(c, d > 0 ? 503 : 403, code, origin, why, true)) {
+	} else if (refuse(c, no.status, no.code, no.rule, no.why, true)) {
 		c->state = C_CLOSING;
 		(void)flush(c);
 	}
@@ -655,52 +586,27 @@ conn_resume(struct aj_proxy_conn *c)
 static void
 conn_response(struct aj_proxy_conn *c, json_t *resp)
 {
-	int status = (int)json_integer_value(json_object_get(resp, "status"));
-	json_t *length = json_object_get(resp, "length"), *headers = json_object_get(resp, "headers");
-	size_t i;
-	json_t *pair;
+	struct aj_proxy_framing f = {.close_after = c->close_after};
 
-	c->no_body = c->head_method || status == 204 || status == 304 || status < 200;
-	if (!appendf(c, "HTTP/1.1 %d %s\r\n", status, aj_http_reason(status)))
+	if (!aj_proxy_answer_response(&c->out, resp, c->version, c->head_method, &f)) {
+		conn_free(c);
 		return;
-	json_array_foreach(headers, i, pair)
-	{
-		const char *name = json_string_value(json_array_get(pair, 0));
-		const char *value = json_string_value(json_array_get(pair, 1));
-
-		if (name == NULL || value == NULL || strcasecmp(name, "Transfer-Encoding") == 0 ||
-		    (!c->no_body && strcasecmp(name, "Content-Length") == 0))
-			continue;
-		if (!appendf(c, "%s: ", name) || !append(c, value, strlen(value)) ||
-		    !append(c, "\r\n", 2))
-			return;
 	}
-	if (!c->no_body) {
-		if (json_is_integer(length)) {
-			if (!appendf(c, "Content-Length: %lld\r\n",
-				     (long long)json_integer_value(length)))
-				return;
-		} else if (c->version >= 11) {
-			c->chunked = true;
-			if (!appendf(c, "Transfer-Encoding: chunked\r\n"))
-				return;
-		} else {
-			c->close_after = true; /* an HTTP/1.0 client: the end is the close */
-		}
-	}
-	if (c->close_after && !appendf(c, "Connection: close\r\n"))
-		return;
+	c->no_body = f.no_body;
+	c->chunked = f.chunked;
+	c->close_after = f.close_after;
 	c->responded = true;
-	if (append(c, "\r\n", 2))
-		(void)flush(c);
+	(void)flush(c);
 }
 
 static void
 conn_body(struct aj_proxy_conn *c, const uint8_t *data, size_t len, bool end)
 {
 	if (len > 0 && !c->no_body) {
-		if (c->chunked && !appendf(c, "%zx\r\n", len))
+		if (c->chunked && !aj_proxy_buf_appendf(&c->out, "%zx\r\n", len)) {
+			conn_free(c);
 			return;
+		}
 		if (!append(c, data, len) || (c->chunked && !append(c, "\r\n", 2)))
 			return;
 	}

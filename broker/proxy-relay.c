@@ -32,15 +32,18 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
+#include "proxy-request.h"
 #include "proxy.h"
 #include "tunnel.h"
 
@@ -69,9 +72,9 @@ struct aj_proxy_tunnel {
 	int kind;
 	unsigned port;
 	char target[300]; /* "host:port", for the log and the audit */
-	char address[64]; /* connected to */
-	const char *refused;
-	char refused_addr[64];
+	char address[INET6_ADDRSTRLEN]; /* connected to */
+	const char *refused;            /* why an address was refused, or NULL */
+	char refused_addr[INET6_ADDRSTRLEN];
 	CURL *easy; /* while connecting */
 	char errbuf[CURL_ERROR_SIZE];
 	aj_proxy_relay_opened_fn opened;
@@ -342,21 +345,10 @@ static curl_socket_t
 on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct aj_proxy_tunnel *t = clientp;
-	const char *why;
-	int fd;
 
-	if (purpose != CURLSOCKTYPE_IPCXN || (a->family != AF_INET && a->family != AF_INET6))
-		return CURL_SOCKET_BAD;
-	why = aj_egress_refused_host(t->relay->egress, &a->addr, t->host, t->kind, t->rule->host);
-	if (why != NULL) {
-		t->refused = why;
-		aj_addr_format(&a->addr, t->refused_addr, sizeof(t->refused_addr));
-		return CURL_SOCKET_BAD;
-	}
-	fd = aj_curlev_socket(t->relay->curl, a->family, a->socktype, a->protocol);
-	if (fd >= 0)
-		aj_addr_format(&a->addr, t->address, sizeof(t->address));
-	return fd;
+	return aj_curlev_open_socket(t->relay->curl, t->relay->egress, (int)purpose, a, t->host,
+				     t->kind, t->rule->host, &t->refused, t->refused_addr,
+				     t->address);
 }
 
 static int
@@ -439,9 +431,11 @@ static const struct aj_curlev_hooks curlev_hooks = {
 	.done = on_done,
 };
 
-int
-aj_proxy_relay_decide(struct aj_proxy_relay *r, const char *host, int kind, unsigned port,
-		      const struct aj_tunnel_rule **rule)
+/* What the tunnel rules say of CONNECT HOST:PORT: 1 allowed, 0 denied
+ * (*RULE the deciding rule either way), -1 no tunnel rule covers it. */
+static int
+decide(struct aj_proxy_relay *r, const char *host, int kind, unsigned port,
+       const struct aj_tunnel_rule **rule)
 {
 	const struct aj_policy *p = r->policy;
 	size_t slot = 0;
@@ -452,24 +446,72 @@ aj_proxy_relay_decide(struct aj_proxy_relay *r, const char *host, int kind, unsi
 	return d;
 }
 
-void
-aj_proxy_relay_refused(struct aj_proxy_relay *r, const char *target, const char *rule, int status,
-		       const char *code)
+/* Does the CONNECT ask for a raw tunnel only ("X-Agentjail-Tunnel: raw",
+ * as `agentjail connect` does): denied, not intercepted, without a rule? */
+static bool
+wants_raw(const struct aj_proxy_head *h)
+{
+	for (size_t i = 0; i < h->n_fields; i++)
+		if (h->fields[i].name_len == 18 &&
+		    strncasecmp(h->fields[i].name, "X-Agentjail-Tunnel", 18) == 0 &&
+		    h->fields[i].value_len == 3 && strncmp(h->fields[i].value, "raw", 3) == 0)
+			return true;
+	return false;
+}
+
+/* A tunnel refused before it was opened: the log, the record, NO. */
+static void
+refused(struct aj_proxy_relay *r, const char *target, struct aj_proxy_relay_refusal *no)
 {
 	struct aj_audit_tunnel rec = {
 		.target = target,
-		.decision = strcmp(code, AJ_ERR_DENIED) == 0 ? "denied" : "refused",
-		.rule = rule,
-		.status = status,
-		.error = code,
+		.decision = "denied",
+		.rule = no->rule,
+		.status = no->status,
+		.error = no->code,
 	};
 
+	aj_log_warn("proxy: tunnel to %s refused: %s (rule %s)", target, no->why, no->rule);
 	aj_audit_log_write_tunnel(r->audit, &rec);
 }
 
-struct aj_proxy_tunnel *
-aj_proxy_relay_open(struct aj_proxy_relay *r, const char *host, int kind, unsigned port,
-		    const struct aj_tunnel_rule *rule, aj_proxy_relay_opened_fn opened, void *arg)
+static struct aj_proxy_tunnel *open_tunnel(struct aj_proxy_relay *r, const char *host, int kind,
+					   unsigned port, const struct aj_tunnel_rule *rule,
+					   aj_proxy_relay_opened_fn opened, void *arg);
+
+int
+aj_proxy_relay_connect(struct aj_proxy_relay *r, const struct aj_proxy_head *h,
+		       aj_proxy_relay_opened_fn opened, void *arg, struct aj_proxy_tunnel **out,
+		       struct aj_proxy_relay_refusal *no)
+{
+	const struct aj_proxy_authority *a = &h->authority;
+	const struct aj_tunnel_rule *rule = NULL;
+	int d = decide(r, a->host, a->kind, a->port, &rule);
+	char target[300];
+
+	if (d < 0 && !wants_raw(h))
+		return -1;
+	if (d > 0 && (*out = open_tunnel(r, a->host, a->kind, a->port, rule, opened, arg)) != NULL)
+		return 1;
+	snprintf(target, sizeof(target), a->kind == AJ_HOST_IPV6 ? "[%s]:%u" : "%s:%u", a->host,
+		 a->port);
+	*no = (struct aj_proxy_relay_refusal){403, AJ_ERR_DENIED,
+					      rule ? rule->origin : "default deny",
+					      "a tunnel rule denies it"};
+	if (d < 0)
+		no->why = "no tunnel rule allows this host and port";
+	if (d > 0) {
+		no->status = 503;
+		no->code = AJ_ERR_RATE_LIMITED;
+		no->why = "too many tunnels open at once (the profile's fetch limit concurrency)";
+	}
+	refused(r, target, no);
+	return 0;
+}
+
+static struct aj_proxy_tunnel *
+open_tunnel(struct aj_proxy_relay *r, const char *host, int kind, unsigned port,
+	    const struct aj_tunnel_rule *rule, aj_proxy_relay_opened_fn opened, void *arg)
 {
 	uint64_t max = r->policy->limits.value[AJ_LIMIT_CONCURRENCY];
 	long timeout = (long)r->policy->limits.value[AJ_LIMIT_TIMEOUT];

@@ -12,6 +12,8 @@
  *                 CONNECT, the same inside TLS
  *   proxy-tls.c   that TLS: the server side of an intercepted tunnel,
  *                 with the jail's leaf for the CONNECT host (tlsca.c)
+ *   proxy-answer.c  the heads the proxy writes: its refusals, the broker's
+ *                 answers with the proxy's framing
  *   proxy-relay.c a CONNECT a `tunnel` rule covers: the upstream
  *                 connection (libcurl's connect, the egress checks) and
  *                 the raw relay between it and the client
@@ -92,6 +94,34 @@ struct aj_proxy_conn_hooks {
 	void (*resume)(struct aj_proxy_conn *c);
 };
 
+/* ---- proxy-answer.c, for the connections -------------------------------------------- */
+
+/* Append the formatted text (up to 511 bytes); false when out of memory. */
+bool aj_proxy_buf_appendf(struct aj_proxy_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A refusal of the proxy's own onto OUT: STATUS, CODE in
+ * X-Agentjail-Error, RULE (or NULL) in X-Agentjail-Rule (a control byte
+ * in it goes out as '?'), MESSAGE as a one-line body (its length in
+ * Content-Length; the body itself only WITH_BODY: not for a HEAD), and
+ * `Connection: close` when CLOSE.  False when out of memory. */
+bool aj_proxy_answer_refusal(struct aj_proxy_buf *out, int status, const char *code,
+			     const char *rule, const char *message, bool with_body, bool close);
+
+/* How an answer's body goes to the client. */
+struct aj_proxy_framing {
+	bool no_body;     /* none (HEAD, 1xx, 204, 304) */
+	bool chunked;     /* chunk-encoded */
+	bool close_after; /* in: the client's request said so; out: also when the end of
+			     the body is the close (an HTTP/1.0 client, no length) */
+};
+
+/* The head of the broker's RESPONSE (its object) for a client of HTTP
+ * VERSION (10 or 11) that asked with HEAD_METHOD or not, onto OUT; *F
+ * says how the body follows.  False when out of memory. */
+bool aj_proxy_answer_response(struct aj_proxy_buf *out, json_t *resp, unsigned version,
+			      bool head_method, struct aj_proxy_framing *f);
+
 /* ---- proxy-fields.c, for the connections -------------------------------------------- */
 
 struct aj_proxy_head;
@@ -143,17 +173,6 @@ struct aj_tunnel_rule;
 
 /* (aj_proxy_relay_new and _free: broker.h.) */
 
-/* What the tunnel rules say of CONNECT HOST:PORT (HOST normalised, of
- * KIND): 1 allowed, 0 denied (*RULE the deciding rule either way), -1 no
- * tunnel rule covers it (the CONNECT is intercepted). */
-int aj_proxy_relay_decide(struct aj_proxy_relay *r, const char *host, int kind, unsigned port,
-			  const struct aj_tunnel_rule **rule);
-/* A tunnel refused before it was opened (by a deny rule, or the relay's
- * bounds): its audit record.  CODE is what the client got in
- * X-Agentjail-Error, with STATUS. */
-void aj_proxy_relay_refused(struct aj_proxy_relay *r, const char *target, const char *rule,
-			    int status, const char *code);
-
 /* The upstream connection's outcome: CODE NULL when it is open (the
  * caller then hands its client over with aj_proxy_relay_take()); else
  * the error code, HTTP STATUS, RULE (file:line or a reason) and MESSAGE
@@ -161,13 +180,26 @@ void aj_proxy_relay_refused(struct aj_proxy_relay *r, const char *target, const 
 typedef void (*aj_proxy_relay_opened_fn)(void *arg, const char *code, int status, const char *rule,
 					 const char *message);
 
-/* Connect to HOST:PORT, which RULE allowed, as a fetch would (resolver,
- * address checks, the profile's timeout); OPENED(ARG) is called once,
- * later, from the loop.  NULL when too many tunnels are open or out of
- * memory (nothing is called). */
-struct aj_proxy_tunnel *aj_proxy_relay_open(struct aj_proxy_relay *r, const char *host, int kind,
-					    unsigned port, const struct aj_tunnel_rule *rule,
-					    aj_proxy_relay_opened_fn opened, void *arg);
+/* How to answer a tunnel refused at once. */
+struct aj_proxy_relay_refusal {
+	int status;       /* 403, or 503 past the limit of tunnels */
+	const char *code; /* AJ_ERR_DENIED or AJ_ERR_RATE_LIMITED */
+	const char *rule; /* "file:line" or "default deny" */
+	const char *why;
+};
+
+struct aj_proxy_head;
+
+/* CONNECT H (its authority, normalised): -1 when no tunnel rule covers it
+ * and the client did not ask for a raw tunnel only ("X-Agentjail-Tunnel:
+ * raw"): it is for interception; 0 refused (a deny rule, no rule, too many
+ * tunnels: audited, *NO says how to answer); 1 the tunnel is being opened
+ * (*OUT): the upstream connection as a fetch's would be (resolver, address
+ * checks, the profile's timeout), then OPENED(ARG) once, later, from the
+ * loop. */
+int aj_proxy_relay_connect(struct aj_proxy_relay *r, const struct aj_proxy_head *h,
+			   aj_proxy_relay_opened_fn opened, void *arg, struct aj_proxy_tunnel **out,
+			   struct aj_proxy_relay_refusal *no);
 /* The client went away before OPENED: forget the tunnel (OPENED is not
  * called). */
 void aj_proxy_relay_cancel(struct aj_proxy_tunnel *t);
