@@ -140,7 +140,8 @@ read_answer(int fd, char *head, size_t cap, const char **body)
 		if (len == cap - 1)
 			return end != NULL ? status : -1;
 	}
-	if ((size_t)(end - head) < len && !write_all(STDOUT_FILENO, end, len - (size_t)(end - head)))
+	if ((size_t)(end - head) < len &&
+	    !write_all(STDOUT_FILENO, end, len - (size_t)(end - head)))
 		return -1;
 	return status;
 }
@@ -184,7 +185,8 @@ relay(int sock)
 	while (!shut || out_open) {
 		struct pollfd p[2] = {
 			{in_open && up_len == 0 ? STDIN_FILENO : -1, POLLIN, 0},
-			{sock, (short)((out_open ? POLLIN : 0) | (up_len > up_off ? POLLOUT : 0)), 0},
+			{sock, (short)((out_open ? POLLIN : 0) | (up_len > up_off ? POLLOUT : 0)),
+			 0},
 		};
 
 		if (poll(p, 2, -1) < 0) {
@@ -271,7 +273,8 @@ aj_connect_command(int argc, char **argv, const char *usage_text, const char *he
 	signal(SIGPIPE, SIG_IGN);
 	sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sock < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "agentjail connect: cannot reach the jail's proxy at 127.0.0.1:%u: %s\n",
+		fprintf(stderr,
+			"agentjail connect: cannot reach the jail's proxy at 127.0.0.1:%u: %s\n",
 			(unsigned)ntohs(sa.sin_port), strerror(errno));
 		return CONNECT_EXIT_NO_PROXY;
 	}
@@ -282,7 +285,8 @@ aj_connect_command(int argc, char **argv, const char *usage_text, const char *he
 		 argv[1]);
 	if (!write_all(sock, request, strlen(request)) ||
 	    (status = read_answer(sock, head, sizeof(head), &body)) < 0) {
-		fprintf(stderr, "agentjail connect: the proxy's answer to CONNECT %s was cut short\n",
+		fprintf(stderr,
+			"agentjail connect: the proxy's answer to CONNECT %s was cut short\n",
 			target);
 		return CONNECT_EXIT_UPSTREAM;
 	}

@@ -27,7 +27,8 @@ aj_proxy_buf_appendf(struct aj_proxy_buf *b, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		n = 0;
-	return aj_proxy_buf_append(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	return aj_proxy_buf_append(b, line,
+				   (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 bool
@@ -43,12 +44,13 @@ aj_proxy_answer_refusal(struct aj_proxy_buf *out, int status, const char *code, 
 		size_t i = 0;
 
 		for (; rule[i] != '\0' && i + 1 < sizeof(safe_rule); i++)
-			safe_rule[i] = (unsigned char)rule[i] < 0x20 || rule[i] == 0x7f ? '?' : rule[i];
+			safe_rule[i] =
+				(unsigned char)rule[i] < 0x20 || rule[i] == 0x7f ? '?' : rule[i];
 		safe_rule[i] = '\0';
 		rule = safe_rule;
 	}
-	n = snprintf(body, sizeof(body), "agentjail: %s%s%s%s: %s\n", code,
-		     rule ? " (rule " : "", rule ? rule : "", rule ? ")" : "", message);
+	n = snprintf(body, sizeof(body), "agentjail: %s%s%s%s: %s\n", code, rule ? " (rule " : "",
+		     rule ? rule : "", rule ? ")" : "", message);
 	if (n < 0 || (size_t)n >= sizeof(body))
 		n = (int)strlen(body);
 	return aj_proxy_buf_appendf(out, "HTTP/1.1 %d %s\r\nX-Agentjail-Error: %s\r\n", status,
@@ -66,7 +68,8 @@ aj_proxy_answer_response(struct aj_proxy_buf *out, json_t *resp, unsigned versio
 			 struct aj_proxy_framing *f)
 {
 	int status = (int)json_integer_value(json_object_get(resp, "status"));
-	json_t *length = json_object_get(resp, "length"), *headers = json_object_get(resp, "headers");
+	json_t *length = json_object_get(resp, "length"),
+	       *headers = json_object_get(resp, "headers");
 	size_t i;
 	json_t *pair;
 

@@ -71,7 +71,7 @@ struct aj_proxy_tunnel {
 	char host[256];
 	int kind;
 	unsigned port;
-	char target[300]; /* "host:port", for the log and the audit */
+	char target[300];               /* "host:port", for the log and the audit */
 	char address[INET6_ADDRSTRLEN]; /* connected to */
 	const char *refused;            /* why an address was refused, or NULL */
 	char refused_addr[INET6_ADDRSTRLEN];

@@ -29,8 +29,8 @@ parse_target(const char *s, struct aj_tunnel_rule *rule, char *err, size_t errle
 		return -EINVAL;
 	/* The port is required: the default of no scheme applies. */
 	if (colon == NULL || (close != NULL && colon < close))
-		return aj_err(err, errlen, -EINVAL, "'%s': expected HOST:PORT (the port is required)",
-			      s);
+		return aj_err(err, errlen, -EINVAL,
+			      "'%s': expected HOST:PORT (the port is required)", s);
 	if (len >= 2 && s[0] == '*' && s[1] == '.') {
 		wild = true;
 		s += 2;

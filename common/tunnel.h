@@ -21,11 +21,11 @@
 #define AJ_TUNNEL_MAX_RULES 256
 
 struct aj_tunnel_rule {
-	int allow;         /* 1 allow, 0 deny */
-	char host[256];    /* as aj_fetch_rule's host: exact, or "*.suffix" */
-	unsigned port;     /* required: 1-65535 */
-	uint64_t idle_ms;  /* "idle DURATION" (AJ_TUNNEL_IDLE_DEFAULT when not given) */
-	char origin[512];  /* "file:line" of the rule, for audit and errors */
+	int allow;        /* 1 allow, 0 deny */
+	char host[256];   /* as aj_fetch_rule's host: exact, or "*.suffix" */
+	unsigned port;    /* required: 1-65535 */
+	uint64_t idle_ms; /* "idle DURATION" (AJ_TUNNEL_IDLE_DEFAULT when not given) */
+	char origin[512]; /* "file:line" of the rule, for audit and errors */
 };
 
 /* Parse "allow|deny HOST:PORT [idle DURATION]" (LINE is modified; ORIGIN

@@ -119,8 +119,7 @@ teardown(void)
 TestSuite(tunnel, .init = setup, .fini = teardown, .timeout = 120);
 
 /* Every profile starts with these 4 lines (the test's own from line 5). */
-#define BASE                                                                                       \
-	"env keep PATH AJ S\nenv set ASAN_OPTIONS=detect_leaks=0\nsocket inet loopback\n"
+#define BASE "env keep PATH AJ S\nenv set ASAN_OPTIONS=detect_leaks=0\nsocket inet loopback\n"
 
 static char *
 write_profile(const char *fmt, ...)
@@ -480,11 +479,12 @@ Test(tunnel, git_clones_over_ssh_through_agentjail_connect)
 	 * the client's known host, and a repository with one commit.  The
 	 * client key is readable by the jail's user, which copies it into its
 	 * own home (ssh wants a key of its own, readable by nobody else). */
-	cr_assert_eq(host_sh("cd '%s' && ssh-keygen -q -t ed25519 -N '' -f hostkey && "
-			     "ssh-keygen -q -t ed25519 -N '' -f id && cp id.pub authorized_keys && "
-			     "printf '[127.0.0.1]:%d ' > known_hosts && cat hostkey.pub >> known_hosts",
-			     dir, port),
-		     0);
+	cr_assert_eq(
+		host_sh("cd '%s' && ssh-keygen -q -t ed25519 -N '' -f hostkey && "
+			"ssh-keygen -q -t ed25519 -N '' -f id && cp id.pub authorized_keys && "
+			"printf '[127.0.0.1]:%d ' > known_hosts && cat hostkey.pub >> known_hosts",
+			dir, port),
+		0);
 	cr_assert_eq(host_sh("cat > '%s/sshd_config' <<'EOF'\n"
 			     "ListenAddress 127.0.0.1\n"
 			     "HostKey %s/hostkey\n"
@@ -500,14 +500,15 @@ Test(tunnel, git_clones_over_ssh_through_agentjail_connect)
 			     "EOF",
 			     dir, dir, dir, user),
 		     0);
-	cr_assert_eq(host_sh("cd '%s' && git init -q --bare repo.git && git init -q work && "
-			     "cd work && echo 'cloned through the tunnel' > README && git add README "
-			     "&& git -c user.email=t@example.org -c user.name=t commit -q -m one && "
-			     "git push -q ../repo.git HEAD:refs/heads/main && "
-			     "git --git-dir=../repo.git symbolic-ref HEAD refs/heads/main && "
-			     "chmod -R a+rX '%s' && chmod 0600 '%s/hostkey'",
-			     dir, dir, dir),
-		     0);
+	cr_assert_eq(
+		host_sh("cd '%s' && git init -q --bare repo.git && git init -q work && "
+			"cd work && echo 'cloned through the tunnel' > README && git add README "
+			"&& git -c user.email=t@example.org -c user.name=t commit -q -m one && "
+			"git push -q ../repo.git HEAD:refs/heads/main && "
+			"git --git-dir=../repo.git symbolic-ref HEAD refs/heads/main && "
+			"chmod -R a+rX '%s' && chmod 0600 '%s/hostkey'",
+			dir, dir, dir),
+		0);
 	sshd = start_sshd(dir, port, why, sizeof(why));
 	if (sshd == 0) {
 		teardown();

@@ -86,7 +86,8 @@ Test(tunnel, invalid_rules_are_named)
 	struct aj_tunnel_rule r = parse("allow a.example:22");
 
 	r.allow = 2;
-	cr_assert_str_eq(aj_tunnel_rule_invalid(&r), "a tunnel rule that is neither allow nor deny");
+	cr_assert_str_eq(aj_tunnel_rule_invalid(&r),
+			 "a tunnel rule that is neither allow nor deny");
 	r = parse("allow a.example:22");
 	r.port = 70000;
 	cr_assert_str_eq(aj_tunnel_rule_invalid(&r), "a tunnel rule whose port is out of range");
