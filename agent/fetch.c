@@ -50,6 +50,12 @@ fetch_report(const char *code, const char *message, const char *rule)
 	aj_log_escape(rule, r, sizeof(r));
 	fprintf(stderr, "agentjail fetch: %s: %s%s%s%s\n", c, msg, r[0] ? " (rule: " : "", r,
 		r[0] ? ")" : "");
+	return aj_fetch_exit_status(code);
+}
+
+int
+aj_fetch_exit_status(const char *code)
+{
 	for (size_t i = 0; i < AJ_ARRAY_SIZE(fetch_statuses); i++)
 		if (strcmp(code, fetch_statuses[i].code) == 0)
 			return fetch_statuses[i].status;

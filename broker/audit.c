@@ -159,3 +159,25 @@ aj_audit_log_write_proxy(struct aj_audit_log *log, const char *method, const cha
 		snprintf(safe, sizeof(safe), "%.*s?(redacted)", (int)(q - url), url);
 	emit(log, &rec);
 }
+
+void
+aj_audit_log_write_tunnel(struct aj_audit_log *log, const struct aj_audit_tunnel *t)
+{
+	struct aj_audit_record rec = {
+		.method = "CONNECT",
+		.url = t->target,
+		.decision = t->decision,
+		.rule = t->rule,
+		.address = t->address,
+		.status = t->status,
+		.bytes_in = t->bytes_in,
+		.bytes_out = t->bytes_out,
+		.duration_ms = t->duration_ms,
+		.error = t->error,
+		.final = true,
+		.via = "proxy",
+		.kind = "tunnel",
+	};
+
+	emit(log, &rec);
+}

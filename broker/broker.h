@@ -23,6 +23,7 @@
  *   tlsca.c     the jail's CA: leaf certificates, intercepted TLS's server side
  *   proxy.c     `proxy on`: the listeners in the jail, the proxy's own channel
  *   proxy-conn.c  one client of the proxy: HTTP/1.1 in, the channel's answers out
+ *   proxy-relay.c  a raw tunnel (`tunnel` rules): its connect, the bytes both ways
  *   confine.c   the broker's own seccomp filter
  */
 #ifndef AJ_BROKER_H
@@ -369,6 +370,16 @@ void aj_curlev_after(struct aj_curlev *cv);
  * pipe transfer may take over). */
 int aj_curlev_socket(struct aj_curlev *cv, int family, int type, int protocol);
 int aj_curlev_close_socket(struct aj_curlev *cv, int fd);
+/* The body of every CURLOPT_OPENSOCKETFUNCTION (ADDR: libcurl's struct
+ * curl_sockaddr, PURPOSE its curlsocktype), the one place an address is
+ * checked, right before the socket exists: an address E refuses for a
+ * connection to HOST (of HOST_KIND) that a rule whose host is RULE_HOST
+ * allowed gets no socket (-1; *REFUSED says why, REFUSED_ADDR which);
+ * else aj_curlev_socket()'s, its address in ADDRESS (both
+ * INET6_ADDRSTRLEN bytes). */
+int aj_curlev_open_socket(struct aj_curlev *cv, const struct aj_egress *e, int purpose, void *addr,
+			  const char *host, int host_kind, const char *rule_host,
+			  const char **refused, char *refused_addr, char *address);
 /* The connection EASY's transfer runs on (its two ends are what libcurl
  * reports), or -1. */
 int aj_curlev_connection_of(struct aj_curlev *cv, void *easy);
@@ -389,6 +400,10 @@ void aj_egress_free(struct aj_egress *e);
  * names exactly this IP literal. */
 const char *aj_egress_refused(const struct aj_egress *e, const struct sockaddr *sa,
 			      const struct aj_url *url, const struct aj_fetch_rule *rule);
+/* The same for a connection to HOST (normalised, of HOST_KIND: AJ_HOST_*)
+ * that a rule whose host is RULE_HOST allowed (a tunnel's). */
+const char *aj_egress_refused_host(const struct aj_egress *e, const struct sockaddr *sa,
+				   const char *host, int host_kind, const char *rule_host);
 
 /* ---- broker/audit.c: one audit record per request ----------------------------------- */
 
@@ -421,6 +436,22 @@ void aj_audit_log_write_proxy(struct aj_audit_log *log, const char *method, cons
 /* A name the DNS stub answered NXDOMAIN because no allow rule names it:
  * method "DNS", url "dns:NAME", decision "denied", via "dns". */
 void aj_audit_log_write_dns(struct aj_audit_log *log, const char *name);
+
+/* A raw tunnel (`tunnel` rules, broker/proxy-relay.c): one record when it
+ * is refused or fails, or when it closes. */
+struct aj_audit_tunnel {
+	const char *target;   /* the CONNECT target, "host:port" */
+	const char *decision; /* "allowed", "denied" or "refused" */
+	const char *rule;     /* "file:line", or a reason */
+	const char *address;  /* connected address, or NULL */
+	int status;           /* what the client got: 200, 403, 502, 504 */
+	uint64_t bytes_in;    /* client to upstream */
+	uint64_t bytes_out;   /* upstream to client */
+	uint64_t duration_ms;
+	const char *error; /* AJ_ERR_* code, or NULL */
+};
+
+void aj_audit_log_write_tunnel(struct aj_audit_log *log, const struct aj_audit_tunnel *t);
 
 /* ---- broker/tlsca.c: the jail's TLS interception authority ---------------------- */
 
@@ -492,22 +523,32 @@ struct aj_proxy;
  * speaking to the broker on CHAN: one end of a SOCK_SEQPACKET pair whose
  * other end is an internal channel (aj_channels_open_internal()).  CA
  * (kept by the caller, outliving the proxy) signs the leaves of the TLS
- * tunnels clients open with CONNECT; the proxy's own refusals go to
- * AUDIT; CONN is aj_proxy_conn_hooks.  With STUB (the jail's DNS stub, or
- * NULL), CAPTURE_FDS are the listeners of the captured ports 80 and 443
- * (taken over too): a connection to an address STUB gave out is served as
- * that name's.  NULL: out of memory. */
+ * tunnels clients open with CONNECT; RELAY (kept by the caller, outliving
+ * the proxy; proxy-relay.c) serves those a `tunnel` rule covers; the
+ * proxy's own refusals go to AUDIT; CONN is aj_proxy_conn_hooks.  With
+ * STUB (the jail's DNS stub, or NULL), CAPTURE_FDS are the listeners of
+ * the captured ports 80 and 443 (taken over too): a connection to an
+ * address STUB gave out is served as that name's.  NULL: out of memory. */
 struct aj_proxy_conn_hooks;
+struct aj_proxy_relay;
 struct aj_dns_stub;
 struct aj_proxy *aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
 			      const int capture_fds[2], const struct aj_dns_stub *stub,
-			      struct aj_tlsca *ca, struct aj_audit_log *audit,
-			      const struct aj_proxy_conn_hooks *conn);
+			      struct aj_tlsca *ca, struct aj_proxy_relay *relay,
+			      struct aj_audit_log *audit, const struct aj_proxy_conn_hooks *conn);
 /* The connections' side (proxy-conn.c), passed as CONN: the proxy calls
  * its connections through it only, as the channels call the protocol
  * layer through their hooks. */
 extern const struct aj_proxy_conn_hooks aj_proxy_conn_hooks;
 void aj_proxy_free(struct aj_proxy *px);
+
+/* The raw tunnels of `tunnel` rules (broker/proxy-relay.c): once, before
+ * the broker is confined (a libcurl multi handle of its own).  POLICY,
+ * EGRESS and AUDIT outlive it.  NULL: out of memory, or libcurl. */
+struct aj_proxy_relay *aj_proxy_relay_new(struct ev_loop *loop, const struct aj_policy *policy,
+					  struct aj_egress *egress, struct aj_audit_log *audit);
+/* Ends every tunnel (each audited); after aj_proxy_free(). */
+void aj_proxy_relay_free(struct aj_proxy_relay *r);
 
 /* ---- broker/dns-stub.c: the jail's resolver for the tools without a proxy ------------ */
 

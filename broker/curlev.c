@@ -145,6 +145,29 @@ aj_curlev_socket(struct aj_curlev *cv, int family, int type, int protocol)
 	return fd;
 }
 
+int
+aj_curlev_open_socket(struct aj_curlev *cv, const struct aj_egress *e, int purpose, void *addr,
+		      const char *host, int host_kind, const char *rule_host, const char **refused,
+		      char *refused_addr, char *address)
+{
+	struct curl_sockaddr *a = addr;
+	const char *why;
+	int fd;
+
+	if (purpose != CURLSOCKTYPE_IPCXN || (a->family != AF_INET && a->family != AF_INET6))
+		return CURL_SOCKET_BAD;
+	why = aj_egress_refused_host(e, &a->addr, host, host_kind, rule_host);
+	if (why != NULL) {
+		*refused = why;
+		aj_addr_format(&a->addr, refused_addr, INET6_ADDRSTRLEN);
+		return CURL_SOCKET_BAD;
+	}
+	fd = aj_curlev_socket(cv, a->family, a->socktype, a->protocol);
+	if (fd >= 0)
+		aj_addr_format(&a->addr, address, INET6_ADDRSTRLEN);
+	return fd;
+}
+
 /* (No easy handle here: libcurl may close a kept connection long after
  * the transfer that opened it.) */
 int

@@ -7,7 +7,9 @@
  * or one of this host's own addresses passes only when the profile names
  * it, with a `fetch address allow` range or as the IP literal of the rule
  * that allowed the hop.  The address checked is the address connected to,
- * so DNS rebinding cannot slip a second answer in.
+ * so DNS rebinding cannot slip a second answer in.  A tunnel
+ * (broker/proxy-relay.c) is checked by the same function, with its rule's
+ * host.
  */
 #include "config.h"
 
@@ -80,6 +82,13 @@ const char *
 aj_egress_refused(const struct aj_egress *e, const struct sockaddr *sa, const struct aj_url *url,
 		  const struct aj_fetch_rule *rule)
 {
+	return aj_egress_refused_host(e, sa, url->host, url->host_kind, rule->host);
+}
+
+const char *
+aj_egress_refused_host(const struct aj_egress *e, const struct sockaddr *sa, const char *host,
+		       int host_kind, const char *rule_host)
+{
 	const struct aj_policy *p = e->policy;
 	const char *reason = aj_addr_special(sa);
 
@@ -95,11 +104,11 @@ aj_egress_refused(const struct aj_egress *e, const struct sockaddr *sa, const st
 		if (aj_cidr_contains(&p->addresses[i], sa))
 			return NULL;
 	/* ...or the IP literal of the rule that allowed this hop. */
-	if (url->host_kind != AJ_HOST_NAME && strcmp(rule->host, url->host) == 0) {
+	if (host_kind != AJ_HOST_NAME && strcmp(rule_host, host) == 0) {
 		char text[INET6_ADDRSTRLEN];
 
 		aj_addr_format(sa, text, sizeof(text));
-		if (strcmp(text, url->host) == 0)
+		if (strcmp(text, host) == 0)
 			return NULL;
 	}
 	return reason;

@@ -71,6 +71,7 @@ struct broker {
 	struct aj_proxy *proxy; /* `proxy on`, else NULL */
 	struct aj_dns_stub *dns; /* `proxy on`: the jail's resolver, else NULL */
 	struct aj_tlsca *tlsca;  /* `proxy on`: the jail's CA for its tunnels */
+	struct aj_proxy_relay *relay; /* `proxy on`: the raw tunnels of `tunnel` rules */
 	size_t n_proxy;         /* --proxy N: its listening sockets, from AJ_FD_PROXY */
 };
 
@@ -248,8 +249,11 @@ wire_proxy(struct broker *b, size_t n)
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0)
 		return -1;
 	aj_channels_open_internal(b->channels, pair[0]);
+	b->relay = aj_proxy_relay_new(b->loop, &b->policy, b->egress, b->audit);
+	if (b->relay == NULL)
+		return -1;
 	b->proxy = aj_proxy_new(b->loop, pair[1], listen_fds, n, capture_fds, b->dns, b->tlsca,
-				b->audit, &aj_proxy_conn_hooks);
+				b->relay, b->audit, &aj_proxy_conn_hooks);
 	return b->proxy == NULL ? -1 : 0;
 }
 
@@ -290,6 +294,7 @@ static void
 unwire(struct broker *b)
 {
 	aj_proxy_free(b->proxy);
+	aj_proxy_relay_free(b->relay);
 	aj_dns_stub_free(b->dns);
 	aj_tlsca_free(b->tlsca);
 	aj_channels_free(b->channels);

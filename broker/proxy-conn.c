@@ -19,13 +19,14 @@
  * CONNECT host:port opens an intercepted tunnel: the proxy answers 200,
  * then speaks TLS with the jail's leaf for that host (proxy-tls.c), and
  * the requests inside, in origin-form, are read and answered exactly as
- * above, as https://host:port URLs.  An Upgrade is answered 501 with
- * `X-Agentjail-Error: tunnel_unsupported`.
+ * above, as https://host:port URLs.  A CONNECT that a `tunnel` rule
+ * covers is relayed raw instead (proxy-relay.c takes the client over
+ * once the upstream connection is open).  An Upgrade is answered 501
+ * with `X-Agentjail-Error: tunnel_unsupported`.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +64,7 @@ struct aj_proxy_conn {
 	struct aj_proxy_buf wire; /* bytes for the socket as they are: the tunnel's
 				     200 and, inside it, the ciphertext */
 	struct aj_proxy_tls *tls; /* inside a CONNECT tunnel; else NULL */
+	struct aj_proxy_tunnel *raw; /* a raw tunnel being opened; else NULL */
 	bool tls_closed;          /* its close_notify is on the wire */
 	char tunnel[300];         /* the CONNECT target, host:port, for the log and audit */
 	/* A connection captured on port 443: TLS as this origin starts with
@@ -168,58 +170,21 @@ append(struct aj_proxy_conn *c, const void *data, size_t len)
 	return true;
 }
 
-static bool
-appendf(struct aj_proxy_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static bool
-appendf(struct aj_proxy_conn *c, const char *fmt, ...)
-{
-	char line[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	return append(c, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 /* A refusal written by the proxy itself: STATUS, CODE in X-Agentjail-Error,
  * RULE (or NULL) in X-Agentjail-Rule, MESSAGE as a one-line body.  The
- * connection closes after it when CLOSE. */
+ * connection closes after it when CLOSE.  False when C is gone. */
 static bool
 refuse(struct aj_proxy_conn *c, int status, const char *code, const char *rule,
        const char *message, bool close)
 {
-	char body[768], safe_rule[512];
-	int n;
-
-	/* The rule names a profile's path: a byte that would end the header
-	 * line goes out as '?'. */
-	if (rule != NULL) {
-		size_t i = 0;
-
-		for (; rule[i] != '\0' && i + 1 < sizeof(safe_rule); i++)
-			safe_rule[i] = (unsigned char)rule[i] < 0x20 || rule[i] == 0x7f ? '?' : rule[i];
-		safe_rule[i] = '\0';
-		rule = safe_rule;
-	}
-	n = snprintf(body, sizeof(body), "agentjail: %s%s%s%s: %s\n", code,
-		     rule ? " (rule " : "", rule ? rule : "", rule ? ")" : "", message);
-	if (n < 0 || (size_t)n >= sizeof(body))
-		n = (int)strlen(body);
 	if (close)
 		c->close_after = true;
 	c->responded = true;
-	if (!appendf(c, "HTTP/1.1 %d %s\r\nX-Agentjail-Error: %s\r\n", status, aj_http_reason(status), code) ||
-	    (rule && !appendf(c, "X-Agentjail-Rule: %s\r\n", rule)) ||
-	    !appendf(c,
-		     "Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n", n,
-		     c->close_after ? "Connection: close\r\n" : "") ||
-	    !append(c, c->head_method ? "" : body, c->head_method ? 0 : (size_t)n))
+	if (!aj_proxy_answer_refusal(&c->out, status, code, rule, message, !c->head_method,
+				     c->close_after)) {
+		conn_free(c);
 		return false;
+	}
 	return true;
 }
 
@@ -412,6 +377,64 @@ start_tls(struct aj_proxy_conn *c, struct aj_proxy_authority origin, size_t off,
 		feed(c);
 }
 
+/* The relay's word on a raw tunnel: refused (the client is told why), or
+ * open (the client, its bytes and the 200 go to the relay). */
+static void
+raw_opened(void *arg, const char *code, int status, const char *rule, const char *message)
+{
+	static const char established[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+	struct aj_proxy_conn *c = arg;
+	struct aj_proxy_tunnel *t = c->raw;
+	int fd = c->fd;
+
+	c->raw = NULL;
+	if (code != NULL) {
+		if (refuse(c, status, code, rule, message, true)) {
+			c->state = C_CLOSING;
+			(void)flush(c);
+		}
+		return;
+	}
+	if (!aj_proxy_buf_append(&c->out, established, sizeof(established) - 1)) {
+		aj_proxy_relay_cancel(t);
+		conn_free(c);
+		return;
+	}
+	ev_io_stop(aj_proxy_loop(c->px), &c->r);
+	ev_io_stop(aj_proxy_loop(c->px), &c->w);
+	c->fd = -1;
+	(void)aj_proxy_relay_take(t, fd, c->in, c->in_len, c->out.data + c->out.off,
+				  c->out.len - c->out.off);
+	conn_free(c);
+}
+
+/* CONNECT to what a `tunnel` rule covers (or, from a client that asked
+ * for a raw tunnel only, to anything): refused, or opened as a raw tunnel
+ * (the bytes after the head, from OFF, wait for it).  False when it is
+ * for interception. */
+static bool
+open_raw(struct aj_proxy_conn *c, size_t off)
+{
+	const struct aj_proxy_head *h = aj_proxy_request_head(c->reader);
+	struct aj_proxy_relay_refusal no;
+	int d = aj_proxy_relay(c->px) == NULL
+			? -1
+			: aj_proxy_relay_connect(aj_proxy_relay(c->px), h, raw_opened, c, &c->raw, &no);
+
+	if (d < 0)
+		return false;
+	if (d > 0) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+		c->state = C_WAITING;
+		ev_io_stop(aj_proxy_loop(c->px), &c->r);
+	} else if (refuse(c, no.status, no.code, no.rule, no.why, true)) {
+		c->state = C_CLOSING;
+		(void)flush(c);
+	}
+	return true;
+}
+
 /* Take the reader's events from what is buffered until it wants more or
  * a request waits for its answer. */
 static void
@@ -459,11 +482,15 @@ feed(struct aj_proxy_conn *c)
 			c->state = C_CLOSING;
 			continue;
 		case AJ_PROXY_REQUEST_TUNNEL:
-			if (c->id == 0 && c->tls == NULL && aj_proxy_ca(c->px) != NULL &&
+			if (c->id == 0 && c->tls == NULL &&
 			    strcmp(aj_proxy_request_head(c->reader)->method, "CONNECT") == 0) {
-				start_tls(c, aj_proxy_request_head(c->reader)->authority, off,
-					  true);
-				return;
+				if (open_raw(c, off))
+					return;
+				if (aj_proxy_ca(c->px) != NULL) {
+					start_tls(c, aj_proxy_request_head(c->reader)->authority,
+						  off, true);
+					return;
+				}
 			}
 			if (c->id == 0 &&
 			    !refuse_own(c, 501, "tunnel_unsupported",
@@ -569,52 +596,27 @@ conn_resume(struct aj_proxy_conn *c)
 static void
 conn_response(struct aj_proxy_conn *c, json_t *resp)
 {
-	int status = (int)json_integer_value(json_object_get(resp, "status"));
-	json_t *length = json_object_get(resp, "length"), *headers = json_object_get(resp, "headers");
-	size_t i;
-	json_t *pair;
+	struct aj_proxy_framing f = {.close_after = c->close_after};
 
-	c->no_body = c->head_method || status == 204 || status == 304 || status < 200;
-	if (!appendf(c, "HTTP/1.1 %d %s\r\n", status, aj_http_reason(status)))
+	if (!aj_proxy_answer_response(&c->out, resp, c->version, c->head_method, &f)) {
+		conn_free(c);
 		return;
-	json_array_foreach(headers, i, pair)
-	{
-		const char *name = json_string_value(json_array_get(pair, 0));
-		const char *value = json_string_value(json_array_get(pair, 1));
-
-		if (name == NULL || value == NULL || strcasecmp(name, "Transfer-Encoding") == 0 ||
-		    (!c->no_body && strcasecmp(name, "Content-Length") == 0))
-			continue;
-		if (!appendf(c, "%s: ", name) || !append(c, value, strlen(value)) ||
-		    !append(c, "\r\n", 2))
-			return;
 	}
-	if (!c->no_body) {
-		if (json_is_integer(length)) {
-			if (!appendf(c, "Content-Length: %lld\r\n",
-				     (long long)json_integer_value(length)))
-				return;
-		} else if (c->version >= 11) {
-			c->chunked = true;
-			if (!appendf(c, "Transfer-Encoding: chunked\r\n"))
-				return;
-		} else {
-			c->close_after = true; /* an HTTP/1.0 client: the end is the close */
-		}
-	}
-	if (c->close_after && !appendf(c, "Connection: close\r\n"))
-		return;
+	c->no_body = f.no_body;
+	c->chunked = f.chunked;
+	c->close_after = f.close_after;
 	c->responded = true;
-	if (append(c, "\r\n", 2))
-		(void)flush(c);
+	(void)flush(c);
 }
 
 static void
 conn_body(struct aj_proxy_conn *c, const uint8_t *data, size_t len, bool end)
 {
 	if (len > 0 && !c->no_body) {
-		if (c->chunked && !appendf(c, "%zx\r\n", len))
+		if (c->chunked && !aj_proxy_buf_appendf(&c->out, "%zx\r\n", len)) {
+			conn_free(c);
 			return;
+		}
 		if (!append(c, data, len) || (c->chunked && !append(c, "\r\n", 2)))
 			return;
 	}
@@ -701,7 +703,10 @@ conn_free(struct aj_proxy_conn *c)
 	ev_io_stop(loop, &c->r);
 	ev_io_stop(loop, &c->w);
 	aj_proxy_conn_gone(c->px, c);
-	close(c->fd);
+	if (c->raw != NULL)
+		aj_proxy_relay_cancel(c->raw);
+	if (c->fd >= 0)
+		close(c->fd);
 	aj_proxy_request_free(c->reader);
 	aj_proxy_tls_free(c->tls);
 	aj_proxy_buf_free(&c->out);

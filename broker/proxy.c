@@ -46,6 +46,7 @@ struct aj_proxy {
 	struct ev_loop *loop;
 	const struct aj_proxy_conn_hooks *conn;
 	struct aj_tlsca *ca;
+	struct aj_proxy_relay *relay;
 	struct aj_audit_log *audit;
 	/* The proxy port's listeners, then those of the captured ports. */
 	int listen_fd[AJ_PROXY_LISTENERS + 2];
@@ -80,6 +81,12 @@ struct aj_tlsca *
 aj_proxy_ca(const struct aj_proxy *px)
 {
 	return px->ca;
+}
+
+struct aj_proxy_relay *
+aj_proxy_relay(const struct aj_proxy *px)
+{
+	return px->relay;
 }
 
 void
@@ -460,7 +467,8 @@ add_listener(struct aj_proxy *px, int fd, unsigned captured_port)
 struct aj_proxy *
 aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
 	     const int capture_fds[2], const struct aj_dns_stub *stub, struct aj_tlsca *ca,
-	     struct aj_audit_log *audit, const struct aj_proxy_conn_hooks *conn)
+	     struct aj_proxy_relay *relay, struct aj_audit_log *audit,
+	     const struct aj_proxy_conn_hooks *conn)
 {
 	static const char hello[] = "{\"version\":1,\"client\":\"agentjail-proxy/" PACKAGE_VERSION
 				    "\"}";
@@ -471,6 +479,7 @@ aj_proxy_new(struct ev_loop *loop, int chan, const int *listen_fds, size_t n,
 	px->loop = loop;
 	px->conn = conn;
 	px->ca = ca;
+	px->relay = relay;
 	px->audit = audit;
 	px->chan = chan;
 	for (size_t i = 0; i < n && i < AJ_PROXY_LISTENERS; i++)

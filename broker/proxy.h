@@ -12,6 +12,11 @@
  *                 CONNECT, the same inside TLS
  *   proxy-tls.c   that TLS: the server side of an intercepted tunnel,
  *                 with the jail's leaf for the CONNECT host (tlsca.c)
+ *   proxy-answer.c  the heads the proxy writes: its refusals, the broker's
+ *                 answers with the proxy's framing
+ *   proxy-relay.c a CONNECT a `tunnel` rule covers: the upstream
+ *                 connection (libcurl's connect, the egress checks) and
+ *                 the raw relay between it and the client
  *
  * Ids: the channel's request ids come from a counter that only grows, so a
  * frame still on its way for a cancelled request can never be taken for
@@ -46,6 +51,8 @@ void aj_proxy_buf_free(struct aj_proxy_buf *b);
 struct ev_loop *aj_proxy_loop(const struct aj_proxy *px);
 /* The jail's CA, for the tunnels' TLS. */
 struct aj_tlsca *aj_proxy_ca(const struct aj_proxy *px);
+/* The raw tunnels (`tunnel` rules). */
+struct aj_proxy_relay *aj_proxy_relay(const struct aj_proxy *px);
 /* A refusal of the proxy's own (CODE, as in X-Agentjail-Error) goes to
  * the audit: METHOD and URL as far as they were read (NULL: not). */
 void aj_proxy_refused(struct aj_proxy *px, const char *method, const char *url, const char *code);
@@ -93,6 +100,34 @@ struct aj_proxy_conn_hooks {
 	void (*resume)(struct aj_proxy_conn *c);
 };
 
+/* ---- proxy-answer.c, for the connections -------------------------------------------- */
+
+/* Append the formatted text (up to 511 bytes); false when out of memory. */
+bool aj_proxy_buf_appendf(struct aj_proxy_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A refusal of the proxy's own onto OUT: STATUS, CODE in
+ * X-Agentjail-Error, RULE (or NULL) in X-Agentjail-Rule (a control byte
+ * in it goes out as '?'), MESSAGE as a one-line body (its length in
+ * Content-Length; the body itself only WITH_BODY: not for a HEAD), and
+ * `Connection: close` when CLOSE.  False when out of memory. */
+bool aj_proxy_answer_refusal(struct aj_proxy_buf *out, int status, const char *code,
+			     const char *rule, const char *message, bool with_body, bool close);
+
+/* How an answer's body goes to the client. */
+struct aj_proxy_framing {
+	bool no_body;     /* none (HEAD, 1xx, 204, 304) */
+	bool chunked;     /* chunk-encoded */
+	bool close_after; /* in: the client's request said so; out: also when the end of
+			     the body is the close (an HTTP/1.0 client, no length) */
+};
+
+/* The head of the broker's RESPONSE (its object) for a client of HTTP
+ * VERSION (10 or 11) that asked with HEAD_METHOD or not, onto OUT; *F
+ * says how the body follows.  False when out of memory. */
+bool aj_proxy_answer_response(struct aj_proxy_buf *out, json_t *resp, unsigned version,
+			      bool head_method, struct aj_proxy_framing *f);
+
 /* ---- proxy-fields.c, for the connections -------------------------------------------- */
 
 struct aj_proxy_head;
@@ -132,5 +167,53 @@ bool aj_proxy_tls_is_open(const struct aj_proxy_tls *t);
 /* Did the server-name check (tlsca.c) end the handshake? */
 bool aj_proxy_tls_refused_name(const struct aj_proxy_tls *t);
 const char *aj_proxy_tls_error(const struct aj_proxy_tls *t);
+
+/* ---- proxy-relay.c, for the connections ------------------------------------------- */
+
+struct aj_audit_log;
+struct aj_egress;
+struct aj_policy;
+struct aj_proxy_relay;
+struct aj_proxy_tunnel;
+struct aj_tunnel_rule;
+
+/* (aj_proxy_relay_new and _free: broker.h.) */
+
+/* The upstream connection's outcome: CODE NULL when it is open (the
+ * caller then hands its client over with aj_proxy_relay_take()); else
+ * the error code, HTTP STATUS, RULE (file:line or a reason) and MESSAGE
+ * the client gets, and the tunnel is gone (audited). */
+typedef void (*aj_proxy_relay_opened_fn)(void *arg, const char *code, int status, const char *rule,
+					 const char *message);
+
+/* How to answer a tunnel refused at once. */
+struct aj_proxy_relay_refusal {
+	int status;       /* 403, or 503 past the limit of tunnels */
+	const char *code; /* AJ_ERR_DENIED or AJ_ERR_RATE_LIMITED */
+	const char *rule; /* "file:line" or "default deny" */
+	const char *why;
+};
+
+struct aj_proxy_head;
+
+/* CONNECT H (its authority, normalised): -1 when no tunnel rule covers it
+ * and the client did not ask for a raw tunnel only ("X-Agentjail-Tunnel:
+ * raw"): it is for interception; 0 refused (a deny rule, no rule, too many
+ * tunnels: audited, *NO says how to answer); 1 the tunnel is being opened
+ * (*OUT): the upstream connection as a fetch's would be (resolver, address
+ * checks, the profile's timeout), then OPENED(ARG) once, later, from the
+ * loop. */
+int aj_proxy_relay_connect(struct aj_proxy_relay *r, const struct aj_proxy_head *h,
+			   aj_proxy_relay_opened_fn opened, void *arg, struct aj_proxy_tunnel **out,
+			   struct aj_proxy_relay_refusal *no);
+/* The client went away before OPENED: forget the tunnel (OPENED is not
+ * called). */
+void aj_proxy_relay_cancel(struct aj_proxy_tunnel *t);
+/* After OPENED said open: relay between the client FD (non-blocking;
+ * taken over) and the upstream.  TO_UPSTREAM are bytes the client sent
+ * after its CONNECT, TO_CLIENT the bytes it is owed first (the 200); at
+ * most 64 KiB each.  Returns 0, or -E2BIG (the tunnel ended, FD closed). */
+int aj_proxy_relay_take(struct aj_proxy_tunnel *t, int fd, const void *to_upstream, size_t up_len,
+			const void *to_client, size_t client_len);
 
 #endif /* AJ_PROXY_H */

@@ -53,21 +53,10 @@ static curl_socket_t
 on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
 {
 	struct aj_transfer *t = clientp;
-	const char *why;
-	int fd;
 
-	if (purpose != CURLSOCKTYPE_IPCXN || (a->family != AF_INET && a->family != AF_INET6))
-		return CURL_SOCKET_BAD;
-	why = aj_egress_refused(t->set->egress, &a->addr, &t->req->url, t->hop_rule);
-	if (why != NULL) {
-		t->refused = why;
-		aj_addr_format(&a->addr, t->refused_addr, sizeof(t->refused_addr));
-		return CURL_SOCKET_BAD;
-	}
-	fd = aj_curlev_socket(t->set->curl, a->family, a->socktype, a->protocol);
-	if (fd >= 0)
-		aj_addr_format(&a->addr, t->address, sizeof(t->address));
-	return fd;
+	return aj_curlev_open_socket(t->set->curl, t->set->egress, (int)purpose, a,
+				     t->req->url.host, t->req->url.host_kind, t->hop_rule->host,
+				     &t->refused, t->refused_addr, t->address);
 }
 
 static int

@@ -26,7 +26,7 @@ static const struct member {
 	{"duration_ms", JSON_INTEGER, true}, {"error", JSON_STRING, false},
 	{"redirects", JSON_INTEGER, true},   {"hop", JSON_INTEGER, true},
 	{"final", JSON_TRUE, true},          {"spliced", JSON_INTEGER, false},
-	{"via", JSON_STRING, false},
+	{"via", JSON_STRING, false},         {"kind", JSON_STRING, false},
 	{"injected", JSON_STRING, false},
 	{"pid", JSON_INTEGER, false},      {"comm", JSON_STRING, false},
 	{"exe", JSON_STRING, false},
@@ -53,6 +53,8 @@ aj_audit_encode(const struct aj_audit_record *rec, char **line)
 		json_object_set_new(obj, "spliced", json_integer((json_int_t)rec->spliced));
 	if (obj != NULL && rec->via != NULL)
 		json_object_set_new(obj, "via", json_string(rec->via));
+	if (obj != NULL && rec->kind != NULL)
+		json_object_set_new(obj, "kind", json_string(rec->kind));
 	if (obj != NULL && rec->injected != NULL)
 		json_object_set_new(obj, "injected", json_string(rec->injected));
 	if (obj != NULL && rec->pid > 0) {
@@ -130,6 +132,11 @@ aj_audit_decode(const char *line, size_t len, json_t **out, bool *final, bool *a
 	if (!known) {
 		json_decref(rec);
 		return aj_err(err, errlen, -EBADMSG, "the decision is not one of the three");
+	}
+	v = json_object_get(rec, "kind");
+	if (v != NULL && strcmp(json_string_value(v), "tunnel") != 0) {
+		json_decref(rec);
+		return aj_err(err, errlen, -EBADMSG, "the kind is not \"tunnel\"");
 	}
 	*final = json_is_true(json_object_get(rec, "final"));
 	*allowed = strcmp(decision, "allowed") == 0;

@@ -34,6 +34,8 @@ struct aj_audit_record {
 	bool final;       /* false for a hop that redirected */
 	uint64_t spliced; /* of bytes_out, moved by splice(2); 0: not written */
 	const char *via;  /* "proxy" for a request the proxy made; NULL: not written */
+	const char *kind; /* "tunnel" for a raw relay (`tunnel` rules); NULL: a fetch, not
+			     written */
 	const char *injected; /* the header an `inject` rule set (its name, never its
 				 value); NULL: not written */
 	/* The requesting process (its channel's maker): pid in the broker's
@@ -48,7 +50,8 @@ int aj_audit_encode(const struct aj_audit_record *rec, char **line);
 
 /* One line (LEN bytes, without its newline) checked against the schema:
  * a JSON object whose members are the record's, each of its type, the
- * required ones present, the decision one of the three.  *OUT is the
+ * required ones present, the decision one of the three, the kind (if
+ * any) "tunnel".  *OUT is the
  * object (a new reference), *FINAL and *ALLOWED what the counts need.
  * Returns 0 or -EBADMSG with ERR. */
 int aj_audit_decode(const char *line, size_t len, struct json_t **out, bool *final, bool *allowed,

@@ -16,9 +16,10 @@
 #include "handover.h"
 #include "log.h"
 #include "memfd.h"
+#include "tunnel.h"
 
 #define HANDOVER_MAGIC "AJPOLICY"
-#define HANDOVER_VERSION 2
+#define HANDOVER_VERSION 3
 
 /* What precedes the records; the sizes make a broker of another build
  * refuse the policy instead of misreading it. */
@@ -33,19 +34,22 @@ struct header {
 	uint32_t ca_len;   /* without a NUL; 0: no `fetch ca` */
 	uint32_t has_ca;
 	uint32_t secrets_len; /* bytes of the secrets' section; 0: none */
-	uint32_t zero;        /* 0: the limits follow without padding, so that every
-				 byte of the header is one the encoder wrote */
+	uint32_t tunnel_size; /* the tunnel rules, after the ranges */
+	uint32_t n_tunnels;
+	uint32_t zero; /* 0: the limits follow without padding, so that every byte of
+			  the header is one the encoder wrote */
 	struct aj_fetch_limits limits;
 };
 
 /* Every byte of the header is a field: no padding to leak or to differ. */
-_Static_assert(sizeof(struct header) == 8 + 10 * sizeof(uint32_t) + sizeof(struct aj_fetch_limits),
+_Static_assert(sizeof(struct header) == 8 + 12 * sizeof(uint32_t) + sizeof(struct aj_fetch_limits),
 	       "struct header has padding");
 
 /* The most bytes a policy within its bounds takes. */
 #define HANDOVER_MAX                                                                               \
 	(sizeof(struct header) + AJ_POLICY_MAX_RULES * sizeof(struct aj_fetch_rule) +              \
-	 AJ_POLICY_MAX_ADDRESSES * sizeof(struct aj_cidr) + AJ_POLICY_MAX_PATH +                   \
+	 AJ_POLICY_MAX_ADDRESSES * sizeof(struct aj_cidr) +                                        \
+	 AJ_TUNNEL_MAX_RULES * sizeof(struct aj_tunnel_rule) + AJ_POLICY_MAX_PATH +                \
 	 2 * AJ_POLICY_MAX_CA + SECRETS_MAX)
 
 /* The secrets' section: for each rule, in order, a uint32_t length (0
@@ -69,12 +73,15 @@ aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
 {
 	size_t path_len = p->path ? strlen(p->path) : 0, ca_len = p->ca_pem ? strlen(p->ca_pem) : 0;
 	size_t rules = p->n_rules * sizeof(*p->rules),
-	       cidrs = p->n_addresses * sizeof(*p->addresses);
+	       cidrs = p->n_addresses * sizeof(*p->addresses),
+	       tunnels = p->n_tunnels * sizeof(*p->tunnels);
 	struct header h = {
 		.version = HANDOVER_VERSION,
 		.rule_size = sizeof(struct aj_fetch_rule),
 		.cidr_size = sizeof(struct aj_cidr),
+		.tunnel_size = sizeof(struct aj_tunnel_rule),
 		.n_rules = (uint32_t)p->n_rules,
+		.n_tunnels = (uint32_t)p->n_tunnels,
 		.n_addresses = (uint32_t)p->n_addresses,
 		.path_len = (uint32_t)path_len,
 		.ca_len = (uint32_t)ca_len,
@@ -82,7 +89,7 @@ aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
 		.secrets_len = (uint32_t)secrets_size(p),
 		.limits = p->limits,
 	};
-	size_t total = sizeof(h) + rules + cidrs + path_len + ca_len + h.secrets_len;
+	size_t total = sizeof(h) + rules + cidrs + tunnels + path_len + ca_len + h.secrets_len;
 	uint8_t *buf = malloc(total), *w = buf;
 
 	if (buf == NULL)
@@ -96,6 +103,9 @@ aj_handover_encode(const struct aj_policy *p, uint8_t **out, size_t *len)
 	if (cidrs > 0)
 		memcpy(w, p->addresses, cidrs);
 	w += cidrs;
+	if (tunnels > 0)
+		memcpy(w, p->tunnels, tunnels);
+	w += tunnels;
 	if (path_len > 0)
 		memcpy(w, p->path, path_len);
 	w += path_len;
@@ -238,7 +248,7 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 {
 	struct aj_policy p = {0};
 	struct header h;
-	size_t rules, cidrs, need;
+	size_t rules, cidrs, tunnels, need;
 	const uint8_t *r;
 	const char *why;
 	int rc;
@@ -248,10 +258,11 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 	memcpy(&h, buf, sizeof(h));
 	if (memcmp(h.magic, HANDOVER_MAGIC, sizeof(h.magic)) != 0 ||
 	    h.version != HANDOVER_VERSION || h.rule_size != sizeof(struct aj_fetch_rule) ||
-	    h.cidr_size != sizeof(struct aj_cidr))
+	    h.cidr_size != sizeof(struct aj_cidr) || h.tunnel_size != sizeof(struct aj_tunnel_rule))
 		return aj_err(err, errlen, -EBADMSG,
 			      "the policy comes from another build of agentjail");
 	if (h.n_rules > AJ_POLICY_MAX_RULES || h.n_addresses > AJ_POLICY_MAX_ADDRESSES ||
+	    h.n_tunnels > AJ_TUNNEL_MAX_RULES ||
 	    h.path_len == 0 || h.path_len > AJ_POLICY_MAX_PATH || h.ca_len > AJ_POLICY_MAX_CA ||
 	    h.has_ca > 1 || (!h.has_ca && h.ca_len > 0))
 		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
@@ -259,7 +270,8 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 	cidrs = (size_t)h.n_addresses * sizeof(struct aj_cidr);
 	if (h.secrets_len > SECRETS_MAX || h.zero != 0)
 		return aj_err(err, errlen, -EBADMSG, "the policy is over its bounds");
-	need = sizeof(h) + rules + cidrs + h.path_len + h.ca_len + h.secrets_len;
+	tunnels = (size_t)h.n_tunnels * sizeof(struct aj_tunnel_rule);
+	need = sizeof(h) + rules + cidrs + tunnels + h.path_len + h.ca_len + h.secrets_len;
 	if (len != need)
 		return aj_err(err, errlen, -EBADMSG, "the policy is %zu bytes, not %zu", len, need);
 	if (h.limits.set != (1u << AJ_LIMIT__COUNT) - 1 || !limits_valid(&h.limits))
@@ -270,14 +282,24 @@ aj_handover_decode(const uint8_t *buf, size_t len, struct aj_policy *out, char *
 	p.rules = calloc(h.n_rules ? h.n_rules : 1, sizeof(*p.rules));
 	p.n_addresses = h.n_addresses;
 	p.addresses = calloc(h.n_addresses ? h.n_addresses : 1, sizeof(*p.addresses));
-	if (p.rules == NULL || p.addresses == NULL)
+	p.n_tunnels = h.n_tunnels;
+	p.tunnels = calloc(h.n_tunnels ? h.n_tunnels : 1, sizeof(*p.tunnels));
+	if (p.rules == NULL || p.addresses == NULL || p.tunnels == NULL)
 		goto nomem;
 	memcpy(p.rules, r, rules);
 	r += rules;
 	memcpy(p.addresses, r, cidrs);
 	r += cidrs;
+	memcpy(p.tunnels, r, tunnels);
+	r += tunnels;
 	for (size_t i = 0; i < p.n_rules; i++) {
 		if ((why = rule_invalid(&p.rules[i])) != NULL) {
+			aj_policy_clear(&p);
+			return aj_err(err, errlen, -EBADMSG, "the policy holds %s", why);
+		}
+	}
+	for (size_t i = 0; i < p.n_tunnels; i++) {
+		if ((why = aj_tunnel_rule_invalid(&p.tunnels[i])) != NULL) {
 			aj_policy_clear(&p);
 			return aj_err(err, errlen, -EBADMSG, "the policy holds %s", why);
 		}

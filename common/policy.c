@@ -213,8 +213,8 @@ path_match(const char *pat, const char *path)
 	return m >= 3 && strcmp(pat + m - 3, "/**") == 0 && glob_match(pat, m - 3, path, n);
 }
 
-static bool
-host_match(const char *pat, const char *host, int kind)
+bool
+aj_policy_is_host_match(const char *pat, const char *host, int kind)
 {
 	size_t hl, sl;
 
@@ -229,11 +229,17 @@ host_match(const char *pat, const char *host, int kind)
 	return hl > sl && strcmp(host + hl - sl, pat + 1) == 0;
 }
 
+static bool
+host_match(const char *pat, const struct aj_url *url)
+{
+	return aj_policy_is_host_match(pat, url->host, url->host_kind);
+}
+
 bool
 aj_policy_names_host(const struct aj_policy *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_rules; i++)
-		if (p->rules[i].allow && host_match(p->rules[i].host, name, AJ_HOST_NAME))
+		if (p->rules[i].allow && aj_policy_is_host_match(p->rules[i].host, name, AJ_HOST_NAME))
 			return true;
 	return false;
 }
@@ -242,7 +248,7 @@ static bool
 rule_match_but_query(const struct aj_fetch_rule *r, unsigned method_bit, const struct aj_url *url)
 {
 	return (r->methods & method_bit) != 0 && strcmp(r->scheme, url->scheme) == 0 &&
-	       r->port == url->port && host_match(r->host, url->host, url->host_kind) &&
+	       r->port == url->port && host_match(r->host, url) &&
 	       path_match(r->path, url->path);
 }
 
@@ -789,6 +795,7 @@ aj_policy_clear(struct aj_policy *p)
 		free(p->secrets[i]);
 	}
 	free(p->secrets);
+	free(p->tunnels);
 	memset(p, 0, sizeof(*p));
 }
 

@@ -101,6 +101,7 @@ struct aj_fetch_rule {
 #define AJ_POLICY_MAX_PATH 4096     /* bytes of the profile's path */
 
 struct aj_cidr;
+struct aj_tunnel_rule;
 
 /* The fetch policy: everything the broker decides with.  Built by the
  * profile parser (supervisor/profile.c) as part of struct aj_profile and
@@ -120,6 +121,8 @@ struct aj_policy {
 	 * the supervisor hands over at run time (supervisor/secrets.c) and
 	 * the broker decodes. */
 	char **secrets;
+	struct aj_tunnel_rule *tunnels; /* `tunnel allow|deny ...`, sorted (common/tunnel.h) */
+	size_t n_tunnels;
 };
 
 /* Free what P owns and zero it; safe on a zeroed struct. */
@@ -223,6 +226,10 @@ struct aj_policy_decision {
  * into from different sources, or more than AJ_POLICY_MAX_INJECT headers. */
 void aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_url *url,
 		     struct aj_policy_decision *out);
+
+/* Does the rule host PAT (exact, or "*.suffix": a name strictly below
+ * suffix) cover HOST, normalised, of KIND (AJ_HOST_*)? */
+bool aj_policy_is_host_match(const char *pat, const char *host, int kind);
 
 /* Is NAME a header an `inject` may set (a token, and none the broker
  * sets or drops itself: Host, Content-Length, hop-by-hop...)?  WHY says

@@ -128,7 +128,14 @@ handle_line(struct aj_audit *a, const char *line, size_t len)
 		free(text);
 	}
 	json_object_del(rec, "jail"); /* every event carries it already */
-	aj_events_emit(a->events, "fetch", rec);
+	/* A raw relay's record is its own event type; "kind" says it in the
+	 * audit file. */
+	if (json_object_get(rec, "kind") != NULL) {
+		json_object_del(rec, "kind");
+		aj_events_emit(a->events, "tunnel", rec);
+	} else {
+		aj_events_emit(a->events, "fetch", rec);
+	}
 }
 
 /* Whatever the pipe holds now; complete lines are handled.  Returns 1 at

@@ -29,6 +29,7 @@ static const char usage_text[] =
 	"       agentjail doctor [--json]\n"
 	"       agentjail fetch [-X METHOD] [-H 'Name: value']... [-o FILE] [-i]\n"
 	"                       [-d DATA | --data-binary DATA|@FILE] URL\n"
+	"       agentjail connect HOST:PORT\n"
 	"       agentjail --help | --version\n";
 
 static const char help_text[] =
@@ -65,6 +66,11 @@ static const char help_text[] =
 	"                imply POST.  Exit: 0 2xx, 22 4xx/5xx, 10 other HTTP status,\n"
 	"                1 local error, 3 denied, 4 timeout, 5 too large, 6 broker\n"
 	"                unavailable, 7 upstream error, 8 bad request, 9 rate limited\n"
+	"connect         (inside a jail with `proxy on`) relay stdin and stdout through a\n"
+	"                raw tunnel to HOST:PORT, which a `tunnel allow` rule must allow:\n"
+	"                ssh -o ProxyCommand='agentjail connect %h:%p' ...  Exit: 0 when\n"
+	"                the tunnel closed, the fetch's statuses when it was refused\n"
+	"                (3 denied, 4 timeout, 6 no proxy, 7 upstream, 9 too many)\n"
 	"\n"
 	"Exit status: CMD's own status; 128+N if CMD was killed by signal N; 123 killed\n"
 	"for a violation (on-violation kill); 124 timeout;\n"
@@ -420,5 +426,7 @@ main(int argc, char **argv)
 		return cmd_doctor(argc - 1, argv + 1);
 	if (strcmp(argv[1], "fetch") == 0)
 		return aj_fetch_command(argc - 1, argv + 1, usage_text, help_text, usage_error);
+	if (strcmp(argv[1], "connect") == 0)
+		return aj_connect_command(argc - 1, argv + 1, usage_text, help_text, usage_error);
 	return usage_error("unknown command '%s'", argv[1]);
 }

@@ -17,6 +17,7 @@
 #include "addr.h"
 #include "log.h"
 #include "supervisor.h"
+#include "tunnel.h"
 
 /*
  * The canonical text re-parses to the same policy: it is what `profile show`
@@ -61,6 +62,12 @@ aj_profile_format_text(const struct aj_profile *pr, char **out)
 		bad |= fprintf(f, "proxy on port %u\n", (unsigned)pr->proxy_port) < 0;
 	else
 		bad |= fprintf(f, "proxy off\n") < 0;
+	for (i = 0; i < pr->fetch.n_tunnels; i++) {
+		char text[1024];
+
+		aj_tunnel_rule_text(&pr->fetch.tunnels[i], text, sizeof(text));
+		bad |= fprintf(f, "tunnel %s\n", text) < 0;
+	}
 	bad |= fprintf(f, "on-violation %s\n", pr->kill_on_violation ? "kill" : "deny") < 0;
 	for (i = 0; i < aj_profile_n_layers; i++)
 		if (pr->optional_layers & aj_profile_layers[i].bit)
@@ -222,6 +229,18 @@ aj_profile_format_json(const struct aj_profile *pr, char **out)
 						 "origin", pr->fetch.rules[i].origin));
 		}
 		bad |= json_object_set_new(root, "fetch", rules);
+	}
+	{
+		json_t *tunnels = json_array();
+		char text[1024];
+
+		for (i = 0; tunnels != NULL && i < pr->fetch.n_tunnels; i++) {
+			aj_tunnel_rule_text(&pr->fetch.tunnels[i], text, sizeof(text));
+			bad |= json_array_append_new(
+				tunnels, json_pack("{s:s, s:s}", "rule", text, "origin",
+						   pr->fetch.tunnels[i].origin));
+		}
+		bad |= json_object_set_new(root, "tunnels", tunnels);
 	}
 	{
 		json_t *limits = json_object(), *addrs = json_array();

@@ -31,6 +31,7 @@
 #include "addr.h"
 #include "lexer.h"
 #include "policy.h"
+#include "tunnel.h"
 
 #ifndef AJ_PROFILEDIR
 #define AJ_PROFILEDIR "/usr/local/share/agentjail/profiles"
@@ -117,6 +118,8 @@ struct layer {
 	struct slot fetch_ca; /* text: the absolute path */
 	struct aj_cidr *addresses;
 	size_t n_addresses;
+	struct aj_tunnel_rule *tunnels; /* in the order read; includes after the file's own */
+	size_t n_tunnels;
 };
 
 struct file_id {
@@ -285,6 +288,7 @@ layer_free(struct layer *l)
 	free(l->env_keep);
 	free(l->fetch);
 	free(l->addresses);
+	free(l->tunnels);
 	slot_clear(&l->fetch_ca);
 	for (size_t k = 0; k < AJ_LIMIT__COUNT; k++)
 		slot_clear(&l->fetch_limits[k]);
@@ -479,6 +483,7 @@ env_set_slot(const struct parser *p, struct layer *l, const char *name, struct s
 
 static int fetch_add(const struct parser *p, struct layer *l, const struct aj_fetch_rule *rule);
 static int address_add(const struct parser *p, struct layer *l, const struct aj_cidr *c);
+static int tunnel_add(const struct parser *p, struct layer *l, const struct aj_tunnel_rule *rule);
 
 static int
 merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
@@ -519,6 +524,9 @@ merge_layer(const struct parser *p, struct layer *dst, struct layer *src)
 		return r;
 	for (i = 0; i < src->n_addresses; i++)
 		if ((r = address_add(p, dst, &src->addresses[i])) < 0)
+			return r;
+	for (i = 0; i < src->n_tunnels; i++)
+		if ((r = tunnel_add(p, dst, &src->tunnels[i])) < 0)
 			return r;
 	for (i = 0; i < src->n_env_set; i++) {
 		if ((r = env_set_slot(p, dst, src->env_set[i].name, &s)) < 0)
@@ -1534,6 +1542,38 @@ do_fetch(struct parser *p, char *rest)
 	return fetch_add(p, p->layer, &rule);
 }
 
+static int
+tunnel_add(const struct parser *p, struct layer *l, const struct aj_tunnel_rule *rule)
+{
+	struct aj_tunnel_rule *grown;
+
+	if (l->n_tunnels == AJ_TUNNEL_MAX_RULES)
+		return perr(p, -EINVAL, "tunnel: more than %d rules", AJ_TUNNEL_MAX_RULES);
+	grown = realloc(l->tunnels, (l->n_tunnels + 1) * sizeof(*grown));
+	if (grown == NULL)
+		return nomem(p->ctx);
+	grown[l->n_tunnels++] = *rule;
+	l->tunnels = grown;
+	return 0;
+}
+
+/* tunnel allow|deny HOST:PORT [idle DURATION]: a CONNECT through the proxy
+ * to HOST:PORT is relayed as raw TCP (common/tunnel.h). */
+static int
+do_tunnel(struct parser *p, char *rest)
+{
+	struct aj_tunnel_rule rule;
+	char err[512];
+
+	memset(&rule, 0, sizeof(rule));
+	rest = aj_lexer_skip_blanks(rest);
+	if (aj_tunnel_parse_rule(rest, &rule, err, sizeof(err)) < 0)
+		/* (The parser cut REST after the action word.) */
+		return perr(p, -EINVAL, "tunnel%s%s: %s", *rest ? " " : "", rest, err);
+	snprintf(rule.origin, sizeof(rule.origin), "%s:%u", p->path, p->line);
+	return tunnel_add(p, p->layer, &rule);
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(struct parser *p, char *rest);
@@ -1547,6 +1587,7 @@ static const struct {
 	{"tmpfs-size", do_tmpfs_size},
 	{"socket", do_socket},
 	{"proxy", do_proxy},
+	{"tunnel", do_tunnel},
 	{"optional", do_optional},
 	{"fetch", do_fetch},
 	{"on-violation", do_on_violation},
@@ -1691,6 +1732,16 @@ aj_profile_rule_text(const struct aj_fetch_rule *r, char *out, size_t len)
 }
 
 static int
+cmp_tunnel(const void *a, const void *b)
+{
+	char ta[1024], tb[1024];
+
+	aj_tunnel_rule_text(a, ta, sizeof(ta));
+	aj_tunnel_rule_text(b, tb, sizeof(tb));
+	return strcmp(ta, tb);
+}
+
+static int
 cmp_cidr(const void *a, const void *b)
 {
 	return memcmp(a, b, sizeof(struct aj_cidr));
@@ -1792,6 +1843,12 @@ build_profile(struct layer *l, const char *name, const char *path, struct aj_pro
 	pr->fetch.n_addresses = l->n_addresses;
 	l->addresses = NULL;
 	l->n_addresses = 0;
+	if (l->n_tunnels > 0)
+		qsort(l->tunnels, l->n_tunnels, sizeof(*l->tunnels), cmp_tunnel);
+	pr->fetch.tunnels = l->tunnels;
+	pr->fetch.n_tunnels = l->n_tunnels;
+	l->tunnels = NULL;
+	l->n_tunnels = 0;
 	if (l->fetch_ca.set) {
 		size_t len;
 
@@ -1818,6 +1875,14 @@ check_together(struct ctx *ctx, const struct layer *l)
 			 "%s:%u: proxy on needs 'socket inet loopback' (tools reach the proxy "
 			 "with TCP sockets): add that line",
 			 l->proxy.file, l->proxy.line);
+		return -EINVAL;
+	}
+	/* A tunnel is a CONNECT through the proxy: without it, a rule would
+	 * silently do nothing. */
+	if (l->n_tunnels > 0 && !(l->proxy.set && l->proxy.num != 0)) {
+		snprintf(ctx->err, ctx->errlen,
+			 "%s: a tunnel rule needs 'proxy on' (tunnels go through the proxy)",
+			 l->tunnels[0].origin);
 		return -EINVAL;
 	}
 	return 0;

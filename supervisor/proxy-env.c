@@ -46,6 +46,8 @@ static const struct {
 	{"YARN_HTTP_PROXY", PROXY_URL},
 	{"YARN_HTTPS_PROXY", PROXY_URL},
 	{"PIP_PROXY", PROXY_URL},
+	/* agentjail's own: `agentjail connect` finds the proxy here. */
+	{"AGENTJAIL_PROXY", PROXY_URL},
 	/* The JVM: system properties. */
 	{"JAVA_TOOL_OPTIONS", JAVA_OPTIONS},
 	/* The jail's trust (the system's certificates and the broker's CA),

@@ -112,6 +112,7 @@ Test(proxy, the_environment_points_the_tools_at_the_proxy)
 	in_jail(&r, prof, "env | grep -i -e proxy -e JAVA_TOOL | LC_ALL=C sort");
 	cr_assert_eq(r.status, 0, SHOW(r));
 	cr_assert_str_eq(r.out,
+			 "AGENTJAIL_PROXY=http://127.0.0.1:3128\n"
 			 "ALL_PROXY=http://127.0.0.1:3128\n"
 			 "GRPC_PROXY=http://127.0.0.1:3128\n"
 			 "HTTPS_PROXY=http://127.0.0.1:3128\n"

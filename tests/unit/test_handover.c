@@ -17,6 +17,7 @@
 #include "handover.h"
 #include "memfd.h"
 #include "supervisor.h"
+#include "tunnel.h"
 
 static const char rich_profile[] =
 	"fetch allow GET,HEAD https://docs.example.org/** max-body 64K credentials\n"
@@ -24,7 +25,11 @@ static const char rich_profile[] =
 	"fetch deny * https://*.example.net/private/**\n"
 	"fetch limit response 50M timeout 10s concurrency 8 rate 600/min redirects 0\n"
 	"fetch address allow 127.0.0.2\n"
-	"fetch address allow fd00::/8\n";
+	"fetch address allow fd00::/8\n"
+	"socket inet loopback\n"
+	"proxy on\n"
+	"tunnel allow git.example.org:22 idle 1m\n"
+	"tunnel deny *.example.net:22\n";
 
 static struct aj_profile *
 load(const char *text)
@@ -43,6 +48,10 @@ assert_same(const struct aj_policy *a, const struct aj_policy *b)
 	cr_assert_str_eq(a->path, b->path);
 	cr_assert_eq(a->n_rules, b->n_rules);
 	cr_assert_eq(a->n_addresses, b->n_addresses);
+	cr_assert_eq(a->n_tunnels, b->n_tunnels);
+	for (size_t i = 0; i < a->n_tunnels; i++)
+		cr_assert_eq(memcmp(&a->tunnels[i], &b->tunnels[i], sizeof(a->tunnels[i])), 0,
+			     "tunnel %zu", i);
 	cr_assert_eq(memcmp(&a->limits, &b->limits, sizeof(a->limits)), 0);
 	for (size_t i = 0; i < a->n_rules; i++)
 		cr_assert_eq(memcmp(&a->rules[i], &b->rules[i], sizeof(a->rules[i])), 0, "rule %zu",
@@ -75,6 +84,7 @@ Test(handover, round_trip)
 	char err[256] = "";
 
 	cr_assert_eq(pr->fetch.n_rules, 3);
+	cr_assert_eq(pr->fetch.n_tunnels, 2);
 	cr_assert_eq(aj_handover_encode(&pr->fetch, &buf, &len), 0);
 	cr_assert_eq(aj_handover_decode(buf, len, &back, err, sizeof(err)), 0, "%s", err);
 	assert_same(&pr->fetch, &back);
@@ -139,7 +149,7 @@ Test(handover, an_unsealed_file_is_refused)
 struct header {
 	char magic[8];
 	uint32_t version, rule_size, cidr_size, n_rules, n_addresses, path_len, ca_len, has_ca;
-	uint32_t secrets_len, zero;
+	uint32_t secrets_len, tunnel_size, n_tunnels, zero;
 	struct aj_fetch_limits limits;
 };
 
@@ -196,7 +206,13 @@ Test(handover, wrong_build_is_refused)
 	hdr(&s)->magic[0] = 'X';
 	refused(&s, "the policy comes from another build of agentjail");
 	s = sample();
-	hdr(&s)->version = 1; /* before the secrets of `inject` */
+	hdr(&s)->version = 2; /* before the secrets of `inject` met the tunnel rules */
+	refused(&s, "the policy comes from another build of agentjail");
+	s = sample();
+	hdr(&s)->version = 4;
+	refused(&s, "the policy comes from another build of agentjail");
+	s = sample();
+	hdr(&s)->tunnel_size++;
 	refused(&s, "the policy comes from another build of agentjail");
 	s = sample();
 	hdr(&s)->rule_size--;
@@ -220,6 +236,9 @@ Test(handover, sizes_must_add_up)
 	refused(&s, "the policy is over its bounds");
 	s = sample();
 	hdr(&s)->n_addresses = AJ_POLICY_MAX_ADDRESSES + 1;
+	refused(&s, "the policy is over its bounds");
+	s = sample();
+	hdr(&s)->n_tunnels = AJ_TUNNEL_MAX_RULES + 1;
 	refused(&s, "the policy is over its bounds");
 	s = sample();
 	hdr(&s)->path_len = 0;
@@ -302,6 +321,39 @@ Test(handover, every_rule_field_is_checked)
 	memcpy(rule(&s, 0)->inject_name, "Host", 5);
 	memcpy(rule(&s, 0)->inject_source, "env:X", 6);
 	refused(&s, "the policy holds a rule injecting a header it may not");
+}
+
+/* The tunnel rules follow the rules and the address ranges. */
+static struct aj_tunnel_rule *
+tunnel(struct sample *s, size_t i)
+{
+	return (struct aj_tunnel_rule *)(s->buf + sizeof(struct header) +
+					 hdr(s)->n_rules * sizeof(struct aj_fetch_rule) +
+					 hdr(s)->n_addresses * sizeof(struct aj_cidr)) +
+	       i;
+}
+
+Test(handover, every_tunnel_rule_field_is_checked)
+{
+	struct sample s = sample();
+
+	tunnel(&s, 0)->allow = 2;
+	refused(&s, "the policy holds a tunnel rule that is neither allow nor deny");
+	s = sample();
+	memset(tunnel(&s, 0)->host, 'a', sizeof(tunnel(&s, 0)->host));
+	refused(&s, "the policy holds a tunnel rule without a host");
+	s = sample();
+	tunnel(&s, 1)->host[0] = '\0';
+	refused(&s, "the policy holds a tunnel rule without a host");
+	s = sample();
+	tunnel(&s, 1)->port = 0;
+	refused(&s, "the policy holds a tunnel rule whose port is out of range");
+	s = sample();
+	tunnel(&s, 0)->idle_ms = 0;
+	refused(&s, "the policy holds a tunnel rule whose idle time is out of range");
+	s = sample();
+	memset(tunnel(&s, 1)->origin, 'o', sizeof(tunnel(&s, 1)->origin));
+	refused(&s, "the policy holds a tunnel rule with an unterminated origin");
 }
 
 Test(handover, address_ranges_are_checked)

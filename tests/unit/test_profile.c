@@ -19,6 +19,7 @@
 
 #include "lexer.h"
 #include "supervisor.h"
+#include "tunnel.h"
 
 #ifndef AJ_SRCDIR
 #define AJ_SRCDIR "."
@@ -433,6 +434,119 @@ Test(profile, proxy)
 	p = parse_ok("");
 	cr_assert_eq(p->proxy_port, 0, "off unless a profile turns it on");
 	aj_profile_free(p);
+}
+
+#define PROXY_ON "socket inet loopback\nproxy on\n"
+
+Test(profile, tunnel)
+{
+	struct aj_profile *p = parse_ok(PROXY_ON "tunnel allow git.example.org:22\n"
+					"tunnel allow *.example.com:2222 idle 90s\n"
+					"tunnel deny [::1]:22\n"
+					"tunnel allow 127.0.0.1:8022 idle 250ms\n");
+	char *text = NULL;
+
+	cr_assert_eq(p->fetch.n_tunnels, 4);
+	/* Sorted by their text, as fetch rules are. */
+	cr_assert_str_eq(p->fetch.tunnels[0].host, "*.example.com");
+	cr_assert_eq(p->fetch.tunnels[0].port, 2222);
+	cr_assert_eq(p->fetch.tunnels[0].idle_ms, 90000);
+	cr_assert_str_eq(p->fetch.tunnels[0].origin, "t.profile:4");
+	cr_assert_str_eq(p->fetch.tunnels[1].host, "127.0.0.1");
+	cr_assert_eq(p->fetch.tunnels[1].idle_ms, 250);
+	cr_assert_str_eq(p->fetch.tunnels[2].host, "git.example.org");
+	cr_assert_eq(p->fetch.tunnels[2].allow, 1);
+	cr_assert_eq(p->fetch.tunnels[2].idle_ms, AJ_TUNNEL_IDLE_DEFAULT);
+	cr_assert_str_eq(p->fetch.tunnels[3].host, "::1");
+	cr_assert_eq(p->fetch.tunnels[3].allow, 0);
+	cr_assert_eq(aj_profile_format_text(p, &text), 0);
+	cr_assert_not_null(strstr(text, "\nproxy on port 3128\n"
+					"tunnel allow *.example.com:2222 idle 90000ms\n"
+					"tunnel allow 127.0.0.1:8022 idle 250ms\n"
+					"tunnel allow git.example.org:22\n"
+					"tunnel deny [::1]:22\n"),
+			   "%s", text);
+	free(text);
+	cr_assert_eq(aj_profile_format_json(p, &text), 0);
+	cr_assert_not_null(strstr(text, "\"rule\": \"deny [::1]:22\",\n      \"origin\": "
+					"\"t.profile:5\""),
+			   "%s", text);
+	free(text);
+	aj_profile_free(p);
+}
+
+/* The hash covers the tunnel rules: one more, one other port, or another
+ * idle time is another policy; the order of the lines is not. */
+Test(profile, tunnel_rules_are_in_the_hash)
+{
+	const char *texts[] = {
+		PROXY_ON,
+		PROXY_ON "tunnel allow git.example.org:22\n",
+		PROXY_ON "tunnel allow git.example.org:2222\n",
+		PROXY_ON "tunnel allow git.example.org:22 idle 1m\n",
+		PROXY_ON "tunnel deny git.example.org:22\n",
+	};
+	char hex[5][65], again[65];
+	struct aj_profile *p;
+
+	for (size_t i = 0; i < 5; i++) {
+		p = parse_ok(texts[i]);
+		cr_assert_eq(aj_profile_sha256(p, hex[i]), 0);
+		aj_profile_free(p);
+		for (size_t j = 0; j < i; j++)
+			cr_assert_str_neq(hex[i], hex[j], "%zu and %zu", i, j);
+	}
+	p = parse_ok(PROXY_ON "tunnel allow b.example:22\ntunnel allow a.example:22\n");
+	cr_assert_eq(aj_profile_sha256(p, hex[0]), 0);
+	aj_profile_free(p);
+	p = parse_ok(PROXY_ON "tunnel allow a.example:22\ntunnel allow b.example:22\n");
+	cr_assert_eq(aj_profile_sha256(p, again), 0);
+	aj_profile_free(p);
+	cr_assert_str_eq(hex[0], again);
+}
+
+Test(profile, error_tunnel)
+{
+	parse_err(PROXY_ON "tunnel", -EINVAL, "t.profile:3: tunnel: missing 'allow' or 'deny'");
+	parse_err(PROXY_ON "tunnel permit a.example:22", -EINVAL,
+		  "t.profile:3: tunnel permit: expected 'allow' or 'deny', got 'permit'");
+	parse_err(PROXY_ON "tunnel allow", -EINVAL, "t.profile:3: tunnel allow: expected HOST:PORT");
+	parse_err(PROXY_ON "tunnel allow git.example.org", -EINVAL,
+		  "t.profile:3: tunnel allow: 'git.example.org': expected HOST:PORT (the port is "
+		  "required)");
+	parse_err(PROXY_ON "tunnel allow [::1]", -EINVAL,
+		  "t.profile:3: tunnel allow: '[::1]': expected HOST:PORT (the port is required)");
+	parse_err(PROXY_ON "tunnel allow a.example:0", -EINVAL,
+		  "t.profile:3: tunnel allow: port 0 not allowed");
+	parse_err(PROXY_ON "tunnel allow a.example:65536", -EINVAL,
+		  "t.profile:3: tunnel allow: port '65536' out of range");
+	parse_err(PROXY_ON "tunnel allow a.example:", -EINVAL,
+		  "t.profile:3: tunnel allow: empty port");
+	parse_err(PROXY_ON "tunnel allow *:22", -EINVAL,
+		  "t.profile:3: tunnel allow: '*' in a tunnel host is only allowed as a leading '*.'");
+	parse_err(PROXY_ON "tunnel allow a.*.example:22", -EINVAL,
+		  "t.profile:3: tunnel allow: '*' in a tunnel host is only allowed as a leading '*.'");
+	parse_err(PROXY_ON "tunnel allow *.10.0.0.1:22", -EINVAL,
+		  "t.profile:3: tunnel allow: '*.' can only precede a DNS name, not an IP address");
+	parse_err(PROXY_ON "tunnel allow ssh://a.example:22", -EINVAL,
+		  "t.profile:3: tunnel allow: 'ssh://a.example:22': expected HOST:PORT, not a URL");
+	parse_err(PROXY_ON "tunnel allow user@a.example:22", -EINVAL,
+		  "t.profile:3: tunnel allow: 'user@a.example:22': expected HOST:PORT, not a URL");
+	parse_err(PROXY_ON "tunnel allow a.example:22 idle", -EINVAL,
+		  "t.profile:3: tunnel allow: idle: missing DURATION");
+	parse_err(PROXY_ON "tunnel allow a.example:22 idle 0", -EINVAL,
+		  "t.profile:3: tunnel allow: idle: expected a duration from 1ms to 24h, got '0'");
+	parse_err(PROXY_ON "tunnel allow a.example:22 idle 2d", -EINVAL,
+		  "t.profile:3: tunnel allow: idle: expected a duration from 1ms to 24h, got '2d'");
+	parse_err(PROXY_ON "tunnel allow a.example:22 idle 1m idle 2m", -EINVAL,
+		  "t.profile:3: tunnel allow: 'idle' given twice");
+	parse_err(PROXY_ON "tunnel allow a.example:22 fast", -EINVAL,
+		  "t.profile:3: tunnel allow: unknown option 'fast' (expected 'idle')");
+	parse_err(PROXY_ON "tunnel deny a.example:22 idle 1m", -EINVAL,
+		  "t.profile:3: tunnel deny: 'idle' is an option of allow rules");
+	/* Tunnels go through the proxy: a rule without it would do nothing. */
+	parse_err("tunnel allow a.example:22\n", -EINVAL,
+		  "t.profile:1: a tunnel rule needs 'proxy on' (tunnels go through the proxy)");
 }
 
 Test(profile, error_proxy)
