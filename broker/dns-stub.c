@@ -10,8 +10,9 @@
  * address, is what the rules see and what the broker resolves and checks.
  *
  * A name no allow rule names (aj_policy_names_host: the rules could never
- * allow a request to it) is answered NXDOMAIN and audited, once per name
- * while the table has room.  AAAA and other types get an empty answer:
+ * allow a request to it) is answered NXDOMAIN and audited, once per name;
+ * past AJ_DNS_STUB_MAX_NAMES refused names, one record says the rest are
+ * not audited one by one.  AAAA and other types get an empty answer:
  * the stub gives out IPv4 addresses only.  Nothing is ever resolved here:
  * the broker resolves names when it fetches, as for every request.
  */
@@ -32,10 +33,6 @@
 /* The addresses last for the jail's life; a resolver may keep them. */
 #define ANSWER_TTL 3600
 
-struct entry {
-	char *name;
-	bool refused; /* NXDOMAIN: no rule names it (audited once) */
-};
 
 struct aj_dns_stub {
 	struct ev_loop *loop;
@@ -43,29 +40,64 @@ struct aj_dns_stub {
 	struct aj_audit_log *audit;
 	int fd;
 	ev_io r;
-	/* Entry I has the address AJ_DNS_STUB_NET + 1 + I (refused ones too,
-	 * so the table has one bound). */
-	struct entry names[AJ_DNS_STUB_MAX_NAMES];
+	/* Name I has the address AJ_DNS_STUB_NET + 1 + I. */
+	char *names[AJ_DNS_STUB_MAX_NAMES];
 	size_t n;
+	/* The names refused (NXDOMAIN), each audited once; past the bound one
+	 * record says that the rest are not. */
+	char *refused[AJ_DNS_STUB_MAX_NAMES];
+	size_t n_refused;
+	bool refused_full;
 };
 
-/* The entry of NAME, a new one if there is room, or NULL. */
-static struct entry *
-entry_of(struct aj_dns_stub *s, const char *name, size_t *index)
+/* I of NAME in the N names at TABLE, or -1. */
+static ssize_t
+find(char *const *table, size_t n, const char *name)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		if (strcmp(s->names[i].name, name) == 0) {
-			*index = i;
-			return &s->names[i];
-		}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(table[i], name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* NAME, which no rule names: audited the first time. */
+static void
+note_refused(struct aj_dns_stub *s, const char *name)
+{
+	if (find(s->refused, s->n_refused, name) >= 0)
+		return;
+	if (s->n_refused == AJ_DNS_STUB_MAX_NAMES) {
+		if (!s->refused_full)
+			aj_audit_log_write_dns(s->audit,
+					       "(more refused names: not audited one by one)");
+		s->refused_full = true;
+		return;
 	}
-	if (s->n == AJ_DNS_STUB_MAX_NAMES || (s->names[s->n].name = strdup(name)) == NULL)
-		return NULL;
-	s->names[s->n].refused = !aj_policy_names_host(s->policy, name);
-	if (s->names[s->n].refused)
-		aj_audit_log_write_dns(s->audit, name);
-	*index = s->n;
-	return &s->names[s->n++];
+	if ((s->refused[s->n_refused] = strdup(name)) == NULL)
+		return;
+	s->n_refused++;
+	aj_audit_log_write_dns(s->audit, name);
+}
+
+/* The index of NAME's address, a new one if there is room: 0, -ENOENT
+ * (no rule names it) or -ENOSPC. */
+static int
+index_of(struct aj_dns_stub *s, const char *name, size_t *index)
+{
+	ssize_t i = find(s->names, s->n, name);
+
+	if (i >= 0) {
+		*index = (size_t)i;
+		return 0;
+	}
+	if (!aj_policy_names_host(s->policy, name)) {
+		note_refused(s, name);
+		return -ENOENT;
+	}
+	if (s->n == AJ_DNS_STUB_MAX_NAMES || (s->names[s->n] = strdup(name)) == NULL)
+		return -ENOSPC;
+	*index = s->n++;
+	return 0;
 }
 
 /* The answer to the LEN bytes at MSG into OUT; its length, or 0: none. */
@@ -73,11 +105,10 @@ static size_t
 answer(struct aj_dns_stub *s, const uint8_t *msg, size_t len, uint8_t *out, size_t cap)
 {
 	struct aj_dns_query q;
-	struct entry *e;
 	size_t index;
 	uint32_t addr;
 	uint8_t a[4];
-	int rcode = AJ_DNS_NOERROR;
+	int rcode = AJ_DNS_NOERROR, r;
 
 	switch (aj_dns_parse_query(msg, len, &q, &rcode)) {
 	case AJ_DNS_IGNORED:
@@ -92,11 +123,11 @@ answer(struct aj_dns_stub *s, const uint8_t *msg, size_t len, uint8_t *out, size
 	/* An IP literal is not a name to give an address for. */
 	if (q.name[0] == '\0' || aj_dns_name_is_address(q.name))
 		return aj_dns_answer(msg, &q, AJ_DNS_NXDOMAIN, NULL, 0, out, cap);
-	e = entry_of(s, q.name, &index);
-	if (e == NULL)
-		return aj_dns_answer(msg, &q, AJ_DNS_REFUSED, NULL, 0, out, cap);
-	if (e->refused)
+	r = index_of(s, q.name, &index);
+	if (r == -ENOENT)
 		return aj_dns_answer(msg, &q, AJ_DNS_NXDOMAIN, NULL, 0, out, cap);
+	if (r < 0)
+		return aj_dns_answer(msg, &q, AJ_DNS_REFUSED, NULL, 0, out, cap);
 	if (q.qtype != AJ_DNS_TYPE_A)
 		return aj_dns_answer(msg, &q, AJ_DNS_NOERROR, NULL, 0, out, cap);
 	addr = htonl(AJ_DNS_STUB_NET + 1 + (uint32_t)index);
@@ -159,9 +190,9 @@ aj_dns_stub_name_of(const struct aj_dns_stub *s, const struct sockaddr *local)
 	if ((a & AJ_DNS_STUB_MASK) != AJ_DNS_STUB_NET || (a & ~AJ_DNS_STUB_MASK) == 0)
 		return NULL;
 	i = (a & ~AJ_DNS_STUB_MASK) - 1;
-	if (i >= s->n || s->names[i].refused)
+	if (i >= s->n)
 		return NULL;
-	return s->names[i].name;
+	return s->names[i];
 }
 
 void
@@ -172,6 +203,8 @@ aj_dns_stub_free(struct aj_dns_stub *s)
 	ev_io_stop(s->loop, &s->r);
 	close(s->fd);
 	for (size_t i = 0; i < s->n; i++)
-		free(s->names[i].name);
+		free(s->names[i]);
+	for (size_t i = 0; i < s->n_refused; i++)
+		free(s->refused[i]);
 	free(s);
 }

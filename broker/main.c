@@ -6,8 +6,9 @@
  * Started by the supervisor with posix_spawn, with the descriptors of the
  * contract (common/fds.h): its end of the agent's socketpair at 3, the
  * resolved policy (a sealed memfd, common/handover.h) at 4, the audit pipe
- * at 5, and with `--proxy N` the pipe for its CA's certificate at 6 and the proxy's N
- * listening sockets from 7.  Before it reads anything from the agent it ties its life to the
+ * at 5, and with `--proxy N` the pipe for its CA's certificate at 6, the DNS stub's socket
+ * at 7, the captured ports' listeners at 8 and 9 and the proxy's N listening sockets from
+ * 10.  Before it reads anything from the agent it ties its life to the
  * supervisor's, (started by root) becomes UID:GID with no supplementary
  * groups, which clears every capability, refuses to go on with any
  * capability or as root, and loads its own seccomp filter
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -342,6 +344,17 @@ main(int argc, char **argv)
 	/* Re-arm: the identity change above cleared the death signal. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != supervisor)
 		return AJ_EXIT_SETUP;
+	/* Its memory holds the secrets of `inject` rules and the jail's CA
+	 * key: no core dump of it, anywhere (the working directory it was
+	 * started in is usually the agent's project), and no /proc/PID/mem
+	 * for a process of the same user. */
+	{
+		struct rlimit none = {0, 0};
+
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || setrlimit(RLIMIT_CORE, &none) < 0 ||
+		    chdir("/") < 0)
+			return fail("making the broker's memory unreadable");
+	}
 
 	/* A body pipe whose reader is gone is an error to handle (EPIPE), not
 	 * a reason to die. */

@@ -20,6 +20,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -330,12 +331,29 @@ aj_transfer_fail_timeout(struct aj_transfer *t)
 
 /* ---- one hop ------------------------------------------------------------------- */
 
-/* Does one of the N rules at SLOTS inject the header NAME? */
+/* Is A the header B, in case and with '-' and '_' alike?  Servers behind
+ * CGI, WSGI, Rack or PHP read X_Api_Key as X-Api-Key (HTTP_X_API_KEY). */
+static bool
+same_header(const char *a, const char *b)
+{
+	for (;; a++, b++) {
+		int x = *a == '_' ? '-' : tolower((unsigned char)*a);
+		int y = *b == '_' ? '-' : tolower((unsigned char)*b);
+
+		if (x != y)
+			return false;
+		if (x == '\0')
+			return true;
+	}
+}
+
+/* Does one of the N rules at SLOTS inject the header NAME (or a spelling a
+ * server may read as it)? */
 static bool
 injects(const struct aj_policy *p, const size_t *slots, size_t n, const char *name)
 {
 	for (size_t i = 0; i < n; i++)
-		if (strcasecmp(p->rules[slots[i]].inject_name, name) == 0)
+		if (same_header(p->rules[slots[i]].inject_name, name))
 			return true;
 	return false;
 }

@@ -906,6 +906,7 @@ aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_
 	size_t decided = (size_t)-1;
 
 	out->ambiguous[0] = '\0';
+	out->n_inject = 0;
 	for (size_t i = 0; url->has_query && i < p->n_rules; i++) {
 		const struct aj_fetch_rule *r = &p->rules[i];
 		char name[64], safe[96];
@@ -928,7 +929,6 @@ aj_policy_judge(const struct aj_policy *p, unsigned method_bit, const struct aj_
 		return;
 	}
 
-	out->n_inject = 0;
 	out->allowed = aj_policy_decide(p->rules, p->n_rules, method_bit, url, &decided) == 1;
 	out->slot = decided;
 	out->rule = decided == (size_t)-1 ? NULL : &p->rules[decided];

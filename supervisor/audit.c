@@ -28,17 +28,31 @@ struct aj_audit {
 	size_t len;
 	bool skipping; /* inside an overlong line */
 	unsigned long long allowed, denied;
+	char jail_pidns[64]; /* /proc/INIT/ns/pid's link: the jail's processes' */
 };
+
+/* The link of PID's pid namespace into OUT ("" when unknown). */
+static void
+pidns_of(pid_t pid, char out[64])
+{
+	char path[64];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+	n = pid > 0 ? readlink(path, out, 63) : -1;
+	out[n > 0 ? n : 0] = '\0';
+}
 
 int
 aj_audit_new(struct aj_output *out, struct aj_events *events, const char *policy_sha256,
-	     int *broker_end, struct aj_audit **outp)
+	     pid_t jail_init, int *broker_end, struct aj_audit **outp)
 {
 	struct aj_audit *a = calloc(1, sizeof(*a));
 	int p[2];
 
 	if (a == NULL)
 		return -ENOMEM;
+	pidns_of(jail_init, a->jail_pidns);
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		free(a);
 		return -errno;
@@ -76,19 +90,29 @@ write_line(struct aj_audit *a, char *line, size_t len)
  * the executable of the agent's processes: the supervisor can.  Only for
  * the process the broker named (the same pid and comm, still there). */
 static void
-complete_exe(json_t *rec)
+complete_exe(const struct aj_audit *a, json_t *rec)
 {
 	json_t *pid = json_object_get(rec, "pid");
 	const char *want = json_string_value(json_object_get(rec, "comm"));
-	char comm[16], safe[16], exe[4096], safe_exe[4096];
+	char comm[16], safe[16], exe[4096], safe_exe[4096], ns[64];
+	ssize_t n;
 	int dir;
 
 	if (!json_is_integer(pid) || want == NULL || json_object_get(rec, "exe") != NULL ||
-	    json_integer_value(pid) <= 0 || json_integer_value(pid) > 0x7fffffff)
+	    json_integer_value(pid) <= 0 || json_integer_value(pid) > 0x7fffffff ||
+	    a->jail_pidns[0] == '\0')
 		return;
 	dir = aj_proc_open((pid_t)json_integer_value(pid));
 	if (dir < 0)
 		return;
+	/* A process of this jail still (the pid is not reused by one of the
+	 * host's), with the comm the broker saw. */
+	n = readlinkat(dir, "ns/pid", ns, sizeof(ns) - 1);
+	ns[n > 0 ? n : 0] = '\0';
+	if (strcmp(ns, a->jail_pidns) != 0) {
+		close(dir);
+		return;
+	}
 	aj_proc_read_task(dir, comm, sizeof(comm), exe, sizeof(exe));
 	close(dir);
 	aj_log_escape(comm, safe, sizeof(safe));
@@ -118,7 +142,7 @@ handle_line(struct aj_audit *a, const char *line, size_t len)
 		else
 			a->denied++;
 	}
-	complete_exe(rec);
+	complete_exe(a, rec);
 	json_object_set_new(rec, "jail", json_string(aj_events_jail_id(a->events)));
 	json_object_set_new(rec, "policy_sha256", json_string(a->policy_sha256));
 	if (a->out != NULL) {

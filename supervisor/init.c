@@ -492,6 +492,9 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	pid_t agent;
 	int door, r, slave = -1, stdio[3] = {-1, -1, -1}, bundle = -1, ca;
 
+	/* Init is a clone of the supervisor: the secrets of `inject` rules
+	 * are the broker's, not ours to keep in the jail. */
+	aj_secrets_forget(plan->secrets);
 	/* Die with the supervisor; if it is already gone the read below sees
 	 * EOF and we leave before doing anything. */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)

@@ -1506,6 +1506,25 @@ resolve_inject_file(struct parser *p, struct aj_fetch_rule *rule)
 	return 0;
 }
 
+/* A secret is only as safe as the connection it travels on and the hosts
+ * it goes to: say so where a rule hands it to more than one origin's
+ * owner or sends it in clear. */
+static void
+warn_inject(const struct parser *p, const struct aj_fetch_rule *r)
+{
+	if (strcmp(r->scheme, "http") == 0 && strcmp(r->host, "127.0.0.1") != 0 &&
+	    strcmp(r->host, "::1") != 0)
+		pwarn(p,
+		      "fetch allow: inject %s on an http:// rule sends the secret in clear to "
+		      "whoever is on the path to %s; use https",
+		      r->inject_name, r->host);
+	if (r->host[0] == '*')
+		pwarn(p,
+		      "fetch allow: inject %s on %s gives the secret to every host below %s, "
+		      "whoever runs it; name the host",
+		      r->inject_name, r->host, r->host + 2);
+}
+
 static int
 do_fetch(struct parser *p, char *rest)
 {
@@ -1539,6 +1558,8 @@ do_fetch(struct parser *p, char *rest)
 	warn_query_pattern(p, &rule);
 	if (rule.inject_name[0] != '\0' && (r = resolve_inject_file(p, &rule)) < 0)
 		return r;
+	if (rule.inject_name[0] != '\0')
+		warn_inject(p, &rule);
 	return fetch_add(p, p->layer, &rule);
 }
 

@@ -162,6 +162,26 @@ outputs_lost(struct run_outputs *o, bool quiet)
 			 "audit", (json_int_t)au);
 }
 
+/* S as a JSON string; text that is not UTF-8 (which jansson would drop)
+ * escaped as the violations' paths are, \xNN. */
+static json_t *
+escaped_json(const char *s)
+{
+	size_t cap = 4 * strlen(s) + 1;
+	json_t *j = json_string(s);
+	char *e;
+
+	if (j != NULL)
+		return j;
+	e = malloc(cap);
+	if (e == NULL)
+		return NULL;
+	aj_log_escape(s, e, cap);
+	j = json_string(e);
+	free(e);
+	return j;
+}
+
 /* The command as it is run, its arguments one string each. */
 static json_t *
 command_json(char *const *argv)
@@ -169,7 +189,7 @@ command_json(char *const *argv)
 	json_t *a = json_array();
 
 	for (size_t i = 0; a != NULL && argv[i] != NULL; i++)
-		json_array_append_new(a, json_string(argv[i]));
+		json_array_append_new(a, escaped_json(argv[i]));
 	return a;
 }
 
@@ -199,7 +219,7 @@ emit_start(struct aj_events *events, const struct aj_run_options *opts,
 	 * one the jail cannot see is left for /, with a notice). */
 	if (start != NULL) {
 		json_object_set_new(start, "command", command_json(opts->argv));
-		json_object_set_new(start, "cwd", cwd != NULL ? json_string(cwd) : json_null());
+		json_object_set_new(start, "cwd", cwd != NULL ? escaped_json(cwd) : json_null());
 	}
 	aj_events_emit(events, "start", start);
 }
@@ -339,6 +359,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 			.xdg_runtime_dir = getenv("XDG_RUNTIME_DIR"),
 			.readonly_paths = aj_protect_paths(protect),
 			.hidden_paths = aj_secrets_hidden(secrets),
+			.secrets = secrets,
 			.quiet = opts->quiet,
 			.pty_stdio = term.stdio,
 			.pty_termios = &term.modes,
@@ -357,7 +378,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		int audit_end = -1;
 
 		(void)aj_profile_sha256(opts->profile, hex);
-		r = aj_audit_new(outs.audit_out, events, hex, &audit_end, &audit);
+		r = aj_audit_new(outs.audit_out, events, hex, jail.pid, &audit_end, &audit);
 		if (r < 0)
 			aj_err(err, errlen, r, "creating the audit pipe: %s", strerror(-r));
 		else
@@ -464,6 +485,7 @@ aj_run(const struct aj_run_options *opts, int *status, char *err, size_t errlen)
 		*status = run_status;
 	}
 out:
+	aj_secrets_free(secrets);
 	aj_pty_free(pty);
 	if (jail.pty_fd >= 0)
 		close(jail.pty_fd);

@@ -27,6 +27,8 @@ struct aj_secrets {
 	char **values;  /* one per rule, NULL where it injects nothing */
 	char **hidden;  /* the files read, resolved, NULL-terminated */
 	size_t n_hidden;
+	const char **vars; /* the variables read (names, the policy's), n_vars of them */
+	size_t n_vars;
 };
 
 void
@@ -34,16 +36,34 @@ aj_secrets_free(struct aj_secrets *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->n; i++) {
+	for (size_t i = 0; s->values != NULL && i < s->n; i++) {
 		if (s->values[i] != NULL)
 			explicit_bzero(s->values[i], strlen(s->values[i]));
 		free(s->values[i]);
 	}
-	for (size_t i = 0; i < s->n_hidden; i++)
+	for (size_t i = 0; s->hidden != NULL && i < s->n_hidden; i++)
 		free(s->hidden[i]);
 	free(s->values);
 	free(s->hidden);
+	free(s->vars);
 	free(s);
+}
+
+void
+aj_secrets_forget(struct aj_secrets *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		if (s->values[i] != NULL)
+			explicit_bzero(s->values[i], strlen(s->values[i]));
+	/* Our copy of the environment we were started with. */
+	for (size_t i = 0; i < s->n_vars; i++) {
+		char *v = getenv(s->vars[i]);
+
+		if (v != NULL)
+			explicit_bzero(v, strlen(v));
+	}
 }
 
 /* The secret in the file PATH (one trailing newline is not part of it),
@@ -59,13 +79,18 @@ read_secret_file(const char *path, char **out, char **real)
 
 	if (realpath(path, resolved) == NULL)
 		return -errno;
-	fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	/* Resolved: a link put there since is refused, not followed. */
+	fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		e = errno;
+	if (fstat(fd, &st) < 0) {
+		e = -errno;
 		close(fd);
-		return e != 0 && !S_ISREG(st.st_mode) ? -EBADMSG : -e;
+		return e;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		return S_ISREG(st.st_mode) ? -EMLINK : -EBADMSG;
 	}
 	/* The value, a newline, and one byte to see that it is too long. */
 	buf = malloc(AJ_POLICY_MAX_SECRET + 3);
@@ -117,6 +142,7 @@ load_one(struct aj_secrets *s, const struct aj_fetch_rule *rule, char **out, cha
 				      rule->origin, rule->inject_name, source + 4);
 		if ((*out = strdup(v)) == NULL)
 			return -ENOMEM;
+		s->vars[s->n_vars++] = source + 4;
 	} else {
 		char *real = NULL;
 
@@ -126,6 +152,8 @@ load_one(struct aj_secrets *s, const struct aj_fetch_rule *rule, char **out, cha
 				      rule->inject_name, source + 5,
 				      r == -EFBIG     ? "larger than a header may be"
 				      : r == -EBADMSG ? "not a regular text file"
+				      : r == -EMLINK  ? "it has more than one name (hard links): the "
+							"jail could read it through another"
 						      : strerror(-r));
 		s->hidden[s->n_hidden++] = real;
 	}
@@ -144,11 +172,13 @@ aj_secrets_load(const struct aj_policy *p, struct aj_secrets **out, char *err, s
 	*out = NULL;
 	if (s == NULL)
 		return -ENOMEM;
-	s->n = p->n_rules;
 	s->values = calloc(p->n_rules + 1, sizeof(*s->values));
 	s->hidden = calloc(p->n_rules + 1, sizeof(*s->hidden));
-	if (s->values == NULL || s->hidden == NULL)
+	s->vars = calloc(p->n_rules + 1, sizeof(*s->vars));
+	if (s->values == NULL || s->hidden == NULL || s->vars == NULL)
 		r = -ENOMEM;
+	else
+		s->n = p->n_rules;
 	for (size_t i = 0; r == 0 && i < p->n_rules; i++)
 		if (p->rules[i].inject_name[0] != '\0')
 			r = load_one(s, &p->rules[i], &s->values[i], err, errlen);

@@ -61,6 +61,7 @@ void aj_profile_files_free(struct aj_profile_file *files, size_t n);
 /* Its sockets in the jail (the DNS stub's, the captures', the listeners on
  * 127.0.0.1 and ::1): AJ_PROXY_SOCKETS, common/fds.h. */
 #define AJ_PROXY_FDS_NONE {-1, -1, -1, -1, -1}
+_Static_assert(AJ_PROXY_SOCKETS == 5, "AJ_PROXY_FDS_NONE lists AJ_PROXY_SOCKETS -1s");
 
 struct aj_profile {
 	char *name;        /* as asked for */
@@ -341,6 +342,11 @@ int aj_secrets_check_env(const struct aj_secrets *s, const struct aj_policy *p, 
 /* Wipe and free; NULL is fine. */
 void aj_secrets_free(struct aj_secrets *s);
 
+/* In the jail's init, first thing: wipe this process's copy of the
+ * values, and of the variables they came from in its environment (init
+ * is a clone of the supervisor, never exec'd).  NULL is fine. */
+void aj_secrets_forget(struct aj_secrets *s);
+
 /* ---- supervisor/protect.c: what the agent must not swap ------------------- */
 
 struct aj_protect;
@@ -393,6 +399,7 @@ struct aj_spawn_plan {
 	const char *xdg_runtime_dir;
 	const char *const *readonly_paths; /* see struct aj_fs_plan */
 	const char *const *hidden_paths;   /* see struct aj_fs_plan */
+	struct aj_secrets *secrets;        /* wiped by init (aj_secrets_forget), or NULL */
 	bool quiet;
 	/* The agent's own terminal (supervisor/pty.c): bit I set when the
 	 * agent's fd I becomes its slave; the slave starts with the caller's
@@ -682,9 +689,11 @@ struct aj_audit;
 
 /* Records go to OUT (not owned; NULL: only the event stream) and to EVENTS
  * as `fetch` events.  *BROKER_END is the pipe's write end for the broker
- * (close-on-exec; the caller closes it once the broker has it). */
+ * (close-on-exec; the caller closes it once the broker has it).
+ * JAIL_INIT (0: none) names the jail's pid namespace, the only one whose
+ * processes a record's missing "exe" is completed for. */
 int aj_audit_new(struct aj_output *out, struct aj_events *events, const char *policy_sha256,
-		 int *broker_end, struct aj_audit **a);
+		 pid_t jail_init, int *broker_end, struct aj_audit **a);
 int aj_audit_fd(const struct aj_audit *a);
 /* Handle what the pipe holds; 1 at EOF. */
 int aj_audit_read(struct aj_audit *a);

@@ -83,7 +83,7 @@ Test(events, start_names_the_command_and_its_directory, .timeout = 60)
 	char *dir = aj_test_scratch();
 	char *profile = aj_test_write_file(dir, "p.profile", "env keep PATH\n"), here[4096];
 	const char *argv[] = {aj_test_bin("agentjail"), "run", "--profile", profile, "--quiet",
-			      "--events", "-", "--", "/bin/echo", "two words", "", "ünï", NULL};
+			      "--events", "-", "--", "/bin/echo", "two words", "", "ünï", "\xff", NULL};
 	struct aj_result res;
 	json_t *start, *cmd;
 
@@ -94,11 +94,13 @@ Test(events, start_names_the_command_and_its_directory, .timeout = 60)
 	start = json_loads(strstr(res.out, "{\"type\":\"start\""), JSON_DISABLE_EOF_CHECK, NULL);
 	cr_assert_not_null(start, "no start event in: %s", res.out);
 	cmd = json_object_get(start, "command");
-	cr_assert_eq(json_array_size(cmd), 4, "%s", res.out);
+	cr_assert_eq(json_array_size(cmd), 5, "%s", res.out);
 	cr_assert_str_eq(json_string_value(json_array_get(cmd, 0)), "/bin/echo");
 	cr_assert_str_eq(json_string_value(json_array_get(cmd, 1)), "two words");
 	cr_assert_str_eq(json_string_value(json_array_get(cmd, 2)), "");
 	cr_assert_str_eq(json_string_value(json_array_get(cmd, 3)), "ünï");
+	/* Not UTF-8: escaped, never dropped. */
+	cr_assert_str_eq(json_string_value(json_array_get(cmd, 4)), "\\xff");
 	cr_assert_str_eq(json_string_value(json_object_get(start, "cwd")), here);
 	json_decref(start);
 	aj_test_result_free(&res);

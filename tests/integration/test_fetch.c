@@ -1062,6 +1062,16 @@ Test(fetch, a_client_that_never_reads_its_pipes_is_not_read)
 	cr_assert(wait_for("drv", "ok the broker stopped reading"), "%s", scratch_text("drv"));
 	snprintf(fd_dir, sizeof(fd_dir), "/proc/%d/fd", bp);
 	d = opendir(fd_dir);
+	if (d == NULL && errno == EACCES && geteuid() != 0) {
+		/* The broker is not dumpable (its memory holds secrets): its
+		 * descriptors are root's to list.  The same bound is checked
+		 * in the suite's run as root. */
+		cr_assert_eq(wait_status(pid), 0, "%s", scratch_text("bg.out"));
+		free(prof);
+		cr_skip_test("the broker's /proc/%d/fd is readable by root only (it is not "
+			     "dumpable); counted in the run as root",
+			     bp);
+	}
 	cr_assert_not_null(d, "%s: %s", fd_dir, strerror(errno));
 	for (struct dirent *e; (e = readdir(d)) != NULL;)
 		fds += e->d_name[0] != '.';

@@ -158,6 +158,26 @@ Test(inject, the_secret_reaches_the_upstream_native_and_through_the_proxy)
 	free(prof);
 }
 
+/* The agent's own header of that name goes, in any case and spelled with
+ * '_' for '-' (servers behind CGI, WSGI or Rack read X_Api_Key as
+ * X-Api-Key): the upstream gets the injected one alone. */
+Test(inject, the_agents_spellings_of_the_header_go)
+{
+	char *prof = write_profile("fetch allow GET %s/header-names inject x-api-key file:%s\n",
+				   http.url, keyfile);
+	struct aj_result r;
+
+	in_jail(&r, prof,
+		"\"$AJ\" fetch -H 'X_API_KEY: mine' -H 'x-Api-Key: mine too' -H 'X-Other: kept' "
+		"\"$URL/header-names\" | tr ',' '\\n' | grep -c -x -e 'x-api-key' -e 'x_api_key'; "
+		"\"$AJ\" fetch -H 'X-Other: kept' \"$URL/header-names\" | tr ',' '\\n' | "
+		"grep -x 'x-other'");
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert_str_eq(r.out, "1\nx-other\n", SHOW(r));
+	aj_test_result_free(&r);
+	free(prof);
+}
+
 /* A redirect within the origin keeps the secret; one to another origin
  * (another port) never gets it, nor does the
  * way back after it. */

@@ -56,7 +56,7 @@ setup_with_out(int out_fd)
 	output = NULL;
 	if (out >= 0)
 		cr_assert_eq(aj_output_new(out, 1 << 20, &output), 0);
-	r = aj_audit_new(output, events, SHA, &broker_end, &audit);
+	r = aj_audit_new(output, events, SHA, 0, &broker_end, &audit);
 	cr_assert_eq(r, 0, "aj_audit_new: %s", strerror(-r));
 	cr_assert_geq(broker_end, 0);
 	cr_assert_geq(aj_audit_fd(audit), 0);

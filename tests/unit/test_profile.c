@@ -1724,3 +1724,23 @@ Test(profile, a_deny_query_pattern_others_escape_is_warned_of)
 		"not denied (to deny it anywhere in the query: query **token=**)");
 	aj_profile_free(p);
 }
+
+/* An inject that hands the secret to more than one origin's owner, or
+ * sends it in clear, is warned of. */
+Test(profile, a_risky_inject_is_warned_of)
+{
+	struct aj_profile *p = parse_ok(
+		"fetch allow GET https://api.test/** inject k env:K\n"
+		"fetch allow GET http://api.test/** inject k env:K\n"
+		"fetch allow GET http://127.0.0.1:8080/** inject k env:K\n"
+		"fetch allow GET https://*.s3.example/** inject k env:K\n");
+
+	cr_assert_eq(p->n_warnings, 2);
+	cr_assert_str_eq(p->warnings[0],
+			 "t.profile:2: warning: fetch allow: inject k on an http:// rule sends the "
+			 "secret in clear to whoever is on the path to api.test; use https");
+	cr_assert_str_eq(p->warnings[1],
+			 "t.profile:4: warning: fetch allow: inject k on *.s3.example gives the "
+			 "secret to every host below s3.example, whoever runs it; name the host");
+	aj_profile_free(p);
+}

@@ -201,3 +201,45 @@ Test(secrets, a_policy_without_inject_reads_nothing)
 	aj_secrets_free(NULL);
 	aj_profile_free(p);
 }
+
+/* A key with a second name could be read through it in the jail, where
+ * only the first is covered: refused. */
+Test(secrets, a_file_with_two_names_is_refused)
+{
+	char *path = key_file("key", "sk-abc\n", 7), *other, err[512];
+	struct aj_profile *p = profile("fetch allow GET https://a.test/ inject k file:%s\n", path);
+	struct aj_secrets *s;
+
+	cr_assert(asprintf(&other, "%s/other", dir) > 0);
+	cr_assert_eq(link(path, other), 0);
+	cr_assert_eq(load(p, &s, err, sizeof(err)), -EMLINK);
+	cr_assert_not_null(strstr(err, "it has more than one name (hard links)"), "%s", err);
+	cr_assert_null(strstr(err, "sk-abc"), "%s", err);
+	aj_profile_free(p);
+	free(other);
+	free(path);
+}
+
+/* What init does first: its copy of the values and of their variables,
+ * wiped. */
+Test(secrets, forget_wipes_this_processs_copy)
+{
+	char *path = key_file("key", "sk-abc\n", 7), err[512];
+	struct aj_profile *p = profile("fetch allow GET https://a.test/ inject k file:%s\n"
+				       "fetch allow GET https://b.test/ inject k env:AJ_T_FORGET\n",
+				       path);
+	struct aj_secrets *s;
+	char *const *v;
+
+	setenv("AJ_T_FORGET", "tok-xyz", 1);
+	cr_assert_eq(load(p, &s, err, sizeof(err)), 0, "%s", err);
+	v = aj_secrets_values(s);
+	aj_secrets_forget(s);
+	for (size_t i = 0; i < 2; i++)
+		cr_assert(v[i] == NULL || v[i][0] == '\0', "value %zu kept", i);
+	cr_assert_eq(getenv("AJ_T_FORGET")[0], '\0', "the variable's text kept");
+	aj_secrets_free(s);
+	aj_profile_free(p);
+	free(path);
+	unsetenv("AJ_T_FORGET");
+}

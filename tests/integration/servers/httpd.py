@@ -237,6 +237,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 value = self.headers.get(segs[1])
                 self.reply(200, (hashlib.sha256(value.encode()).hexdigest()
                                  if value is not None else "absent") + "\n")
+            elif path == "/header-names":
+                # The names of the request's headers, lower-cased, in order:
+                # which ones arrived, never their values.
+                self.reply(200, ",".join(k.lower() for k in self.headers.keys()) + "\n")
             elif path == "/headers-out":
                 self.serve_headers_out(query)
             elif head == "files" and ROOT is not None and self.command in ("GET", "HEAD"):
