@@ -71,6 +71,7 @@ struct aj_proxy_conn {
 	 * the client's first bytes. */
 	struct aj_proxy_authority captured_tls;
 	bool tls_pending;
+	bool captured; /* accepted on a captured port, not the proxy's */
 	bool unread;              /* the reader failed: no head to name in the audit */
 	enum state state;
 	uint32_t id;       /* the request the broker has, 0: none */
@@ -388,6 +389,12 @@ raw_opened(void *arg, const char *code, int status, const char *rule, const char
 	int fd = c->fd;
 
 	c->raw = NULL;
+	/* A captured connection expects TLS, not an HTTP answer: it is
+	 * closed (the relay audited why). */
+	if (code != NULL && c->captured) {
+		conn_free(c);
+		return;
+	}
 	if (code != NULL) {
 		if (refuse(c, status, code, rule, message, true)) {
 			c->state = C_CLOSING;
@@ -395,7 +402,7 @@ raw_opened(void *arg, const char *code, int status, const char *rule, const char
 		}
 		return;
 	}
-	if (!aj_proxy_buf_append(&c->out, established, sizeof(established) - 1)) {
+	if (!c->captured && !aj_proxy_buf_append(&c->out, established, sizeof(established) - 1)) {
 		aj_proxy_relay_cancel(t);
 		conn_free(c);
 		return;
@@ -431,6 +438,31 @@ open_raw(struct aj_proxy_conn *c, size_t off)
 	} else if (refuse(c, no.status, no.code, no.rule, no.why, true)) {
 		c->state = C_CLOSING;
 		(void)flush(c);
+	}
+	return true;
+}
+
+/* A captured port-443 connection to a name a `tunnel` rule covers on 443
+ * (a client that pins certificates and ignores the proxy): a raw tunnel,
+ * its first bytes waiting for it, as after a CONNECT.  A tunnel rule that
+ * denies it, or too many tunnels, closes it.  False when no tunnel rule
+ * covers it: it is for interception. */
+static bool
+captured_raw(struct aj_proxy_conn *c)
+{
+	struct aj_proxy_relay_refusal no;
+	int d = aj_proxy_relay(c->px) == NULL
+			? -1
+			: aj_proxy_relay_connect_to(aj_proxy_relay(c->px), &c->captured_tls, false,
+						    raw_opened, c, &c->raw, &no);
+
+	if (d < 0)
+		return false;
+	if (d == 0)
+		conn_free(c);
+	else {
+		c->state = C_WAITING;
+		ev_io_stop(aj_proxy_loop(c->px), &c->r);
 	}
 	return true;
 }
@@ -557,7 +589,8 @@ on_readable(struct ev_loop *loop, ev_io *w, int revents)
 			c->in_len += (size_t)n;
 		if (n > 0 && c->tls_pending) {
 			c->tls_pending = false;
-			start_tls(c, c->captured_tls, 0, false);
+			if (!captured_raw(c))
+				start_tls(c, c->captured_tls, 0, false);
 			return;
 		}
 	}
@@ -688,6 +721,7 @@ conn_new(struct aj_proxy *px, int fd, const struct aj_proxy_authority *captured)
 	ev_io_init(&c->w, on_writable, fd, EV_WRITE);
 	c->w.data = c;
 	ev_io_start(aj_proxy_loop(px), &c->r);
+	c->captured = captured != NULL;
 	if (captured != NULL && !http) {
 		c->captured_tls = *captured;
 		c->tls_pending = true;

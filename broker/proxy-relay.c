@@ -484,12 +484,19 @@ aj_proxy_relay_connect(struct aj_proxy_relay *r, const struct aj_proxy_head *h,
 		       aj_proxy_relay_opened_fn opened, void *arg, struct aj_proxy_tunnel **out,
 		       struct aj_proxy_relay_refusal *no)
 {
-	const struct aj_proxy_authority *a = &h->authority;
+	return aj_proxy_relay_connect_to(r, &h->authority, wants_raw(h), opened, arg, out, no);
+}
+
+int
+aj_proxy_relay_connect_to(struct aj_proxy_relay *r, const struct aj_proxy_authority *a,
+			  bool raw_only, aj_proxy_relay_opened_fn opened, void *arg,
+			  struct aj_proxy_tunnel **out, struct aj_proxy_relay_refusal *no)
+{
 	const struct aj_tunnel_rule *rule = NULL;
 	int d = decide(r, a->host, a->kind, a->port, &rule);
 	char target[300];
 
-	if (d < 0 && !wants_raw(h))
+	if (d < 0 && !raw_only)
 		return -1;
 	if (d > 0 && (*out = open_tunnel(r, a->host, a->kind, a->port, rule, opened, arg)) != NULL)
 		return 1;

@@ -206,6 +206,11 @@ struct aj_proxy_head;
 int aj_proxy_relay_connect(struct aj_proxy_relay *r, const struct aj_proxy_head *h,
 			   aj_proxy_relay_opened_fn opened, void *arg, struct aj_proxy_tunnel **out,
 			   struct aj_proxy_relay_refusal *no);
+/* The same for the authority A (a captured port-443 connection's name:443:
+ * no head), RAW_ONLY as the header would say. */
+int aj_proxy_relay_connect_to(struct aj_proxy_relay *r, const struct aj_proxy_authority *a,
+			      bool raw_only, aj_proxy_relay_opened_fn opened, void *arg,
+			      struct aj_proxy_tunnel **out, struct aj_proxy_relay_refusal *no);
 /* The client went away before OPENED: forget the tunnel (OPENED is not
  * called). */
 void aj_proxy_relay_cancel(struct aj_proxy_tunnel *t);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "util.h"
 #include "policy.h"
+#include "tunnel.h"
 
 static const struct {
 	const char *name;
@@ -240,6 +241,11 @@ aj_policy_names_host(const struct aj_policy *p, const char *name)
 {
 	for (size_t i = 0; i < p->n_rules; i++)
 		if (p->rules[i].allow && aj_policy_is_host_match(p->rules[i].host, name, AJ_HOST_NAME))
+			return true;
+	/* A raw tunnel to port 443, which a captured connection can be. */
+	for (size_t i = 0; i < p->n_tunnels; i++)
+		if (p->tunnels[i].allow && p->tunnels[i].port == 443 &&
+		    aj_policy_is_host_match(p->tunnels[i].host, name, AJ_HOST_NAME))
 			return true;
 	return false;
 }

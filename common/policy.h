@@ -246,8 +246,9 @@ bool aj_policy_secret_ok(const char *value, size_t len, char *why, size_t whylen
 const char *aj_policy_secret(const struct aj_policy *p, size_t slot);
 
 /* Could any request to the DNS name NAME (normalised) be allowed: does an
- * allow rule name that host, whatever its scheme, port, path or method?
- * (The DNS stub answers the names for which this is false NXDOMAIN.) */
+ * allow rule name that host, whatever its scheme, port, path or method,
+ * or a tunnel allow rule with port 443?  (The DNS stub answers the names
+ * for which this is false NXDOMAIN.) */
 bool aj_policy_names_host(const struct aj_policy *p, const char *name);
 
 /* The AJ_METHOD_* bit of METHOD ("GET"), or 0. */

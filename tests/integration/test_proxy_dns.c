@@ -79,14 +79,17 @@ Test(proxy_dns, tools_without_a_proxy_reach_allowed_names_only)
 	cr_assert_not_null(strstr(r.out, "case resolver: exit=0 127.1.0.1       STREAM api.test "
 					 "evil.test: none\n"),
 			   SHOW(r));
+	/* A name a tunnel rule allows on 443: relayed raw, TLS end to end
+	 * with the server's own certificate. */
+	cr_assert_not_null(strstr(r.out, "case pinned-raw: exit=0 200 127.1.0.1\n"), SHOW(r));
 	/* The jail's own 127.0.0.1:443 is not an address the stub gave: the
 	 * connection is closed before any TLS. */
 	cr_assert_not_null(strstr(r.out, "case own-loopback: exit=0 curl: (35)"), SHOW(r));
 	/* Only what the rules allow reached the servers. */
-	cr_assert_not_null(strstr(r.out, "tls requests 3\nweb requests 1\n"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "tls requests 4\nweb requests 1\n"), SHOW(r));
 
 	/* Decided and audited under the names, like the proxy's requests. */
-	cr_assert_eq(json_array_size(audit), 6, "%zu records", json_array_size(audit));
+	cr_assert_eq(json_array_size(audit), 7, "%zu records", json_array_size(audit));
 	cr_assert_str_eq(str(json_array_get(audit, 0), "url"), "https://api.test/page.html");
 	cr_assert_str_eq(str(json_array_get(audit, 0), "decision"), "allowed");
 	cr_assert_str_eq(str(json_array_get(audit, 0), "via"), "proxy");
@@ -99,6 +102,10 @@ Test(proxy_dns, tools_without_a_proxy_reach_allowed_names_only)
 	cr_assert_str_eq(str(last, "decision"), "denied");
 	cr_assert_str_eq(str(last, "via"), "dns");
 	cr_assert_str_eq(str(last, "rule"), "no fetch rule names this host");
+	/* The raw tunnel's own record. */
+	last = json_array_get(audit, 6);
+	cr_assert_str_eq(str(last, "kind"), "tunnel");
+	cr_assert_str_eq(str(last, "decision"), "allowed");
 	json_decref(audit);
 	aj_test_result_free(&r);
 }
