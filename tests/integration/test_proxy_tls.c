@@ -310,10 +310,12 @@ Test(proxy_tls, each_jail_has_a_ca_of_its_own)
 	free(prof);
 }
 
-/* The CA's key lives in the broker's memory only: nothing the jail can
- * read holds a private key after a tunnel was made (the jail's own
- * mounts whole, every file changed during the run), and the broker is no
- * process of the jail's (its /proc shows none). */
+/* The CA's key lives in the broker's memory only: no private key anything
+ * the jail can read holds after a tunnel was made (the jail's own mounts
+ * whole, every file changed during the run) is the CA's (other keys may
+ * come and go on the host meanwhile: each is compared with the CA's
+ * public key), and the broker is no process of the jail's (its /proc
+ * shows none). */
 Test(proxy_tls, the_cas_key_is_nowhere_in_the_jail)
 {
 	char *prof = write_profile("fetch allow GET %s/**\n", tls.url);
@@ -321,13 +323,18 @@ Test(proxy_tls, the_cas_key_is_nowhere_in_the_jail)
 
 	in_jail(&r, prof,
 		"touch /tmp/.begin; curl -sS -o /dev/null -w '%{http_code}\\n' \"$URL/page.html\"; "
-		"grep -r -l -s -a --devices=skip 'PRIVATE KE[Y]' /tmp /run /dev; "
+		"awk '/BEGIN CERT/{p=\"\"} {p=p $0 \"\\n\"} END{printf \"%s\", p}' "
+		"/run/agentjail/ca-certificates.crt | openssl x509 -noout -pubkey > /dev/shm/ca.pub; "
+		"{ grep -r -l -s -a --devices=skip 'PRIVATE KE[Y]' /tmp /run /dev; "
 		"find / \\( -path /proc -o -path /sys \\) -prune -o -type f -newer /tmp/.begin "
-		"-print0 2>/dev/null | xargs -0 -r grep -l -s -a 'PRIVATE KE[Y]'; "
+		"-print0 2>/dev/null | xargs -0 -r grep -l -s -a 'PRIVATE KE[Y]'; } | "
+		"while read -r f; do openssl pkey -in \"$f\" -pubout 2>/dev/null | "
+		"cmp -s - /dev/shm/ca.pub && echo \"the CA's key in $f\"; done; "
+		"grep -c 'BEGIN PUBLIC KEY' /dev/shm/ca.pub; "
 		"cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -c 'agentjail-broke[r]'; "
 		"echo searched");
 	cr_assert_eq(r.status, 0, SHOW(r));
-	cr_assert_str_eq(r.out, "200\n0\nsearched\n", SHOW(r));
+	cr_assert_str_eq(r.out, "200\n1\n0\nsearched\n", SHOW(r));
 	aj_test_result_free(&r);
 	free(prof);
 }
