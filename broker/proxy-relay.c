@@ -316,9 +316,12 @@ aj_proxy_relay_take(struct aj_proxy_tunnel *t, int fd, const void *to_upstream, 
 			   "the client sent more than the tunnel buffers before it was open");
 		return -E2BIG;
 	}
-	memcpy(t->to[SIDE_UPSTREAM].buf, to_upstream, up_len);
+	/* Either may be none (a captured connection is owed no 200). */
+	if (up_len > 0)
+		memcpy(t->to[SIDE_UPSTREAM].buf, to_upstream, up_len);
 	t->to[SIDE_UPSTREAM].len = up_len;
-	memcpy(t->to[SIDE_CLIENT].buf, to_client, client_len);
+	if (client_len > 0)
+		memcpy(t->to[SIDE_CLIENT].buf, to_client, client_len);
 	t->to[SIDE_CLIENT].len = client_len;
 	for (int s = 0; s < 2; s++) {
 		ev_io_init(&t->r[s], on_readable, t->fd[s], EV_READ);

@@ -28,9 +28,12 @@
 #include "harness.h"
 #include "servers.h"
 
-/* Made up for the test, recognisable anywhere. */
-#define SECRET "sk-test-9f2c61d0e4b7a385-never-in-the-jail"
-#define SECRET_ENV "tok-env-51e0a7c3b92d8f64-never-in-the-jail"
+/* Made up for each test (Criterion runs them side by side: a concurrent
+ * test's key file, made during this one's run, must not look like this
+ * one's leak), recognisable anywhere. */
+static char secret[64], secret_env[64];
+#define SECRET secret
+#define SECRET_ENV secret_env
 
 static char *scratch, *keyfile;
 static struct aj_server http, other;
@@ -46,9 +49,25 @@ hex_sha256(const char *text, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* "PREFIX-<16 random hex digits>-never-in-the-jail" into OUT. */
+static void
+make_secret(char out[64], const char *prefix)
+{
+	unsigned char r[8];
+	FILE *f = fopen("/dev/urandom", "re");
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fread(r, 1, sizeof(r), f), sizeof(r));
+	fclose(f);
+	snprintf(out, 64, "%s-%02x%02x%02x%02x%02x%02x%02x%02x-never-in-the-jail", prefix, r[0],
+		 r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+}
+
 static void
 setup(void)
 {
+	make_secret(secret, "sk-test");
+	make_secret(secret_env, "tok-env");
 	scratch = aj_test_scratch();
 	chmod(scratch, 01777);
 	cr_assert_eq(aj_server_start_http(&http, "127.0.0.1", NULL, scratch), 0,
@@ -59,7 +78,12 @@ setup(void)
 		     "cannot start the second test HTTP server");
 	setenv("OTHER", other.url, 1);
 	/* As a user keeps an API key: a line in a file only they can read. */
-	keyfile = aj_test_write_file(scratch, "api-key", SECRET "\n");
+	{
+		char text[80];
+
+		snprintf(text, sizeof(text), "%s\n", SECRET);
+		keyfile = aj_test_write_file(scratch, "api-key", text);
+	}
 	chmod(keyfile, 0600);
 	hex_sha256(SECRET, secret_sha);
 	hex_sha256(SECRET_ENV, env_sha);
@@ -266,18 +290,20 @@ Test(inject, the_agent_finds_the_secret_nowhere)
  * name; an unreadable source too, with the rule's file:line. */
 Test(inject, a_secret_the_jail_would_see_stops_the_run)
 {
-	static const struct {
+	char copy[96];
+	const struct {
 		const char *lines;
 		const char *message;
 	} cases[] = {
 		{"env keep AJ_TEST_TOKEN\n", "inject.profile:6: inject authorization: the secret's "
 					     "variable AJ_TEST_TOKEN would be passed into the jail"},
-		{"env set COPY=x" SECRET_ENV "x\n",
-		 "inject.profile:6: inject authorization: the jail's environment would carry the "
-		 "secret in COPY"},
+		{copy, "inject.profile:6: inject authorization: the jail's environment would carry the "
+		       "secret in COPY"},
 	};
 	struct aj_result r;
 	char *prof;
+
+	snprintf(copy, sizeof(copy), "env set COPY=x%sx\n", SECRET_ENV);
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		prof = write_profile("%sfetch allow GET %s/** inject authorization env:AJ_TEST_TOKEN\n",
