@@ -140,12 +140,8 @@ write_profile(const char *fmt, ...)
 static void
 in_jail(struct aj_result *res, const char *profile, const char *script)
 {
-	char audit[4096], events[4096];
-
 	setenv("S", scratch, 1);
-	snprintf(audit, sizeof(audit), "%s/audit.jsonl", scratch);
-	snprintf(events, sizeof(events), "%s/events.jsonl", scratch);
-	aj_test_jail_sh(res, profile, audit, events, script);
+	aj_test_jail_sh_records(res, scratch, profile, script);
 }
 
 #define SHOW(r) "status %d\n--- out:\n%s\n--- err:\n%s", (r).status, (r).out, (r).err
