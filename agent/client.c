@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "fdpass.h"
@@ -450,6 +451,62 @@ env_fd(void)
 	return (int)v;
 }
 
+/* Is FD a unix seqpacket socket (the door, presumably), not some other
+ * file a child got at that number after its parent closed the door? */
+static bool
+is_seqpacket(int fd)
+{
+	int type = 0, domain = 0;
+	socklen_t len = sizeof(int);
+
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET &&
+	       getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && domain == AF_UNIX;
+}
+
+/* A channel of its own on the broker socket ($AGENTJAIL_SOCKET): our end,
+ * or -errno (-EBADF: no such variable). */
+static int
+dial_broker_socket(void)
+{
+	const char *path = getenv(AJ_BROKER_SOCKET_ENV);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd, e;
+
+	if (path == NULL || *path == '\0')
+		return -EBADF;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -ENAMETOOLONG;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (const struct sockaddr *)&sa, sizeof(sa)) == 0)
+		return fd;
+	e = errno;
+	close(fd);
+	return -e;
+}
+
+/* The default way to the broker: CONNECT on the door ($AGENTJAIL_FD) when
+ * this process has it, else the broker socket (its parent closed the
+ * door, as Python's subprocess and Node's spawn do by default). */
+static int
+open_default_channel(void)
+{
+	int door = env_fd(), r;
+
+	if (door >= 0 && is_seqpacket(door)) {
+		r = ask_connect(door);
+		if (r >= 0 || r == -EMFILE || r == -ENFILE)
+			return r;
+	}
+	r = dial_broker_socket();
+	if (r == -EBADF)
+		return door >= 0 ? -ECONNREFUSED : -EBADF;
+	/* No socket file, or nobody listening: the broker is gone. */
+	return r == -ENOENT ? -ECONNREFUSED : r;
+}
+
 /* WELCOME: version 1 and the limits this client obeys. */
 static int
 take_welcome(struct aj_client *c, const struct frame *f)
@@ -511,14 +568,10 @@ aj_client_open(int fd, struct aj_client **out)
 
 	if (out == NULL)
 		return -EINVAL;
-	if (fd < 0)
-		fd = env_fd();
-	if (fd < 0)
-		return -EBADF;
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return -ENOMEM;
-	c->fd = ask_connect(fd);
+	c->fd = fd >= 0 ? ask_connect(fd) : open_default_channel();
 	if (c->fd < 0) {
 		/* Not a socket, or nobody at the other end. */
 		r = c->fd;
@@ -1116,8 +1169,8 @@ aj_client_fetch(int fd, const char *method, const char *url, const char *const *
 		/* No channel is an answer, not a failure of the call. */
 		result_init(res);
 		set_error(res, r == -EAGAIN ? AJ_ERR_RATE_LIMITED : AJ_ERR_UNAVAILABLE,
-			  r == -EBADF ? "no broker socket ($AGENTJAIL_FD unset or not a socket): "
-					"not inside a jail?"
+			  r == -EBADF ? "no broker socket ($AGENTJAIL_FD and $AGENTJAIL_SOCKET "
+					"unset): not inside a jail?"
 			  : r == -EAGAIN ? "the broker serves too many channels"
 			  : r == -EMFILE || r == -ENFILE
 				  ? "no file descriptor left for a channel"

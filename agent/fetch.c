@@ -266,7 +266,8 @@ aj_fetch_command(int argc, char **argv, const char *usage_text, const char *help
 					    "the broker serves too many channels", "");
 		if (r == -EBADF)
 			return fetch_report(AJ_ERR_UNAVAILABLE,
-					    "no broker socket ($AGENTJAIL_FD): not inside a jail?",
+					    "no broker socket ($AGENTJAIL_FD or $AGENTJAIL_SOCKET): "
+					    "not inside a jail?",
 					    "");
 		if (r == -ECONNREFUSED)
 			return fetch_report(AJ_ERR_UNAVAILABLE, "the broker is gone", "");

@@ -104,6 +104,12 @@ void aj_channels_free(struct aj_channels *set);
  * line (CONNECTED channels only), or one rate_limited record and close. */
 void aj_channels_open(struct aj_channels *set, int fd, bool connected);
 
+/* Accept on FD, the broker socket's listener (non-blocking; taken over):
+ * each connection is served as a CONNECTED channel.  -EEXIST when one is
+ * already there.  The listener does not keep the broker alive: it serves
+ * while a channel is open (the inherited one included). */
+int aj_channels_listen(struct aj_channels *set, int fd);
+
 /* Serve FD as the broker's own channel (the proxy's): like any other, but
  * it keeps no agent's slot and does not keep the broker alive. */
 void aj_channels_open_internal(struct aj_channels *set, int fd);

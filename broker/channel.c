@@ -1,6 +1,7 @@
 /*
- * The agent's channels: the inherited socket and the private pairs opened
- * with CONNECT.  This file owns the slots, reads one message at a time
+ * The agent's channels: the inherited socket, the private pairs opened
+ * with CONNECT and the connections to the jail's broker socket
+ * (AJ_BROKER_SOCKET_PATH, its listener handed over with LISTEN).  This file owns the slots, reads one message at a time
  * (at most one passed fd), and sends frames without ever blocking: a frame
  * that does not fit waits in the channel's queue, bounded, and an agent
  * that sends without reading its answers is not read either until it
@@ -60,6 +61,7 @@ struct aj_channels {
 	struct aj_channel slots[AJ_CHANNELS_MAX];
 	size_t n_open;
 	int waiting[AJ_CHANNELS_WAITING_MAX]; /* CONNECTed fds without a slot, oldest first */
+	ev_io listener; /* the broker socket's, once LISTEN brought it; fd -1 before */
 	size_t n_waiting;
 	/* One byte more than the largest frame: a longer message shows as
 	 * truncated (MSG_TRUNC) instead of being cut silently. */
@@ -474,6 +476,32 @@ aj_channel_close(struct aj_channel *c)
 		set->hooks->all_closed(set->arg);
 }
 
+/* Every connection waiting on the broker socket becomes a channel, as a
+ * CONNECTed pair does (same slots, same queue for a slot, same HELLO
+ * deadline); its peer credentials name the process that connected. */
+static void
+on_connection(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct aj_channels *set = w->data;
+	int fd;
+
+	while ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+		aj_channels_open(set, fd, true);
+	if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		aj_log_error("accepting on the broker socket: %s", strerror(errno));
+}
+
+int
+aj_channels_listen(struct aj_channels *set, int fd)
+{
+	if (set->listener.fd >= 0)
+		return -EEXIST;
+	ev_io_init(&set->listener, on_connection, fd, EV_READ);
+	set->listener.data = set;
+	ev_io_start(set->loop, &set->listener);
+	return 0;
+}
+
 /* One message and at most one passed fd (close-on-exec).  More fds, or a
  * truncated control message, are the protocol layer's to refuse: it gets
  * the message with fd -2. */
@@ -513,6 +541,7 @@ aj_channels_new(struct ev_loop *loop, const struct aj_channel_hooks *hooks, void
 	set->arg = arg;
 	for (size_t i = 0; i < AJ_CHANNELS_MAX; i++)
 		set->slots[i].fd = -1;
+	ev_io_init(&set->listener, on_connection, -1, EV_READ);
 	return set;
 }
 
@@ -533,5 +562,9 @@ aj_channels_free(struct aj_channels *set)
 	}
 	for (size_t i = 0; i < set->n_waiting; i++)
 		close(set->waiting[i]);
+	if (set->listener.fd >= 0) {
+		ev_io_stop(set->loop, &set->listener);
+		close(set->listener.fd);
+	}
 	free(set);
 }

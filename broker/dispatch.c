@@ -47,24 +47,27 @@ struct session {
 	struct aj_channel *c;
 	enum phase phase;
 	ev_timer hello; /* the HELLO deadline of a CONNECTed channel */
+	bool inherited; /* the door every process of the jail shares */
+	unsigned long frames; /* read so far, the current one included */
 	struct aj_req_table reqs;
 };
 
 typedef void answer_fn(struct session *s, const struct aj_frame *f, const uint8_t *payload, int fd);
 
-static answer_fn answer_hello, answer_connect, answer_request, answer_body, answer_window,
-	answer_cancel;
+static answer_fn answer_hello, answer_connect, answer_listen, answer_request, answer_body,
+	answer_window, answer_cancel;
 
 /* Which message the agent may send in which phase, and who answers it.
  * A type that is not here (WELCOME, RESPONSE, ERROR) is never permitted. */
 static const struct permit {
 	uint8_t type;
 	unsigned phases;
-	bool takes_fd; /* the one type that may carry a descriptor */
+	bool takes_fd; /* the types that may carry a descriptor */
 	answer_fn *answer;
 } permits[] = {
 	{AJ_MSG_HELLO, PHASE_HELLO, false, answer_hello},
 	{AJ_MSG_CONNECT, PHASE_HELLO | PHASE_READY, true, answer_connect},
+	{AJ_MSG_LISTEN, PHASE_HELLO, true, answer_listen},
 	{AJ_MSG_REQUEST, PHASE_READY, false, answer_request},
 	{AJ_MSG_BODY, PHASE_READY, false, answer_body},
 	{AJ_MSG_WINDOW, PHASE_READY, false, answer_window},
@@ -169,6 +172,33 @@ answer_connect(struct session *s, const struct aj_frame *f, const uint8_t *paylo
 	aj_channels_open(aj_channel_set(s->c), fd, true);
 }
 
+/* LISTEN: the jail's init hands over the listener of the broker socket
+ * (AJ_BROKER_SOCKET_PATH), which it bound in the jail's /run.  Only as the
+ * first frame of the inherited channel: init sends it before the agent
+ * exists, so no process of the jail can send one there first. */
+static void
+answer_listen(struct session *s, const struct aj_frame *f, const uint8_t *payload, int fd)
+{
+	int type = 0, domain = 0, listening = 0;
+	socklen_t len = sizeof(int);
+
+	if (!s->inherited || s->frames != 1) {
+		if (fd >= 0)
+			close(fd);
+		end_channel(s, "LISTEN is only the jail's init's, before anything else");
+		return;
+	}
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	    type != SOCK_SEQPACKET || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+	    domain != AF_UNIX || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+	    !listening || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
+	    aj_channels_listen(aj_channel_set(s->c), fd) < 0) {
+		if (fd >= 0)
+			close(fd);
+		end_channel(s, "LISTEN without a listening unix seqpacket socket");
+	}
+}
+
 static void
 answer_request(struct session *s, const struct aj_frame *f, const uint8_t *payload, int fd)
 {
@@ -226,11 +256,12 @@ on_frame(struct aj_channel *c, const uint8_t *msg, size_t len, int fd, void *arg
 		end_channel(s, err);
 		return;
 	}
+	s->frames++;
 	p = permit_of(f.type);
 	/* At most one fd per message, and only where the type says so. */
 	if (fd >= 0 && (p == NULL || !p->takes_fd)) {
 		close(fd);
-		end_channel(s, "a file descriptor is only accepted with CONNECT");
+		end_channel(s, "a file descriptor is only accepted with CONNECT or LISTEN");
 		return;
 	}
 	if (p == NULL || !(p->phases & s->phase)) {
@@ -258,6 +289,7 @@ on_opened(struct aj_channel *c, bool connected, void *arg)
 	s->d = d;
 	s->c = c;
 	s->phase = PHASE_HELLO;
+	s->inherited = !connected;
 	ev_timer_init(&s->hello, on_hello_deadline, HELLO_DEADLINE, 0.);
 	s->hello.data = s;
 	/* The inherited channel waits for as long as the agent likes. */

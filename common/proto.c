@@ -25,6 +25,7 @@ static const char *const type_names[] = {
 	[AJ_MSG_HELLO] = "HELLO",   [AJ_MSG_WELCOME] = "WELCOME",   [AJ_MSG_REQUEST] = "REQUEST",
 	[AJ_MSG_BODY] = "BODY",     [AJ_MSG_RESPONSE] = "RESPONSE", [AJ_MSG_WINDOW] = "WINDOW",
 	[AJ_MSG_CANCEL] = "CANCEL", [AJ_MSG_ERROR] = "ERROR",       [AJ_MSG_CONNECT] = "CONNECT",
+	[AJ_MSG_LISTEN] = "LISTEN",
 };
 
 const char *
@@ -131,6 +132,7 @@ aj_proto_decode(const uint8_t *buf, size_t len, struct aj_frame *out, const uint
 	case AJ_MSG_HELLO:
 	case AJ_MSG_WELCOME:
 	case AJ_MSG_CONNECT:
+	case AJ_MSG_LISTEN:
 		if (f.id != 0)
 			return aj_err(err, errlen, -EBADMSG, "%s needs id 0, not %u", name, f.id);
 		break;
@@ -147,8 +149,8 @@ aj_proto_decode(const uint8_t *buf, size_t len, struct aj_frame *out, const uint
 	if (f.type == AJ_MSG_CANCEL && f.length != 0)
 		return aj_err(err, errlen, -EBADMSG, "CANCEL payload of %u bytes (must be empty)",
 			      f.length);
-	if (f.type == AJ_MSG_CONNECT && f.length != 0)
-		return aj_err(err, errlen, -EBADMSG, "CONNECT payload of %u bytes (must be empty)",
+	if ((f.type == AJ_MSG_CONNECT || f.type == AJ_MSG_LISTEN) && f.length != 0)
+		return aj_err(err, errlen, -EBADMSG, "%s payload of %u bytes (must be empty)", name,
 			      f.length);
 
 	*out = f;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <agentjail/protocol.h>
+
 #include "supervisor.h"
 
 static bool
@@ -60,8 +62,8 @@ aj_env_build(const struct aj_profile *profile, char *const *environ_in, int brok
 
 	for (char *const *e = environ_in; e && *e; e++)
 		n_in++;
-	/* kept + set + AGENTJAIL_FD + AGENTJAIL + NULL */
-	env = calloc(n_in + profile->n_env_set + 3, sizeof(*env));
+	/* kept + set + AGENTJAIL_FD + AGENTJAIL_SOCKET + AGENTJAIL + NULL */
+	env = calloc(n_in + profile->n_env_set + 4, sizeof(*env));
 	if (env == NULL)
 		return -ENOMEM;
 
@@ -69,7 +71,8 @@ aj_env_build(const struct aj_profile *profile, char *const *environ_in, int brok
 		if (strchr(*e, '=') == NULL || !is_kept(profile, *e) || is_overridden(profile, *e))
 			continue;
 		/* The caller's own AGENTJAIL_* never leak into a nested jail. */
-		if (name_matches(*e, AJ_FD_DOOR_ENV) || name_matches(*e, "AGENTJAIL"))
+		if (name_matches(*e, AJ_FD_DOOR_ENV) || name_matches(*e, AJ_BROKER_SOCKET_ENV) ||
+		    name_matches(*e, "AGENTJAIL"))
 			continue;
 		if ((env[n++] = strdup(*e)) == NULL)
 			goto nomem;
@@ -82,6 +85,8 @@ aj_env_build(const struct aj_profile *profile, char *const *environ_in, int brok
 		goto nomem;
 	}
 	n++;
+	if ((env[n++] = strdup(AJ_BROKER_SOCKET_ENV "=" AJ_BROKER_SOCKET_PATH)) == NULL)
+		goto nomem;
 	if ((env[n++] = strdup("AGENTJAIL=1")) == NULL)
 		goto nomem;
 	env[n] = NULL;

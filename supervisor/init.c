@@ -26,10 +26,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "fdpass.h"
+#include "proto.h"
 #include "supervisor.h"
 
 /* What the supervisor forwards to init, and init to the agent.  SIGWINCH
@@ -375,6 +378,40 @@ make_door(int sync_fd)
 }
 
 /*
+ * The broker socket (AJ_BROKER_SOCKET_PATH) for the processes of the jail
+ * whose parent did not pass the door on (Python's subprocess and Node's
+ * spawn close fd 3 by default): bound in the jail's private /run once it
+ * is mounted, so it exists in the jail alone, and handed to the broker
+ * over the door itself (LISTEN), before the agent can send anything
+ * there.  Seqpacket, as the door: the seccomp filter lets every jail
+ * create that kind (and no other, under `socket unix deny`).  Any process
+ * of the jail may connect (mode 0666); each connection is a channel.  A
+ * host without /run has no private one to put it in: the door alone.
+ */
+static void
+pass_broker_socket(int door, int sync_fd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	uint8_t frame[AJ_PROTO_HEADER_SIZE];
+	int fd;
+
+	_Static_assert(sizeof(AJ_BROKER_SOCKET_PATH) <= sizeof(sa.sun_path), "path too long");
+	if (access("/run", F_OK) < 0)
+		return;
+	memcpy(sa.sun_path, AJ_BROKER_SOCKET_PATH, sizeof(AJ_BROKER_SOCKET_PATH));
+	if (mkdir(AJ_JAIL_RUN_DIR, 0755) < 0 && errno != EEXIST)
+		child_fail(sync_fd, AJ_STEP_DOOR, errno, "creating " AJ_JAIL_RUN_DIR);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (const struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    chmod(AJ_BROKER_SOCKET_PATH, 0666) < 0 || listen(fd, SOMAXCONN) < 0)
+		child_fail(sync_fd, AJ_STEP_DOOR, errno, "the broker socket " AJ_BROKER_SOCKET_PATH);
+	if (aj_proto_frame(AJ_MSG_LISTEN, 0, 0, NULL, 0, frame, sizeof(frame)) < 0 ||
+	    aj_fdpass_send(door, frame, sizeof(frame), fd, 0) != (ssize_t)sizeof(frame))
+		child_fail(sync_fd, AJ_STEP_DOOR, EIO, "handing the broker socket to the broker");
+	close(fd);
+}
+
+/*
  * The agent's own terminal: a pseudo-terminal of the jail's devpts
  * (mounted by aj_fs_setup), so the agent never holds the caller's.  It
  * starts with the caller's modes and size; the master goes to the
@@ -554,6 +591,7 @@ aj_init_run(const struct aj_spawn_plan *plan, int sync_fd)
 	r = aj_fs_setup(&fs, &step, err, sizeof(err));
 	if (r < 0)
 		child_fail(sync_fd, step, -r, err);
+	pass_broker_socket(door, sync_fd);
 
 	/* The agent's stdio: the run's, with its own terminal in place of
 	 * the caller's. */

@@ -27,6 +27,8 @@
 #include <jansson.h>
 #include <sha2.h>
 
+#include <agentjail/protocol.h>
+
 #include "supervisor.h"
 #include "addr.h"
 #include "lexer.h"
@@ -84,7 +86,7 @@ static const char *const core_layers[] = {
 
 /* Variables aj_env_build() sets itself: a profile may neither pass the host's
  * value through nor forge them. */
-static const char *const reserved_env[] = {"AGENTJAIL_FD", "AGENTJAIL"};
+static const char *const reserved_env[] = {AJ_FD_DOOR_ENV, AJ_BROKER_SOCKET_ENV, "AGENTJAIL"};
 
 /* One scalar setting and where it came from, so a conflict can name both
  * places and an including file can tell its own values from inherited ones. */

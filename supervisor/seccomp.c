@@ -381,7 +381,7 @@ add_inet_rules(struct build *b, int nr, int type, int protocol, uint32_t action)
 
 /*
  * socket(): only AF_UNIX, and only when the profile says so (THREATS.md
- * #1, #12, #18); everything else is EPERM, the answer "no permission"
+ * #1, #12, #18) but for the seqpacket kind; everything else is EPERM, the answer "no permission"
  * rather than "no such call".  The compare is on all 64 bits, so a domain
  * with high garbage is refused even when its low half says AF_UNIX.
  */
@@ -394,15 +394,35 @@ add_socket_rules(struct build *b, const struct aj_seccomp_opts *opts)
 	struct scmp_arg_cmp not_unix = SCMP_A0(SCMP_CMP_NE, AF_UNIX, 0);
 	struct scmp_arg_cmp route[2] = {SCMP_A0(SCMP_CMP_EQ, AF_NETLINK, 0),
 					SCMP_A2(SCMP_CMP_EQ, NETLINK_ROUTE, 0)};
-	int nr, r;
+	int nr, r, type;
 
 	r = claim(b, "socket", &nr);
 	if (r < 0)
 		return r;
 	/* AF_UNIX is a routine refusal (glibc asks nscd through one), not an
-	 * escape attempt: it never becomes a violation. */
-	r = add_rule(b, "socket(AF_UNIX)",
-		     opts->allow_unix_sockets ? SCMP_ACT_ALLOW : AJ_SECCOMP_DENY, nr, 1, &is_unix);
+	 * escape attempt: it never becomes a violation.  Under `socket unix
+	 * deny` the seqpacket kind stays allowed, for the broker socket
+	 * (AJ_BROKER_SOCKET_PATH) of processes that did not inherit the
+	 * door: the services that authority leaks through (THREATS.md #12:
+	 * docker, ssh-agent, D-Bus, X11, gpg-agent) listen on stream
+	 * sockets, which a seqpacket one cannot connect to (EPROTOTYPE), and
+	 * the datagram kind, which can send to any socket path, is refused.
+	 * One rule per type (the low four bits, the kernel's mask), so the
+	 * rules are disjoint and their order does not matter. */
+	if (opts->allow_unix_sockets)
+		r = add_rule(b, "socket(AF_UNIX)", SCMP_ACT_ALLOW, nr, 1, &is_unix);
+	else
+		for (r = 0, type = 0; r == 0 && type <= AJ_SOCK_TYPE_MASK; type++) {
+			struct scmp_arg_cmp cmp[2] = {
+				is_unix,
+				SCMP_A1(SCMP_CMP_MASKED_EQ, AJ_SOCK_TYPE_MASK, (scmp_datum_t)type),
+			};
+
+			r = add_rule(b, type == SOCK_SEQPACKET ? "socket(AF_UNIX, SOCK_SEQPACKET)"
+							       : "socket(AF_UNIX, !SOCK_SEQPACKET)",
+				     type == SOCK_SEQPACKET ? SCMP_ACT_ALLOW : AJ_SECCOMP_DENY, nr, 2,
+				     cmp);
+		}
 	/* Nor is NETLINK_ROUTE: glibc's getaddrinfo (AI_ADDRCONFIG) and
 	 * if_nameindex list the interfaces through one, and do without it.
 	 * Reporting it would be a false alarm (and kill such programs under

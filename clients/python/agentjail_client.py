@@ -196,11 +196,46 @@ def _check_response(meta):
     return status, headers, length, url
 
 
-def _env_fd():
+def _is_door(fd):
+    """Is FD a unix seqpacket socket (the door), not a file a child got at
+    that number after its parent closed the door?"""
+    try:
+        s = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return False
+    try:
+        return s.family == socket.AF_UNIX and s.type == socket.SOCK_SEQPACKET
+    finally:
+        s.close()
+
+
+def _dial_broker_socket(path):
+    """A channel of its own on the broker socket ($AGENTJAIL_SOCKET)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        sock.connect(path)
+    except OSError as e:
+        sock.close()
+        raise _unavailable("the broker is gone (connecting to %s: %s)"
+                           % (path, e.strerror)) from None
+    return sock
+
+
+def _open_default_channel():
+    """CONNECT on the door ($AGENTJAIL_FD) when this process has it, else
+    the broker socket (its parent closed the door, as subprocess does by
+    default)."""
     env = os.environ.get("AGENTJAIL_FD")
-    if env is None or not env.isdigit():
-        raise _unavailable("AGENTJAIL_FD is not set: not inside a jail?")
-    return int(env)
+    path = os.environ.get("AGENTJAIL_SOCKET")
+    if env is not None and env.isdigit() and _is_door(int(env)):
+        try:
+            return _open_channel(int(env))
+        except BrokerUnavailable:
+            if not path:
+                raise
+    if path:
+        return _dial_broker_socket(path)
+    raise _unavailable("AGENTJAIL_FD and AGENTJAIL_SOCKET are not set: not inside a jail?")
 
 
 def _open_channel(shared_fd):
@@ -264,7 +299,8 @@ def _body_chunks(data, size):
 class Client:
     """A private channel to the broker, for many fetches one after another.
 
-    fd:      the broker socket (default: $AGENTJAIL_FD)
+    fd:      the broker socket (default: $AGENTJAIL_FD, or $AGENTJAIL_SOCKET
+             in a process whose parent closed fd 3)
     timeout: seconds to wait for the handshake (default: no limit)
     """
 
@@ -274,7 +310,7 @@ class Client:
         self._last_id = 0
         self._stream = None  # the StreamResponse still being read
         deadline = None if timeout is None else time.monotonic() + timeout
-        self._sock = _open_channel(_env_fd() if fd is None else fd)
+        self._sock = _open_default_channel() if fd is None else _open_channel(fd)
         try:
             self._handshake(deadline)
         except BaseException:
@@ -669,7 +705,7 @@ class StreamResponse:
 def fetch(url, method="GET", headers=None, data=None, stream=False, timeout=None, fd=None):
     """Fetch URL through the broker on a channel of its own; see Client.fetch.
 
-    fd: the broker socket (default: $AGENTJAIL_FD).
+    fd: the broker socket (default: as Client).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     client = Client(fd, timeout)

@@ -46,13 +46,16 @@ struct aj_fetch_result {
 struct aj_client;
 
 /*
- * Open a private channel to the broker on FD (-1: $AGENTJAIL_FD): a fresh
- * socketpair whose other end goes to the broker in CONNECT, then HELLO and
- * WELCOME.  Returns 0 with *OUT a new client (release it with
- * aj_client_close()), or:
- *   -EBADF         no broker socket: FD is -1 and $AGENTJAIL_FD is unset or
- *                  not a number, or FD is not an open socket (not inside a
- *                  jail?)
+ * Open a private channel to the broker on FD: a fresh socketpair whose
+ * other end goes to the broker in CONNECT, then HELLO and WELCOME.  With
+ * FD -1, the door of $AGENTJAIL_FD when this process has it (a unix
+ * seqpacket socket at that number), else a connection to the broker
+ * socket of $AGENTJAIL_SOCKET (for a process whose parent closed fd 3).
+ * Returns 0 with *OUT a new client (release it with aj_client_close()),
+ * or:
+ *   -EBADF         no broker socket: FD is -1 and neither $AGENTJAIL_FD nor
+ *                  $AGENTJAIL_SOCKET is set, or FD is not an open socket
+ *                  (not inside a jail?)
  *   -ECONNREFUSED  the broker is gone or did not answer HELLO properly
  *   -EAGAIN        the broker serves too many channels (rate_limited)
  *   -EPROTO        the broker refused the handshake (another ERROR)

@@ -44,8 +44,18 @@ enum aj_msg_type {
 	AJ_MSG_CANCEL = 7,   /* agent -> broker: abandon a request */
 	AJ_MSG_ERROR = 8,    /* broker -> agent: a request failed (id N) or the channel (id 0) */
 	AJ_MSG_CONNECT = 9,  /* agent -> broker, id 0, empty, one fd (SCM_RIGHTS): a new channel */
-	AJ_MSG__MAX = AJ_MSG_CONNECT,
+	AJ_MSG_LISTEN = 10,  /* init -> broker, id 0, empty, one fd: the listener of
+			      * AJ_BROKER_SOCKET_PATH; only the inherited channel's first frame */
+	AJ_MSG__MAX = AJ_MSG_LISTEN,
 };
+
+/* Where a process of the jail that did not inherit the socket of
+ * $AGENTJAIL_FD (its parent closed it) reaches the broker: a listening
+ * AF_UNIX SOCK_SEQPACKET socket in the jail's private /run; each
+ * connection is a channel of its own, as after CONNECT.  The path is also
+ * in $AGENTJAIL_SOCKET. */
+#define AJ_BROKER_SOCKET_PATH "/run/agentjail/broker.sock"
+#define AJ_BROKER_SOCKET_ENV "AGENTJAIL_SOCKET"
 
 /* Header flags. */
 #define AJ_FLAG_END 0x0001 /* BODY: the last chunk; REQUEST: no body follows */

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -159,6 +161,72 @@ Test(fetch, the_audit_names_the_requesting_process)
 	cr_assert_gt(json_integer_value(json_object_get(rec, "pid")), 1);
 	cr_assert_str_eq(str(rec, "comm"), "python3");
 	cr_assert_not_null(strstr(str(rec, "exe"), "/python3"), "%s", str(rec, "exe"));
+	json_decref(audit);
+	aj_test_result_free(&r);
+	free(prof);
+}
+
+/* A process whose parent closed fd 3 (a shell's `3>&-`, Python's
+ * subprocess by default) or put another file there reaches the broker
+ * through the jail's broker socket, under the default `socket unix deny`;
+ * its records name it; the C and the Python client both fall back.  A
+ * seqpacket socket (the one kind of unix socket that profile lets the
+ * agent make) cannot reach a host service on a stream socket. */
+Test(fetch, a_process_without_the_door_reaches_the_broker_socket)
+{
+	const char *staged = getenv("AJ_TEST_PYDIR");
+	char *prof = write_profile("fetch allow GET http://127.0.0.1:%d/**\n", http.port);
+	char pydir[4096], sockpath[4200], script[12288];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct aj_result r;
+	json_t *audit, *rec;
+	size_t i;
+	int host;
+
+	/* A host service on a stream socket the jail can see. */
+	snprintf(sockpath, sizeof(sockpath), "%s/service.sock", scratch);
+	cr_assert_lt(strlen(sockpath), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, sockpath, strlen(sockpath) + 1);
+	host = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(host >= 0 && bind(host, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+		  chmod(sockpath, 0777) == 0 && listen(host, 4) == 0);
+	snprintf(pydir, sizeof(pydir), "%s", staged ? staged : AJ_SRCDIR "/clients/python");
+	snprintf(script, sizeof(script),
+		 "echo \"socket=$AGENTJAIL_SOCKET\"; "
+		 "(exec 3>&-; $AJ fetch \"$URL/page.html\"; echo \"closed=$?\"); "
+		 "(exec 3</dev/null; $AJ fetch -o /dev/null \"$URL/page.html\"; echo \"file=$?\"); "
+		 "python3 -B -c 'import os, subprocess, sys; sys.path.insert(0, sys.argv[1]); "
+		 "import agentjail_client as c; "
+		 "print(\"sub=%%d\" %% subprocess.run([os.environ[\"AJ\"], \"fetch\", \"-o\", "
+		 "\"/dev/null\", sys.argv[2] + \"/page.html\"]).returncode); "
+		 "os.close(3); print(\"py=%%d\" %% c.fetch(sys.argv[2] + \"/page.html\").status); "
+		 "import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+		 "try: s.connect(sys.argv[3]); print(\"service=reached\")\n"
+		 "except OSError as e: print(\"service=\" + os.strerror(e.errno))\n"
+		 "try: socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); print(\"stream=made\")\n"
+		 "except OSError as e: print(\"stream=\" + os.strerror(e.errno))' '%s' \"$URL\" '%s'",
+		 pydir, sockpath);
+	in_jail(&r, prof, script);
+	close(host);
+	unlink(sockpath);
+	cr_assert_eq(r.status, 0, SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "socket=/run/agentjail/broker.sock"), SHOW(r));
+	cr_assert_not_null(strstr(r.out, "<h1>Hello from the test site</h1>"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "closed=0"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "file=0"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "sub=0"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "py=200"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "service=Protocol wrong type for socket"), SHOW(r));
+	cr_assert(aj_test_has_line(r.out, "stream=Operation not permitted"), SHOW(r));
+	cr_assert_eq(aj_server_log_count(&http, "GET /page.html"), 4);
+	audit = audit_records("audit.jsonl");
+	cr_assert_eq(json_array_size(audit), 4);
+	json_array_foreach(audit, i, rec)
+	{
+		cr_assert_str_eq(str(rec, "decision"), "allowed");
+		cr_assert_gt(json_integer_value(json_object_get(rec, "pid")), 1);
+		cr_assert_str_eq(str(rec, "comm"), i < 3 ? "agentjail" : "python3");
+	}
 	json_decref(audit);
 	aj_test_result_free(&r);
 	free(prof);

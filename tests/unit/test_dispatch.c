@@ -14,7 +14,10 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -208,7 +211,7 @@ Test(dispatch, a_descriptor_only_with_connect)
 	hello();
 	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	fixture_send(b.agent, AJ_MSG_CANCEL, 0, 1, NULL, 0, p[0]);
-	expect_channel_end("a file descriptor is only accepted with CONNECT");
+	expect_channel_end("a file descriptor is only accepted with CONNECT or LISTEN");
 	close(p[0]);
 	close(p[1]);
 }
@@ -238,6 +241,124 @@ Test(dispatch, connect_with_a_pair_this_process_made)
 	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
 	fixture_send(b.agent, AJ_MSG_CONNECT, 0, 0, NULL, 0, pair[1]);
 	expect_channel_end("CONNECT with a socket that is not a new pair");
+	close(pair[0]);
+	close(pair[1]);
+}
+
+/* A listening seqpacket socket on an abstract address of this test's own
+ * (the broker socket's kind); *SA is where to connect. */
+static int
+broker_socket(struct sockaddr_un *sa, socklen_t *len)
+{
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	cr_assert_geq(fd, 0);
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	*len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			   (size_t)snprintf(sa->sun_path + 1, sizeof(sa->sun_path) - 1,
+					    "agentjail-test-dispatch-%d", (int)getpid()));
+	cr_assert_eq(bind(fd, (struct sockaddr *)sa, *len), 0);
+	cr_assert_eq(listen(fd, 8), 0);
+	return fd;
+}
+
+Test(dispatch, listen_first_on_the_door_serves_the_broker_socket)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	struct aj_frame f;
+	char payload[1024];
+	int ls = broker_socket(&sa, &len), peer, fd, r = 0;
+
+	fixture_send(b.agent, AJ_MSG_LISTEN, 0, 0, NULL, 0, ls);
+	close(ls);
+	fixture_turn(b.loop, 0.02);
+	for (int i = 0; i < 2; i++) {
+		peer = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		cr_assert_eq(connect(peer, (struct sockaddr *)&sa, len), 0);
+		fixture_send_json(peer, AJ_MSG_HELLO, 0, 0, "{\"version\":1,\"client\":\"t\"}");
+		for (int k = 0; k < 40 && r == 0; k++) {
+			fixture_turn(b.loop, 0.02);
+			r = fixture_recv(peer, &f, payload, sizeof(payload), &fd);
+		}
+		cr_assert_gt(r, 0, "connection %d got no answer", i);
+		cr_assert_eq(f.type, AJ_MSG_WELCOME);
+		close(peer);
+		r = 0;
+	}
+	/* The door itself is still the agent's, for HELLO. */
+	hello();
+}
+
+Test(dispatch, listen_after_another_frame_is_refused)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int ls = broker_socket(&sa, &len);
+
+	hello();
+	fixture_send(b.agent, AJ_MSG_LISTEN, 0, 0, NULL, 0, ls);
+	close(ls);
+	expect_channel_end("LISTEN is not permitted after HELLO");
+}
+
+Test(dispatch, listen_not_first_is_refused)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	int ls = broker_socket(&sa, &len), st;
+	pid_t child = fork();
+
+	/* A CONNECT first, from another process (a pair this one made is
+	 * refused): the door has had its first frame. */
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		int pair[2];
+
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+			_exit(1);
+		fixture_send(b.agent, AJ_MSG_CONNECT, 0, 0, NULL, 0, pair[1]);
+		_exit(0);
+	}
+	cr_assert_eq(waitpid(child, &st, 0), child);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	fixture_send(b.agent, AJ_MSG_LISTEN, 0, 0, NULL, 0, ls);
+	close(ls);
+	expect_channel_end("LISTEN is only the jail's init's, before anything else");
+}
+
+Test(dispatch, listen_on_a_connected_channel_is_refused)
+{
+	struct sockaddr_un sa;
+	socklen_t len;
+	struct aj_frame f;
+	char payload[1024];
+	int ls = broker_socket(&sa, &len), pair[2], fd, r = 0;
+
+	/* A pair the agent made: its peer must not be this process. */
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+	aj_channels_open(b.channels, pair[0], true);
+	fixture_send(pair[1], AJ_MSG_LISTEN, 0, 0, NULL, 0, ls);
+	close(ls);
+	for (int k = 0; k < 40 && r == 0; k++) {
+		fixture_turn(b.loop, 0.02);
+		r = fixture_recv(pair[1], &f, payload, sizeof(payload), &fd);
+	}
+	cr_assert_gt(r, 0);
+	cr_assert_eq(f.type, AJ_MSG_ERROR);
+	cr_assert(strstr(payload, "LISTEN is only the jail's init's, before anything else") != NULL,
+		  "%s", payload);
+	close(pair[1]);
+}
+
+Test(dispatch, listen_with_a_socket_that_does_not_listen)
+{
+	int pair[2];
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+	fixture_send(b.agent, AJ_MSG_LISTEN, 0, 0, NULL, 0, pair[1]);
+	expect_channel_end("LISTEN without a listening unix seqpacket socket");
 	close(pair[0]);
 	close(pair[1]);
 }

@@ -61,8 +61,9 @@ Test(env, keeps_only_listed_variables)
 	cr_assert_null(find(out, "SSH_AUTH_SOCK"));
 	cr_assert_null(find(out, "PATHX"), "a prefix match must not keep a variable");
 	cr_assert_str_eq(find(out, "AGENTJAIL_FD"), "3");
+	cr_assert_str_eq(find(out, "AGENTJAIL_SOCKET"), "/run/agentjail/broker.sock");
 	cr_assert_str_eq(find(out, "AGENTJAIL"), "1");
-	cr_assert_eq(count(out), 4);
+	cr_assert_eq(count(out), 5);
 	aj_env_free(out);
 	aj_profile_free(p);
 }
@@ -75,7 +76,7 @@ Test(env, set_overrides_kept_value)
 
 	cr_assert_eq(aj_env_build(p, in, 3, &out), 0);
 	cr_assert_str_eq(find(out, "LANG"), "C.UTF-8");
-	cr_assert_eq(count(out), 4, "LANG must appear once");
+	cr_assert_eq(count(out), 5, "LANG must appear once");
 	aj_env_free(out);
 	aj_profile_free(p);
 }
@@ -83,13 +84,14 @@ Test(env, set_overrides_kept_value)
 Test(env, callers_agentjail_variables_never_leak)
 {
 	struct aj_profile *p = profile_from("env keep PATH\n");
-	char *in[] = {"AGENTJAIL_FD=9", "AGENTJAIL=0", "PATH=/bin", NULL};
+	char *in[] = {"AGENTJAIL_FD=9", "AGENTJAIL=0", "AGENTJAIL_SOCKET=/tmp/x", "PATH=/bin", NULL};
 	char **out = NULL;
 
 	cr_assert_eq(aj_env_build(p, in, 3, &out), 0);
 	cr_assert_str_eq(find(out, "AGENTJAIL_FD"), "3");
+	cr_assert_str_eq(find(out, "AGENTJAIL_SOCKET"), "/run/agentjail/broker.sock");
 	cr_assert_str_eq(find(out, "AGENTJAIL"), "1");
-	cr_assert_eq(count(out), 3);
+	cr_assert_eq(count(out), 4);
 	aj_env_free(out);
 	aj_profile_free(p);
 }
@@ -102,10 +104,10 @@ Test(env, empty_input_and_malformed_entries)
 
 	cr_assert_eq(aj_env_build(p, in, 3, &out), 0);
 	cr_assert_null(find(out, "PATH"));
-	cr_assert_eq(count(out), 2);
+	cr_assert_eq(count(out), 3);
 	aj_env_free(out);
 	cr_assert_eq(aj_env_build(p, NULL, 3, &out), 0);
-	cr_assert_eq(count(out), 2);
+	cr_assert_eq(count(out), 3);
 	aj_env_free(out);
 	aj_env_free(NULL);
 	aj_profile_free(p);
@@ -125,8 +127,9 @@ Test(env, set_replaces_by_name_or_appends)
 	cr_assert_str_eq(find(out, "LANG"), "C.UTF-8");
 	cr_assert_str_eq(find(out, "NEW"), "a=b");
 	cr_assert_str_eq(find(out, "AGENTJAIL_FD"), "3");
-	/* PATH, LANG, AGENTJAIL_FD, AGENTJAIL, NEW: replaced, not repeated. */
-	cr_assert_eq(count(out), 5);
+	/* PATH, LANG, AGENTJAIL_FD, AGENTJAIL_SOCKET, AGENTJAIL, NEW: replaced,
+	 * not repeated. */
+	cr_assert_eq(count(out), 6);
 	aj_env_free(out);
 	aj_profile_free(p);
 }

@@ -70,7 +70,8 @@ Test(proto, type_names)
 			cr_assert_str_eq(aj_proto_type_name(t), want[t]);
 	}
 	cr_assert_str_eq(aj_proto_type_name(AJ_MSG_CONNECT), "CONNECT");
-	cr_assert_null(aj_proto_type_name(10));
+	cr_assert_str_eq(aj_proto_type_name(AJ_MSG_LISTEN), "LISTEN");
+	cr_assert_null(aj_proto_type_name(11));
 	cr_assert_null(aj_proto_type_name(256));
 	cr_assert_null(aj_proto_type_name(~0u));
 }
@@ -186,7 +187,7 @@ Test(proto, oversize_length)
 Test(proto, unknown_type)
 {
 	expect_bad_header(1, 0, 0, 0, 0, 0, "unknown message type 0");
-	expect_bad_header(1, 10, 0, 0, 0, 0, "unknown message type 10");
+	expect_bad_header(1, 11, 0, 0, 0, 0, "unknown message type 11");
 	expect_bad_header(1, 255, 0, 1, 0, 0, "unknown message type 255");
 }
 
@@ -255,6 +256,8 @@ Test(proto, fixed_sizes)
 	expect_bad_header(1, AJ_MSG_CONNECT, 0, 0, 2, 0,
 			  "CONNECT payload of 2 bytes (must be empty)");
 	expect_bad_header(1, AJ_MSG_CONNECT, 0, 3, 0, 0, "CONNECT needs id 0, not 3");
+	expect_bad_header(1, AJ_MSG_LISTEN, 0, 0, 1, 0, "LISTEN payload of 1 bytes (must be empty)");
+	expect_bad_header(1, AJ_MSG_LISTEN, 0, 2, 0, 0, "LISTEN needs id 0, not 2");
 }
 
 Test(proto, frame_size_limits)

@@ -437,6 +437,20 @@ Test(seccomp, bpf_argument_rules)
 	cr_assert_eq(sim_call3(&u, x, __NR_socket, AF_NETLINK, SOCK_RAW, NETLINK_AUDIT),
 		     ERRNO(EPERM));
 	cr_assert_eq(sim_call(&u, x, __NR_socket, hi | AF_UNIX, 0), ERRNO(EPERM));
+	/* `socket unix deny` keeps the seqpacket kind, the broker socket's,
+	 * whatever its flags; every other type is refused. */
+	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX, SOCK_SEQPACKET), ALLOW);
+	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC), ALLOW);
+	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX,
+			      SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK),
+		     ALLOW);
+	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX, SOCK_STREAM), ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC),
+		     ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX, SOCK_DGRAM), ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX, SOCK_RAW), ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socket, AF_UNIX, 15), ERRNO(EPERM));
+	cr_assert_eq(sim_call(&s, x, __NR_socket, hi | AF_UNIX, SOCK_SEQPACKET), ERRNO(EPERM));
 	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_STREAM), ALLOW);
 	cr_assert_eq(sim_call(&s, x, __NR_socketpair, AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC),
 		     ALLOW);
@@ -510,6 +524,12 @@ probe_socket_unix(void)
 }
 
 static int
+probe_socket_unix_seqpacket(void)
+{
+	return errno_of(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+}
+
+static int
 probe_socketpair_unix(void)
 {
 	int sv[2];
@@ -529,6 +549,8 @@ Test(seccomp, live_sockets)
 	expect_exit(run_filtered(true, probe_socket_inet), EPERM, "socket(AF_INET), unix ok");
 	expect_exit(run_filtered(false, probe_socket_unix), EPERM, "socket(AF_UNIX)");
 	expect_exit(run_filtered(true, probe_socket_unix), 0, "socket(AF_UNIX), unix ok");
+	expect_exit(run_filtered(false, probe_socket_unix_seqpacket), 0,
+		    "socket(AF_UNIX, SOCK_SEQPACKET)");
 	expect_exit(run_filtered(false, probe_socketpair_unix), 0, "socketpair(AF_UNIX)");
 	expect_exit(run_filtered(false, probe_socketpair_inet), EPERM, "socketpair(AF_INET)");
 }
